@@ -1,0 +1,119 @@
+"""oncall: `python app.py [serve|check-config|migrate]`.
+
+Exit codes: 0 success; 1 `check-config` found problems; 2 the settings or the directory file
+are invalid at start-up (every problem is printed, one per line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from aiohttp import web
+
+from oncall.config import ConfigError, Settings, load_settings
+from oncall.directory import DirectoryHolder, load_directory
+
+log = logging.getLogger("oncall")
+
+
+def _print_problems(title: str, problems: list[str]) -> None:
+    print(title, file=sys.stderr)
+    for problem in problems:
+        print(f"  - {problem}", file=sys.stderr)
+
+
+def check_config() -> int:
+    """Validate settings and the directory file; return 0, or 1 with every problem printed."""
+    problems: list[str] = []
+    settings: Settings | None = None
+    path = "oncall.yaml"
+    try:
+        settings = load_settings()
+        path = settings.directory.path
+    except ConfigError as error:
+        problems += error.problems
+        path = error.directory_path or path
+    try:
+        directory = load_directory(path)
+    except ConfigError as error:
+        problems += error.problems
+    if problems:
+        _print_problems("configuration is invalid:", problems)
+        return 1
+    print(f"settings ({settings.source if settings else '?'}) and directory ({path}) are valid: "
+          f"{len(directory.integrations)} integrations, {len(directory.users)} users, "
+          f"{len(directory.policies)} policies, {len(directory.routes)} routes")
+    return 0
+
+
+def _load() -> tuple[Settings, DirectoryHolder]:
+    try:
+        settings = load_settings()
+        directory = load_directory(settings.directory.path)
+    except ConfigError as error:
+        _print_problems("oncall cannot start, the configuration is invalid:", error.problems)
+        raise SystemExit(2) from None
+    return settings, DirectoryHolder(directory)
+
+
+def migrate_only() -> int:
+    """Apply the database migrations and exit."""
+    from oncall import migrate
+    from oncall.db import make_engine
+
+    settings, _ = _load()
+
+    async def run() -> None:
+        engine = make_engine(settings.database)
+        try:
+            await migrate.upgrade(engine, settings.database.schema)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    print("database is at the newest revision")
+    return 0
+
+
+def serve() -> int:
+    """Run the service until SIGTERM or SIGINT."""
+    from oncall import logs
+    from oncall.web.app import create_app
+    from oncall.web.health import reload_directory
+
+    settings, directory = _load()
+    logs.configure(settings.server.log_format, settings.server.log_level)
+    app = create_app(settings, directory)
+
+    async def on_startup(app: web.Application) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, reload_directory, app)
+        log.info("oncall started", extra={"host": settings.server.host,
+                                          "port": settings.server.port,
+                                          "settings": settings.source,
+                                          "directory": settings.directory.path})
+
+    app.on_startup.append(on_startup)
+    web.run_app(app, host=settings.server.host, port=settings.server.port,
+                access_log_class=logs.AccessLogger, print=None)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="app.py", description=__doc__.splitlines()[0])
+    parser.add_argument("command", nargs="?", default="serve",
+                        choices=["serve", "check-config", "migrate"])
+    args = parser.parse_args(argv)
+    if args.command == "check-config":
+        return check_config()
+    if args.command == "migrate":
+        return migrate_only()
+    return serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

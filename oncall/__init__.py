@@ -1,0 +1,3 @@
+"""oncall: self-hosted on-call alerting and escalation."""
+
+__version__ = "0.1.0"

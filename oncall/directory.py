@@ -1,0 +1,446 @@
+"""The directory file: integrations, users, policies and routes, validated into frozen objects.
+
+Parsing is strict (unknown keys are errors), `${VAR}` and `${VAR:-default}` are expanded in
+string values (`$${` writes a literal `${`), and every problem is reported with its path,
+e.g. `users[1].contacts[0].to: required`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from oncall.config import ConfigError
+from oncall.durations import parse_duration
+from oncall.matchers import Matcher, parse_matcher
+
+INTEGRATION_TYPES = ("alertmanager",)
+CONTACT_FIELDS = {
+    "email": ({"to"}, set()),
+    "webhook": ({"url"}, {"secret"}),
+    "slack": ({"url"}, set()),
+    "apprise": ({"url"}, set()),
+}
+TARGET_KINDS = ("user",)
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+_ENV_REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class Integration:
+    name: str
+    type: str
+    token: str
+
+
+@dataclass(frozen=True)
+class Contact:
+    index: int  # position in the user's list: the stable key of this contact
+    type: str
+    address: str  # `to` for email, `url` for the others
+    secret: str
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    full_name: str
+    time_zone: str
+    api_token: str
+    contacts: tuple[Contact, ...]
+
+
+@dataclass(frozen=True)
+class Target:
+    """An escalation target: `user:NAME` now, `schedule:NAME` with schedules."""
+
+    kind: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+@dataclass(frozen=True)
+class Level:
+    targets: tuple[Target, ...]
+    escalate_after: timedelta
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    repeat: int
+    levels: tuple[Level, ...]
+
+
+@dataclass(frozen=True)
+class Route:
+    index: int
+    matchers: tuple[Matcher, ...]
+    policy: str
+    notify_resolved: bool
+
+    def describe(self) -> str:
+        """Return the route as written, for the timeline: `routes[0] {a="b"}`."""
+        inner = ", ".join(str(m) for m in self.matchers)
+        return f"routes[{self.index}] {{{inner}}}"
+
+
+@dataclass(frozen=True)
+class Directory:
+    integrations: Mapping[str, Integration]
+    users: Mapping[str, User]
+    policies: Mapping[str, Policy]
+    routes: tuple[Route, ...]
+    source: str
+
+    def integration_for_token(self, type_: str, token: str) -> Integration | None:
+        """Return the integration of `type_` whose token is `token`, or None.
+
+        Compares against every candidate in constant time so timing reveals nothing.
+        """
+        return _find_by_token(
+            ((i, i.token) for i in self.integrations.values() if i.type == type_), token)
+
+    def user_for_token(self, token: str) -> User | None:
+        """Return the user whose API token is `token`, or None (constant-time comparison)."""
+        return _find_by_token(((u, u.api_token) for u in self.users.values() if u.api_token),
+                              token)
+
+
+def _find_by_token(candidates: Iterable[tuple[Any, str]], token: str) -> Any:
+    found = None
+    given = token.encode()
+    for item, expected in candidates:
+        if hmac.compare_digest(given, expected.encode()) and found is None:
+            found = item
+    return found
+
+
+class DirectoryHolder:
+    """The active directory; a reload swaps it only when the new file is valid."""
+
+    def __init__(self, directory: Directory) -> None:
+        self.current = directory
+
+    def reload(self, environ: Mapping[str, str] | None = None) -> Directory:
+        """Re-read the file the active directory came from and activate it.
+
+        Raises ConfigError, leaving the old directory active, when the new file is invalid.
+        """
+        self.current = load_directory(self.current.source, environ)
+        return self.current
+
+
+def load_directory(path: str, environ: Mapping[str, str] | None = None) -> Directory:
+    """Return the validated directory read from the YAML file at `path`.
+
+    Raises ConfigError listing every problem with its path in the file.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read directory file: {exc.strerror}"]) from None
+    return parse_directory(text, os.environ if environ is None else environ, path)
+
+
+def parse_directory(text: str, environ: Mapping[str, str], source: str = "<text>") -> Directory:
+    """Return the validated directory from YAML `text`; raises ConfigError with every problem."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{source}: not valid YAML: {exc}"]) from None
+    if document is None:
+        document = {}
+    checker = _Checker(source, environ)
+    result = checker.directory(document)
+    if checker.problems:
+        raise ConfigError(checker.problems)
+    assert result is not None
+    return result
+
+
+class _Checker:
+    """Walks the parsed YAML, collecting problems instead of stopping at the first."""
+
+    def __init__(self, source: str, environ: Mapping[str, str]) -> None:
+        self.source = source
+        self.environ = environ
+        self.problems: list[str] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.problems.append(f"{self.source}: {path}: {message}")
+
+    def mapping(self, value: Any, path: str, required: set[str],
+                optional: set[str]) -> dict[str, Any] | None:
+        if not isinstance(value, dict):
+            self.fail(path, "expected a mapping")
+            return None
+        for key in value:
+            if key not in required and key not in optional:
+                self.fail(f"{path}.{key}", "unknown key")
+        for key in sorted(required - set(value)):
+            self.fail(f"{path}.{key}", "required")
+        return value
+
+    def sequence(self, value: Any, path: str) -> list[Any]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.fail(path, "expected a list")
+            return []
+        return value
+
+    def string(self, value: Any, path: str, *, allow_empty: bool = False) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            self.fail(path, "expected a string")
+            return None
+        text = self.expand(str(value), path)
+        if text is not None and not text and not allow_empty:
+            self.fail(path, "must not be empty")
+            return None
+        return text
+
+    def expand(self, text: str, path: str) -> str | None:
+        missing: list[str] = []
+
+        def substitute(match: re.Match[str]) -> str:
+            if match.group(0) == "$${":
+                return "${"
+            name, default = match.group(1), match.group(2)
+            if name in self.environ and (default is None or self.environ[name] != ""):
+                return self.environ[name]
+            if default is not None:
+                return default
+            missing.append(name)
+            return ""
+
+        expanded = _ENV_REF.sub(substitute, text)
+        for name in missing:
+            self.fail(path, f"environment variable {name} is not set (write ${{{name}:-default}})")
+        return None if missing else expanded
+
+    def name(self, value: Any, path: str, seen: set[str]) -> str | None:
+        text = self.string(value, path)
+        if text is None:
+            return None
+        if not _NAME.match(text):
+            self.fail(path, f"{text!r} is not a name (lower-case letters, digits, _ . -)")
+            return None
+        if text in seen:
+            self.fail(path, f"duplicate name {text!r}")
+            return None
+        seen.add(text)
+        return text
+
+    def directory(self, document: Any) -> Directory | None:
+        top = self.mapping(document, "(top)", set(),
+                           {"integrations", "users", "policies", "routes"})
+        if top is None:
+            return None
+        tokens: dict[str, str] = {}
+        integrations = {}
+        seen: set[str] = set()
+        for index, item in enumerate(self.sequence(top.get("integrations"), "integrations")):
+            integration = self.integration(item, f"integrations[{index}]", seen, tokens)
+            if integration is not None:
+                integrations[integration.name] = integration
+        users = {}
+        seen = set()
+        for index, item in enumerate(self.sequence(top.get("users"), "users")):
+            user = self.user(item, f"users[{index}]", seen, tokens)
+            if user is not None:
+                users[user.name] = user
+        policies = {}
+        seen = set()
+        for index, item in enumerate(self.sequence(top.get("policies"), "policies")):
+            policy = self.policy(item, f"policies[{index}]", seen, users)
+            if policy is not None:
+                policies[policy.name] = policy
+        routes = []
+        raw_routes = self.sequence(top.get("routes"), "routes")
+        for index, item in enumerate(raw_routes):
+            route = self.route(item, index, policies, index == len(raw_routes) - 1)
+            if route is not None:
+                routes.append(route)
+        if not raw_routes:
+            self.fail("routes", "at least one route is required; the last must match everything")
+        return Directory(integrations, users, policies, tuple(routes), self.source)
+
+    def secret(self, value: Any, path: str, kind: str, tokens: dict[str, str]) -> str | None:
+        token = self.string(value, path)
+        if token is None:
+            return None
+        if len(token) < 8:
+            self.fail(path, f"{kind} must have at least 8 characters")
+            return None
+        if token in tokens:
+            self.fail(path, f"the same token is already used at {tokens[token]}")
+            return None
+        tokens[token] = path
+        return token
+
+    def integration(self, item: Any, path: str, seen: set[str],
+                    tokens: dict[str, str]) -> Integration | None:
+        data = self.mapping(item, path, {"name", "type", "token"}, set())
+        if data is None:
+            return None
+        name = self.name(data.get("name"), f"{path}.name", seen) if "name" in data else None
+        type_ = self.string(data.get("type"), f"{path}.type") if "type" in data else None
+        if type_ is not None and type_ not in INTEGRATION_TYPES:
+            self.fail(f"{path}.type", f"expected one of {', '.join(INTEGRATION_TYPES)}")
+            type_ = None
+        token = (self.secret(data.get("token"), f"{path}.token", "token", tokens)
+                 if "token" in data else None)
+        if name is None or type_ is None or token is None:
+            return None
+        return Integration(name, type_, token)
+
+    def user(self, item: Any, path: str, seen: set[str],
+             tokens: dict[str, str]) -> User | None:
+        data = self.mapping(item, path, {"name"},
+                            {"full_name", "time_zone", "api_token", "contacts"})
+        if data is None:
+            return None
+        name = self.name(data.get("name"), f"{path}.name", seen) if "name" in data else None
+        full_name = self.string(data.get("full_name", name or ""), f"{path}.full_name",
+                                allow_empty=True)
+        time_zone = self.string(data.get("time_zone", "UTC"), f"{path}.time_zone")
+        if time_zone is not None:
+            try:
+                ZoneInfo(time_zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                self.fail(f"{path}.time_zone", f"unknown time zone {time_zone!r}")
+                time_zone = None
+        api_token = ""
+        if "api_token" in data:
+            api_token = self.secret(data["api_token"], f"{path}.api_token", "api_token",
+                                    tokens) or ""
+        contacts = []
+        for index, raw in enumerate(self.sequence(data.get("contacts"), f"{path}.contacts")):
+            contact = self.contact(raw, f"{path}.contacts[{index}]", index)
+            if contact is not None:
+                contacts.append(contact)
+        if name is None or full_name is None or time_zone is None:
+            return None
+        return User(name, full_name, time_zone, api_token, tuple(contacts))
+
+    def contact(self, item: Any, path: str, index: int) -> Contact | None:
+        if not isinstance(item, dict) or item.get("type") not in CONTACT_FIELDS:
+            self.fail(f"{path}.type", f"expected one of {', '.join(CONTACT_FIELDS)}")
+            return None
+        required, optional = CONTACT_FIELDS[item["type"]]
+        data = self.mapping(item, path, required | {"type"}, optional)
+        if data is None or not required <= set(data):
+            return None
+        address_key = "to" if "to" in required else "url"
+        address = self.string(data[address_key], f"{path}.{address_key}")
+        if address is None:
+            return None
+        if address_key == "to" and not re.match(r"^[^@\s]+@[^@\s]+$", address):
+            self.fail(f"{path}.to", f"{address!r} is not an e-mail address")
+            return None
+        if item["type"] in ("webhook", "slack") and not re.match(r"^https?://", address):
+            self.fail(f"{path}.url", "expected an http(s) URL")
+            return None
+        secret = self.string(data.get("secret", ""), f"{path}.secret", allow_empty=True)
+        return Contact(index, item["type"], address, secret or "")
+
+    def policy(self, item: Any, path: str, seen: set[str],
+               users: Mapping[str, User]) -> Policy | None:
+        data = self.mapping(item, path, {"name", "levels"}, {"repeat"})
+        if data is None:
+            return None
+        name = self.name(data.get("name"), f"{path}.name", seen) if "name" in data else None
+        repeat = data.get("repeat", 0)
+        if isinstance(repeat, bool) or not isinstance(repeat, int) or not 0 <= repeat <= 100:
+            self.fail(f"{path}.repeat", "expected an integer from 0 to 100")
+            repeat = None
+        levels = []
+        raw_levels = self.sequence(data.get("levels"), f"{path}.levels")
+        if "levels" in data and not raw_levels:
+            self.fail(f"{path}.levels", "at least one level is required")
+        for index, raw in enumerate(raw_levels):
+            level = self.level(raw, f"{path}.levels[{index}]", users)
+            if level is not None:
+                levels.append(level)
+        if name is None or repeat is None or len(levels) != len(raw_levels) or not levels:
+            return None
+        return Policy(name, repeat, tuple(levels))
+
+    def level(self, item: Any, path: str, users: Mapping[str, User]) -> Level | None:
+        data = self.mapping(item, path, {"notify", "escalate_after"}, set())
+        if data is None:
+            return None
+        targets = []
+        raw_targets = self.sequence(data.get("notify"), f"{path}.notify")
+        if "notify" in data and not raw_targets:
+            self.fail(f"{path}.notify", "at least one target is required")
+        for index, raw in enumerate(raw_targets):
+            target = self.target(raw, f"{path}.notify[{index}]", users)
+            if target is not None:
+                targets.append(target)
+        after = None
+        if "escalate_after" in data:
+            text = self.string(data["escalate_after"], f"{path}.escalate_after")
+            try:
+                after = parse_duration(text) if text is not None else None
+            except ValueError as exc:
+                self.fail(f"{path}.escalate_after", str(exc))
+            if after is not None and after <= timedelta(0):
+                self.fail(f"{path}.escalate_after", "must be above zero")
+                after = None
+        if after is None or len(targets) != len(raw_targets) or not targets:
+            return None
+        return Level(tuple(targets), after)
+
+    def target(self, value: Any, path: str, users: Mapping[str, User]) -> Target | None:
+        text = self.string(value, path)
+        if text is None:
+            return None
+        kind, _, name = text.partition(":")
+        if kind not in TARGET_KINDS or not name:
+            self.fail(path, f"{text!r}: expected user:NAME")
+            return None
+        if kind == "user" and name not in users:
+            self.fail(path, f"unknown user {name!r}")
+            return None
+        return Target(kind, name)
+
+    def route(self, item: Any, index: int, policies: Mapping[str, Policy],
+              last: bool) -> Route | None:
+        path = f"routes[{index}]"
+        data = self.mapping(item, path, {"policy"}, {"match", "notify_resolved"})
+        if data is None:
+            return None
+        matchers = []
+        for position, raw in enumerate(self.sequence(data.get("match"), f"{path}.match")):
+            text = self.string(raw, f"{path}.match[{position}]")
+            if text is None:
+                continue
+            try:
+                matchers.append(parse_matcher(text))
+            except ValueError as exc:
+                self.fail(f"{path}.match[{position}]", str(exc))
+        policy = self.string(data.get("policy"), f"{path}.policy") if "policy" in data else None
+        if policy is not None and policy not in policies:
+            self.fail(f"{path}.policy", f"unknown policy {policy!r}")
+            policy = None
+        notify_resolved = data.get("notify_resolved", True)
+        if not isinstance(notify_resolved, bool):
+            self.fail(f"{path}.notify_resolved", "expected true or false")
+        if last and matchers:
+            self.fail(path, "the last route must be a catch-all (no match)")
+        if policy is None:
+            return None
+        return Route(index, tuple(matchers), policy, bool(notify_resolved))

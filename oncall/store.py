@@ -1,0 +1,239 @@
+"""Queries and writes over a synchronous Core `Connection`, each called inside one transaction.
+
+These functions are run by `Database.run` (one transaction each); they never await and never
+touch Redis, so a transaction cannot be held open across a network call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.engine import Connection, Row
+
+from oncall.alertmanager import AlertGroup
+from oncall.dedup import IncidentChange, KnownAlert, OpenIncident, plan_delivery
+from oncall.errors import Conflict, NotFound
+from oncall.models import alerts, incident_events, incidents
+
+SYSTEM_ACTOR = "system"
+_CHUNK = 500  # bound parameters per IN (...): far below every backend's limit
+_EVENT_FINGERPRINTS = 100  # fingerprints listed in one alert.* timeline entry
+
+
+@dataclass
+class IngestResult:
+    incidents: list[int] = field(default_factory=list)  # every incident the delivery touched
+    opened: list[int] = field(default_factory=list)
+    resolved: list[int] = field(default_factory=list)
+
+
+_insert_event = insert(incident_events)
+_rekey_alert = (update(alerts).where(alerts.c.id == bindparam("alert_id"))
+                .values(starts_at=bindparam("starts_at"), updated_at=bindparam("now")))
+_insert_alert = insert(alerts)
+_resolve_alert = (update(alerts).where(alerts.c.id == bindparam("alert_id"))
+                  .values(status="resolved", ends_at=bindparam("ends_at"),
+                          updated_at=bindparam("now")))
+
+
+def add_event(conn: Connection, incident_id: int, at: datetime, type_: str, actor: str,
+              detail: dict[str, Any]) -> None:
+    """Append one entry to an incident's timeline."""
+    conn.execute(_insert_event, {"incident_id": incident_id, "at": at, "type": type_,
+                                 "actor": actor, "detail": detail})
+
+
+def ingest_group(conn: Connection, integration: str, group: AlertGroup,
+                 now: datetime) -> IngestResult:
+    """Apply one Alertmanager delivery and return which incidents it touched, opened, resolved.
+
+    A pure re-delivery reads and writes nothing more than the two look-ups.
+    """
+    open_row = conn.execute(
+        select(incidents.c.id, incidents.c.firing_count, incidents.c.truncated_alerts)
+        .where(incidents.c.integration == integration,
+               incidents.c.dedup_key == group.group_key,
+               incidents.c.status != "resolved")
+    ).first()
+    open_incident = OpenIncident(*open_row) if open_row else None
+    stored, open_firing = _stored_occurrences(conn, integration, group)
+    changes = plan_delivery(group, open_incident, stored, open_firing)
+    result = IngestResult()
+    if open_incident is not None:
+        result.incidents.append(open_incident.id)
+    for change in changes:
+        incident_id = _apply(conn, integration, group, change, now)
+        if change.incident_id is None:
+            result.opened.append(incident_id)
+        if change.auto_resolves:
+            result.resolved.append(incident_id)
+        if incident_id not in result.incidents:
+            result.incidents.append(incident_id)
+    return result
+
+
+def _stored_occurrences(conn: Connection, integration: str, group: AlertGroup
+                        ) -> tuple[list[KnownAlert], dict[int, int]]:
+    """Return the stored occurrences of the group's fingerprints worth matching against.
+
+    That is every exact (fingerprint, startsAt) match plus firing occurrences of open
+    incidents, with the firing counts of those open incidents.
+    """
+    wanted = {(a.fingerprint, a.starts_at) for a in group.alerts}
+    fingerprints = sorted({a.fingerprint for a in group.alerts})
+    stored: list[KnownAlert] = []
+    open_firing: dict[int, int] = {}
+    for start in range(0, len(fingerprints), _CHUNK):
+        rows = conn.execute(
+            select(alerts.c.id, alerts.c.incident_id, alerts.c.status, alerts.c.fingerprint,
+                   alerts.c.starts_at, incidents.c.status, incidents.c.firing_count)
+            .join(incidents, incidents.c.id == alerts.c.incident_id)
+            .where(alerts.c.integration == integration,
+                   alerts.c.fingerprint.in_(fingerprints[start:start + _CHUNK]))
+        ).all()
+        for alert_id, incident_id, status, fingerprint, starts_at, inc_status, firing in rows:
+            is_open = inc_status != "resolved"
+            if (fingerprint, starts_at) not in wanted and not (is_open and status == "firing"):
+                continue  # an old occurrence: history, not part of this delivery
+            stored.append(KnownAlert(alert_id, incident_id, fingerprint, status, is_open,
+                                     starts_at))
+            if is_open:
+                open_firing[incident_id] = firing
+    return stored, open_firing
+
+
+def _apply(conn: Connection, integration: str, group: AlertGroup, change: IncidentChange,
+           now: datetime) -> int:
+    incident_id = change.incident_id
+    if incident_id is None:
+        incident_id = conn.execute(insert(incidents).values(
+            integration=integration, dedup_key=group.group_key, status="triggered",
+            title=group.title(), severity=group.severity(), labels=group.common_labels,
+            annotations=group.common_annotations, external_url=group.external_url,
+            truncated_alerts=group.truncated_alerts, created_at=now, updated_at=now,
+        ).returning(incidents.c.id)).scalar_one()
+        add_event(conn, incident_id, now, "incident.triggered", integration,
+                  {"title": group.title(), "severity": group.severity(),
+                   "dedup_key": group.group_key})
+    if change.rekey:
+        conn.execute(_rekey_alert, [{"alert_id": alert_id, "starts_at": starts_at, "now": now}
+                                    for alert_id, starts_at in change.rekey])
+    if change.add:
+        conn.execute(_insert_alert, [
+            {"incident_id": incident_id, "integration": integration,
+             "fingerprint": a.fingerprint, "starts_at": a.starts_at, "status": a.status,
+             "labels": a.labels, "annotations": a.annotations, "ends_at": a.ends_at,
+             "generator_url": a.generator_url, "created_at": now, "updated_at": now}
+            for a in change.add])
+        add_event(conn, incident_id, now, "alert.added", integration,
+                  _alert_detail([a.fingerprint for a in change.add]))
+    if change.resolve:
+        conn.execute(_resolve_alert, [{"alert_id": alert_id, "ends_at": ends_at, "now": now}
+                                      for alert_id, _, ends_at in change.resolve])
+    resolved = [fingerprint for _, fingerprint, _ in change.resolve]
+    resolved += [a.fingerprint for a in change.add if a.status == "resolved"]
+    if resolved:
+        add_event(conn, incident_id, now, "alert.resolved", integration,
+                  _alert_detail(resolved))
+    values: dict[str, Any] = {
+        "updated_at": now,
+        "alert_count": incidents.c.alert_count + len(change.add),
+        "firing_count": change.firing_after,
+    }
+    if change.truncated_alerts is not None:
+        values["truncated_alerts"] = change.truncated_alerts
+    if change.auto_resolves:
+        values.update(status="resolved", resolved_at=now, resolved_by=SYSTEM_ACTOR)
+    conn.execute(update(incidents).where(incidents.c.id == incident_id).values(**values))
+    if change.auto_resolves:
+        add_event(conn, incident_id, now, "incident.resolved", SYSTEM_ACTOR,
+                  {"reason": "all alerts resolved"})
+    return incident_id
+
+
+def _alert_detail(fingerprints: Sequence[str]) -> dict[str, Any]:
+    return {"count": len(fingerprints), "fingerprints": list(fingerprints[:_EVENT_FINGERPRINTS])}
+
+
+def list_incidents(conn: Connection, statuses: Sequence[str], limit: int,
+                   before_id: int | None) -> list[Row[Any]]:
+    """Return up to `limit` incidents, newest first, with id below `before_id` when given."""
+    query = select(incidents).order_by(incidents.c.id.desc()).limit(limit)
+    if statuses:
+        query = query.where(incidents.c.status.in_(list(statuses)))
+    if before_id is not None:
+        query = query.where(incidents.c.id < before_id)
+    return list(conn.execute(query).all())
+
+
+def get_incident(conn: Connection, incident_id: int) -> Row[Any]:
+    """Return the incident row; raises NotFound."""
+    row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
+    if row is None:
+        raise NotFound(f"incident {incident_id} not found", "id")
+    return row
+
+
+def incident_details(conn: Connection, incident_id: int
+                     ) -> tuple[Row[Any], list[Row[Any]], list[Row[Any]]]:
+    """Return the incident with its alerts and timeline (oldest first); raises NotFound."""
+    row = get_incident(conn, incident_id)
+    alert_rows = conn.execute(select(alerts).where(alerts.c.incident_id == incident_id)
+                              .order_by(alerts.c.id)).all()
+    events = conn.execute(select(incident_events)
+                          .where(incident_events.c.incident_id == incident_id)
+                          .order_by(incident_events.c.id)).all()
+    return row, list(alert_rows), list(events)
+
+
+def acknowledge(conn: Connection, incident_id: int, actor: str,
+                now: datetime) -> tuple[Row[Any], bool]:
+    """Acknowledge a triggered incident; return (row, whether anything changed).
+
+    Raises NotFound, or Conflict when the incident is resolved. Acknowledging twice is a no-op.
+    """
+    row = get_incident(conn, incident_id)
+    if row.status == "resolved":
+        raise Conflict(f"incident {incident_id} is resolved", "status")
+    if row.status == "acknowledged":
+        return row, False
+    claimed = conn.execute(
+        update(incidents).where(incidents.c.id == incident_id,
+                                incidents.c.status == "triggered")
+        .values(status="acknowledged", acknowledged_at=now, acknowledged_by=actor,
+                updated_at=now)).rowcount
+    if claimed != 1:  # changed under us between the read and the update
+        return get_incident(conn, incident_id), False
+    add_event(conn, incident_id, now, "incident.acknowledged", actor, {})
+    return get_incident(conn, incident_id), True
+
+
+def resolve(conn: Connection, incident_id: int, actor: str,
+            now: datetime) -> tuple[Row[Any], bool]:
+    """Resolve an incident by hand; return (row, whether anything changed). Raises NotFound."""
+    row = get_incident(conn, incident_id)
+    if row.status == "resolved":
+        return row, False
+    claimed = conn.execute(
+        update(incidents).where(incidents.c.id == incident_id,
+                                incidents.c.status != "resolved")
+        .values(status="resolved", resolved_at=now, resolved_by=actor,
+                updated_at=now)).rowcount
+    if claimed != 1:
+        return get_incident(conn, incident_id), False
+    add_event(conn, incident_id, now, "incident.resolved", actor, {"reason": "manual"})
+    return get_incident(conn, incident_id), True
+
+
+def count_rows(conn: Connection) -> dict[str, int]:
+    """Return the number of rows in each table (used by tests and benchmarks to check state)."""
+    return {table.name: conn.execute(select(func.count()).select_from(table)).scalar_one()
+            for table in (incidents, alerts, incident_events)}
+
+
+__all__ = ["IngestResult", "acknowledge", "add_event", "count_rows", "get_incident",
+           "incident_details", "ingest_group", "list_incidents", "resolve"]

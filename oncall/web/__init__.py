@@ -1,0 +1,1 @@
+"""The HTTP edge: handlers translate between HTTP and the service, nothing more."""

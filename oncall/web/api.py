@@ -1,0 +1,106 @@
+"""REST API and the Alertmanager webhook: parse, authenticate, call the service, answer JSON."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from aiohttp import web
+
+from oncall import store
+from oncall.alertmanager import parse_webhook
+from oncall.errors import InvalidInput
+from oncall.web.auth import require_integration, require_user
+from oncall.web.keys import CLOCK, DATABASE, SERVICE
+from oncall.web.views import alert_json, event_json, incident_json
+
+STATUSES = ("triggered", "acknowledged", "resolved")
+MAX_LIMIT = 500
+
+
+async def read_json(request: web.Request) -> Any:
+    """Return the decoded JSON body; raises InvalidInput, or 413 past the body limit."""
+    raw = await request.read()
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"invalid JSON: {exc}", "$") from None
+
+
+async def alertmanager_webhook(request: web.Request) -> web.Response:
+    integration = require_integration(request, "alertmanager")
+    group = parse_webhook(await read_json(request))
+    now = request.app[CLOCK]()
+    result = await request.app[SERVICE].ingest(integration, group, now)
+    return web.json_response({"status": "ok", "incidents": result.incidents})
+
+
+def _cursor_id(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = text.partition(":")
+        if kind != "id":
+            raise ValueError(kind)
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("not a cursor returned by this API", "cursor") from None
+
+
+def _make_cursor(incident_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{incident_id}".encode()).decode().rstrip("=")
+
+
+async def list_incidents(request: web.Request) -> web.Response:
+    require_user(request)
+    query = request.rel_url.query
+    statuses = [s.strip() for s in query.get("status", "").split(",") if s.strip()]
+    for status in statuses:
+        if status not in STATUSES:
+            raise InvalidInput(f"unknown status {status!r}; expected {', '.join(STATUSES)}",
+                               "status")
+    try:
+        limit = int(query.get("limit", "50"))
+    except ValueError:
+        raise InvalidInput("expected an integer", "limit") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"expected 1 to {MAX_LIMIT}", "limit")
+    before = _cursor_id(query["cursor"]) if query.get("cursor") else None
+    rows = await request.app[DATABASE].run(store.list_incidents, statuses, limit + 1, before)
+    next_cursor = _make_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return web.json_response({"incidents": [incident_json(r) for r in rows[:limit]],
+                              "next_cursor": next_cursor})
+
+
+async def get_incident(request: web.Request) -> web.Response:
+    require_user(request)
+    incident_id = int(request.match_info["id"])
+    row, alerts, events = await request.app[DATABASE].run(store.incident_details, incident_id)
+    body = incident_json(row)
+    body["alerts"] = [alert_json(a) for a in alerts]
+    body["timeline"] = [event_json(e) for e in events]
+    return web.json_response(body)
+
+
+async def acknowledge(request: web.Request) -> web.Response:
+    user = require_user(request)
+    now = request.app[CLOCK]()
+    row, _ = await request.app[SERVICE].acknowledge(int(request.match_info["id"]), user.name,
+                                                    now)
+    return web.json_response(incident_json(row))
+
+
+async def resolve(request: web.Request) -> web.Response:
+    user = require_user(request)
+    now = request.app[CLOCK]()
+    row, _ = await request.app[SERVICE].resolve(int(request.match_info["id"]), user.name, now)
+    return web.json_response(incident_json(row))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/integrations/alertmanager", alertmanager_webhook)
+    app.router.add_get("/api/v1/incidents", list_incidents)
+    app.router.add_get(r"/api/v1/incidents/{id:\d+}", get_incident)
+    app.router.add_post(r"/api/v1/incidents/{id:\d+}/acknowledge", acknowledge)
+    app.router.add_post(r"/api/v1/incidents/{id:\d+}/resolve", resolve)

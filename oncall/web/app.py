@@ -1,0 +1,61 @@
+"""The application factory: settings and directory in, a ready aiohttp app out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from oncall import migrate
+from oncall.clock import Clock, system_clock
+from oncall.config import Settings
+from oncall.db import Database, make_engine
+from oncall.directory import DirectoryHolder
+from oncall.service import Service
+from oncall.web import api, health
+from oncall.web.keys import CLOCK, DATABASE, DIRECTORY, REDIS, SERVICE, SETTINGS
+from oncall.web.middleware import errors
+
+log = logging.getLogger(__name__)
+
+
+def make_redis(settings: Settings) -> Redis:
+    """Return a Redis client that fails fast: short timeouts, no long retry loops."""
+    timeout = settings.redis.socket_timeout.total_seconds()
+    return Redis(host=settings.redis.host, port=settings.redis.port,
+                 password=settings.redis.password or None, db=settings.redis.db,
+                 socket_timeout=timeout, socket_connect_timeout=timeout)
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    engine = make_engine(settings.database)
+    await migrate.upgrade(engine, settings.database.schema)
+    database = Database(engine)
+    app[DATABASE] = database
+    app[SERVICE] = Service(database, app[DIRECTORY])
+    yield
+    await database.close()
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    client = make_redis(app[SETTINGS])
+    app[REDIS] = client
+    yield
+    await client.aclose()
+
+
+def create_app(settings: Settings, directory: DirectoryHolder,
+               clock: Clock = system_clock) -> web.Application:
+    """Return the application; resources open on startup and close on cleanup."""
+    app = web.Application(middlewares=[errors], client_max_size=settings.server.max_body_bytes)
+    app[SETTINGS] = settings
+    app[DIRECTORY] = directory
+    app[CLOCK] = clock
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_redis)
+    api.add_routes(app)
+    health.add_routes(app)
+    return app

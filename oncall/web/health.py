@@ -1,0 +1,83 @@
+"""`/health` with one check per dependency, the Alertmanager-style probes, and reload."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+from aiohttp import web
+
+from oncall.config import ConfigError
+from oncall.web.keys import DATABASE, DIRECTORY, REDIS
+
+log = logging.getLogger(__name__)
+CHECK_TIMEOUT = 2.0
+
+
+async def _timed(probe: Awaitable[Any]) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(probe, CHECK_TIMEOUT)
+    except Exception as exc:  # a failing dependency is data here, not an error
+        reason = str(exc) or type(exc).__name__
+        return {"status": "fail", "error": reason[:300]}
+    return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+async def run_checks(app: web.Application) -> dict[str, dict[str, Any]]:
+    """Return each dependency's check result, run concurrently, each bounded in time."""
+    names = ["database", "redis"]
+    results = await asyncio.gather(_timed(app[DATABASE].ping()), _timed(app[REDIS].ping()))
+    return dict(zip(names, results, strict=True))
+
+
+async def health(request: web.Request) -> web.Response:
+    checks = await run_checks(request.app)
+    failing = [name for name, check in checks.items() if check["status"] != "ok"]
+    body = {"status": "fail" if failing else "ok", "checks": checks}
+    if failing:
+        body["failing"] = failing
+    return web.json_response(body, status=503 if failing else 200)
+
+
+async def healthy(_request: web.Request) -> web.Response:
+    return web.Response(text="OK\n")
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Ready means alerts can be accepted: the database answers (Redis only holds timers)."""
+    check = await _timed(request.app[DATABASE].ping())
+    if check["status"] != "ok":
+        return web.Response(status=503, text=f"not ready: database: {check['error']}\n")
+    return web.Response(text="OK\n")
+
+
+def reload_directory(app: web.Application) -> list[str]:
+    """Re-read the directory file; return its problems (empty when the new file is active)."""
+    try:
+        directory = app[DIRECTORY].reload()
+    except ConfigError as error:
+        log.error("directory reload rejected; the previous file stays active",
+                  extra={"problems": error.problems})
+        return error.problems
+    log.info("directory reloaded", extra={"source": directory.source,
+                                          "users": len(directory.users)})
+    return []
+
+
+async def reload(request: web.Request) -> web.Response:
+    problems = reload_directory(request.app)
+    if problems:
+        return web.json_response({"error": "invalid directory file", "problems": problems},
+                                 status=400)
+    return web.json_response({"status": "ok"})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/health", health)
+    app.router.add_get("/-/healthy", healthy)
+    app.router.add_get("/-/ready", ready)
+    app.router.add_post("/-/reload", reload)

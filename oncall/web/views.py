@@ -1,0 +1,49 @@
+"""JSON shapes of incidents, alerts and timeline entries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import Row
+
+from oncall.clock import isoformat
+
+
+def incident_json(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "status": row.status,
+        "title": row.title,
+        "severity": row.severity,
+        "labels": row.labels,
+        "annotations": row.annotations,
+        "integration": row.integration,
+        "dedup_key": row.dedup_key,
+        "external_url": row.external_url,
+        "created_at": isoformat(row.created_at),
+        "updated_at": isoformat(row.updated_at),
+        "acknowledged_at": isoformat(row.acknowledged_at),
+        "acknowledged_by": row.acknowledged_by,
+        "resolved_at": isoformat(row.resolved_at),
+        "resolved_by": row.resolved_by,
+        "alert_count": row.alert_count,
+        "firing_count": row.firing_count,
+        "truncated_alerts": row.truncated_alerts,
+    }
+
+
+def alert_json(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "fingerprint": row.fingerprint,
+        "status": row.status,
+        "labels": row.labels,
+        "annotations": row.annotations,
+        "starts_at": isoformat(row.starts_at),
+        "ends_at": isoformat(row.ends_at),
+        "generator_url": row.generator_url,
+    }
+
+
+def event_json(row: Row[Any]) -> dict[str, Any]:
+    return {"at": isoformat(row.at), "type": row.type, "actor": row.actor,
+            "detail": row.detail}

@@ -1,0 +1,149 @@
+"""Fixtures: a real database (SQLite file or PostgreSQL schema), real Redis, a fake clock.
+
+`ONCALL_TEST_DATABASE=postgresql` runs the suite against the local PostgreSQL (each test in a
+schema of its own); the default is a SQLite file in the test's temporary folder. Redis keys
+are isolated by a per-test prefix and only those keys are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+
+from oncall.config import Settings, load_settings
+from oncall.directory import DirectoryHolder, parse_directory
+from oncall.models import alerts, incident_events, incidents
+from oncall.web.app import create_app
+from oncall.web.keys import DATABASE
+from tests.factories import AM_TOKEN, DIRECTORY_YAML, T0
+
+BACKEND = os.environ.get("ONCALL_TEST_DATABASE", "sqlite")
+POSTGRES_URL = os.environ.get("ONCALL_TEST_POSTGRES_URL",
+                              "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+REDIS_HOST = os.environ.get("REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("REDIS_PORT", "6379"))
+
+
+class FakeClock:
+    """A clock that stands still until a test moves it."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def key_prefix() -> Iterator[str]:
+    """A Redis key prefix of this test's own; its keys are deleted afterwards."""
+    prefix = f"oncall-test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def database_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Settings variables naming this test's own database."""
+    if BACKEND == "postgresql":
+        schema = f"t_{uuid.uuid4().hex[:16]}"
+        yield {"ONCALL_DATABASE_URL": POSTGRES_URL, "ONCALL_DATABASE_SCHEMA": schema}
+        _drop_schema(schema)
+    else:
+        yield {"ONCALL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/oncall.db"}
+
+
+def _drop_schema(schema: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def drop() -> None:
+        url = POSTGRES_URL.replace("postgresql+asyncpg", "postgresql")
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, database_env: dict[str, str],
+                  key_prefix: str) -> Callable[..., Settings]:
+    """Return a factory of Settings for this test; keyword arguments override ONCALL_ vars."""
+    empty = tmp_path / "settings.ini"
+    empty.write_text("")
+
+    def build(**overrides: str) -> Settings:
+        env = {"ONCALL_SETTINGS": str(empty), "ONCALL_REDIS_HOST": REDIS_HOST,
+               "ONCALL_REDIS_PORT": str(REDIS_PORT), "ONCALL_REDIS_KEY_PREFIX": key_prefix,
+               "ONCALL_DIRECTORY_PATH": str(tmp_path / "oncall.yaml"),
+               **database_env}
+        env.update({f"ONCALL_{k.upper()}": v for k, v in overrides.items()})
+        return load_settings(env)
+
+    return build
+
+
+@pytest.fixture
+def directory_file(tmp_path: Path) -> Path:
+    path = tmp_path / "oncall.yaml"
+    path.write_text(DIRECTORY_YAML)
+    return path
+
+
+@pytest.fixture
+def make_client(aiohttp_client: Any, make_settings: Callable[..., Settings],
+                directory_file: Path, clock: FakeClock) -> Callable[..., Any]:
+    """Return a factory of test clients for an app built from this test's settings."""
+
+    async def build(**overrides: str) -> TestClient[Any, Any]:
+        settings = make_settings(**overrides)
+        directory = parse_directory(directory_file.read_text(), {}, str(directory_file))
+        app = create_app(settings, DirectoryHolder(directory), clock)
+        return await aiohttp_client(app)
+
+    return build
+
+
+@pytest.fixture
+async def client(make_client: Callable[..., Any]) -> AsyncIterator[TestClient[Any, Any]]:
+    yield await make_client()
+
+
+AM_AUTH = {"Authorization": f"Bearer {AM_TOKEN}"}
+
+
+async def snapshot(client: TestClient[Any, Any]) -> dict[str, list[tuple[Any, ...]]]:
+    """Return every row of every table: equal snapshots mean nothing was written."""
+
+    def read(conn: Any) -> dict[str, list[tuple[Any, ...]]]:
+        return {t.name: [tuple(r) for r in conn.execute(select(t).order_by(t.c.id))]
+                for t in (incidents, alerts, incident_events)}
+
+    return await client.app[DATABASE].run(read)
