@@ -255,22 +255,24 @@ class _Checker:
             integration = self.integration(item, f"integrations[{index}]", seen, tokens)
             if integration is not None:
                 integrations[integration.name] = integration
+        # References resolve against declared names, so an invalid user or policy is
+        # reported once, where it is, and not again at every place that names it.
         users = {}
-        seen = set()
+        user_names: set[str] = set()
         for index, item in enumerate(self.sequence(top.get("users"), "users")):
-            user = self.user(item, f"users[{index}]", seen, tokens)
+            user = self.user(item, f"users[{index}]", user_names, tokens)
             if user is not None:
                 users[user.name] = user
         policies = {}
-        seen = set()
+        policy_names: set[str] = set()
         for index, item in enumerate(self.sequence(top.get("policies"), "policies")):
-            policy = self.policy(item, f"policies[{index}]", seen, users)
+            policy = self.policy(item, f"policies[{index}]", policy_names, user_names)
             if policy is not None:
                 policies[policy.name] = policy
         routes = []
         raw_routes = self.sequence(top.get("routes"), "routes")
         for index, item in enumerate(raw_routes):
-            route = self.route(item, index, policies, index == len(raw_routes) - 1)
+            route = self.route(item, index, policy_names, index == len(raw_routes) - 1)
             if route is not None:
                 routes.append(route)
         if not raw_routes:
@@ -357,7 +359,7 @@ class _Checker:
         return Contact(index, item["type"], address, secret or "")
 
     def policy(self, item: Any, path: str, seen: set[str],
-               users: Mapping[str, User]) -> Policy | None:
+               users: set[str]) -> Policy | None:
         data = self.mapping(item, path, {"name", "levels"}, {"repeat"})
         if data is None:
             return None
@@ -378,7 +380,7 @@ class _Checker:
             return None
         return Policy(name, repeat, tuple(levels))
 
-    def level(self, item: Any, path: str, users: Mapping[str, User]) -> Level | None:
+    def level(self, item: Any, path: str, users: set[str]) -> Level | None:
         data = self.mapping(item, path, {"notify", "escalate_after"}, set())
         if data is None:
             return None
@@ -404,7 +406,7 @@ class _Checker:
             return None
         return Level(tuple(targets), after)
 
-    def target(self, value: Any, path: str, users: Mapping[str, User]) -> Target | None:
+    def target(self, value: Any, path: str, users: set[str]) -> Target | None:
         text = self.string(value, path)
         if text is None:
             return None
@@ -417,8 +419,7 @@ class _Checker:
             return None
         return Target(kind, name)
 
-    def route(self, item: Any, index: int, policies: Mapping[str, Policy],
-              last: bool) -> Route | None:
+    def route(self, item: Any, index: int, policies: set[str], last: bool) -> Route | None:
         path = f"routes[{index}]"
         data = self.mapping(item, path, {"policy"}, {"match", "notify_resolved"})
         if data is None:

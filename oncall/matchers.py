@@ -15,6 +15,7 @@ _MATCHER = re.compile(
     r'^\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op>=~|!~|!=|=)\s*(?P<value>.*?)\s*$',
     re.DOTALL,
 )
+_LEADING_FLAGS = re.compile(r"^\(\?([ims]+)\)")
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n"}
 
 
@@ -58,8 +59,11 @@ def parse_matcher(text: str) -> Matcher:
         raise ValueError(f"{text!r}: a value with a quote must be fully quoted")
     regex = None
     if op in ("=~", "!~"):
+        # Go accepts `(?i)` at the start of the anchored group; Python wants a scoped flag.
+        flags = _LEADING_FLAGS.match(value)
+        body = f"(?{flags[1]}:{value[flags.end():]})" if flags else f"(?:{value})"
         try:
-            regex = re.compile(f"(?:{value})")
+            regex = re.compile(body)
         except re.error as exc:
             raise ValueError(f"{text!r}: invalid regular expression: {exc}") from None
     return Matcher(name, op, value, regex)

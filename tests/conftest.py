@@ -1,8 +1,9 @@
 """Fixtures: a real database (SQLite file or PostgreSQL schema), real Redis, a fake clock.
 
-`ONCALL_TEST_DATABASE=postgresql` runs the suite against the local PostgreSQL (each test in a
-schema of its own); the default is a SQLite file in the test's temporary folder. Redis keys
-are isolated by a per-test prefix and only those keys are deleted afterwards.
+Every test that touches the database runs twice: on a SQLite file in its temporary folder
+and on the local PostgreSQL in a schema of its own (`ONCALL_TEST_DATABASES=sqlite` narrows
+this while developing). Redis keys are isolated by a per-test prefix and only those keys
+are deleted afterwards.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from oncall.web.app import create_app
 from oncall.web.keys import DATABASE
 from tests.factories import AM_TOKEN, DIRECTORY_YAML, T0
 
-BACKEND = os.environ.get("ONCALL_TEST_DATABASE", "sqlite")
+BACKENDS = os.environ.get("ONCALL_TEST_DATABASES", "sqlite,postgresql").split(",")
 POSTGRES_URL = os.environ.get("ONCALL_TEST_POSTGRES_URL",
                               "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_HOST = os.environ.get("REDIS_HOST", "127.0.0.1")
@@ -65,10 +66,15 @@ def key_prefix() -> Iterator[str]:
         client.close()
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture
-def database_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+def database_env(tmp_path: Path, backend: str) -> Iterator[dict[str, str]]:
     """Settings variables naming this test's own database."""
-    if BACKEND == "postgresql":
+    if backend == "postgresql":
         schema = f"t_{uuid.uuid4().hex[:16]}"
         yield {"ONCALL_DATABASE_URL": POSTGRES_URL, "ONCALL_DATABASE_SCHEMA": schema}
         _drop_schema(schema)
