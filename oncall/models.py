@@ -73,11 +73,20 @@ incidents = Table(
     Column("acknowledged_by", String(128)),
     Column("resolved_at", UTCDateTime),
     Column("resolved_by", String(128)),
+    # Routing, decided once when the incident opens.
+    Column("route", String(255)),
+    Column("policy", String(64)),
+    # The escalation's next timer: the truth the reconciler rebuilds Redis from.
+    # next_due_at is NULL when nothing is pending (acknowledged, resolved, exhausted).
+    Column("next_level", Integer),
+    Column("next_repeat", Integer),
+    Column("next_due_at", UTCDateTime),
 )
 # At most one open incident per group: a concurrent second insert fails and is retried.
 Index("uq_incidents_open_group", incidents.c.integration, incidents.c.dedup_key, unique=True,
       sqlite_where=text("status != 'resolved'"), postgresql_where=text("status != 'resolved'"))
 Index("ix_incidents_status_id", incidents.c.status, incidents.c.id)
+Index("ix_incidents_next_due_at", incidents.c.next_due_at)
 
 alerts = Table(
     "alerts", metadata,
@@ -109,3 +118,20 @@ incident_events = Table(
     Column("detail", Json, nullable=False),
 )
 Index("ix_incident_events_incident_id", incident_events.c.incident_id, incident_events.c.id)
+
+escalation_jobs = Table(
+    "escalation_jobs", metadata,
+    Column("id", String(96), primary_key=True),  # incident:{id}:level:{l}:repeat:{r}
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("level", Integer, nullable=False),
+    Column("repeat", Integer, nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("state", String(16), nullable=False),  # scheduled, fired, cancelled, failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+    Column("fired_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+Index("ix_escalation_jobs_state", escalation_jobs.c.state)

@@ -1,19 +1,29 @@
-"""The use cases: ingest a delivery, acknowledge, resolve. No HTTP here; `now` comes in."""
+"""The use cases: ingest a delivery, acknowledge, resolve, run an escalation step.
+
+No HTTP here; request handlers pass `now` in, and jobs read the clock once per attempt.
+Timers are touched only after the transaction that decided them has committed: if Redis
+refuses, the database still says what is pending and the reconciler puts it back.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from datetime import datetime
-from typing import Any
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from sqlalchemy import exc
-from sqlalchemy.engine import Row
 
-from oncall import store
+from oncall import store, store_escalation
 from oncall.alertmanager import AlertGroup
+from oncall.clock import Clock
 from oncall.db import Database
 from oncall.directory import DirectoryHolder, Integration
 from oncall.errors import Unavailable
+from oncall.escalation import Step
+from oncall.retry import ESCALATION_ATTEMPTS, ESCALATION_BACKOFF, backoff
+from oncall.store_escalation import Timer
+from oncall.timer import ESCALATION_JOB, Timers
 
 log = logging.getLogger(__name__)
 _RACE_RETRIES = 3
@@ -22,9 +32,28 @@ _RACE_RETRIES = 3
 class Service:
     """Holds what the use cases need; one per process."""
 
-    def __init__(self, db: Database, directory: DirectoryHolder) -> None:
+    def __init__(self, db: Database, directory: DirectoryHolder, clock: Clock,
+                 retry_base: timedelta = ESCALATION_BACKOFF) -> None:
         self.db = db
         self.directory = directory
+        self.clock = clock
+        self.retry_base = retry_base
+        self.timers: Timers | None = None  # set once the scheduler exists
+
+    def schedule(self, timers: Iterable[Timer]) -> None:
+        """Put escalation timers into Redis (best effort: the reconciler heals failures)."""
+        if self.timers is None:
+            return
+        for timer in timers:
+            self.timers.schedule("escalation", timer.job_id, ESCALATION_JOB,
+                                 (timer.incident_id, timer.level, timer.repeat), timer.due_at)
+
+    def unschedule(self, job_ids: Iterable[str]) -> None:
+        """Remove escalation timers (best effort: a stale job finds nothing to do)."""
+        if self.timers is None:
+            return
+        for job_id in job_ids:
+            self.timers.remove("escalation", job_id)
 
     async def ingest(self, integration: Integration, group: AlertGroup,
                      now: datetime) -> store.IngestResult:
@@ -36,10 +65,13 @@ class Service:
         """
         for attempt in range(_RACE_RETRIES):
             try:
-                result = await self.db.run(store.ingest_group, integration.name, group, now)
+                result = await self.db.run(store.ingest_group, integration.name, group,
+                                           self.directory.current, now)
             except exc.IntegrityError:
                 log.info("ingest race, retrying", extra={"attempt": attempt + 1})
                 continue
+            self.schedule(result.timers)
+            self.unschedule(result.cancelled)
             if result.opened or result.resolved:
                 log.info("ingested", extra={"integration": integration.name,
                                             "opened": result.opened,
@@ -48,11 +80,53 @@ class Service:
         raise Unavailable("concurrent deliveries for one group kept conflicting; retry")
 
     async def acknowledge(self, incident_id: int, actor: str,
-                          now: datetime) -> tuple[Row[Any], bool]:
-        """Acknowledge; return (incident row, changed). Raises NotFound or Conflict."""
-        return await self.db.run(store.acknowledge, incident_id, actor, now)
+                          now: datetime) -> store.ActionResult:
+        """Acknowledge and stop escalating. Raises NotFound or Conflict."""
+        result = await self.db.run(store.acknowledge, incident_id, actor, now)
+        self.unschedule(result.cancelled)
+        return result
 
-    async def resolve(self, incident_id: int, actor: str,
-                      now: datetime) -> tuple[Row[Any], bool]:
-        """Resolve; return (incident row, changed). Raises NotFound."""
-        return await self.db.run(store.resolve, incident_id, actor, now)
+    async def resolve(self, incident_id: int, actor: str, now: datetime) -> store.ActionResult:
+        """Resolve and stop escalating. Raises NotFound."""
+        result = await self.db.run(store.resolve, incident_id, actor, now)
+        self.unschedule(result.cancelled)
+        return result
+
+    async def run_step(self, incident_id: int, step: Step) -> bool:
+        """Fire one escalation step, retrying failures; return whether it fired.
+
+        A failing attempt is retried 3 times with exponential backoff (5, 10, 20 s); then
+        the step is marked failed (timeline, /health) and the reconciler tries it again on
+        its next pass, because the incident still points at it.
+        """
+        error: Exception | None = None
+        for attempt in range(1, ESCALATION_ATTEMPTS + 1):
+            now = self.clock()
+            try:
+                result = await self.db.run(store_escalation.fire_step, incident_id, step,
+                                           self.directory.current, now)
+            except Exception as failure:  # a pager retries, then reports
+                error = failure
+                log.warning("escalation step failed", extra={
+                    "incident": incident_id, "level": step.level, "repeat": step.repeat,
+                    "attempt": attempt, "error": repr(failure)})
+                if attempt < ESCALATION_ATTEMPTS:
+                    await asyncio.sleep(backoff(attempt, self.retry_base).total_seconds())
+                continue
+            if result.next_timer is not None:
+                self.schedule([result.next_timer])
+            if not result.fired:
+                log.info("stale escalation job did nothing", extra={
+                    "incident": incident_id, "level": step.level, "repeat": step.repeat,
+                    "reason": result.reason})
+            return result.fired
+        await self._mark_failed(incident_id, step, repr(error))
+        return False
+
+    async def _mark_failed(self, incident_id: int, step: Step, error: str) -> None:
+        try:
+            await self.db.run(store_escalation.mark_failed, incident_id, step,
+                              ESCALATION_ATTEMPTS, error, self.clock())
+        except Exception:  # the database is what failed; the reconciler retries
+            log.error("could not record the failed step", exc_info=True,
+                      extra={"incident": incident_id})

@@ -16,8 +16,11 @@ from sqlalchemy.engine import Connection, Row
 
 from oncall.alertmanager import AlertGroup
 from oncall.dedup import IncidentChange, KnownAlert, OpenIncident, plan_delivery
+from oncall.directory import Directory
 from oncall.errors import Conflict, NotFound
 from oncall.models import alerts, incident_events, incidents
+from oncall.routing import choose_route
+from oncall.store_escalation import Timer, start_escalation, stop_escalation
 
 SYSTEM_ACTOR = "system"
 _CHUNK = 500  # bound parameters per IN (...): far below every backend's limit
@@ -29,6 +32,15 @@ class IngestResult:
     incidents: list[int] = field(default_factory=list)  # every incident the delivery touched
     opened: list[int] = field(default_factory=list)
     resolved: list[int] = field(default_factory=list)
+    timers: list[Timer] = field(default_factory=list)  # to add to Redis after commit
+    cancelled: list[str] = field(default_factory=list)  # job ids to remove after commit
+
+
+@dataclass
+class ActionResult:
+    row: Row[Any]
+    changed: bool
+    cancelled: list[str] = field(default_factory=list)  # job ids to remove after commit
 
 
 _insert_event = insert(incident_events)
@@ -48,7 +60,7 @@ def add_event(conn: Connection, incident_id: int, at: datetime, type_: str, acto
 
 
 def ingest_group(conn: Connection, integration: str, group: AlertGroup,
-                 now: datetime) -> IngestResult:
+                 directory: Directory, now: datetime) -> IngestResult:
     """Apply one Alertmanager delivery and return which incidents it touched, opened, resolved.
 
     A pure re-delivery reads and writes nothing more than the two look-ups.
@@ -69,8 +81,10 @@ def ingest_group(conn: Connection, integration: str, group: AlertGroup,
         incident_id = _apply(conn, integration, group, change, now)
         if change.incident_id is None:
             result.opened.append(incident_id)
+            result.timers.append(_route(conn, incident_id, group, directory, now))
         if change.auto_resolves:
             result.resolved.append(incident_id)
+            result.cancelled += stop_escalation(conn, incident_id, now)
         if incident_id not in result.incidents:
             result.incidents.append(incident_id)
     return result
@@ -155,6 +169,17 @@ def _apply(conn: Connection, integration: str, group: AlertGroup, change: Incide
     return incident_id
 
 
+def _route(conn: Connection, incident_id: int, group: AlertGroup, directory: Directory,
+           now: datetime) -> Timer:
+    """Route a new incident on its labels, record the choice, and start its escalation."""
+    route = choose_route(directory.routes, group.common_labels)
+    conn.execute(update(incidents).where(incidents.c.id == incident_id)
+                 .values(route=route.describe(), policy=route.policy))
+    add_event(conn, incident_id, now, "incident.routed", SYSTEM_ACTOR,
+              {"route": route.describe(), "policy": route.policy})
+    return start_escalation(conn, incident_id, directory.policies[route.policy], now)
+
+
 def _alert_detail(fingerprints: Sequence[str]) -> dict[str, Any]:
     return {"count": len(fingerprints), "fingerprints": list(fingerprints[:_EVENT_FINGERPRINTS])}
 
@@ -191,8 +216,8 @@ def incident_details(conn: Connection, incident_id: int
 
 
 def acknowledge(conn: Connection, incident_id: int, actor: str,
-                now: datetime) -> tuple[Row[Any], bool]:
-    """Acknowledge a triggered incident; return (row, whether anything changed).
+                now: datetime) -> ActionResult:
+    """Acknowledge a triggered incident and stop its escalation.
 
     Raises NotFound, or Conflict when the incident is resolved. Acknowledging twice is a no-op.
     """
@@ -200,33 +225,34 @@ def acknowledge(conn: Connection, incident_id: int, actor: str,
     if row.status == "resolved":
         raise Conflict(f"incident {incident_id} is resolved", "status")
     if row.status == "acknowledged":
-        return row, False
+        return ActionResult(row, False)
     claimed = conn.execute(
         update(incidents).where(incidents.c.id == incident_id,
                                 incidents.c.status == "triggered")
         .values(status="acknowledged", acknowledged_at=now, acknowledged_by=actor,
                 updated_at=now)).rowcount
     if claimed != 1:  # changed under us between the read and the update
-        return get_incident(conn, incident_id), False
+        return ActionResult(get_incident(conn, incident_id), False)
     add_event(conn, incident_id, now, "incident.acknowledged", actor, {})
-    return get_incident(conn, incident_id), True
+    cancelled = stop_escalation(conn, incident_id, now)
+    return ActionResult(get_incident(conn, incident_id), True, cancelled)
 
 
-def resolve(conn: Connection, incident_id: int, actor: str,
-            now: datetime) -> tuple[Row[Any], bool]:
-    """Resolve an incident by hand; return (row, whether anything changed). Raises NotFound."""
+def resolve(conn: Connection, incident_id: int, actor: str, now: datetime) -> ActionResult:
+    """Resolve an incident by hand and stop its escalation. Raises NotFound."""
     row = get_incident(conn, incident_id)
     if row.status == "resolved":
-        return row, False
+        return ActionResult(row, False)
     claimed = conn.execute(
         update(incidents).where(incidents.c.id == incident_id,
                                 incidents.c.status != "resolved")
         .values(status="resolved", resolved_at=now, resolved_by=actor,
                 updated_at=now)).rowcount
     if claimed != 1:
-        return get_incident(conn, incident_id), False
+        return ActionResult(get_incident(conn, incident_id), False)
     add_event(conn, incident_id, now, "incident.resolved", actor, {"reason": "manual"})
-    return get_incident(conn, incident_id), True
+    cancelled = stop_escalation(conn, incident_id, now)
+    return ActionResult(get_incident(conn, incident_id), True, cancelled)
 
 
 def count_rows(conn: Connection) -> dict[str, int]:
@@ -235,5 +261,5 @@ def count_rows(conn: Connection) -> dict[str, int]:
             for table in (incidents, alerts, incident_events)}
 
 
-__all__ = ["IngestResult", "acknowledge", "add_event", "count_rows", "get_incident",
+__all__ = ["ActionResult", "IngestResult", "acknowledge", "add_event", "count_rows", "get_incident",
            "incident_details", "ingest_group", "list_incidents", "resolve"]

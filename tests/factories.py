@@ -11,7 +11,9 @@ DATA = pathlib.Path(__file__).parent / "data"
 AM_TOKEN = "am-token-0123456789"
 ALICE_TOKEN = "alice-token-0123456789"
 BOB_TOKEN = "bob-token-0123456789"
-T0 = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+# The fake clock's start. Timers run on APScheduler's real clock, so a fake "now" far in the
+# future keeps the timers of tests that pin the clock from ever coming due mid-test.
+T0 = datetime(2100, 1, 4, 12, 0, 0, tzinfo=UTC)
 
 DIRECTORY_YAML = f"""
 integrations:

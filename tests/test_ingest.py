@@ -61,7 +61,9 @@ async def test_a_captured_alertmanager_group_ingests_correctly(client):
     assert db1["ends_at"] is None  # Go's zero time means "not set"
     assert db1["annotations"]["summary"] == "Disk almost full on db1"
     assert db1["generator_url"] == "http://prometheus:9090/graph?g0.expr=disk"
-    assert timeline_types(body) == ["incident.triggered", "alert.added"]
+    assert timeline_types(body) == ["incident.triggered", "alert.added", "incident.routed"]
+    assert body["timeline"][2]["detail"] == {
+        "route": 'routes[0] {severity="critical"}', "policy": "default"}
 
 
 async def test_captured_partial_then_full_resolve_auto_resolves(client):
@@ -79,8 +81,8 @@ async def test_captured_partial_then_full_resolve_auto_resolves(client):
     assert body["status"] == "resolved"
     assert body["resolved_by"] == "system"
     assert body["alert_count"] == 2
-    assert timeline_types(body) == ["incident.triggered", "alert.added", "alert.resolved",
-                                    "alert.resolved", "incident.resolved"]
+    assert timeline_types(body) == ["incident.triggered", "alert.added", "incident.routed",
+                                    "alert.resolved", "alert.resolved", "incident.resolved"]
     assert body["timeline"][-1]["detail"] == {"reason": "all alerts resolved"}
 
 
@@ -96,7 +98,7 @@ async def test_partial_resolves_then_the_last_one_auto_resolves(client, clock):
     await deliver(client, make_webhook(alerts))
     body = await incident(client, incident_id)
     assert body["status"] == "resolved" and body["firing_count"] == 0
-    assert body["resolved_at"] == "2026-11-28T12:02:00Z"
+    assert body["resolved_at"] == "2100-01-04T12:02:00Z"
 
 
 async def test_a_redelivered_occurrence_after_a_manual_resolve_opens_nothing(client):

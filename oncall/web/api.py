@@ -86,16 +86,16 @@ async def get_incident(request: web.Request) -> web.Response:
 async def acknowledge(request: web.Request) -> web.Response:
     user = require_user(request)
     now = request.app[CLOCK]()
-    row, _ = await request.app[SERVICE].acknowledge(int(request.match_info["id"]), user.name,
+    result = await request.app[SERVICE].acknowledge(int(request.match_info["id"]), user.name,
                                                     now)
-    return web.json_response(incident_json(row))
+    return web.json_response(incident_json(result.row))
 
 
 async def resolve(request: web.Request) -> web.Response:
     user = require_user(request)
     now = request.app[CLOCK]()
-    row, _ = await request.app[SERVICE].resolve(int(request.match_info["id"]), user.name, now)
-    return web.json_response(incident_json(row))
+    result = await request.app[SERVICE].resolve(int(request.match_info["id"]), user.name, now)
+    return web.json_response(incident_json(result.row))
 
 
 def add_routes(app: web.Application) -> None:

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 from redis.asyncio import Redis
 
-from oncall import migrate
+from oncall import jobs, migrate
 from oncall.clock import Clock, system_clock
 from oncall.config import Settings
 from oncall.db import Database, make_engine
 from oncall.directory import DirectoryHolder
+from oncall.reconcile import Reconciler, watchdog
 from oncall.service import Service
+from oncall.timer import Timers
 from oncall.web import api, health
-from oncall.web.keys import CLOCK, DATABASE, DIRECTORY, REDIS, SERVICE, SETTINGS
+from oncall.web.keys import (
+    CLOCK,
+    DATABASE,
+    DIRECTORY,
+    RECONCILER,
+    REDIS,
+    SERVICE,
+    SETTINGS,
+    TIMERS,
+)
 from oncall.web.middleware import errors
 
 log = logging.getLogger(__name__)
@@ -35,7 +48,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await migrate.upgrade(engine, settings.database.schema)
     database = Database(engine)
     app[DATABASE] = database
-    app[SERVICE] = Service(database, app[DIRECTORY])
+    app[SERVICE] = Service(database, app[DIRECTORY], app[CLOCK])
     yield
     await database.close()
 
@@ -47,6 +60,35 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     await client.aclose()
 
 
+async def _scheduler(app: web.Application) -> AsyncIterator[None]:
+    """Start the timers: reconcile from the database first, then let jobs fire."""
+    settings = app[SETTINGS]
+    service = app[SERVICE]
+    timers = Timers(settings.redis)
+    service.timers = timers
+    jobs.install(service)
+    reconciler = Reconciler(app[DATABASE], timers, service, app[DIRECTORY], app[CLOCK])
+    app[TIMERS] = timers
+    app[RECONCILER] = reconciler
+    try:
+        await reconciler.run_once()
+    except Exception as error:  # Redis down at start-up: alerts are still taken
+        log.warning("start-up reconcile failed; retrying every reconcile_interval",
+                    extra={"error": repr(error)})
+    timers.start()
+    tasks = [asyncio.create_task(reconciler.loop(settings.scheduler.reconcile_interval)),
+             asyncio.create_task(watchdog(timers))]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    timers.shutdown()
+    jobs.uninstall(service)
+    timers.close()
+
+
 def create_app(settings: Settings, directory: DirectoryHolder,
                clock: Clock = system_clock) -> web.Application:
     """Return the application; resources open on startup and close on cleanup."""
@@ -56,6 +98,7 @@ def create_app(settings: Settings, directory: DirectoryHolder,
     app[CLOCK] = clock
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(_scheduler)
     api.add_routes(app)
     health.add_routes(app)
     return app

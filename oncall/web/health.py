@@ -10,8 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
+from oncall import store_escalation
+from oncall.clock import isoformat
 from oncall.config import ConfigError
-from oncall.web.keys import DATABASE, DIRECTORY, REDIS
+from oncall.web.keys import CLOCK, DATABASE, DIRECTORY, RECONCILER, REDIS, SETTINGS, TIMERS
 
 log = logging.getLogger(__name__)
 CHECK_TIMEOUT = 2.0
@@ -27,10 +29,50 @@ async def _timed(probe: Awaitable[Any]) -> dict[str, Any]:
     return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
+async def scheduler_check(app: web.Application) -> dict[str, Any]:
+    """Return the timers' state: pending jobs per store, overdue and failed steps, reconciles.
+
+    Fails when the scheduler is not running, a step is overdue or failed, or the reconciler
+    has not succeeded within three intervals.
+    """
+    timers, status = app[TIMERS], app[RECONCILER].status
+    now = app[CLOCK]()
+    check: dict[str, Any] = {"running": timers.running,
+                             "last_reconcile": isoformat(status.last_run),
+                             "reconcile_runs": status.runs, "repairs": status.repairs}
+    problems = []
+    try:
+        check["pending"] = await asyncio.wait_for(asyncio.to_thread(timers.pending_counts),
+                                                  CHECK_TIMEOUT)
+    except Exception as exc:
+        check["pending"] = None
+        problems.append(f"job stores unreachable: {exc or type(exc).__name__}")
+    try:
+        check.update(await asyncio.wait_for(
+            app[DATABASE].run(store_escalation.queue_stats, now), CHECK_TIMEOUT))
+    except Exception as exc:
+        problems.append(f"queue state unreadable: {exc or type(exc).__name__}")
+    if not timers.running:
+        problems.append("scheduler not running")
+    if check.get("overdue_steps"):
+        problems.append(f"{check['overdue_steps']} escalation steps overdue")
+    if check.get("failed_steps"):
+        problems.append(f"{check['failed_steps']} escalation steps failed")
+    interval = app[SETTINGS].scheduler.reconcile_interval
+    if status.last_run is None or now - status.last_run > 3 * interval:
+        problems.append(f"no successful reconcile within {3 * interval}"
+                        + (f": {status.last_error}" if status.last_error else ""))
+    check["status"] = "fail" if problems else "ok"
+    if problems:
+        check["error"] = "; ".join(problems)
+    return check
+
+
 async def run_checks(app: web.Application) -> dict[str, dict[str, Any]]:
     """Return each dependency's check result, run concurrently, each bounded in time."""
-    names = ["database", "redis"]
-    results = await asyncio.gather(_timed(app[DATABASE].ping()), _timed(app[REDIS].ping()))
+    names = ["database", "redis", "scheduler"]
+    results = await asyncio.gather(_timed(app[DATABASE].ping()), _timed(app[REDIS].ping()),
+                                   scheduler_check(app))
     return dict(zip(names, results, strict=True))
 
 

@@ -9,7 +9,9 @@ from oncall.clock import Clock
 from oncall.config import Settings
 from oncall.db import Database
 from oncall.directory import DirectoryHolder
+from oncall.reconcile import Reconciler
 from oncall.service import Service
+from oncall.timer import Timers
 
 SETTINGS = web.AppKey("settings", Settings)
 DIRECTORY = web.AppKey("directory", DirectoryHolder)
@@ -17,3 +19,5 @@ CLOCK = web.AppKey("clock", Clock)
 DATABASE = web.AppKey("database", Database)
 SERVICE = web.AppKey("service", Service)
 REDIS = web.AppKey("redis", Redis)
+TIMERS = web.AppKey("timers", Timers)
+RECONCILER = web.AppKey("reconciler", Reconciler)

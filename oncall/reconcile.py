@@ -1,0 +1,87 @@
+"""The reconciler: makes Redis hold exactly the timers the database says are pending.
+
+Runs at start-up and every `reconcile_interval`. Timers Redis lost (flush, restart, outage, a
+crash between commit and scheduling, a step that failed) are recreated; overdue ones run at
+once. Jobs of incidents that are no longer pending on that step are removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from oncall import store_escalation
+from oncall.clock import Clock
+from oncall.db import Database
+from oncall.directory import DirectoryHolder
+from oncall.service import Service
+from oncall.timer import Timers
+
+log = logging.getLogger(__name__)
+WATCHDOG_INTERVAL = 1.0
+
+
+@dataclass
+class ReconcileStatus:
+    runs: int = 0
+    repairs: int = 0  # timers recreated, over the process's life
+    removed: int = 0  # stale jobs removed, over the process's life
+    last_run: datetime | None = None
+    last_error: str | None = None
+
+
+class Reconciler:
+    def __init__(self, db: Database, timers: Timers, service: Service,
+                 directory: DirectoryHolder, clock: Clock) -> None:
+        self.db = db
+        self.timers = timers
+        self.service = service
+        self.directory = directory
+        self.clock = clock
+        self.status = ReconcileStatus()
+
+    async def run_once(self) -> tuple[int, int]:
+        """Reconcile once; return (timers recreated, stale jobs removed). Raises on failure."""
+        now = self.clock()
+        try:
+            # Redis first: a timer scheduled after this read is then in the database read
+            # below, so it is never mistaken for a stale one and removed.
+            present = self.timers.job_ids("escalation")
+            pending = await self.db.run(store_escalation.pending_timers, self.directory.current)
+        except Exception as error:
+            self.status.last_error = f"{type(error).__name__}: {error}"
+            raise
+        expected = {timer.job_id: timer for timer in pending}
+        missing = [timer for job_id, timer in expected.items() if job_id not in present]
+        self.service.schedule(missing)
+        stale = present - expected.keys()
+        self.service.unschedule(stale)
+        self.status.runs += 1
+        self.status.repairs += len(missing)
+        self.status.removed += len(stale)
+        self.status.last_run = now
+        self.status.last_error = None
+        if missing or stale:
+            log.info("reconciled timers", extra={"recreated": len(missing),
+                                                 "removed": len(stale),
+                                                 "overdue": sum(t.due_at <= now
+                                                                for t in missing)})
+        return len(missing), len(stale)
+
+    async def loop(self, interval: timedelta) -> None:
+        """Reconcile every `interval` until cancelled; failures are logged and retried."""
+        while True:
+            await asyncio.sleep(interval.total_seconds())
+            try:
+                await self.run_once()
+            except Exception as error:  # Redis or the database is down
+                log.warning("reconcile failed", extra={"error": repr(error)})
+
+
+async def watchdog(timers: Timers) -> None:
+    """Wake the scheduler every second so a stalled APScheduler wake-up cannot last."""
+    while True:
+        await asyncio.sleep(WATCHDOG_INTERVAL)
+        timers.wakeup()

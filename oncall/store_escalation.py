@@ -1,0 +1,193 @@
+"""Escalation state in the database: the truth that Redis timers are rebuilt from.
+
+Like `store`, every function runs inside one transaction handed in by `Database.run`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from oncall import escalation
+from oncall.directory import Directory, Policy
+from oncall.escalation import Step
+from oncall.models import escalation_jobs, incident_events, incidents
+
+log = logging.getLogger(__name__)
+OVERDUE_AFTER = timedelta(seconds=30)
+SYSTEM_ACTOR = "system"
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A timer to put in the escalation job store: which step of which incident, when."""
+
+    job_id: str
+    incident_id: int
+    level: int
+    repeat: int
+    due_at: datetime
+
+
+@dataclass(frozen=True)
+class FireResult:
+    fired: bool  # False: the job was stale (acknowledged, resolved, superseded) and did nothing
+    next_timer: Timer | None = None
+    reason: str = ""
+
+
+def _event(conn: Connection, incident_id: int, at: datetime, type_: str,
+           detail: dict[str, Any], actor: str = SYSTEM_ACTOR) -> None:
+    conn.execute(insert(incident_events), {"incident_id": incident_id, "at": at, "type": type_,
+                                           "actor": actor, "detail": detail})
+
+
+def _record_timer(conn: Connection, timer: Timer, now: datetime) -> None:
+    values = {"incident_id": timer.incident_id, "level": timer.level, "repeat": timer.repeat,
+              "due_at": timer.due_at, "state": "scheduled", "attempts": 0, "last_error": None,
+              "fired_at": None, "updated_at": now}
+    updated = conn.execute(update(escalation_jobs).where(escalation_jobs.c.id == timer.job_id)
+                           .values(**values)).rowcount
+    if not updated:
+        conn.execute(insert(escalation_jobs).values(id=timer.job_id, created_at=now, **values))
+
+
+def start_escalation(conn: Connection, incident_id: int, policy: Policy,
+                     now: datetime) -> Timer:
+    """Point a new incident at its first step, due now, and return that timer."""
+    step = escalation.FIRST_STEP
+    timer = Timer(escalation.job_id(incident_id, step, policy), incident_id, step.level,
+                  step.repeat, now)
+    conn.execute(update(incidents).where(incidents.c.id == incident_id).values(
+        next_level=step.level, next_repeat=step.repeat, next_due_at=now))
+    _record_timer(conn, timer, now)
+    return timer
+
+
+def stop_escalation(conn: Connection, incident_id: int, now: datetime) -> list[str]:
+    """Clear the incident's pending step; return the job ids to remove from Redis."""
+    job_ids = list(conn.execute(
+        select(escalation_jobs.c.id).where(escalation_jobs.c.incident_id == incident_id,
+                                           escalation_jobs.c.state.in_(("scheduled",
+                                                                        "failed")))
+    ).scalars())
+    if job_ids:
+        conn.execute(update(escalation_jobs).where(escalation_jobs.c.id.in_(job_ids))
+                     .values(state="cancelled", updated_at=now))
+    conn.execute(update(incidents).where(incidents.c.id == incident_id)
+                 .values(next_due_at=None))
+    return job_ids
+
+
+def fire_step(conn: Connection, incident_id: int, step: Step, directory: Directory,
+              now: datetime) -> FireResult:
+    """Run one escalation step if it is still the incident's next step; else do nothing.
+
+    The step is claimed with a conditional UPDATE (incident triggered, level and repeat
+    match, step still pending), so a job that runs after an acknowledgement, a duplicate
+    job, or a stale job changes nothing. Returns the timer to schedule next, if any.
+    """
+    row = conn.execute(select(incidents.c.status, incidents.c.policy, incidents.c.next_level,
+                              incidents.c.next_repeat, incidents.c.next_due_at)
+                       .where(incidents.c.id == incident_id)).first()
+    if row is None:
+        return FireResult(False, reason="incident not found")
+    if row.status != "triggered" or row.next_due_at is None:
+        return FireResult(False, reason=f"incident is {row.status}, nothing pending")
+    if (row.next_level, row.next_repeat) != (step.level, step.repeat):
+        return FireResult(False, reason="superseded by another step")
+    policy = directory.policies.get(row.policy or "")
+    this_job = escalation.job_id(incident_id, step, policy)
+    following = escalation.after(policy, step, now) if policy is not None else None
+    next_step, next_due = following if following is not None else (None, None)
+    claimed = conn.execute(
+        update(incidents)
+        .where(incidents.c.id == incident_id, incidents.c.status == "triggered",
+               incidents.c.next_level == step.level, incidents.c.next_repeat == step.repeat,
+               incidents.c.next_due_at.is_not(None))
+        .values(next_level=next_step.level if next_step else step.level,
+                next_repeat=next_step.repeat if next_step else step.repeat,
+                next_due_at=next_due, updated_at=now)
+    ).rowcount
+    if claimed != 1:
+        return FireResult(False, reason="claimed by another run")
+    conn.execute(update(escalation_jobs).where(escalation_jobs.c.id == this_job).values(
+        state="fired", fired_at=now, updated_at=now, attempts=escalation_jobs.c.attempts + 1))
+
+    if policy is None:
+        _event(conn, incident_id, now, "escalation.exhausted",
+               {"reason": f"policy {row.policy!r} no longer exists"})
+        return FireResult(True)
+    if step.is_exhaustion(policy):
+        _event(conn, incident_id, now, "escalation.exhausted",
+               {"policy": policy.name, "levels": len(policy.levels),
+                "repeats": policy.repeat})
+        return FireResult(True)
+    level = policy.levels[step.level - 1]
+    targets = [str(t) for t in level.targets]
+    _event(conn, incident_id, now, "escalation.level",
+           {"level": step.level, "repeat": step.repeat, "targets": targets,
+            "policy": policy.name, "job_id": this_job})
+    request_notifications(conn, incident_id, step, targets, directory, now)
+    assert next_step is not None and next_due is not None
+    timer = Timer(escalation.job_id(incident_id, next_step, policy), incident_id,
+                  next_step.level, next_step.repeat, next_due)
+    _record_timer(conn, timer, now)
+    return FireResult(True, timer)
+
+
+def request_notifications(conn: Connection, incident_id: int, step: Step,
+                          targets: list[str], directory: Directory, now: datetime) -> None:
+    """Hand a level's targets to the notifier, in the step's transaction.
+
+    Until delivery exists, the request itself is recorded: one timeline entry per user.
+    """
+    for target in targets:
+        kind, _, name = target.partition(":")
+        if kind == "user" and name in directory.users:
+            _event(conn, incident_id, now, "notification.requested",
+                   {"user": name, "level": step.level, "repeat": step.repeat})
+
+
+def mark_failed(conn: Connection, incident_id: int, step: Step, attempts: int, error: str,
+                now: datetime) -> None:
+    """Record that a step failed after its retries; the reconciler will try it again."""
+    conn.execute(update(escalation_jobs).where(
+        escalation_jobs.c.incident_id == incident_id, escalation_jobs.c.level == step.level,
+        escalation_jobs.c.repeat == step.repeat,
+        escalation_jobs.c.state.in_(("scheduled", "failed"))).values(
+        state="failed", attempts=escalation_jobs.c.attempts + attempts, last_error=error[:2000],
+        updated_at=now))
+    _event(conn, incident_id, now, "escalation.failed",
+           {"level": step.level, "repeat": step.repeat, "attempts": attempts,
+            "error": error[:500]})
+
+
+def pending_timers(conn: Connection, directory: Directory) -> list[Timer]:
+    """Return the pending step of every triggered incident: what Redis must hold."""
+    rows = conn.execute(select(incidents.c.id, incidents.c.policy, incidents.c.next_level,
+                               incidents.c.next_repeat, incidents.c.next_due_at)
+                        .where(incidents.c.status == "triggered",
+                               incidents.c.next_due_at.is_not(None)))
+    timers = []
+    for incident_id, policy_name, level, repeat, due in rows:
+        step = Step(level, repeat)
+        policy = directory.policies.get(policy_name or "")
+        timers.append(Timer(escalation.job_id(incident_id, step, policy), incident_id, level,
+                            repeat, due))
+    return timers
+
+
+def queue_stats(conn: Connection, now: datetime) -> dict[str, int]:
+    """Return the count of overdue steps (due over 30 s ago, not fired) and failed steps."""
+    overdue = conn.execute(select(func.count()).select_from(incidents).where(
+        incidents.c.status == "triggered", incidents.c.next_due_at < now - OVERDUE_AFTER)
+    ).scalar_one()
+    failed = conn.execute(select(func.count()).select_from(escalation_jobs).where(
+        escalation_jobs.c.state == "failed")).scalar_one()
+    return {"overdue_steps": overdue, "failed_steps": failed}
