@@ -39,6 +39,9 @@ class Service:
         self.clock = clock
         self.retry_base = retry_base
         self.timers: Timers | None = None  # set once the scheduler exists
+        self.fire_step = store_escalation.fire_step  # the one unit of work a step runs
+        # Outcomes of step runs in this process (for /metrics, and for tests to await).
+        self.step_outcomes = {"fired": 0, "stale": 0, "failed": 0}
 
     def schedule(self, timers: Iterable[Timer]) -> None:
         """Put escalation timers into Redis (best effort: the reconciler heals failures)."""
@@ -103,7 +106,7 @@ class Service:
         for attempt in range(1, ESCALATION_ATTEMPTS + 1):
             now = self.clock()
             try:
-                result = await self.db.run(store_escalation.fire_step, incident_id, step,
+                result = await self.db.run(self.fire_step, incident_id, step,
                                            self.directory.current, now)
             except Exception as failure:  # a pager retries, then reports
                 error = failure
@@ -115,11 +118,13 @@ class Service:
                 continue
             if result.next_timer is not None:
                 self.schedule([result.next_timer])
+            self.step_outcomes["fired" if result.fired else "stale"] += 1
             if not result.fired:
                 log.info("stale escalation job did nothing", extra={
                     "incident": incident_id, "level": step.level, "repeat": step.repeat,
                     "reason": result.reason})
             return result.fired
+        self.step_outcomes["failed"] += 1
         await self._mark_failed(incident_id, step, repr(error))
         return False
 

@@ -8,9 +8,10 @@ are deleted afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import redis
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
+from oncall.clock import Clock
 from oncall.config import Settings, load_settings
 from oncall.directory import DirectoryHolder, parse_directory
 from oncall.models import alerts, incident_events, incidents
@@ -126,12 +128,20 @@ def directory_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def make_client(aiohttp_client: Any, make_settings: Callable[..., Settings],
                 directory_file: Path, clock: FakeClock) -> Callable[..., Any]:
-    """Return a factory of test clients for an app built from this test's settings."""
+    """Return a factory of test clients for an app built from this test's settings.
 
-    async def build(**overrides: str) -> TestClient[Any, Any]:
+    `directory` replaces the directory file's text; `clock` the fake clock (timer tests
+    pass `system_clock`, since APScheduler fires on real time); other keyword arguments
+    override settings as ONCALL_<SECTION>_<KEY>.
+    """
+
+    async def build(directory: str | None = None, clock: Clock = clock,
+                    **overrides: str) -> TestClient[Any, Any]:
         settings = make_settings(**overrides)
-        directory = parse_directory(directory_file.read_text(), {}, str(directory_file))
-        app = create_app(settings, DirectoryHolder(directory), clock)
+        if directory is not None:
+            directory_file.write_text(directory)
+        parsed = parse_directory(directory_file.read_text(), {}, str(directory_file))
+        app = create_app(settings, DirectoryHolder(parsed), clock)
         return await aiohttp_client(app)
 
     return build
@@ -153,3 +163,20 @@ async def snapshot(client: TestClient[Any, Any]) -> dict[str, list[tuple[Any, ..
                 for t in (incidents, alerts, incident_events)}
 
     return await client.app[DATABASE].run(read)
+
+
+async def eventually(condition: Callable[[], Awaitable[Any]], timeout: float = 30.0,
+                     what: str = "condition") -> Any:
+    """Return the first truthy result of `condition()`, polled until `timeout` seconds pass.
+
+    This awaits a state the system reaches on its own (a timer firing); it is not a sleep
+    that hopes something has happened.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await condition()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)

@@ -80,3 +80,26 @@ def make_webhook(alerts: list[dict[str, Any]], *, alertname: str = "DiskFull",
         "groupKey": f'{{}}:{{alertname="{alertname}"}}',
         "truncatedAlerts": truncated,
     }
+
+
+def fast_directory(*, levels: tuple[str, ...] = ("2s", "2s"), repeat: int = 1) -> str:
+    """Return a directory whose only policy pages alice, then bob, ... with short delays."""
+    users = ["alice", "bob", "carol"]
+    level_lines = "\n".join(
+        f'      - {{notify: ["user:{users[i % 3]}"], escalate_after: {after}}}'
+        for i, after in enumerate(levels))
+    return f"""
+integrations:
+  - {{name: prometheus, type: alertmanager, token: "{AM_TOKEN}"}}
+users:
+  - {{name: alice, api_token: "{ALICE_TOKEN}", contacts: [{{type: email, to: a@example.com}}]}}
+  - {{name: bob, api_token: "{BOB_TOKEN}", contacts: [{{type: email, to: b@example.com}}]}}
+  - {{name: carol, contacts: [{{type: email, to: c@example.com}}]}}
+policies:
+  - name: fast
+    repeat: {repeat}
+    levels:
+{level_lines}
+routes:
+  - {{policy: fast}}
+"""

@@ -39,10 +39,9 @@ class ServiceProcess:
 
     async def start(self) -> None:
         """Start the process and return once it answers /-/healthy; raises if it dies."""
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=self.env,
-                                     stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=self.env,
+                                         stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + READY_TIMEOUT
         async with aiohttp.ClientSession() as session:
             while True:

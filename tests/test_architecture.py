@@ -8,7 +8,7 @@ import pathlib
 import pytest
 
 PURE = ["clock", "errors", "durations", "config", "matchers", "directory", "alertmanager",
-        "dedup"]
+        "dedup", "routing", "escalation", "retry"]
 FORBIDDEN = {"aiohttp", "sqlalchemy", "redis", "apscheduler", "aiosqlite", "asyncpg",
              "aiosmtplib", "apprise"}
 PACKAGE = pathlib.Path(__file__).parent.parent / "oncall"
@@ -36,3 +36,9 @@ def test_only_the_clock_module_reads_the_wall_clock():
         if path.name != "clock.py" and ("datetime.now(" in text or "utcnow(" in text):
             offenders.append(str(path))
     assert offenders == []
+
+
+def test_only_the_timer_module_imports_apscheduler():
+    importers = sorted(p.name for p in PACKAGE.rglob("*.py")
+                       if "apscheduler" in imported_roots(p))
+    assert importers == ["timer.py"]

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from oncall import jobs, migrate
 from oncall.clock import Clock, system_clock
@@ -39,7 +41,8 @@ def make_redis(settings: Settings) -> Redis:
     timeout = settings.redis.socket_timeout.total_seconds()
     return Redis(host=settings.redis.host, port=settings.redis.port,
                  password=settings.redis.password or None, db=settings.redis.db,
-                 socket_timeout=timeout, socket_connect_timeout=timeout)
+                 socket_timeout=timeout, socket_connect_timeout=timeout,
+                 retry=Retry(NoBackoff(), 1))
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

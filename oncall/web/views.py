@@ -29,6 +29,11 @@ def incident_json(row: Row[Any]) -> dict[str, Any]:
         "alert_count": row.alert_count,
         "firing_count": row.firing_count,
         "truncated_alerts": row.truncated_alerts,
+        "route": row.route,
+        "policy": row.policy,
+        "next_step": None if row.next_due_at is None else {
+            "level": row.next_level, "repeat": row.next_repeat,
+            "due_at": isoformat(row.next_due_at)},
     }
 
 
