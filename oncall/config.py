@@ -70,6 +70,18 @@ class SecuritySettings:
 
 
 @dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    username: str
+    password: str
+    from_: str
+    starttls: bool
+    tls: bool
+    timeout: timedelta
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings
     database: DatabaseSettings
@@ -77,6 +89,7 @@ class Settings:
     scheduler: SchedulerSettings
     directory: DirectorySettings
     security: SecuritySettings
+    smtp: SmtpSettings
     source: str  # which settings file was read, for messages
 
 
@@ -131,6 +144,21 @@ def _prefix(text: str) -> str:
     return text
 
 
+def _boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("true", "yes", "on", "1"):
+        return True
+    if lowered in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _address(text: str) -> str:
+    if not re.match(r"^[^@\s]+@[^@\s]+$", text.split("<")[-1].rstrip(">").strip()):
+        raise ValueError(f"expected an e-mail address, got {text!r}")
+    return text
+
+
 def _text(text: str) -> str:
     return text
 
@@ -178,10 +206,20 @@ SPEC: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
     "security": {
         "secret_key": (_secret, ""),
     },
+    "smtp": {
+        "host": (_nonempty, "localhost"),
+        "port": (_integer(1, 65535), "25"),
+        "username": (_text, ""),
+        "password": (_text, ""),
+        "from": (_address, "oncall@localhost"),
+        "starttls": (_boolean, "false"),
+        "tls": (_boolean, "false"),
+        "timeout": (_positive_duration, "10s"),
+    },
 }
 
 _SEED_REDIS_ENV = {"REDIS_HOST": "host", "REDIS_PORT": "port", "REDIS_PASSWORD": "password"}
-_SECRET_KEYS = {("redis", "password"), ("security", "secret_key")}
+_SECRET_KEYS = {("redis", "password"), ("security", "secret_key"), ("smtp", "password")}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -237,6 +275,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         scheduler=SchedulerSettings(**parsed["scheduler"]),
         directory=DirectorySettings(**parsed["directory"]),
         security=SecuritySettings(**parsed["security"]),
+        smtp=SmtpSettings(**{("from_" if k == "from" else k): v
+                             for k, v in parsed["smtp"].items()}),
         source=path or "defaults",
     )
 

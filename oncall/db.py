@@ -77,21 +77,31 @@ class Database:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._in_flight: set[asyncio.Task[Any]] = set()
 
     async def run(self, work: Callable[..., T], *args: Any) -> T:
         """Return `work(connection, *args)`, run in one transaction that commits on success.
 
+        The transaction runs to its commit or rollback even when the caller is cancelled
+        (a shutdown, a timeout): a connection abandoned between two statements would stay
+        checked out "idle in transaction", holding its locks.
         Raises Unavailable when the database is transiently unreachable or busy; any other
         error propagates and rolls the transaction back.
         """
+        task = asyncio.ensure_future(self._transaction(work, *args))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
         try:
-            async with self.engine.begin() as conn:
-                return await conn.run_sync(work, *args)
+            return await asyncio.shield(task)
         except exc.IntegrityError:
             raise
         except TRANSIENT as error:
             log.warning("database unavailable: %s", type(error).__name__)
             raise Unavailable("database unavailable, retry later") from error
+
+    async def _transaction(self, work: Callable[..., T], *args: Any) -> T:
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(work, *args)
 
     async def ping(self) -> float:
         """Return the round-trip time of `SELECT 1` in seconds; raises on failure."""
@@ -101,4 +111,7 @@ class Database:
         return time.perf_counter() - started
 
     async def close(self) -> None:
+        """Wait for transactions under way, then close every connection."""
+        while self._in_flight:
+            await asyncio.wait(list(self._in_flight))
         await self.engine.dispose()

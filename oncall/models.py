@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -76,6 +78,7 @@ incidents = Table(
     # Routing, decided once when the incident opens.
     Column("route", String(255)),
     Column("policy", String(64)),
+    Column("notify_resolved", Boolean, nullable=False, server_default=true()),
     # The escalation's next timer: the truth the reconciler rebuilds Redis from.
     # next_due_at is NULL when nothing is pending (acknowledged, resolved, exhausted).
     Column("next_level", Integer),
@@ -135,3 +138,46 @@ escalation_jobs = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 Index("ix_escalation_jobs_state", escalation_jobs.c.state)
+
+# The outbox: one row per page (or resolved message) per contact, written in the transaction
+# that decided it; delivery jobs only carry the row id.
+notifications = Table(
+    "notifications", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # trigger, resolved
+    Column("level", Integer, nullable=False),  # 0 for resolved messages
+    Column("repeat", Integer, nullable=False),
+    Column("user_name", String(64), nullable=False),
+    Column("contact_index", Integer, nullable=False),
+    Column("contact_type", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # pending, sent, failed, cancelled
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("sent_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("incident_id", "kind", "level", "repeat", "user_name", "contact_index",
+                     name="uq_notifications_page"),
+)
+Index("ix_notifications_status_next", notifications.c.status, notifications.c.next_attempt_at)
+
+notification_attempts = Table(
+    "notification_attempts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notification_id", Integer, ForeignKey("notifications.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("outcome", String(16), nullable=False),  # delivered, retry, permanent
+    Column("error", Text),
+    Column("duration_ms", Integer, nullable=False),
+)
+
+# Small key-value facts the service keeps about itself (a generated link-signing key).
+meta = Table(
+    "meta", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)

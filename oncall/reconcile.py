@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from oncall import store_escalation
+from oncall import store_escalation, store_notify
 from oncall.clock import Clock
 from oncall.db import Database
 from oncall.directory import DirectoryHolder
@@ -46,29 +46,44 @@ class Reconciler:
         """Reconcile once; return (timers recreated, stale jobs removed). Raises on failure."""
         now = self.clock()
         try:
-            # Redis first: a timer scheduled after this read is then in the database read
+            # Redis first: a job scheduled after this read is then in the database read
             # below, so it is never mistaken for a stale one and removed.
-            present = self.timers.job_ids("escalation")
+            present_steps = self.timers.job_ids("escalation")
+            present_deliveries = self.timers.job_ids("notification")
             pending = await self.db.run(store_escalation.pending_timers, self.directory.current)
+            deliveries = await self.db.run(store_notify.pending_deliveries)
         except Exception as error:
             self.status.last_error = f"{type(error).__name__}: {error}"
             raise
         expected = {timer.job_id: timer for timer in pending}
-        missing = [timer for job_id, timer in expected.items() if job_id not in present]
+        missing = [timer for job_id, timer in expected.items() if job_id not in present_steps]
         self.service.schedule(missing)
-        stale = present - expected.keys()
+        stale = present_steps - expected.keys()
         self.service.unschedule(stale)
+
+        expected_deliveries = {d.job_id: d for d in deliveries}
+        missing_deliveries = [d for job_id, d in expected_deliveries.items()
+                              if job_id not in present_deliveries]
+        stale_deliveries = present_deliveries - expected_deliveries.keys()
+        if self.service.notifier is not None:
+            self.service.notifier.schedule(missing_deliveries)
+            for job_id in stale_deliveries:
+                self.timers.remove("notification", job_id)
+
+        recreated = len(missing) + len(missing_deliveries)
+        removed = len(stale) + len(stale_deliveries)
         self.status.runs += 1
-        self.status.repairs += len(missing)
-        self.status.removed += len(stale)
+        self.status.repairs += recreated
+        self.status.removed += removed
         self.status.last_run = now
         self.status.last_error = None
-        if missing or stale:
-            log.info("reconciled timers", extra={"recreated": len(missing),
-                                                 "removed": len(stale),
-                                                 "overdue": sum(t.due_at <= now
-                                                                for t in missing)})
-        return len(missing), len(stale)
+        if recreated or removed:
+            log.info("reconciled timers", extra={
+                "steps_recreated": len(missing), "steps_removed": len(stale),
+                "deliveries_recreated": len(missing_deliveries),
+                "deliveries_removed": len(stale_deliveries),
+                "overdue": sum(t.due_at <= now for t in missing)})
+        return recreated, removed
 
     async def loop(self, interval: timedelta) -> None:
         """Reconcile every `interval` until cancelled; failures are logged and retried."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 ESCALATION_ATTEMPTS = 4  # the first try and 3 retries, from 5 s (the seed service's rule)
 ESCALATION_BACKOFF = timedelta(seconds=5)
@@ -15,3 +16,41 @@ def backoff(failed_attempts: int, base: timedelta) -> timedelta:
     if failed_attempts < 1:
         raise ValueError("backoff follows a failure: failed_attempts starts at 1")
     return base * (2 ** (failed_attempts - 1))
+
+
+DELIVERED, RETRY, PERMANENT = "delivered", "retry", "permanent"
+MAX_RETRY_AFTER = timedelta(hours=1)
+
+
+def classify_http(status: int | None) -> str:
+    """Return what an HTTP outcome means for a delivery: delivered, retry or permanent.
+
+    `status` None means no response at all (timeout, refused, reset): retry. 2xx is
+    delivered; 408, 429 and 5xx are worth retrying; every other status will not get better.
+    """
+    if status is None:
+        return RETRY
+    if 200 <= status < 300:
+        return DELIVERED
+    if status in (408, 429) or 500 <= status < 600:
+        return RETRY
+    return PERMANENT
+
+
+def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
+    """Return the wait a `Retry-After` header asks for (seconds or an HTTP date), capped at an
+    hour; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        wait = timedelta(seconds=int(value))
+    else:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if moment.tzinfo is None:
+            return None
+        wait = moment - now
+    return max(timedelta(0), min(wait, MAX_RETRY_AFTER))

@@ -21,8 +21,9 @@ from oncall.db import Database
 from oncall.directory import DirectoryHolder, Integration
 from oncall.errors import Unavailable
 from oncall.escalation import Step
+from oncall.followups import Followups, Timer
+from oncall.notifier import Notifier
 from oncall.retry import ESCALATION_ATTEMPTS, ESCALATION_BACKOFF, backoff
-from oncall.store_escalation import Timer
 from oncall.timer import ESCALATION_JOB, Timers
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class Service:
         self.clock = clock
         self.retry_base = retry_base
         self.timers: Timers | None = None  # set once the scheduler exists
+        self.notifier: Notifier | None = None
         self.fire_step = store_escalation.fire_step  # the one unit of work a step runs
         # Outcomes of step runs in this process (for /metrics, and for tests to await).
         self.step_outcomes = {"fired": 0, "stale": 0, "failed": 0}
@@ -58,6 +60,14 @@ class Service:
         for job_id in job_ids:
             self.timers.remove("escalation", job_id)
 
+    def apply(self, followups: Followups) -> None:
+        """Do in Redis what a committed transaction decided."""
+        self.schedule(followups.timers)
+        self.unschedule(followups.removed_jobs)
+        if self.notifier is not None:
+            self.notifier.schedule(followups.deliveries)
+            self.notifier.unschedule(followups.removed_deliveries)
+
     async def ingest(self, integration: Integration, group: AlertGroup,
                      now: datetime) -> store.IngestResult:
         """Apply one delivery in one transaction and return the incidents it touched.
@@ -73,8 +83,7 @@ class Service:
             except exc.IntegrityError:
                 log.info("ingest race, retrying", extra={"attempt": attempt + 1})
                 continue
-            self.schedule(result.timers)
-            self.unschedule(result.cancelled)
+            self.apply(result.followups)
             if result.opened or result.resolved:
                 log.info("ingested", extra={"integration": integration.name,
                                             "opened": result.opened,
@@ -86,13 +95,13 @@ class Service:
                           now: datetime) -> store.ActionResult:
         """Acknowledge and stop escalating. Raises NotFound or Conflict."""
         result = await self.db.run(store.acknowledge, incident_id, actor, now)
-        self.unschedule(result.cancelled)
+        self.apply(result.followups)
         return result
 
     async def resolve(self, incident_id: int, actor: str, now: datetime) -> store.ActionResult:
         """Resolve and stop escalating. Raises NotFound."""
         result = await self.db.run(store.resolve, incident_id, actor, now)
-        self.unschedule(result.cancelled)
+        self.apply(result.followups)
         return result
 
     async def run_step(self, incident_id: int, step: Step) -> bool:
@@ -116,8 +125,7 @@ class Service:
                 if attempt < ESCALATION_ATTEMPTS:
                     await asyncio.sleep(backoff(attempt, self.retry_base).total_seconds())
                 continue
-            if result.next_timer is not None:
-                self.schedule([result.next_timer])
+            self.apply(result.followups)
             self.step_outcomes["fired" if result.fired else "stale"] += 1
             if not result.fired:
                 log.info("stale escalation job did nothing", extra={

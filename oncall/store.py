@@ -18,9 +18,11 @@ from oncall.alertmanager import AlertGroup
 from oncall.dedup import IncidentChange, KnownAlert, OpenIncident, plan_delivery
 from oncall.directory import Directory
 from oncall.errors import Conflict, NotFound
+from oncall.followups import Followups, Timer
 from oncall.models import alerts, incident_events, incidents
 from oncall.routing import choose_route
-from oncall.store_escalation import Timer, start_escalation, stop_escalation
+from oncall.store_escalation import start_escalation, stop_escalation
+from oncall.store_notify import on_incident_closed
 
 SYSTEM_ACTOR = "system"
 _CHUNK = 500  # bound parameters per IN (...): far below every backend's limit
@@ -32,15 +34,22 @@ class IngestResult:
     incidents: list[int] = field(default_factory=list)  # every incident the delivery touched
     opened: list[int] = field(default_factory=list)
     resolved: list[int] = field(default_factory=list)
-    timers: list[Timer] = field(default_factory=list)  # to add to Redis after commit
-    cancelled: list[str] = field(default_factory=list)  # job ids to remove after commit
+    followups: Followups = field(default_factory=Followups)  # for Redis, after commit
 
 
 @dataclass
 class ActionResult:
     row: Row[Any]
     changed: bool
-    cancelled: list[str] = field(default_factory=list)  # job ids to remove after commit
+    followups: Followups = field(default_factory=Followups)  # for Redis, after commit
+
+
+def close_incident(conn: Connection, incident_id: int, resolved: bool,
+                   now: datetime) -> Followups:
+    """Stop the escalation and unsent pages of an acknowledged or resolved incident."""
+    followups = Followups(removed_jobs=stop_escalation(conn, incident_id, now))
+    followups.merge(on_incident_closed(conn, incident_id, resolved, now))
+    return followups
 
 
 _insert_event = insert(incident_events)
@@ -81,10 +90,10 @@ def ingest_group(conn: Connection, integration: str, group: AlertGroup,
         incident_id = _apply(conn, integration, group, change, now)
         if change.incident_id is None:
             result.opened.append(incident_id)
-            result.timers.append(_route(conn, incident_id, group, directory, now))
+            result.followups.timers.append(_route(conn, incident_id, group, directory, now))
         if change.auto_resolves:
             result.resolved.append(incident_id)
-            result.cancelled += stop_escalation(conn, incident_id, now)
+            result.followups.merge(close_incident(conn, incident_id, True, now))
         if incident_id not in result.incidents:
             result.incidents.append(incident_id)
     return result
@@ -174,7 +183,8 @@ def _route(conn: Connection, incident_id: int, group: AlertGroup, directory: Dir
     """Route a new incident on its labels, record the choice, and start its escalation."""
     route = choose_route(directory.routes, group.common_labels)
     conn.execute(update(incidents).where(incidents.c.id == incident_id)
-                 .values(route=route.describe(), policy=route.policy))
+                 .values(route=route.describe(), policy=route.policy,
+                         notify_resolved=route.notify_resolved))
     add_event(conn, incident_id, now, "incident.routed", SYSTEM_ACTOR,
               {"route": route.describe(), "policy": route.policy})
     return start_escalation(conn, incident_id, directory.policies[route.policy], now)
@@ -234,8 +244,8 @@ def acknowledge(conn: Connection, incident_id: int, actor: str,
     if claimed != 1:  # changed under us between the read and the update
         return ActionResult(get_incident(conn, incident_id), False)
     add_event(conn, incident_id, now, "incident.acknowledged", actor, {})
-    cancelled = stop_escalation(conn, incident_id, now)
-    return ActionResult(get_incident(conn, incident_id), True, cancelled)
+    followups = close_incident(conn, incident_id, False, now)
+    return ActionResult(get_incident(conn, incident_id), True, followups)
 
 
 def resolve(conn: Connection, incident_id: int, actor: str, now: datetime) -> ActionResult:
@@ -251,8 +261,8 @@ def resolve(conn: Connection, incident_id: int, actor: str, now: datetime) -> Ac
     if claimed != 1:
         return ActionResult(get_incident(conn, incident_id), False)
     add_event(conn, incident_id, now, "incident.resolved", actor, {"reason": "manual"})
-    cancelled = stop_escalation(conn, incident_id, now)
-    return ActionResult(get_incident(conn, incident_id), True, cancelled)
+    followups = close_incident(conn, incident_id, True, now)
+    return ActionResult(get_incident(conn, incident_id), True, followups)
 
 
 def count_rows(conn: Connection) -> dict[str, int]:

@@ -16,7 +16,9 @@ from sqlalchemy.engine import Connection
 from oncall import escalation
 from oncall.directory import Directory, Policy
 from oncall.escalation import Step
+from oncall.followups import Followups, Timer
 from oncall.models import escalation_jobs, incident_events, incidents
+from oncall.store_notify import create_pages
 
 log = logging.getLogger(__name__)
 OVERDUE_AFTER = timedelta(seconds=30)
@@ -24,20 +26,9 @@ SYSTEM_ACTOR = "system"
 
 
 @dataclass(frozen=True)
-class Timer:
-    """A timer to put in the escalation job store: which step of which incident, when."""
-
-    job_id: str
-    incident_id: int
-    level: int
-    repeat: int
-    due_at: datetime
-
-
-@dataclass(frozen=True)
 class FireResult:
     fired: bool  # False: the job was stale (acknowledged, resolved, superseded) and did nothing
-    next_timer: Timer | None = None
+    followups: Followups
     reason: str = ""
 
 
@@ -96,11 +87,11 @@ def fire_step(conn: Connection, incident_id: int, step: Step, directory: Directo
                               incidents.c.next_repeat, incidents.c.next_due_at)
                        .where(incidents.c.id == incident_id)).first()
     if row is None:
-        return FireResult(False, reason="incident not found")
+        return FireResult(False, Followups(), "incident not found")
     if row.status != "triggered" or row.next_due_at is None:
-        return FireResult(False, reason=f"incident is {row.status}, nothing pending")
+        return FireResult(False, Followups(), f"incident is {row.status}, nothing pending")
     if (row.next_level, row.next_repeat) != (step.level, step.repeat):
-        return FireResult(False, reason="superseded by another step")
+        return FireResult(False, Followups(), "superseded by another step")
     policy = directory.policies.get(row.policy or "")
     this_job = escalation.job_id(incident_id, step, policy)
     following = escalation.after(policy, step, now) if policy is not None else None
@@ -115,43 +106,32 @@ def fire_step(conn: Connection, incident_id: int, step: Step, directory: Directo
                 next_due_at=next_due, updated_at=now)
     ).rowcount
     if claimed != 1:
-        return FireResult(False, reason="claimed by another run")
+        return FireResult(False, Followups(), "claimed by another run")
     conn.execute(update(escalation_jobs).where(escalation_jobs.c.id == this_job).values(
         state="fired", fired_at=now, updated_at=now, attempts=escalation_jobs.c.attempts + 1))
 
     if policy is None:
         _event(conn, incident_id, now, "escalation.exhausted",
                {"reason": f"policy {row.policy!r} no longer exists"})
-        return FireResult(True)
+        return FireResult(True, Followups())
     if step.is_exhaustion(policy):
         _event(conn, incident_id, now, "escalation.exhausted",
                {"policy": policy.name, "levels": len(policy.levels),
                 "repeats": policy.repeat})
-        return FireResult(True)
+        return FireResult(True, Followups())
     level = policy.levels[step.level - 1]
     targets = [str(t) for t in level.targets]
     _event(conn, incident_id, now, "escalation.level",
            {"level": step.level, "repeat": step.repeat, "targets": targets,
             "policy": policy.name, "job_id": this_job})
-    request_notifications(conn, incident_id, step, targets, directory, now)
+    users = [directory.users[t.name] for t in level.targets
+             if t.kind == "user" and t.name in directory.users]
+    deliveries = create_pages(conn, incident_id, step.level, step.repeat, users, now)
     assert next_step is not None and next_due is not None
     timer = Timer(escalation.job_id(incident_id, next_step, policy), incident_id,
                   next_step.level, next_step.repeat, next_due)
     _record_timer(conn, timer, now)
-    return FireResult(True, timer)
-
-
-def request_notifications(conn: Connection, incident_id: int, step: Step,
-                          targets: list[str], directory: Directory, now: datetime) -> None:
-    """Hand a level's targets to the notifier, in the step's transaction.
-
-    Until delivery exists, the request itself is recorded: one timeline entry per user.
-    """
-    for target in targets:
-        kind, _, name = target.partition(":")
-        if kind == "user" and name in directory.users:
-            _event(conn, incident_id, now, "notification.requested",
-                   {"user": name, "level": step.level, "repeat": step.repeat})
+    return FireResult(True, Followups(timers=[timer], deliveries=deliveries))
 
 
 def mark_failed(conn: Connection, incident_id: int, step: Step, attempts: int, error: str,

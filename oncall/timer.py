@@ -12,6 +12,7 @@ default retry policy sleeps between attempts, which would block the event loop.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from oncall.config import RedisSettings
 log = logging.getLogger(__name__)
 STORES = ("escalation", "notification")
 ESCALATION_JOB = "oncall.jobs:run_escalation_step"
+NOTIFICATION_JOB = "oncall.jobs:deliver_notification"
 
 
 def store_keys(key_prefix: str, store: str) -> tuple[str, str]:
@@ -59,9 +61,16 @@ class Timers:
     def start(self) -> None:
         self.scheduler.start()
 
-    def shutdown(self) -> None:
+    async def shutdown(self) -> None:
+        """Stop the scheduler; return once it has stopped starting jobs.
+
+        AsyncIOScheduler.shutdown only schedules the shutdown on the event loop, so the
+        scheduler could still start due jobs after it returned.
+        """
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        while self.scheduler.running:
+            await asyncio.sleep(0)
 
     @property
     def running(self) -> bool:

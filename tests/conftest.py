@@ -126,9 +126,12 @@ def directory_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_client(aiohttp_client: Any, make_settings: Callable[..., Settings],
-                directory_file: Path, clock: FakeClock) -> Callable[..., Any]:
+def make_client(make_settings: Callable[..., Settings], directory_file: Path,
+                clock: FakeClock, aiohttp_client: Any) -> Callable[..., Any]:
     """Return a factory of test clients for an app built from this test's settings.
+
+    `aiohttp_client` comes last on purpose: fixtures are torn down in reverse order, so the
+    app stops before its database (a PostgreSQL schema) is dropped.
 
     `directory` replaces the directory file's text; `clock` the fake clock (timer tests
     pass `system_clock`, since APScheduler fires on real time); other keyword arguments
@@ -180,3 +183,30 @@ async def eventually(condition: Callable[[], Awaitable[Any]], timeout: float = 3
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def receiver(aiohttp_server: Any) -> Any:
+    """A real HTTP endpoint for webhook, Slack and Apprise contacts."""
+    from tests.receivers import HttpReceiver
+
+    target = HttpReceiver()
+    server = await aiohttp_server(target.app())
+    target.url = str(server.make_url("/hook"))
+    return target
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Any]:
+    """A real SMTP server (aiosmtpd) on a free port; yields (sink, port)."""
+    from aiosmtpd.controller import Controller
+
+    from tests.process import free_port
+    from tests.receivers import MailSink
+
+    sink = MailSink()
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield sink, port
+    controller.stop()

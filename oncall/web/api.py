@@ -9,12 +9,12 @@ from typing import Any
 
 from aiohttp import web
 
-from oncall import store
+from oncall import store, store_notify
 from oncall.alertmanager import parse_webhook
 from oncall.errors import InvalidInput
 from oncall.web.auth import require_integration, require_user
 from oncall.web.keys import CLOCK, DATABASE, SERVICE
-from oncall.web.views import alert_json, event_json, incident_json
+from oncall.web.views import alert_json, event_json, incident_json, notification_json
 
 STATUSES = ("triggered", "acknowledged", "resolved")
 MAX_LIMIT = 500
@@ -98,9 +98,37 @@ async def resolve(request: web.Request) -> web.Response:
     return web.json_response(incident_json(result.row))
 
 
+NOTIFICATION_STATUSES = ("pending", "sent", "failed", "cancelled")
+
+
+async def list_notifications(request: web.Request) -> web.Response:
+    """Notifications newest first, each with its attempts; `?status=failed` lists dead letters."""
+    require_user(request)
+    query = request.rel_url.query
+    statuses = [s.strip() for s in query.get("status", "").split(",") if s.strip()]
+    for status in statuses:
+        if status not in NOTIFICATION_STATUSES:
+            raise InvalidInput(f"unknown status {status!r}; expected "
+                               f"{', '.join(NOTIFICATION_STATUSES)}", "status")
+    incident = query.get("incident")
+    if incident is not None and not incident.isdigit():
+        raise InvalidInput("expected an incident id", "incident")
+    try:
+        limit = int(query.get("limit", "100"))
+    except ValueError:
+        raise InvalidInput("expected an integer", "limit") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"expected 1 to {MAX_LIMIT}", "limit")
+    rows = await request.app[DATABASE].run(store_notify.list_notifications, statuses,
+                                           int(incident) if incident else None, limit)
+    return web.json_response({"notifications": [notification_json(row, attempts)
+                                                for row, attempts in rows]})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/integrations/alertmanager", alertmanager_webhook)
     app.router.add_get("/api/v1/incidents", list_incidents)
     app.router.add_get(r"/api/v1/incidents/{id:\d+}", get_incident)
     app.router.add_post(r"/api/v1/incidents/{id:\d+}/acknowledge", acknowledge)
     app.router.add_post(r"/api/v1/incidents/{id:\d+}/resolve", resolve)
+    app.router.add_get("/api/v1/notifications", list_notifications)

@@ -12,19 +12,22 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from oncall import jobs, migrate
+from oncall import jobs, migrate, store_notify
 from oncall.clock import Clock, system_clock
 from oncall.config import Settings
 from oncall.db import Database, make_engine
 from oncall.directory import DirectoryHolder
+from oncall.notifier import Notifier
 from oncall.reconcile import Reconciler, watchdog
 from oncall.service import Service
 from oncall.timer import Timers
-from oncall.web import api, health
+from oncall.web import api, health, links
 from oncall.web.keys import (
     CLOCK,
     DATABASE,
     DIRECTORY,
+    LINK_KEY,
+    NOTIFIER,
     RECONCILER,
     REDIS,
     SERVICE,
@@ -34,6 +37,7 @@ from oncall.web.keys import (
 from oncall.web.middleware import errors
 
 log = logging.getLogger(__name__)
+JOB_GRACE = 5.0  # seconds running jobs get to finish at shutdown
 
 
 def make_redis(settings: Settings) -> Redis:
@@ -51,8 +55,16 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await migrate.upgrade(engine, settings.database.schema)
     database = Database(engine)
     app[DATABASE] = database
-    app[SERVICE] = Service(database, app[DIRECTORY], app[CLOCK])
+    secret = settings.security.secret_key
+    # Without a configured key, one is generated once and kept in the database, so links
+    # in pages already sent stay valid across restarts.
+    app[LINK_KEY] = secret.encode() if secret else await database.run(store_notify.link_secret)
+    service = Service(database, app[DIRECTORY], app[CLOCK])
+    service.notifier = Notifier(database, app[DIRECTORY], settings, app[CLOCK], app[LINK_KEY])
+    app[SERVICE] = service
+    app[NOTIFIER] = service.notifier
     yield
+    await service.notifier.close()
     await database.close()
 
 
@@ -69,6 +81,7 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
     service = app[SERVICE]
     timers = Timers(settings.redis)
     service.timers = timers
+    app[NOTIFIER].timers = timers
     jobs.install(service)
     reconciler = Reconciler(app[DATABASE], timers, service, app[DIRECTORY], app[CLOCK])
     app[TIMERS] = timers
@@ -87,7 +100,8 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    timers.shutdown()
+    await timers.shutdown()  # no new jobs start; running ones finish or are cancelled:
+    await jobs.drain(JOB_GRACE)  # an unfinished page is sent again after restart
     jobs.uninstall(service)
     timers.close()
 
@@ -104,4 +118,5 @@ def create_app(settings: Settings, directory: DirectoryHolder,
     app.cleanup_ctx.append(_scheduler)
     api.add_routes(app)
     health.add_routes(app)
+    links.add_routes(app)
     return app

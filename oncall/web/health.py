@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from oncall import store_escalation
+from oncall import store_escalation, store_notify
 from oncall.clock import isoformat
 from oncall.config import ConfigError
 from oncall.web.keys import CLOCK, DATABASE, DIRECTORY, RECONCILER, REDIS, SETTINGS, TIMERS
@@ -30,10 +30,11 @@ async def _timed(probe: Awaitable[Any]) -> dict[str, Any]:
 
 
 async def scheduler_check(app: web.Application) -> dict[str, Any]:
-    """Return the timers' state: pending jobs per store, overdue and failed steps, reconciles.
+    """Return the timers' state: pending jobs per store, overdue and failed steps, overdue
+    and failed notifications, reconciles.
 
-    Fails when the scheduler is not running, a step is overdue or failed, or the reconciler
-    has not succeeded within three intervals.
+    Fails when the scheduler is not running, a step is overdue or failed, a notification is
+    overdue, or the reconciler has not succeeded within three intervals.
     """
     timers, status = app[TIMERS], app[RECONCILER].status
     now = app[CLOCK]()
@@ -50,6 +51,8 @@ async def scheduler_check(app: web.Application) -> dict[str, Any]:
     try:
         check.update(await asyncio.wait_for(
             app[DATABASE].run(store_escalation.queue_stats, now), CHECK_TIMEOUT))
+        check.update(await asyncio.wait_for(
+            app[DATABASE].run(store_notify.notification_stats, now), CHECK_TIMEOUT))
     except Exception as exc:
         problems.append(f"queue state unreadable: {exc or type(exc).__name__}")
     if not timers.running:
@@ -58,6 +61,9 @@ async def scheduler_check(app: web.Application) -> dict[str, Any]:
         problems.append(f"{check['overdue_steps']} escalation steps overdue")
     if check.get("failed_steps"):
         problems.append(f"{check['failed_steps']} escalation steps failed")
+    if check.get("overdue_notifications"):
+        problems.append(f"{check['overdue_notifications']} notifications overdue")
+    # Failed notifications are dead letters kept for inspection: counted, not failing.
     interval = app[SETTINGS].scheduler.reconcile_interval
     if status.last_run is None or now - status.last_run > 3 * interval:
         problems.append(f"no successful reconcile within {3 * interval}"

@@ -9,6 +9,7 @@ from oncall.clock import Clock
 from oncall.config import Settings
 from oncall.db import Database
 from oncall.directory import DirectoryHolder
+from oncall.notifier import Notifier
 from oncall.reconcile import Reconciler
 from oncall.service import Service
 from oncall.timer import Timers
@@ -21,3 +22,5 @@ SERVICE = web.AppKey("service", Service)
 REDIS = web.AppKey("redis", Redis)
 TIMERS = web.AppKey("timers", Timers)
 RECONCILER = web.AppKey("reconciler", Reconciler)
+NOTIFIER = web.AppKey("notifier", Notifier)
+LINK_KEY = web.AppKey("link_key", bytes)

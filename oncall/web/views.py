@@ -52,3 +52,15 @@ def alert_json(row: Row[Any]) -> dict[str, Any]:
 def event_json(row: Row[Any]) -> dict[str, Any]:
     return {"at": isoformat(row.at), "type": row.type, "actor": row.actor,
             "detail": row.detail}
+
+
+def notification_json(row: Row[Any], attempts: list[Row[Any]]) -> dict[str, Any]:
+    return {
+        "id": row.id, "incident_id": row.incident_id, "kind": row.kind, "level": row.level,
+        "repeat": row.repeat, "user": row.user_name, "contact_index": row.contact_index,
+        "contact_type": row.contact_type, "status": row.status, "attempts": row.attempts,
+        "next_attempt_at": isoformat(row.next_attempt_at), "last_error": row.last_error,
+        "sent_at": isoformat(row.sent_at), "created_at": isoformat(row.created_at),
+        "attempt_log": [{"at": isoformat(a.at), "outcome": a.outcome, "error": a.error,
+                         "duration_ms": a.duration_ms} for a in attempts],
+    }

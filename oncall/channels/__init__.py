@@ -1,0 +1,54 @@
+"""Delivery channels: one module per contact type, each with one `send(page, contact, ctx)`.
+
+Every failure is one `DeliveryError(permanent=...)`; the retry loop lives in the notifier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from oncall.clock import Clock
+from oncall.config import SmtpSettings
+from oncall.directory import Contact
+from oncall.messages import Page
+
+if TYPE_CHECKING:  # oncall.http imports DeliveryError from here
+    from oncall.http import HttpPoster
+
+
+class DeliveryError(Exception):
+    """A delivery failed; `permanent` failures are not retried."""
+
+    def __init__(self, message: str, *, permanent: bool = False,
+                 retry_after: timedelta | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class ChannelContext:
+    """What channels need besides the page and the contact."""
+
+    http: HttpPoster
+    smtp: SmtpSettings
+    clock: Clock
+
+
+Send = Callable[[Page, Contact, ChannelContext], Awaitable[None]]
+
+
+def channel(contact_type: str) -> Send:
+    """Return the `send` of a contact type; raises DeliveryError(permanent) for unknown ones."""
+    from oncall.channels import apprise_url, email, slack, webhook
+
+    senders: dict[str, Send] = {"webhook": webhook.send, "email": email.send,
+                                "slack": slack.send, "apprise": apprise_url.send}
+    if contact_type not in senders:
+        raise DeliveryError(f"no channel for contact type {contact_type!r}", permanent=True)
+    return senders[contact_type]
+

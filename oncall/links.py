@@ -1,0 +1,73 @@
+"""Signed action links: `{public_url}/a/{token}` acknowledges or resolves as one user.
+
+A token is `base64url(incident:action:user:expiry) "." base64url(HMAC-SHA256)` under the
+`[security] secret_key`; the HMAC covers every field, so changing any of them, or the
+expiry, breaks it. Pure: the caller passes the key and `now`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+ACTIONS = ("acknowledge", "resolve")
+LINK_LIFETIME = timedelta(days=7)
+
+
+class InvalidLink(Exception):
+    """The token is malformed, tampered with, or expired; the message says which."""
+
+
+@dataclass(frozen=True)
+class LinkClaim:
+    incident_id: int
+    action: str
+    user: str
+    expires_at: datetime
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(key: bytes, payload: bytes) -> bytes:
+    return hmac.new(key, b"oncall-link-v1|" + payload, hashlib.sha256).digest()
+
+
+def sign(key: bytes, incident_id: int, action: str, user: str, expires_at: datetime) -> str:
+    """Return the token for `action` on an incident by `user`, valid until `expires_at`."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
+    # ":" cannot occur in a user name (the directory allows [a-z0-9_.-]).
+    payload = f"{incident_id}:{action}:{user}:{int(expires_at.timestamp())}".encode()
+    return f"{_b64(payload)}.{_b64(_mac(key, payload))}"
+
+
+def verify(key: bytes, token: str, now: datetime) -> LinkClaim:
+    """Return what a valid token allows; raises InvalidLink for anything else."""
+    try:
+        encoded_payload, encoded_mac = token.split(".")
+        payload, mac = _unb64(encoded_payload), _unb64(encoded_mac)
+    except (ValueError, binascii.Error):
+        raise InvalidLink("this link is malformed") from None
+    if not hmac.compare_digest(mac, _mac(key, payload)):
+        raise InvalidLink("this link is not valid")
+    try:
+        incident, action, user, expiry = payload.decode().split(":")
+        claim = LinkClaim(int(incident), action, user,
+                          datetime.fromtimestamp(int(expiry), UTC))
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidLink("this link is malformed") from None
+    if claim.action not in ACTIONS:
+        raise InvalidLink("this link is malformed")
+    if now >= claim.expires_at:
+        raise InvalidLink("this link has expired")
+    return claim

@@ -1,0 +1,218 @@
+"""The notification outbox in the database. Like `store`, each function runs in one
+transaction handed in by `Database.run`."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Connection, Row
+
+from oncall.directory import User
+from oncall.followups import Delivery, Followups
+from oncall.models import alerts, incident_events, incidents, meta, notification_attempts
+from oncall.models import notifications as outbox
+from oncall.retry import DELIVERED, NOTIFICATION_ATTEMPTS, PERMANENT, backoff
+
+SYSTEM_ACTOR = "system"
+LEASE = timedelta(seconds=30)  # a claimed attempt owns the row this long (a send times out at 10s)
+OVERDUE_AFTER = timedelta(seconds=30)
+MAX_SOURCE_URLS = 5
+
+
+def _event(conn: Connection, incident_id: int, at: datetime, type_: str,
+           detail: dict[str, Any]) -> None:
+    conn.execute(insert(incident_events), {"incident_id": incident_id, "at": at, "type": type_,
+                                           "actor": SYSTEM_ACTOR, "detail": detail})
+
+
+def _add_pages(conn: Connection, incident_id: int, kind: str, level: int, repeat: int,
+               targets: list[tuple[str, int, str]], now: datetime) -> list[Delivery]:
+    deliveries = []
+    for user_name, contact_index, contact_type in targets:
+        notification_id = conn.execute(insert(outbox).values(
+            incident_id=incident_id, kind=kind, level=level, repeat=repeat,
+            user_name=user_name, contact_index=contact_index, contact_type=contact_type,
+            status="pending", attempts=0, next_attempt_at=now, created_at=now, updated_at=now,
+        ).returning(outbox.c.id)).scalar_one()
+        deliveries.append(Delivery(notification_id, now))
+    return deliveries
+
+
+def create_pages(conn: Connection, incident_id: int, level: int, repeat: int,
+                 users: list[User], now: datetime) -> list[Delivery]:
+    """Write one pending row per contact of each user paged by a level; return the deliveries.
+
+    Called inside the escalation step's transaction, so a step never fires without its pages.
+    """
+    targets = []
+    for user in users:
+        if not user.contacts:
+            _event(conn, incident_id, now, "notification.skipped",
+                   {"user": user.name, "reason": "no contact methods"})
+        targets += [(user.name, c.index, c.type) for c in user.contacts]
+    return _add_pages(conn, incident_id, "trigger", level, repeat, targets, now)
+
+
+def stop_pages(conn: Connection, incident_id: int, now: datetime) -> list[int]:
+    """Cancel the incident's pages not yet sent; return their ids (their jobs to remove)."""
+    ids = list(conn.execute(select(outbox.c.id).where(
+        outbox.c.incident_id == incident_id, outbox.c.kind == "trigger",
+        outbox.c.status == "pending")).scalars())
+    if ids:
+        conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(
+            status="cancelled", next_attempt_at=None, updated_at=now))
+    return ids
+
+
+def resolved_messages(conn: Connection, incident_id: int, now: datetime) -> list[Delivery]:
+    """Queue one `resolved` message per contact that was paged for the incident (unless the
+    route said `notify_resolved: false`); return the deliveries."""
+    wanted = conn.execute(select(incidents.c.notify_resolved)
+                          .where(incidents.c.id == incident_id)).scalar_one()
+    if not wanted:
+        return []
+    paged = conn.execute(select(outbox.c.user_name, outbox.c.contact_index,
+                                outbox.c.contact_type).distinct()
+                         .where(outbox.c.incident_id == incident_id,
+                                outbox.c.kind == "trigger", outbox.c.status == "sent")
+                         .order_by(outbox.c.user_name, outbox.c.contact_index)).all()
+    return _add_pages(conn, incident_id, "resolved", 0, 0, [tuple(r) for r in paged], now)
+
+
+def on_incident_closed(conn: Connection, incident_id: int, resolved: bool,
+                       now: datetime) -> Followups:
+    """Stop unsent pages, and on resolution queue the resolved messages."""
+    followups = Followups(removed_deliveries=stop_pages(conn, incident_id, now))
+    if resolved:
+        followups.deliveries += resolved_messages(conn, incident_id, now)
+    return followups
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed delivery attempt with what the page needs."""
+
+    notification: Row[Any]
+    incident: Row[Any]
+    attempt: int
+    source_urls: tuple[str, ...]
+    annotations: dict[str, str]
+
+
+def claim(conn: Connection, notification_id: int, now: datetime) -> Claimed | str:
+    """Claim the next attempt of a pending, due row; return it, or why nothing is to be done.
+
+    The claim bumps `attempts` with a conditional UPDATE and leases the row for LEASE, so a
+    duplicate job, or the reconciler re-adding a job for an attempt in flight, does nothing;
+    after a crash the lease runs out and the page is sent again (at least once).
+    """
+    row = conn.execute(select(outbox).where(outbox.c.id == notification_id)).first()
+    if row is None:
+        return "notification not found"
+    if row.status != "pending":
+        return f"notification is {row.status}"
+    if row.next_attempt_at is not None and row.next_attempt_at > now:
+        return "not due yet"
+    incident = conn.execute(select(incidents).where(incidents.c.id == row.incident_id)).one()
+    if row.kind == "trigger" and incident.status != "triggered":
+        stop_pages(conn, incident.id, now)  # the backstop when cancelling failed
+        return f"incident is {incident.status}"
+    claimed = conn.execute(update(outbox).where(
+        outbox.c.id == notification_id, outbox.c.status == "pending",
+        outbox.c.attempts == row.attempts).values(
+        attempts=row.attempts + 1, next_attempt_at=now + LEASE, updated_at=now)).rowcount
+    if claimed != 1:
+        return "claimed by another run"
+    alert_rows = conn.execute(select(alerts.c.generator_url, alerts.c.annotations)
+                              .where(alerts.c.incident_id == incident.id)
+                              .order_by(alerts.c.id).limit(50)).all()
+    urls = tuple(dict.fromkeys(u for u, _ in alert_rows if u))[:MAX_SOURCE_URLS]
+    annotations = dict(incident.annotations)
+    if alert_rows and "summary" not in annotations:
+        # Alerts of a group that disagree have no common summary: show the first one's.
+        annotations = {**alert_rows[0][1], **annotations}
+    return Claimed(row, incident, row.attempts + 1, urls, annotations)
+
+
+def record_attempt(conn: Connection, notification_id: int, attempt: int, outcome: str,
+                   error: str | None, duration_ms: int, retry_after: timedelta | None,
+                   retry_base: timedelta, now: datetime) -> Delivery | None:
+    """Store an attempt and its consequence; return the next attempt to schedule, if any.
+
+    Delivered: sent. Permanent, or the 5th failure: failed (a dead letter), with
+    `notification.failed` in the timeline. Otherwise pending again after the backoff (2, 4,
+    8, 16 s from the default base) or the Retry-After the receiver asked for, if longer.
+    """
+    conn.execute(insert(notification_attempts).values(
+        notification_id=notification_id, at=now, outcome=outcome, error=error,
+        duration_ms=duration_ms))
+    row = conn.execute(select(outbox).where(outbox.c.id == notification_id)).one()
+    detail = {"notification": notification_id, "user": row.user_name,
+              "contact": row.contact_type, "kind": row.kind, "level": row.level,
+              "repeat": row.repeat, "attempts": attempt}
+    if outcome == DELIVERED:
+        conn.execute(update(outbox).where(outbox.c.id == notification_id).values(
+            status="sent", sent_at=now, next_attempt_at=None, last_error=None, updated_at=now))
+        _event(conn, row.incident_id, now, "notification.sent", detail)
+        return None
+    if outcome == PERMANENT or attempt >= NOTIFICATION_ATTEMPTS:
+        conn.execute(update(outbox).where(outbox.c.id == notification_id).values(
+            status="failed", next_attempt_at=None, last_error=error, updated_at=now))
+        _event(conn, row.incident_id, now, "notification.failed",
+               {**detail, "reason": error or "unknown error"})
+        return None
+    wait = backoff(attempt, retry_base)
+    if retry_after is not None and retry_after > wait:
+        wait = retry_after
+    next_at = now + wait
+    conn.execute(update(outbox).where(outbox.c.id == notification_id).values(
+        next_attempt_at=next_at, last_error=error, updated_at=now))
+    return Delivery(notification_id, next_at)
+
+
+def pending_deliveries(conn: Connection) -> list[Delivery]:
+    """Return every pending row's next attempt: what the notification job store must hold."""
+    rows = conn.execute(select(outbox.c.id, outbox.c.next_attempt_at)
+                        .where(outbox.c.status == "pending"))
+    return [Delivery(notification_id, due) for notification_id, due in rows]
+
+
+def list_notifications(conn: Connection, statuses: list[str], incident_id: int | None,
+                       limit: int) -> list[tuple[Row[Any], list[Row[Any]]]]:
+    """Return notifications, newest first, each with its attempts (oldest first)."""
+    query = select(outbox).order_by(outbox.c.id.desc()).limit(limit)
+    if statuses:
+        query = query.where(outbox.c.status.in_(statuses))
+    if incident_id is not None:
+        query = query.where(outbox.c.incident_id == incident_id)
+    rows = conn.execute(query).all()
+    attempts: dict[int, list[Row[Any]]] = {r.id: [] for r in rows}
+    if rows:
+        for attempt in conn.execute(select(notification_attempts).where(
+                notification_attempts.c.notification_id.in_(list(attempts)))
+                .order_by(notification_attempts.c.id)):
+            attempts[attempt.notification_id].append(attempt)
+    return [(row, attempts[row.id]) for row in rows]
+
+
+def notification_stats(conn: Connection, now: datetime) -> dict[str, int]:
+    """Return the count of failed notifications (dead letters) and overdue pending ones."""
+    failed = conn.execute(select(func.count()).select_from(outbox)
+                          .where(outbox.c.status == "failed")).scalar_one()
+    overdue = conn.execute(select(func.count()).select_from(outbox).where(
+        outbox.c.status == "pending", outbox.c.next_attempt_at < now - OVERDUE_AFTER)
+    ).scalar_one()
+    return {"failed_notifications": failed, "overdue_notifications": overdue}
+
+
+def link_secret(conn: Connection) -> bytes:
+    """Return the generated link-signing key, creating it on first use (kept in `meta`)."""
+    value = conn.execute(select(meta.c.value).where(meta.c.key == "link_secret")).scalar()
+    if value is None:
+        value = secrets.token_urlsafe(32)
+        conn.execute(insert(meta).values(key="link_secret", value=value))
+    return value.encode()
