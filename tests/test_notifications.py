@@ -265,3 +265,23 @@ async def test_a_storm_of_2000_alerts_pages_once_per_contact_per_level(make_clie
     assert rows["alerts"] == 2000
     assert len(await notifications(client, incident=str(incident_id))) == 1
     assert len(receiver.requests) == 1
+
+
+async def test_an_apprise_url_delivers_through_apprise(make_client, receiver):
+    port = receiver.url.split(":")[2].split("/")[0]
+    client = await start(make_client, f'[{{type: apprise, url: "json://127.0.0.1:{port}/hook"}}]')
+    incident_id = await open_incident(client)
+    [request] = await eventually(received(receiver, 1), what="the Apprise message")
+    message = json.loads(request.body)
+    assert message["title"] == f"[TRIGGERED] [critical] DiskFull (#{incident_id})"
+    assert "DiskFull on db0" in message["message"]
+    await eventually(lambda: _sent(client), what="sent status")
+
+
+async def test_an_apprise_failure_is_retried(make_client, receiver):
+    receiver.statuses = [500]
+    port = receiver.url.split(":")[2].split("/")[0]
+    client = await start(make_client, f'[{{type: apprise, url: "json://127.0.0.1:{port}/hook"}}]')
+    await open_incident(client)
+    [row] = await eventually(lambda: _sent(client), what="delivery")
+    assert [a["outcome"] for a in row["attempt_log"]] == ["retry", "delivered"]

@@ -164,3 +164,61 @@ async def test_every_step_fires_once_after_the_service_is_killed(tmp_path, datab
 async def _levels_everywhere(db: Database, ids: list[int], level: int) -> Any:
     counts = await steps_fired(db)
     return all(fired(counts, i, level) for i in ids)
+
+
+async def test_pending_notifications_are_delivered_after_the_service_is_killed(
+        tmp_path, database_env, key_prefix, receiver):
+    from oncall.models import notifications
+    from tests.factories import ALICE_TOKEN, AM_TOKEN
+
+    receiver.default = 503  # the receiver is down: the page waits for its retry
+    directory = tmp_path / "notify.yaml"
+    directory.write_text(f"""
+integrations: [{{name: prometheus, type: alertmanager, token: "{AM_TOKEN}"}}]
+users:
+  - name: alice
+    api_token: "{ALICE_TOKEN}"
+    contacts: [{{type: webhook, url: "{receiver.url}"}}]
+policies: [{{name: p, levels: [{{notify: ["user:alice"], escalate_after: 1h}}]}}]
+routes: [{{policy: p}}]
+""")
+    env = {**database_env, "ONCALL_REDIS_KEY_PREFIX": key_prefix,
+           "ONCALL_DIRECTORY_PATH": str(directory), "ONCALL_SCHEDULER_RECONCILE_INTERVAL": "1s"}
+    service = ServiceProcess(env, tmp_path / "oncall.log")
+    from oncall.config import load_settings
+    db = Database(make_engine(load_settings({"ONCALL_SETTINGS": "/dev/null", **{
+        k: v for k, v in env.items() if k.startswith("ONCALL_DATABASE")}}).database))
+
+    async def outbox() -> list[Any]:
+        def read(conn: Any) -> list[Any]:
+            return list(conn.execute(select(notifications.c.status, notifications.c.attempts)))
+        return await db.run(read)
+
+    try:
+        await service.start()
+        async with aiohttp.ClientSession() as session, session.post(
+                f"{service.url}{URL}", json=webhook("Paged"), headers=AM_AUTH) as response:
+            assert response.status == 200
+        await eventually(lambda: _value(len(receiver.requests) >= 1), what="first attempt")
+        await eventually(lambda: _attempted(outbox), what="attempt recorded")
+        service.kill()
+        assert [status for status, _ in await outbox()] == ["pending"]
+        receiver.default = 200  # the receiver recovers while oncall is down
+        await service.start()
+        rows = await eventually(lambda: _delivered(outbox), what="delivery after restart")
+        assert rows == [("sent", 2)]
+        assert receiver.requests[-1].headers["X-Oncall-Delivery"] == (
+            receiver.requests[0].headers["X-Oncall-Delivery"])
+    finally:
+        service.stop()
+        await db.close()
+
+
+async def _attempted(outbox: Any) -> Any:
+    rows = await outbox()
+    return rows if rows and rows[0][1] >= 1 and rows[0][0] == "pending" else None
+
+
+async def _delivered(outbox: Any) -> Any:
+    rows = await outbox()
+    return [tuple(r) for r in rows] if rows and rows[0][0] == "sent" else None
