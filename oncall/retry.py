@@ -9,6 +9,7 @@ ESCALATION_ATTEMPTS = 4  # the first try and 3 retries, from 5 s (the seed servi
 ESCALATION_BACKOFF = timedelta(seconds=5)
 NOTIFICATION_ATTEMPTS = 5  # 2, 4, 8, 16 s between them
 NOTIFICATION_BACKOFF = timedelta(seconds=2)
+OVERDUE_AFTER = timedelta(seconds=30)  # a timer this far past due has been missed: /health fails
 
 
 def backoff(failed_attempts: int, base: timedelta) -> timedelta:

@@ -23,8 +23,8 @@ from oncall.models import alerts, incident_events, incidents
 from oncall.routing import choose_route
 from oncall.store_escalation import start_escalation, stop_escalation
 from oncall.store_notify import on_incident_closed
+from oncall.timeline import SYSTEM_ACTOR, add_event
 
-SYSTEM_ACTOR = "system"
 _CHUNK = 500  # bound parameters per IN (...): far below every backend's limit
 _EVENT_FINGERPRINTS = 100  # fingerprints listed in one alert.* timeline entry
 
@@ -52,20 +52,12 @@ def close_incident(conn: Connection, incident_id: int, resolved: bool,
     return followups
 
 
-_insert_event = insert(incident_events)
 _rekey_alert = (update(alerts).where(alerts.c.id == bindparam("alert_id"))
                 .values(starts_at=bindparam("starts_at"), updated_at=bindparam("now")))
 _insert_alert = insert(alerts)
 _resolve_alert = (update(alerts).where(alerts.c.id == bindparam("alert_id"))
                   .values(status="resolved", ends_at=bindparam("ends_at"),
                           updated_at=bindparam("now")))
-
-
-def add_event(conn: Connection, incident_id: int, at: datetime, type_: str, actor: str,
-              detail: dict[str, Any]) -> None:
-    """Append one entry to an incident's timeline."""
-    conn.execute(_insert_event, {"incident_id": incident_id, "at": at, "type": type_,
-                                 "actor": actor, "detail": detail})
 
 
 def ingest_group(conn: Connection, integration: str, group: AlertGroup,
@@ -271,5 +263,5 @@ def count_rows(conn: Connection) -> dict[str, int]:
             for table in (incidents, alerts, incident_events)}
 
 
-__all__ = ["ActionResult", "IngestResult", "acknowledge", "add_event", "count_rows", "get_incident",
+__all__ = ["ActionResult", "IngestResult", "acknowledge", "count_rows", "get_incident",
            "incident_details", "ingest_group", "list_incidents", "resolve"]

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
@@ -17,12 +16,12 @@ from oncall import escalation
 from oncall.directory import Directory, Policy
 from oncall.escalation import Step
 from oncall.followups import Followups, Timer
-from oncall.models import escalation_jobs, incident_events, incidents
+from oncall.models import escalation_jobs, incidents
+from oncall.retry import OVERDUE_AFTER
 from oncall.store_notify import create_pages
+from oncall.timeline import SYSTEM_ACTOR, add_event
 
 log = logging.getLogger(__name__)
-OVERDUE_AFTER = timedelta(seconds=30)
-SYSTEM_ACTOR = "system"
 
 
 @dataclass(frozen=True)
@@ -31,11 +30,6 @@ class FireResult:
     followups: Followups
     reason: str = ""
 
-
-def _event(conn: Connection, incident_id: int, at: datetime, type_: str,
-           detail: dict[str, Any], actor: str = SYSTEM_ACTOR) -> None:
-    conn.execute(insert(incident_events), {"incident_id": incident_id, "at": at, "type": type_,
-                                           "actor": actor, "detail": detail})
 
 
 def _record_timer(conn: Connection, timer: Timer, now: datetime) -> None:
@@ -111,17 +105,17 @@ def fire_step(conn: Connection, incident_id: int, step: Step, directory: Directo
         state="fired", fired_at=now, updated_at=now, attempts=escalation_jobs.c.attempts + 1))
 
     if policy is None:
-        _event(conn, incident_id, now, "escalation.exhausted",
+        add_event(conn, incident_id, now, "escalation.exhausted", SYSTEM_ACTOR,
                {"reason": f"policy {row.policy!r} no longer exists"})
         return FireResult(True, Followups())
     if step.is_exhaustion(policy):
-        _event(conn, incident_id, now, "escalation.exhausted",
+        add_event(conn, incident_id, now, "escalation.exhausted", SYSTEM_ACTOR,
                {"policy": policy.name, "levels": len(policy.levels),
                 "repeats": policy.repeat})
         return FireResult(True, Followups())
     level = policy.levels[step.level - 1]
     targets = [str(t) for t in level.targets]
-    _event(conn, incident_id, now, "escalation.level",
+    add_event(conn, incident_id, now, "escalation.level", SYSTEM_ACTOR,
            {"level": step.level, "repeat": step.repeat, "targets": targets,
             "policy": policy.name, "job_id": this_job})
     users = [directory.users[t.name] for t in level.targets
@@ -143,7 +137,7 @@ def mark_failed(conn: Connection, incident_id: int, step: Step, attempts: int, e
         escalation_jobs.c.state.in_(("scheduled", "failed"))).values(
         state="failed", attempts=escalation_jobs.c.attempts + attempts, last_error=error[:2000],
         updated_at=now))
-    _event(conn, incident_id, now, "escalation.failed",
+    add_event(conn, incident_id, now, "escalation.failed", SYSTEM_ACTOR,
            {"level": step.level, "repeat": step.repeat, "attempts": attempts,
             "error": error[:500]})
 

@@ -13,20 +13,14 @@ from sqlalchemy.engine import Connection, Row
 
 from oncall.directory import User
 from oncall.followups import Delivery, Followups
-from oncall.models import alerts, incident_events, incidents, meta, notification_attempts
+from oncall.models import alerts, incidents, meta, notification_attempts
 from oncall.models import notifications as outbox
-from oncall.retry import DELIVERED, NOTIFICATION_ATTEMPTS, PERMANENT, backoff
+from oncall.retry import DELIVERED, NOTIFICATION_ATTEMPTS, OVERDUE_AFTER, PERMANENT, backoff
+from oncall.timeline import SYSTEM_ACTOR, add_event
 
-SYSTEM_ACTOR = "system"
 LEASE = timedelta(seconds=30)  # a claimed attempt owns the row this long (a send times out at 10s)
-OVERDUE_AFTER = timedelta(seconds=30)
 MAX_SOURCE_URLS = 5
 
-
-def _event(conn: Connection, incident_id: int, at: datetime, type_: str,
-           detail: dict[str, Any]) -> None:
-    conn.execute(insert(incident_events), {"incident_id": incident_id, "at": at, "type": type_,
-                                           "actor": SYSTEM_ACTOR, "detail": detail})
 
 
 def _add_pages(conn: Connection, incident_id: int, kind: str, level: int, repeat: int,
@@ -51,7 +45,7 @@ def create_pages(conn: Connection, incident_id: int, level: int, repeat: int,
     targets = []
     for user in users:
         if not user.contacts:
-            _event(conn, incident_id, now, "notification.skipped",
+            add_event(conn, incident_id, now, "notification.skipped", SYSTEM_ACTOR,
                    {"user": user.name, "reason": "no contact methods"})
         targets += [(user.name, c.index, c.type) for c in user.contacts]
     return _add_pages(conn, incident_id, "trigger", level, repeat, targets, now)
@@ -157,12 +151,12 @@ def record_attempt(conn: Connection, notification_id: int, attempt: int, outcome
     if outcome == DELIVERED:
         conn.execute(update(outbox).where(outbox.c.id == notification_id).values(
             status="sent", sent_at=now, next_attempt_at=None, last_error=None, updated_at=now))
-        _event(conn, row.incident_id, now, "notification.sent", detail)
+        add_event(conn, row.incident_id, now, "notification.sent", SYSTEM_ACTOR, detail)
         return None
     if outcome == PERMANENT or attempt >= NOTIFICATION_ATTEMPTS:
         conn.execute(update(outbox).where(outbox.c.id == notification_id).values(
             status="failed", next_attempt_at=None, last_error=error, updated_at=now))
-        _event(conn, row.incident_id, now, "notification.failed",
+        add_event(conn, row.incident_id, now, "notification.failed", SYSTEM_ACTOR,
                {**detail, "reason": error or "unknown error"})
         return None
     wait = backoff(attempt, retry_base)

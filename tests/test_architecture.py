@@ -8,7 +8,7 @@ import pathlib
 import pytest
 
 PURE = ["clock", "errors", "durations", "config", "matchers", "directory", "alertmanager",
-        "dedup", "routing", "escalation", "retry"]
+        "dedup", "routing", "escalation", "retry", "links", "messages", "followups"]
 FORBIDDEN = {"aiohttp", "sqlalchemy", "redis", "apscheduler", "aiosqlite", "asyncpg",
              "aiosmtplib", "apprise"}
 PACKAGE = pathlib.Path(__file__).parent.parent / "oncall"

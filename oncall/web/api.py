@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -37,6 +38,27 @@ async def alertmanager_webhook(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "incidents": result.incidents})
 
 
+def statuses_param(query: Mapping[str, str], allowed: tuple[str, ...]) -> list[str]:
+    """Return the comma-separated `status` filter; raises InvalidInput for unknown ones."""
+    statuses = [s.strip() for s in query.get("status", "").split(",") if s.strip()]
+    for status in statuses:
+        if status not in allowed:
+            raise InvalidInput(f"unknown status {status!r}; expected {', '.join(allowed)}",
+                               "status")
+    return statuses
+
+
+def limit_param(query: Mapping[str, str], default: int) -> int:
+    """Return the `limit` parameter (1 to MAX_LIMIT); raises InvalidInput."""
+    try:
+        limit = int(query.get("limit", str(default)))
+    except ValueError:
+        raise InvalidInput("expected an integer", "limit") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"expected 1 to {MAX_LIMIT}", "limit")
+    return limit
+
+
 def _cursor_id(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
@@ -55,17 +77,8 @@ def _make_cursor(incident_id: int) -> str:
 async def list_incidents(request: web.Request) -> web.Response:
     require_user(request)
     query = request.rel_url.query
-    statuses = [s.strip() for s in query.get("status", "").split(",") if s.strip()]
-    for status in statuses:
-        if status not in STATUSES:
-            raise InvalidInput(f"unknown status {status!r}; expected {', '.join(STATUSES)}",
-                               "status")
-    try:
-        limit = int(query.get("limit", "50"))
-    except ValueError:
-        raise InvalidInput("expected an integer", "limit") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"expected 1 to {MAX_LIMIT}", "limit")
+    statuses = statuses_param(query, STATUSES)
+    limit = limit_param(query, 50)
     before = _cursor_id(query["cursor"]) if query.get("cursor") else None
     rows = await request.app[DATABASE].run(store.list_incidents, statuses, limit + 1, before)
     next_cursor = _make_cursor(rows[limit - 1].id) if len(rows) > limit else None
@@ -105,20 +118,11 @@ async def list_notifications(request: web.Request) -> web.Response:
     """Notifications newest first, each with its attempts; `?status=failed` lists dead letters."""
     require_user(request)
     query = request.rel_url.query
-    statuses = [s.strip() for s in query.get("status", "").split(",") if s.strip()]
-    for status in statuses:
-        if status not in NOTIFICATION_STATUSES:
-            raise InvalidInput(f"unknown status {status!r}; expected "
-                               f"{', '.join(NOTIFICATION_STATUSES)}", "status")
+    statuses = statuses_param(query, NOTIFICATION_STATUSES)
     incident = query.get("incident")
     if incident is not None and not incident.isdigit():
         raise InvalidInput("expected an incident id", "incident")
-    try:
-        limit = int(query.get("limit", "100"))
-    except ValueError:
-        raise InvalidInput("expected an integer", "limit") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"expected 1 to {MAX_LIMIT}", "limit")
+    limit = limit_param(query, 100)
     rows = await request.app[DATABASE].run(store_notify.list_notifications, statuses,
                                            int(incident) if incident else None, limit)
     return web.json_response({"notifications": [notification_json(row, attempts)

@@ -1,0 +1,21 @@
+"""The incident timeline: one function appends an entry, whoever records it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.engine import Connection
+
+from oncall.models import incident_events
+
+SYSTEM_ACTOR = "system"
+_insert_event = insert(incident_events)
+
+
+def add_event(conn: Connection, incident_id: int, at: datetime, type_: str, actor: str,
+              detail: dict[str, Any]) -> None:
+    """Append one entry to an incident's timeline, in the caller's transaction."""
+    conn.execute(_insert_event, {"incident_id": incident_id, "at": at, "type": type_,
+                                 "actor": actor, "detail": detail})
