@@ -285,3 +285,34 @@ async def test_an_apprise_failure_is_retried(make_client, receiver):
     await open_incident(client)
     [row] = await eventually(lambda: _sent(client), what="delivery")
     assert [a["outcome"] for a in row["attempt_log"]] == ["retry", "delivered"]
+
+
+async def test_pending_deliveries_come_back_after_a_redis_flush(make_client, receiver,
+                                                               key_prefix):
+    receiver.statuses = [503]
+    client = await start(make_client, webhook_contact(receiver),
+                         scheduler_reconcile_interval="1s")
+    client.app[NOTIFIER].retry_base = timedelta(seconds=2)
+    await open_incident(client)
+    await eventually(received(receiver, 1), what="first attempt")
+    jobs = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
+    try:
+        key = f"{key_prefix}:notification:jobs"
+        await eventually(lambda: _value(jobs.hlen(key) == 1), what="retry scheduled")
+        jobs.delete(key, f"{key_prefix}:notification:run_times")  # Redis lost it
+        await eventually(lambda: _value(jobs.hlen(key) == 1), what="job restored")
+    finally:
+        jobs.close()
+    [row] = await eventually(lambda: _sent(client), what="delivery")
+    assert row["attempts"] == 2
+
+
+async def test_a_route_can_turn_resolved_messages_off(make_client, receiver):
+    text = directory(webhook_contact(receiver)).replace(
+        "routes: [{policy: p}]", "routes: [{policy: p, notify_resolved: false}]")
+    client = await make_client(directory=text, clock=system_clock)
+    incident_id = await open_incident(client)
+    await eventually(lambda: _sent(client), what="page")
+    await client.post(f"/api/v1/incidents/{incident_id}/resolve", headers=ALICE)
+    rows = await notifications(client, incident=str(incident_id))
+    assert [r["kind"] for r in rows] == ["trigger"]
