@@ -7,12 +7,13 @@ e.g. `users[1].contacts[0].to: required`.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,6 +22,7 @@ import yaml
 from oncall.config import ConfigError
 from oncall.durations import parse_duration
 from oncall.matchers import Matcher, parse_matcher
+from oncall.schedules import DAYS, Layer, Restriction, Schedule
 
 INTEGRATION_TYPES = ("alertmanager",)
 CONTACT_FIELDS = {
@@ -29,7 +31,8 @@ CONTACT_FIELDS = {
     "slack": ({"url"}, set()),
     "apprise": ({"url"}, set()),
 }
-TARGET_KINDS = ("user",)
+TARGET_KINDS = ("user", "schedule")
+_CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _ENV_REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -102,6 +105,7 @@ class Directory:
     policies: Mapping[str, Policy]
     routes: tuple[Route, ...]
     source: str
+    schedules: Mapping[str, Schedule] = dataclasses.field(default_factory=dict)
 
     def integration_for_token(self, type_: str, token: str) -> Integration | None:
         """Return the integration of `type_` whose token is `token`, or None.
@@ -177,6 +181,7 @@ class _Checker:
         self.source = source
         self.environ = environ
         self.problems: list[str] = []
+        self.names: dict[str, set[str]] = {"user": set(), "schedule": set()}
 
     def fail(self, path: str, message: str) -> None:
         self.problems.append(f"{self.source}: {path}: {message}")
@@ -245,7 +250,7 @@ class _Checker:
 
     def directory(self, document: Any) -> Directory | None:
         top = self.mapping(document, "(top)", set(),
-                           {"integrations", "users", "policies", "routes"})
+                           {"integrations", "users", "schedules", "policies", "routes"})
         if top is None:
             return None
         tokens: dict[str, str] = {}
@@ -263,6 +268,13 @@ class _Checker:
             user = self.user(item, f"users[{index}]", user_names, tokens)
             if user is not None:
                 users[user.name] = user
+        schedules = {}
+        schedule_names: set[str] = set()
+        for index, item in enumerate(self.sequence(top.get("schedules"), "schedules")):
+            schedule = self.schedule(item, f"schedules[{index}]", schedule_names, user_names)
+            if schedule is not None:
+                schedules[schedule.name] = schedule
+        self.names = {"user": user_names, "schedule": schedule_names}
         policies = {}
         policy_names: set[str] = set()
         for index, item in enumerate(self.sequence(top.get("policies"), "policies")):
@@ -277,7 +289,95 @@ class _Checker:
                 routes.append(route)
         if not raw_routes:
             self.fail("routes", "at least one route is required; the last must match everything")
-        return Directory(integrations, users, policies, tuple(routes), self.source)
+        return Directory(integrations, users, policies, tuple(routes), self.source, schedules)
+
+    def schedule(self, item: Any, path: str, seen: set[str],
+                 users: set[str]) -> Schedule | None:
+        data = self.mapping(item, path, {"name", "time_zone", "layers"}, set())
+        if data is None:
+            return None
+        name = self.name(data.get("name"), f"{path}.name", seen) if "name" in data else None
+        zone = self.string(data.get("time_zone"), f"{path}.time_zone") if "time_zone" in data \
+            else None
+        if zone is not None:
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                self.fail(f"{path}.time_zone", f"unknown time zone {zone!r}")
+                zone = None
+        raw_layers = self.sequence(data.get("layers"), f"{path}.layers")
+        if "layers" in data and not raw_layers:
+            self.fail(f"{path}.layers", "at least one layer is required")
+        layers = [self.layer(raw, f"{path}.layers[{i}]", users)
+                  for i, raw in enumerate(raw_layers)]
+        if name is None or zone is None or not layers or None in layers:
+            return None
+        return Schedule(name, zone, tuple(layer for layer in layers if layer is not None))
+
+    def layer(self, item: Any, path: str, users: set[str]) -> Layer | None:
+        data = self.mapping(item, path, {"members", "rotation", "handoff"}, {"restrict"})
+        if data is None:
+            return None
+        ok = True
+        members = []
+        raw_members = self.sequence(data.get("members"), f"{path}.members")
+        if "members" in data and not raw_members:
+            self.fail(f"{path}.members", "at least one member is required")
+            ok = False
+        for index, raw in enumerate(raw_members):
+            member = self.string(raw, f"{path}.members[{index}]")
+            if member is not None and member not in users:
+                self.fail(f"{path}.members[{index}]", f"unknown user {member!r}")
+                member = None
+            ok = ok and member is not None
+            members.append(member)
+        rotation = None
+        if "rotation" in data:
+            text = self.string(data["rotation"], f"{path}.rotation")
+            try:
+                rotation = parse_duration(text) if text is not None else None
+            except ValueError as exc:
+                self.fail(f"{path}.rotation", str(exc))
+            if rotation is not None and rotation <= timedelta(0):
+                self.fail(f"{path}.rotation", "must be above zero")
+                rotation = None
+        handoff = None
+        if "handoff" in data:
+            text = self.string(data["handoff"], f"{path}.handoff")
+            try:
+                handoff = datetime.strptime(text or "", "%Y-%m-%d %H:%M")
+            except ValueError:
+                self.fail(f"{path}.handoff", "expected local time as YYYY-MM-DD HH:MM")
+        restrict = None
+        if "restrict" in data:
+            restrict = self.restriction(data["restrict"], f"{path}.restrict")
+            ok = ok and restrict is not None
+        if not ok or rotation is None or handoff is None or not members:
+            return None
+        return Layer(tuple(m for m in members if m), rotation, handoff, restrict)
+
+    def restriction(self, item: Any, path: str) -> Restriction | None:
+        data = self.mapping(item, path, {"from", "to"}, {"days"})
+        if data is None:
+            return None
+        days = data.get("days", list(DAYS))
+        if not isinstance(days, list) or not days or any(d not in DAYS for d in days):
+            self.fail(f"{path}.days", f"expected a list of {', '.join(DAYS)}")
+            return None
+        bounds = []
+        for key in ("from", "to"):
+            text = self.string(data.get(key), f"{path}.{key}") if key in data else None
+            match = _CLOCK_TIME.match(text or "")
+            if text is not None and match is None:
+                self.fail(f"{path}.{key}", "expected a local time as HH:MM")
+            bounds.append(time(int(match[1]), int(match[2])) if match else None)
+        start, end = bounds
+        if start is None or end is None:
+            return None
+        if start == end:
+            self.fail(path, "from and to must differ")
+            return None
+        return Restriction(frozenset(DAYS.index(d) for d in days), start, end)
 
     def secret(self, value: Any, path: str, kind: str, tokens: dict[str, str]) -> str | None:
         token = self.string(value, path)
@@ -412,10 +512,10 @@ class _Checker:
             return None
         kind, _, name = text.partition(":")
         if kind not in TARGET_KINDS or not name:
-            self.fail(path, f"{text!r}: expected user:NAME")
+            self.fail(path, f"{text!r}: expected user:NAME or schedule:NAME")
             return None
-        if kind == "user" and name not in users:
-            self.fail(path, f"unknown user {name!r}")
+        if name not in self.names[kind]:
+            self.fail(path, f"unknown {kind} {name!r}")
             return None
         return Target(kind, name)
 

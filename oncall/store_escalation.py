@@ -6,6 +6,7 @@ Like `store`, every function runs inside one transaction handed in by `Database.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,11 +14,12 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from oncall import escalation
-from oncall.directory import Directory, Policy
+from oncall.directory import Directory, Policy, Target
 from oncall.escalation import Step
 from oncall.followups import Followups, Timer
 from oncall.models import escalation_jobs, incidents
 from oncall.retry import OVERDUE_AFTER
+from oncall.schedules import on_call
 from oncall.store_notify import create_pages
 from oncall.timeline import SYSTEM_ACTOR, add_event
 
@@ -115,17 +117,36 @@ def fire_step(conn: Connection, incident_id: int, step: Step, directory: Directo
         return FireResult(True, Followups())
     level = policy.levels[step.level - 1]
     targets = [str(t) for t in level.targets]
+    paged = resolve_targets(conn, incident_id, level.targets, directory, now)
     add_event(conn, incident_id, now, "escalation.level", SYSTEM_ACTOR,
-           {"level": step.level, "repeat": step.repeat, "targets": targets,
-            "policy": policy.name, "job_id": this_job})
-    users = [directory.users[t.name] for t in level.targets
-             if t.kind == "user" and t.name in directory.users]
+              {"level": step.level, "repeat": step.repeat, "targets": targets,
+               "paged": paged, "policy": policy.name, "job_id": this_job})
+    users = [directory.users[name] for name in paged]
     deliveries = create_pages(conn, incident_id, step.level, step.repeat, users, now)
     assert next_step is not None and next_due is not None
     timer = Timer(escalation.job_id(incident_id, next_step, policy), incident_id,
                   next_step.level, next_step.repeat, next_due)
     _record_timer(conn, timer, now)
     return FireResult(True, Followups(timers=[timer], deliveries=deliveries))
+
+
+def resolve_targets(conn: Connection, incident_id: int, targets: Sequence[Target],
+                    directory: Directory, now: datetime) -> list[str]:
+    """Return the users a level pages now, in order, each once: named users, and whoever is
+    on call for each schedule at `now`. A schedule with nobody on call is recorded in the
+    timeline; the level still pages its other targets."""
+    paged: list[str] = []
+    for target in targets:
+        name: str | None = target.name
+        if target.kind == "schedule":
+            schedule = directory.schedules.get(target.name)
+            name = on_call(schedule, [], now) if schedule is not None else None
+            if name is None:
+                add_event(conn, incident_id, now, "escalation.nobody_on_call", SYSTEM_ACTOR,
+                          {"schedule": target.name})
+        if name is not None and name in directory.users and name not in paged:
+            paged.append(name)
+    return paged
 
 
 def mark_failed(conn: Connection, incident_id: int, step: Step, attempts: int, error: str,

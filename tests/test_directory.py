@@ -93,3 +93,53 @@ def test_tokens_are_found_by_constant_time_comparison():
     assert directory.integration_for_token("alertmanager", "am-token-012345678") is None
     assert directory.user_for_token("bob-token-0123456789").name == "bob"
     assert directory.user_for_token("am-token-0123456789") is None
+
+
+SCHEDULE = """
+  - name: primary
+    time_zone: Europe/Berlin
+    layers:
+      - members: [alice, bob]
+        rotation: 1w
+        handoff: "2026-11-30 09:00"
+        restrict: {days: [mon, tue], from: "18:00", to: "08:00"}
+"""
+
+
+def with_schedule(schedule: str = SCHEDULE) -> str:
+    return DIRECTORY_YAML.replace("policies:", "schedules:" + schedule + "policies:").replace(
+        '"user:bob"', '"schedule:primary"')
+
+
+def test_a_schedule_parses_and_can_be_a_target():
+    directory = parse_directory(with_schedule(), {})
+    layer = directory.schedules["primary"].layers[0]
+    assert layer.members == ("alice", "bob") and layer.rotation == timedelta(weeks=1)
+    assert sorted(layer.restrict.days) == [0, 1]
+    assert str(directory.policies["default"].levels[1].targets[0]) == "schedule:primary"
+
+
+# (case, replacement in the schedule, expected problem)
+BAD_SCHEDULES = [
+    ("unknown member", ("[alice, bob]", "[alice, zed]"), "members[1]: unknown user 'zed'"),
+    ("unknown time zone", ("Europe/Berlin", "Europe/Atlantis"), "unknown time zone"),
+    ("empty members", ("[alice, bob]", "[]"), "at least one member"),
+    ("zero rotation", ("rotation: 1w", "rotation: 0s"), "rotation: must be above zero"),
+    ("bad handoff", ('"2026-11-30 09:00"', '"next monday"'), "handoff: expected local time"),
+    ("bad day", ("[mon, tue]", "[mon, funday]"), "restrict.days"),
+    ("bad clock time", ('"18:00"', '"25:00"'), "restrict.from"),
+]
+
+
+@pytest.mark.parametrize(("case", "change", "expected"), BAD_SCHEDULES,
+                         ids=[b[0] for b in BAD_SCHEDULES])
+def test_a_bad_schedule_names_the_problem(case, change, expected):
+    problems = problems_of(with_schedule(SCHEDULE.replace(*change)))
+    assert any(expected in p for p in problems), problems
+
+
+def test_empty_layers_and_unknown_schedule_targets_are_errors():
+    empty = "\n  - {name: primary, time_zone: UTC, layers: []}\n"
+    assert any("at least one layer" in p for p in problems_of(with_schedule(empty)))
+    text = with_schedule().replace('"schedule:primary"', '"schedule:secondary"')
+    assert any("unknown schedule 'secondary'" in p for p in problems_of(text))

@@ -175,3 +175,42 @@ async def test_a_failing_step_is_retried_then_marked_failed_then_reconciled(make
 async def _failed_recorded(client: Any, incident_id: int) -> Any:
     events = await escalation_events(client, incident_id)
     return events if events and events[-1][0] == "escalation.failed" else None
+
+
+async def test_a_schedule_target_pages_whoever_is_on_call_when_the_level_fires(make_client):
+    from oncall.schedules import on_call
+    from oncall.web.keys import DIRECTORY
+
+    text = fast_directory(levels=("1h", "1h")).replace("policies:", """schedules:
+  - name: primary
+    time_zone: Europe/Berlin
+    layers:
+      - {members: [alice, bob, carol], rotation: 1h, handoff: "2026-01-01 00:00"}
+policies:""").replace('notify: ["user:alice"]', 'notify: ["schedule:primary", "user:bob"]')
+    client = await make_client(directory=text, clock=system_clock)
+    incident_id = await open_incident(client)
+    events = await eventually(lambda: _with_levels(client, incident_id, 1), what="level 1")
+    _, _, all_events = await client.app[DATABASE].run(store.incident_details, incident_id)
+    fired = next(e for e in all_events if e.type == "escalation.level")
+    schedule = client.app[DIRECTORY].current.schedules["primary"]
+    expected = on_call(schedule, [], fired.at)
+    assert events[0][3] == ["schedule:primary", "user:bob"]
+    assert fired.detail["paged"] == list(dict.fromkeys([expected, "bob"]))
+
+
+async def test_a_schedule_with_nobody_on_call_is_recorded_and_the_others_are_paged(
+        make_client):
+    text = fast_directory(levels=("1h", "1h")).replace("policies:", """schedules:
+  - name: later
+    time_zone: UTC
+    layers:
+      - {members: [carol], rotation: 1d, handoff: "2099-01-01 00:00"}
+policies:""").replace('notify: ["user:alice"]', 'notify: ["schedule:later", "user:bob"]')
+    client = await make_client(directory=text, clock=system_clock)
+    incident_id = await open_incident(client)
+    await eventually(lambda: _with_levels(client, incident_id, 1), what="level 1")
+    _, _, events = await client.app[DATABASE].run(store.incident_details, incident_id)
+    nobody = [e.detail for e in events if e.type == "escalation.nobody_on_call"]
+    assert nobody == [{"schedule": "later"}]
+    fired = next(e for e in events if e.type == "escalation.level")
+    assert fired.detail["paged"] == ["bob"]
