@@ -46,7 +46,8 @@ def check_config() -> int:
         return 1
     print(f"settings ({settings.source if settings else '?'}) and directory ({path}) are valid: "
           f"{len(directory.integrations)} integrations, {len(directory.users)} users, "
-          f"{len(directory.policies)} policies, {len(directory.routes)} routes")
+          f"{len(directory.schedules)} schedules, {len(directory.policies)} policies, "
+          f"{len(directory.routes)} routes")
     return 0
 
 
