@@ -44,6 +44,11 @@ def check_config() -> int:
     if problems:
         _print_problems("configuration is invalid:", problems)
         return 1
+    from oncall.clock import system_clock
+    from oncall.coverage import schedule_gaps, unreachable_targets
+
+    for warning in schedule_gaps(directory, system_clock()) + unreachable_targets(directory):
+        print(f"warning: {warning}")
     print(f"settings ({settings.source if settings else '?'}) and directory ({path}) are valid: "
           f"{len(directory.integrations)} integrations, {len(directory.users)} users, "
           f"{len(directory.schedules)} schedules, {len(directory.policies)} policies, "

@@ -8,10 +8,12 @@ escalation exhausted (`incident:{id}:exhausted`); the incident stays triggered.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from oncall.directory import Policy
+from oncall.directory import Directory, Policy, Target
+from oncall.schedules import Override, on_call
 
 
 @dataclass(frozen=True, order=True)
@@ -59,3 +61,25 @@ def all_steps(policy: Policy) -> list[Step]:
     """Return every paging step of the policy in firing order (no exhaustion marker)."""
     return [Step(level, repeat) for repeat in range(policy.repeat + 1)
             for level in range(1, len(policy.levels) + 1)]
+
+
+def recipients(targets: Sequence[Target], directory: Directory,
+               overrides: Mapping[str, Sequence[Override]],
+               at: datetime) -> tuple[list[str], list[str]]:
+    """Return (users paged, schedules with nobody on call) for a level's targets at `at`.
+
+    Users come in target order, each once; `overrides` holds each schedule's overrides.
+    """
+    paged: list[str] = []
+    nobody: list[str] = []
+    for target in targets:
+        name: str | None = target.name
+        if target.kind == "schedule":
+            schedule = directory.schedules.get(target.name)
+            name = (on_call(schedule, overrides.get(target.name, ()), at)
+                    if schedule is not None else None)
+            if name is None:
+                nobody.append(target.name)
+        if name is not None and name in directory.users and name not in paged:
+            paged.append(name)
+    return paged, nobody

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
@@ -19,11 +19,12 @@ from oncall.escalation import Step
 from oncall.followups import Followups, Timer
 from oncall.models import escalation_jobs, incidents
 from oncall.retry import OVERDUE_AFTER
-from oncall.schedules import on_call
 from oncall.store_notify import create_pages
+from oncall.store_schedules import overrides_between
 from oncall.timeline import SYSTEM_ACTOR, add_event
 
 log = logging.getLogger(__name__)
+_INSTANT = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -132,20 +133,14 @@ def fire_step(conn: Connection, incident_id: int, step: Step, directory: Directo
 
 def resolve_targets(conn: Connection, incident_id: int, targets: Sequence[Target],
                     directory: Directory, now: datetime) -> list[str]:
-    """Return the users a level pages now, in order, each once: named users, and whoever is
-    on call for each schedule at `now`. A schedule with nobody on call is recorded in the
-    timeline; the level still pages its other targets."""
-    paged: list[str] = []
-    for target in targets:
-        name: str | None = target.name
-        if target.kind == "schedule":
-            schedule = directory.schedules.get(target.name)
-            name = on_call(schedule, [], now) if schedule is not None else None
-            if name is None:
-                add_event(conn, incident_id, now, "escalation.nobody_on_call", SYSTEM_ACTOR,
-                          {"schedule": target.name})
-        if name is not None and name in directory.users and name not in paged:
-            paged.append(name)
+    """Return the users a level pages now (schedules resolve to whoever is on call, overrides
+    included); a schedule with nobody on call is recorded in the timeline."""
+    overrides = {t.name: overrides_between(conn, t.name, now, now + _INSTANT)
+                 for t in targets if t.kind == "schedule"}
+    paged, nobody = escalation.recipients(targets, directory, overrides, now)
+    for schedule in nobody:
+        add_event(conn, incident_id, now, "escalation.nobody_on_call", SYSTEM_ACTOR,
+                  {"schedule": schedule})
     return paged
 
 

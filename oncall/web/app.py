@@ -21,7 +21,7 @@ from oncall.notifier import Notifier
 from oncall.reconcile import Reconciler, watchdog
 from oncall.service import Service
 from oncall.timer import Timers
-from oncall.web import api, health, links
+from oncall.web import api, health, links, schedules
 from oncall.web.keys import (
     CLOCK,
     DATABASE,
@@ -119,4 +119,5 @@ def create_app(settings: Settings, directory: DirectoryHolder,
     api.add_routes(app)
     health.add_routes(app)
     links.add_routes(app)
+    schedules.add_routes(app)
     return app

@@ -39,9 +39,15 @@ def require_integration(request: web.Request, type_: str) -> Integration:
     return found
 
 
-def require_user(request: web.Request) -> User:
-    """Return the user whose API token the request carries; raises Unauthorized."""
+def require_user(request: web.Request, *, allow_query_token: bool = False) -> User:
+    """Return the user whose API token the request carries; raises Unauthorized.
+
+    `allow_query_token` also accepts `?token=` (for calendar feeds, which cannot send
+    headers); the access log never records query strings.
+    """
     token = presented_token(request)
+    if token is None and allow_query_token:
+        token = request.rel_url.query.get("token")
     found = request.app[DIRECTORY].current.user_for_token(token) if token else None
     if found is None:
         raise Unauthorized("missing or invalid API token", "Authorization")
