@@ -36,6 +36,7 @@ class ServerSettings:
     max_body_bytes: int
     log_format: str
     log_level: str
+    metrics_token: str
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,7 @@ SPEC: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
         "max_body_bytes": (_integer(1024, 1 << 30), str(16 << 20)),
         "log_format": (_choice("text", "json"), "text"),
         "log_level": (_choice("debug", "info", "warning", "error"), "info"),
+        "metrics_token": (_text, ""),
     },
     "database": {
         "url": (_database_url, "sqlite+aiosqlite:///data/oncall.db"),
@@ -219,7 +221,8 @@ SPEC: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
 }
 
 _SEED_REDIS_ENV = {"REDIS_HOST": "host", "REDIS_PORT": "port", "REDIS_PASSWORD": "password"}
-_SECRET_KEYS = {("redis", "password"), ("security", "secret_key"), ("smtp", "password")}
+_SECRET_KEYS = {("redis", "password"), ("security", "secret_key"), ("smtp", "password"),
+                ("server", "metrics_token")}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -23,6 +23,7 @@ from oncall.directory import Contact, DirectoryHolder
 from oncall.followups import Delivery, delivery_job_id
 from oncall.http import HttpPoster
 from oncall.messages import Page
+from oncall.metrics import Metrics
 from oncall.retry import DELIVERED, NOTIFICATION_BACKOFF, PERMANENT, RETRY
 from oncall.timer import NOTIFICATION_JOB, Timers
 
@@ -42,6 +43,7 @@ class Notifier:
         self.retry_base = NOTIFICATION_BACKOFF
         self.timers: Timers | None = None
         self.outcomes: Counter[str] = Counter()  # delivered / retry / permanent / stale
+        self.metrics: Metrics | None = None
 
     def schedule(self, deliveries: Iterable[Delivery]) -> None:
         """Put delivery jobs into Redis (best effort: the reconciler heals failures)."""
@@ -110,6 +112,8 @@ class Notifier:
             outcome, error = RETRY, f"{type(failure).__name__}: {failure}"
         duration_ms = int((time.perf_counter() - started) * 1000)
         self.outcomes[outcome] += 1
+        if self.metrics is not None:
+            self.metrics.notifications.labels(row.contact_type, outcome).inc()
         log.info("delivery attempt", extra={
             "notification": row.id, "incident": row.incident_id, "user": row.user_name,
             "contact": row.contact_type, "attempt": claimed.attempt, "outcome": outcome,

@@ -54,6 +54,7 @@ class Reconciler:
             deliveries = await self.db.run(store_notify.pending_deliveries)
         except Exception as error:
             self.status.last_error = f"{type(error).__name__}: {error}"
+            self.service.metrics.reconciles.labels("error").inc()
             raise
         expected = {timer.job_id: timer for timer in pending}
         missing = [timer for job_id, timer in expected.items() if job_id not in present_steps]
@@ -74,6 +75,8 @@ class Reconciler:
         removed = len(stale) + len(stale_deliveries)
         self.status.runs += 1
         self.status.repairs += recreated
+        self.service.metrics.reconciles.labels("ok").inc()
+        self.service.metrics.repairs.inc(recreated)
         self.status.removed += removed
         self.status.last_run = now
         self.status.last_error = None

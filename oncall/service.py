@@ -22,6 +22,7 @@ from oncall.directory import DirectoryHolder, Integration
 from oncall.errors import Unavailable
 from oncall.escalation import Step
 from oncall.followups import Followups, Timer
+from oncall.metrics import Metrics
 from oncall.notifier import Notifier
 from oncall.retry import ESCALATION_ATTEMPTS, ESCALATION_BACKOFF, backoff
 from oncall.timer import ESCALATION_JOB, Timers
@@ -41,6 +42,7 @@ class Service:
         self.retry_base = retry_base
         self.timers: Timers | None = None  # set once the scheduler exists
         self.notifier: Notifier | None = None
+        self.metrics = Metrics()
         self.fire_step = store_escalation.fire_step  # the one unit of work a step runs
         # Outcomes of step runs in this process (for /metrics, and for tests to await).
         self.step_outcomes = {"fired": 0, "stale": 0, "failed": 0}
@@ -84,6 +86,9 @@ class Service:
                 log.info("ingest race, retrying", extra={"attempt": attempt + 1})
                 continue
             self.apply(result.followups)
+            self.metrics.alerts.labels(integration.name, "accepted").inc(len(group.alerts))
+            self.metrics.incidents.labels("opened").inc(len(result.opened))
+            self.metrics.incidents.labels("resolved").inc(len(result.resolved))
             if result.opened or result.resolved:
                 log.info("ingested", extra={"integration": integration.name,
                                             "opened": result.opened,
@@ -96,12 +101,16 @@ class Service:
         """Acknowledge and stop escalating. Raises NotFound or Conflict."""
         result = await self.db.run(store.acknowledge, incident_id, actor, now)
         self.apply(result.followups)
+        if result.changed:
+            self.metrics.incidents.labels("acknowledged").inc()
         return result
 
     async def resolve(self, incident_id: int, actor: str, now: datetime) -> store.ActionResult:
         """Resolve and stop escalating. Raises NotFound."""
         result = await self.db.run(store.resolve, incident_id, actor, now)
         self.apply(result.followups)
+        if result.changed:
+            self.metrics.incidents.labels("resolved").inc()
         return result
 
     async def run_step(self, incident_id: int, step: Step) -> bool:
@@ -126,13 +135,18 @@ class Service:
                     await asyncio.sleep(backoff(attempt, self.retry_base).total_seconds())
                 continue
             self.apply(result.followups)
-            self.step_outcomes["fired" if result.fired else "stale"] += 1
+            outcome = "fired" if result.fired else "stale"
+            self.step_outcomes[outcome] += 1
+            self.metrics.steps.labels(outcome).inc()
+            if result.fired and result.due_at is not None:
+                self.metrics.lateness.observe(max(0.0, (now - result.due_at).total_seconds()))
             if not result.fired:
                 log.info("stale escalation job did nothing", extra={
                     "incident": incident_id, "level": step.level, "repeat": step.repeat,
                     "reason": result.reason})
             return result.fired
         self.step_outcomes["failed"] += 1
+        self.metrics.steps.labels("failed").inc()
         await self._mark_failed(incident_id, step, repr(error))
         return False
 

@@ -32,6 +32,7 @@ class FireResult:
     fired: bool  # False: the job was stale (acknowledged, resolved, superseded) and did nothing
     followups: Followups
     reason: str = ""
+    due_at: datetime | None = None  # when the fired step was due
 
 
 
@@ -110,12 +111,12 @@ def fire_step(conn: Connection, incident_id: int, step: Step, directory: Directo
     if policy is None:
         add_event(conn, incident_id, now, "escalation.exhausted", SYSTEM_ACTOR,
                {"reason": f"policy {row.policy!r} no longer exists"})
-        return FireResult(True, Followups())
+        return FireResult(True, Followups(), due_at=row.next_due_at)
     if step.is_exhaustion(policy):
         add_event(conn, incident_id, now, "escalation.exhausted", SYSTEM_ACTOR,
                {"policy": policy.name, "levels": len(policy.levels),
                 "repeats": policy.repeat})
-        return FireResult(True, Followups())
+        return FireResult(True, Followups(), due_at=row.next_due_at)
     level = policy.levels[step.level - 1]
     targets = [str(t) for t in level.targets]
     paged = resolve_targets(conn, incident_id, level.targets, directory, now)
@@ -128,7 +129,8 @@ def fire_step(conn: Connection, incident_id: int, step: Step, directory: Directo
     timer = Timer(escalation.job_id(incident_id, next_step, policy), incident_id,
                   next_step.level, next_step.repeat, next_due)
     _record_timer(conn, timer, now)
-    return FireResult(True, Followups(timers=[timer], deliveries=deliveries))
+    return FireResult(True, Followups(timers=[timer], deliveries=deliveries),
+                      due_at=row.next_due_at)
 
 
 def resolve_targets(conn: Connection, incident_id: int, targets: Sequence[Target],

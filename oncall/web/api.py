@@ -12,7 +12,7 @@ from aiohttp import web
 
 from oncall import store, store_notify
 from oncall.alertmanager import parse_webhook
-from oncall.errors import InvalidInput
+from oncall.errors import InvalidInput, Unauthorized
 from oncall.web.auth import require_integration, require_user
 from oncall.web.keys import CLOCK, DATABASE, SERVICE
 from oncall.web.views import alert_json, event_json, incident_json, notification_json
@@ -31,8 +31,17 @@ async def read_json(request: web.Request) -> Any:
 
 
 async def alertmanager_webhook(request: web.Request) -> web.Response:
-    integration = require_integration(request, "alertmanager")
-    group = parse_webhook(await read_json(request))
+    counter = request.app[SERVICE].metrics.alerts
+    try:
+        integration = require_integration(request, "alertmanager")
+    except Unauthorized:
+        counter.labels("unknown", "unauthorized").inc()
+        raise
+    try:
+        group = parse_webhook(await read_json(request))
+    except InvalidInput:
+        counter.labels(integration.name, "invalid").inc()  # one per rejected request
+        raise
     now = request.app[CLOCK]()
     result = await request.app[SERVICE].ingest(integration, group, now)
     return web.json_response({"status": "ok", "incidents": result.incidents})

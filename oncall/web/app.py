@@ -21,7 +21,7 @@ from oncall.notifier import Notifier
 from oncall.reconcile import Reconciler, watchdog
 from oncall.service import Service
 from oncall.timer import Timers
-from oncall.web import api, health, links, schedules
+from oncall.web import api, health, links, metrics, schedules
 from oncall.web.keys import (
     CLOCK,
     DATABASE,
@@ -61,6 +61,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[LINK_KEY] = secret.encode() if secret else await database.run(store_notify.link_secret)
     service = Service(database, app[DIRECTORY], app[CLOCK])
     service.notifier = Notifier(database, app[DIRECTORY], settings, app[CLOCK], app[LINK_KEY])
+    service.notifier.metrics = service.metrics
     app[SERVICE] = service
     app[NOTIFIER] = service.notifier
     yield
@@ -109,7 +110,8 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings, directory: DirectoryHolder,
                clock: Clock = system_clock) -> web.Application:
     """Return the application; resources open on startup and close on cleanup."""
-    app = web.Application(middlewares=[errors], client_max_size=settings.server.max_body_bytes)
+    app = web.Application(middlewares=[metrics.timing, errors],
+                          client_max_size=settings.server.max_body_bytes)
     app[SETTINGS] = settings
     app[DIRECTORY] = directory
     app[CLOCK] = clock
@@ -120,4 +122,5 @@ def create_app(settings: Settings, directory: DirectoryHolder,
     health.add_routes(app)
     links.add_routes(app)
     schedules.add_routes(app)
+    metrics.add_routes(app)
     return app
