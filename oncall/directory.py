@@ -24,7 +24,8 @@ from oncall.durations import parse_duration
 from oncall.matchers import Matcher, parse_matcher
 from oncall.schedules import DAYS, Layer, Restriction, Schedule
 
-INTEGRATION_TYPES = ("alertmanager",)
+INTEGRATION_TYPES = ("alertmanager", "events_v2")
+DEFAULT_RATE_LIMIT = (120, timedelta(minutes=1))  # PagerDuty's per-integration default
 CONTACT_FIELDS = {
     "email": ({"to"}, set()),
     "webhook": ({"url"}, {"secret"}),
@@ -42,6 +43,7 @@ class Integration:
     name: str
     type: str
     token: str
+    rate_limit: tuple[int, timedelta] = DEFAULT_RATE_LIMIT  # events per window
 
 
 @dataclass(frozen=True)
@@ -394,9 +396,20 @@ class _Checker:
 
     def integration(self, item: Any, path: str, seen: set[str],
                     tokens: dict[str, str]) -> Integration | None:
-        data = self.mapping(item, path, {"name", "type", "token"}, set())
+        data = self.mapping(item, path, {"name", "type", "token"}, {"rate_limit"})
         if data is None:
             return None
+        rate_limit = DEFAULT_RATE_LIMIT
+        if "rate_limit" in data:
+            text = self.string(data["rate_limit"], f"{path}.rate_limit") or ""
+            count, _, window = text.partition("/")
+            try:
+                rate_limit = (int(count), parse_duration(window))
+                if rate_limit[0] < 1 or rate_limit[1] <= timedelta(0):
+                    raise ValueError
+            except ValueError:
+                self.fail(f"{path}.rate_limit", "expected events per window, like 120/1m")
+                return None
         name = self.name(data.get("name"), f"{path}.name", seen) if "name" in data else None
         type_ = self.string(data.get("type"), f"{path}.type") if "type" in data else None
         if type_ is not None and type_ not in INTEGRATION_TYPES:
@@ -406,7 +419,7 @@ class _Checker:
                  if "token" in data else None)
         if name is None or type_ is None or token is None:
             return None
-        return Integration(name, type_, token)
+        return Integration(name, type_, token, rate_limit)
 
     def user(self, item: Any, path: str, seen: set[str],
              tokens: dict[str, str]) -> User | None:

@@ -14,13 +14,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import exc
 
-from oncall import store, store_escalation
+from oncall import ratelimit, store, store_escalation
 from oncall.alertmanager import AlertGroup
 from oncall.clock import Clock
 from oncall.db import Database
 from oncall.directory import DirectoryHolder, Integration
 from oncall.errors import Unavailable
 from oncall.escalation import Step
+from oncall.events_v2 import Event
 from oncall.followups import Followups, Timer
 from oncall.metrics import Metrics
 from oncall.notifier import Notifier
@@ -43,6 +44,7 @@ class Service:
         self.timers: Timers | None = None  # set once the scheduler exists
         self.notifier: Notifier | None = None
         self.metrics = Metrics()
+        self.buckets: dict[str, ratelimit.Bucket] = {}  # Events v2 rate limits, per integration
         self.fire_step = store_escalation.fire_step  # the one unit of work a step runs
         # Outcomes of step runs in this process (for /metrics, and for tests to await).
         self.step_outcomes = {"fired": 0, "stale": 0, "failed": 0}
@@ -69,6 +71,30 @@ class Service:
         if self.notifier is not None:
             self.notifier.schedule(followups.deliveries)
             self.notifier.unschedule(followups.removed_deliveries)
+
+    def rate_limited(self, integration: Integration, now: datetime) -> timedelta | None:
+        """Spend one of the integration's events; return how long to wait when over its rate."""
+        limit, window = integration.rate_limit
+        bucket, wait = ratelimit.take(self.buckets.get(integration.name), limit, window, now)
+        self.buckets[integration.name] = bucket
+        return wait
+
+    async def ingest_event(self, integration: Integration, event: Event,
+                           now: datetime) -> store.IngestResult:
+        """Apply one Events v2 event in one transaction (rerun once if a concurrent trigger
+        opened the incident first)."""
+        for _ in range(_RACE_RETRIES):
+            try:
+                result = await self.db.run(store.ingest_event, integration.name, event,
+                                           self.directory.current, now)
+            except exc.IntegrityError:
+                continue
+            self.apply(result.followups)
+            self.metrics.alerts.labels(integration.name, "accepted").inc()
+            self.metrics.incidents.labels("opened").inc(len(result.opened))
+            self.metrics.incidents.labels("resolved").inc(len(result.resolved))
+            return result
+        raise Unavailable("concurrent events for one dedup_key kept conflicting; retry")
 
     async def ingest(self, integration: Integration, group: AlertGroup,
                      now: datetime) -> store.IngestResult:

@@ -14,10 +14,11 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
-from oncall.alertmanager import AlertGroup
+from oncall.alertmanager import AlertGroup, IncomingAlert, fallback_fingerprint
 from oncall.dedup import IncidentChange, KnownAlert, OpenIncident, plan_delivery
 from oncall.directory import Directory
 from oncall.errors import Conflict, NotFound
+from oncall.events_v2 import Event
 from oncall.followups import Followups, Timer
 from oncall.models import alerts, incident_events, incidents
 from oncall.routing import choose_route
@@ -89,6 +90,49 @@ def ingest_group(conn: Connection, integration: str, group: AlertGroup,
         if incident_id not in result.incidents:
             result.incidents.append(incident_id)
     return result
+
+
+def ingest_event(conn: Connection, integration: str, event: Event, directory: Directory,
+                 now: datetime) -> IngestResult:
+    """Apply one Events v2 event (its dedup_key set) and return the incidents it touched.
+
+    A trigger joins the open incident of its dedup_key, or opens one through the same path
+    as an Alertmanager group (so routing, escalation and pages are the same); acknowledge
+    and resolve act on the open incident and are no-ops without one, as in PagerDuty.
+    """
+    assert event.dedup_key is not None
+    open_id = conn.execute(select(incidents.c.id).where(
+        incidents.c.integration == integration, incidents.c.dedup_key == event.dedup_key,
+        incidents.c.status != "resolved")).scalar()
+    if event.action == "trigger":
+        if open_id is not None:
+            return IngestResult(incidents=[open_id])
+        # Each lifecycle of a dedup_key is its own occurrence, whatever the clock says.
+        lifecycle = conn.execute(select(func.count()).select_from(incidents).where(
+            incidents.c.integration == integration,
+            incidents.c.dedup_key == event.dedup_key)).scalar_one()
+        alert = IncomingAlert(
+            fingerprint=fallback_fingerprint({"dedup_key": event.dedup_key,
+                                              "lifecycle": str(lifecycle)}), status="firing",
+            labels=event.labels, annotations=event.annotations, starts_at=now, ends_at=None,
+            generator_url=event.client_url)
+        group = AlertGroup(group_key=event.dedup_key, status="firing", receiver="",
+                           group_labels={}, common_labels=event.labels,
+                           common_annotations=event.annotations,
+                           external_url=event.client_url, truncated_alerts=0, alerts=(alert,))
+        return ingest_group(conn, integration, group, directory, now)
+    if open_id is None:
+        return IngestResult()
+    if event.action == "acknowledge":
+        action = acknowledge(conn, open_id, integration, now)
+    else:
+        conn.execute(update(alerts).where(alerts.c.incident_id == open_id,
+                                          alerts.c.status == "firing")
+                     .values(status="resolved", ends_at=now, updated_at=now))
+        conn.execute(update(incidents).where(incidents.c.id == open_id).values(firing_count=0))
+        action = resolve(conn, open_id, integration, now)
+    resolved = [open_id] if event.action == "resolve" and action.changed else []
+    return IngestResult(incidents=[open_id], resolved=resolved, followups=action.followups)
 
 
 def _stored_occurrences(conn: Connection, integration: str, group: AlertGroup

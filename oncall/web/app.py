@@ -21,7 +21,7 @@ from oncall.notifier import Notifier
 from oncall.reconcile import Reconciler, watchdog
 from oncall.service import Service
 from oncall.timer import Timers
-from oncall.web import api, health, links, metrics, schedules
+from oncall.web import api, events, health, links, metrics, schedules
 from oncall.web.keys import (
     CLOCK,
     DATABASE,
@@ -123,4 +123,5 @@ def create_app(settings: Settings, directory: DirectoryHolder,
     links.add_routes(app)
     schedules.add_routes(app)
     metrics.add_routes(app)
+    events.add_routes(app)
     return app
