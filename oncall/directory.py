@@ -237,6 +237,21 @@ class _Checker:
             self.fail(path, f"environment variable {name} is not set (write ${{{name}:-default}})")
         return None if missing else expanded
 
+    def positive_duration(self, value: Any, path: str) -> timedelta | None:
+        """Return a Prometheus duration above zero, or None after reporting the problem."""
+        text = self.string(value, path)
+        if text is None:
+            return None
+        try:
+            duration = parse_duration(text)
+        except ValueError as exc:
+            self.fail(path, str(exc))
+            return None
+        if duration <= timedelta(0):
+            self.fail(path, "must be above zero")
+            return None
+        return duration
+
     def name(self, value: Any, path: str, seen: set[str]) -> str | None:
         text = self.string(value, path)
         if text is None:
@@ -333,16 +348,8 @@ class _Checker:
                 member = None
             ok = ok and member is not None
             members.append(member)
-        rotation = None
-        if "rotation" in data:
-            text = self.string(data["rotation"], f"{path}.rotation")
-            try:
-                rotation = parse_duration(text) if text is not None else None
-            except ValueError as exc:
-                self.fail(f"{path}.rotation", str(exc))
-            if rotation is not None and rotation <= timedelta(0):
-                self.fail(f"{path}.rotation", "must be above zero")
-                rotation = None
+        rotation = (self.positive_duration(data["rotation"], f"{path}.rotation")
+                    if "rotation" in data else None)
         handoff = None
         if "handoff" in data:
             text = self.string(data["handoff"], f"{path}.handoff")
@@ -505,16 +512,8 @@ class _Checker:
             target = self.target(raw, f"{path}.notify[{index}]", users)
             if target is not None:
                 targets.append(target)
-        after = None
-        if "escalate_after" in data:
-            text = self.string(data["escalate_after"], f"{path}.escalate_after")
-            try:
-                after = parse_duration(text) if text is not None else None
-            except ValueError as exc:
-                self.fail(f"{path}.escalate_after", str(exc))
-            if after is not None and after <= timedelta(0):
-                self.fail(f"{path}.escalate_after", "must be above zero")
-                after = None
+        after = (self.positive_duration(data["escalate_after"], f"{path}.escalate_after")
+                 if "escalate_after" in data else None)
         if after is None or len(targets) != len(raw_targets) or not targets:
             return None
         return Level(tuple(targets), after)

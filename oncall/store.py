@@ -130,7 +130,7 @@ def ingest_event(conn: Connection, integration: str, event: Event, directory: Di
                                           alerts.c.status == "firing")
                      .values(status="resolved", ends_at=now, updated_at=now))
         conn.execute(update(incidents).where(incidents.c.id == open_id).values(firing_count=0))
-        action = resolve(conn, open_id, integration, now)
+        action = resolve(conn, open_id, integration, now, reason="resolve event")
     resolved = [open_id] if event.action == "resolve" and action.changed else []
     return IngestResult(incidents=[open_id], resolved=resolved, followups=action.followups)
 
@@ -284,8 +284,11 @@ def acknowledge(conn: Connection, incident_id: int, actor: str,
     return ActionResult(get_incident(conn, incident_id), True, followups)
 
 
-def resolve(conn: Connection, incident_id: int, actor: str, now: datetime) -> ActionResult:
-    """Resolve an incident by hand and stop its escalation. Raises NotFound."""
+def resolve(conn: Connection, incident_id: int, actor: str, now: datetime,
+            reason: str = "manual") -> ActionResult:
+    """Resolve an incident (by hand, or by an event) and stop its escalation.
+
+    Raises NotFound."""
     row = get_incident(conn, incident_id)
     if row.status == "resolved":
         return ActionResult(row, False)
@@ -296,7 +299,7 @@ def resolve(conn: Connection, incident_id: int, actor: str, now: datetime) -> Ac
                 updated_at=now)).rowcount
     if claimed != 1:
         return ActionResult(get_incident(conn, incident_id), False)
-    add_event(conn, incident_id, now, "incident.resolved", actor, {"reason": "manual"})
+    add_event(conn, incident_id, now, "incident.resolved", actor, {"reason": reason})
     followups = close_incident(conn, incident_id, True, now)
     return ActionResult(get_incident(conn, incident_id), True, followups)
 
