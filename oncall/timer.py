@@ -61,6 +61,11 @@ class Timers:
     def start(self) -> None:
         self.scheduler.start()
 
+    def pause(self) -> None:
+        """Stop starting jobs (at once: pause is synchronous); running jobs go on."""
+        if self.scheduler.running:
+            self.scheduler.pause()
+
     async def shutdown(self) -> None:
         """Stop the scheduler; return once it has stopped starting jobs.
 

@@ -101,8 +101,12 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    await timers.shutdown()  # no new jobs start; running ones finish or are cancelled:
-    await jobs.drain(JOB_GRACE)  # an unfinished page is sent again after restart
+    # No new jobs start; running ones get JOB_GRACE to finish, then are cancelled (an
+    # unfinished page is sent again after restart). Shutting APScheduler down first would
+    # cancel them at once.
+    timers.pause()
+    await jobs.drain(JOB_GRACE)
+    await timers.shutdown()
     jobs.uninstall(service)
     timers.close()
 
