@@ -24,7 +24,7 @@ from oncall.durations import parse_duration
 from oncall.matchers import Matcher, parse_matcher
 from oncall.schedules import DAYS, Layer, Restriction, Schedule
 
-INTEGRATION_TYPES = ("alertmanager", "events_v2")
+INTEGRATION_TYPES = ("alertmanager", "events_v2", "heartbeat")
 DEFAULT_RATE_LIMIT = (120, timedelta(minutes=1))  # PagerDuty's per-integration default
 CONTACT_FIELDS = {
     "email": ({"to"}, set()),
@@ -44,6 +44,14 @@ class Integration:
     type: str
     token: str
     rate_limit: tuple[int, timedelta] = DEFAULT_RATE_LIMIT  # events per window
+    # heartbeat: a ping is expected every `interval`; an incident opens `grace` after that.
+    interval: timedelta | None = None
+    grace: timedelta = timedelta(0)
+    watchdog_of: str = ""  # an alertmanager integration whose Watchdog alert pings this
+
+    @property
+    def deadline_after(self) -> timedelta:
+        return (self.interval or timedelta(0)) + self.grace
 
 
 @dataclass(frozen=True)
@@ -306,6 +314,11 @@ class _Checker:
                 routes.append(route)
         if not raw_routes:
             self.fail("routes", "at least one route is required; the last must match everything")
+        for index, integration in enumerate(integrations.values()):
+            target = integrations.get(integration.watchdog_of)
+            if integration.watchdog_of and (target is None or target.type != "alertmanager"):
+                self.fail(f"integrations[{index}].watchdog_of",
+                          f"{integration.watchdog_of!r} is not an alertmanager integration")
         return Directory(integrations, users, policies, tuple(routes), self.source, schedules)
 
     def schedule(self, item: Any, path: str, seen: set[str],
@@ -403,9 +416,24 @@ class _Checker:
 
     def integration(self, item: Any, path: str, seen: set[str],
                     tokens: dict[str, str]) -> Integration | None:
-        data = self.mapping(item, path, {"name", "type", "token"}, {"rate_limit"})
+        data = self.mapping(item, path, {"name", "type", "token"},
+                            {"rate_limit", "interval", "grace", "watchdog_of"})
         if data is None:
             return None
+        interval = grace = None
+        if data.get("type") == "heartbeat":
+            interval = (self.positive_duration(data["interval"], f"{path}.interval")
+                        if "interval" in data else None)
+            if "interval" not in data:
+                self.fail(f"{path}.interval", "required for a heartbeat")
+            grace = (self.positive_duration(data["grace"], f"{path}.grace")
+                     if "grace" in data else timedelta(0))
+            if interval is None or grace is None:
+                return None
+        elif {"interval", "grace", "watchdog_of"} & set(data):
+            self.fail(path, "interval, grace and watchdog_of are for heartbeat integrations")
+            return None
+        watchdog_of = str(data.get("watchdog_of", ""))
         rate_limit = DEFAULT_RATE_LIMIT
         if "rate_limit" in data:
             text = self.string(data["rate_limit"], f"{path}.rate_limit") or ""
@@ -426,7 +454,8 @@ class _Checker:
                  if "token" in data else None)
         if name is None or type_ is None or token is None:
             return None
-        return Integration(name, type_, token, rate_limit)
+        return Integration(name, type_, token, rate_limit, interval, grace or timedelta(0),
+                           watchdog_of)
 
     def user(self, item: Any, path: str, seen: set[str],
              tokens: dict[str, str]) -> User | None:

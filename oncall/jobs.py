@@ -65,6 +65,11 @@ async def deliver_notification(notification_id: int) -> None:
     await _tracked(service.notifier.deliver(notification_id))
 
 
+async def check_heartbeat(name: str) -> None:
+    """Open an incident for a heartbeat whose deadline passed without a ping."""
+    await _tracked(_installed().check_heartbeat(name))
+
+
 async def run_escalation_step(incident_id: int, level: int, repeat: int) -> None:
     """Fire step (level, repeat) of an incident if it is still pending; else do nothing."""
     await _tracked(_installed().run_step(incident_id, Step(level, repeat)))

@@ -194,3 +194,12 @@ schedule_overrides = Table(
 )
 Index("ix_schedule_overrides_schedule_end", schedule_overrides.c.schedule,
       schedule_overrides.c.end_at)
+
+# A heartbeat's deadline is a timer like an escalation step: this row is the truth.
+heartbeats = Table(
+    "heartbeats", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("last_ping_at", UTCDateTime),
+    Column("deadline_at", UTCDateTime),  # NULL: not armed (never pinged, or already missed)
+    Column("missed", Integer, nullable=False, server_default="0"),  # deadlines missed so far
+)

@@ -12,12 +12,12 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from oncall import store_escalation, store_notify
+from oncall import store_escalation, store_heartbeats, store_notify
 from oncall.clock import Clock
 from oncall.db import Database
 from oncall.directory import DirectoryHolder
 from oncall.service import Service
-from oncall.timer import Timers
+from oncall.timer import Timers, heartbeat_job_id
 
 log = logging.getLogger(__name__)
 WATCHDOG_INTERVAL = 1.0
@@ -52,6 +52,7 @@ class Reconciler:
             present_deliveries = self.timers.job_ids("notification")
             pending = await self.db.run(store_escalation.pending_timers, self.directory.current)
             deliveries = await self.db.run(store_notify.pending_deliveries)
+            deadlines = await self.db.run(store_heartbeats.armed)
         except Exception as error:
             self.status.last_error = f"{type(error).__name__}: {error}"
             self.service.metrics.reconciles.labels("error").inc()
@@ -59,7 +60,11 @@ class Reconciler:
         expected = {timer.job_id: timer for timer in pending}
         missing = [timer for job_id, timer in expected.items() if job_id not in present_steps]
         self.service.schedule(missing)
-        stale = present_steps - expected.keys()
+        # Heartbeat deadlines share the escalation store: expected too, never stale.
+        armed = {heartbeat_job_id(name): (name, due) for name, due in deadlines}
+        missing_deadlines = [d for job_id, d in armed.items() if job_id not in present_steps]
+        self.service.arm(missing_deadlines)
+        stale = present_steps - expected.keys() - armed.keys()
         self.service.unschedule(stale)
 
         expected_deliveries = {d.job_id: d for d in deliveries}
@@ -71,7 +76,7 @@ class Reconciler:
             for job_id in stale_deliveries:
                 self.timers.remove("notification", job_id)
 
-        recreated = len(missing) + len(missing_deliveries)
+        recreated = len(missing) + len(missing_deliveries) + len(missing_deadlines)
         removed = len(stale) + len(stale_deliveries)
         self.status.runs += 1
         self.status.repairs += recreated

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import exc
 
-from oncall import ratelimit, store, store_escalation
+from oncall import ratelimit, store, store_escalation, store_heartbeats
 from oncall.alertmanager import AlertGroup
 from oncall.clock import Clock
 from oncall.db import Database
@@ -26,7 +26,7 @@ from oncall.followups import Followups, Timer
 from oncall.metrics import Metrics
 from oncall.notifier import Notifier
 from oncall.retry import ESCALATION_ATTEMPTS, ESCALATION_BACKOFF, backoff
-from oncall.timer import ESCALATION_JOB, Timers
+from oncall.timer import ESCALATION_JOB, HEARTBEAT_JOB, Timers, heartbeat_job_id
 
 log = logging.getLogger(__name__)
 _RACE_RETRIES = 3
@@ -63,6 +63,40 @@ class Service:
             return
         for job_id in job_ids:
             self.timers.remove("escalation", job_id)
+
+    def arm(self, deadlines: Iterable[tuple[str, datetime]]) -> None:
+        """Put heartbeat deadlines into Redis (best effort: the reconciler heals failures)."""
+        if self.timers is None:
+            return
+        for name, deadline in deadlines:
+            self.timers.schedule("escalation", heartbeat_job_id(name), HEARTBEAT_JOB, (name,),
+                                 deadline)
+
+    async def ping(self, heartbeat: Integration, now: datetime) -> datetime:
+        """Record a heartbeat ping; return the new deadline."""
+        deadline, followups = await self.db.run(store_heartbeats.ping, heartbeat, now)
+        self.arm([(heartbeat.name, deadline)])
+        self.apply(followups)
+        return deadline
+
+    async def check_heartbeat(self, name: str) -> None:
+        """Open an incident if the heartbeat's deadline passed without a ping. A failure is
+        logged; the deadline stays armed in the database and the reconciler fires it again."""
+        heartbeat = self.directory.current.integrations.get(name)
+        if heartbeat is None or heartbeat.type != "heartbeat":
+            return
+        try:
+            result = await self.db.run(store_heartbeats.check, heartbeat,
+                                       self.directory.current, self.clock())
+        except Exception as error:  # the reconciler retries: the deadline is still armed
+            log.warning("heartbeat check failed", extra={"heartbeat": name,
+                                                         "error": repr(error)})
+            return
+        self.apply(result.followups)
+        if result.opened:
+            self.metrics.incidents.labels("opened").inc(len(result.opened))
+            log.warning("heartbeat missed", extra={"heartbeat": name,
+                                                   "incident": result.opened})
 
     def apply(self, followups: Followups) -> None:
         """Do in Redis what a committed transaction decided."""

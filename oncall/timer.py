@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 STORES = ("escalation", "notification")
 ESCALATION_JOB = "oncall.jobs:run_escalation_step"
 NOTIFICATION_JOB = "oncall.jobs:deliver_notification"
+HEARTBEAT_JOB = "oncall.jobs:check_heartbeat"
+
+
+def heartbeat_job_id(name: str) -> str:
+    """Return the fixed job id of a heartbeat's deadline (in the escalation store)."""
+    return f"heartbeat:{name}"
 
 
 def store_keys(key_prefix: str, store: str) -> tuple[str, str]:
@@ -94,7 +100,7 @@ class Timers:
             except Exception:  # the stall above: log it, the next call tries again
                 log.warning("scheduler wake-up failed", exc_info=True)
 
-    def schedule(self, store: str, job_id: str, func: str, args: Sequence[int],
+    def schedule(self, store: str, job_id: str, func: str, args: Sequence[int | str],
                  run_date: datetime) -> bool:
         """Add or replace a date job; return False when Redis refused (the reconciler heals)."""
         try:

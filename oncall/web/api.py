@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
 from oncall import store, store_notify
-from oncall.alertmanager import parse_webhook
+from oncall.alertmanager import AlertGroup, parse_webhook
+from oncall.clock import isoformat
 from oncall.errors import InvalidInput, Unauthorized
 from oncall.web.auth import require_integration, require_user
-from oncall.web.keys import CLOCK, DATABASE, SERVICE
+from oncall.web.keys import CLOCK, DATABASE, DIRECTORY, SERVICE
 from oncall.web.views import alert_json, event_json, incident_json, notification_json
 
 STATUSES = ("triggered", "acknowledged", "resolved")
@@ -43,6 +46,9 @@ async def alertmanager_webhook(request: web.Request) -> web.Response:
         counter.labels(integration.name, "invalid").inc()  # one per rejected request
         raise
     now = request.app[CLOCK]()
+    group = await _watchdogs(request, integration.name, group, now)
+    if not group.alerts:
+        return web.json_response({"status": "ok", "incidents": []})
     result = await request.app[SERVICE].ingest(integration, group, now)
     return web.json_response({"status": "ok", "incidents": result.incidents})
 
@@ -66,6 +72,33 @@ def limit_param(query: Mapping[str, str], default: int) -> int:
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"expected 1 to {MAX_LIMIT}", "limit")
     return limit
+
+
+async def _watchdogs(request: web.Request, integration: str, group: AlertGroup,
+                     now: datetime) -> AlertGroup:
+    """Ping the heartbeats fed by this integration's always-firing Watchdog alert, and
+    return the group without it (a Watchdog is a ping, never an incident)."""
+    heartbeats = [i for i in request.app[DIRECTORY].current.integrations.values()
+                  if i.type == "heartbeat" and i.watchdog_of == integration]
+    if not heartbeats:
+        return group
+    watchdog = [a for a in group.alerts if a.labels.get("alertname") == "Watchdog"]
+    if not watchdog:
+        return group
+    if any(a.status == "firing" for a in watchdog):
+        for heartbeat in heartbeats:
+            await request.app[SERVICE].ping(heartbeat, now)
+    rest = tuple(a for a in group.alerts if a.labels.get("alertname") != "Watchdog")
+    return dataclasses.replace(group, alerts=rest)
+
+
+async def heartbeat_ping(request: web.Request) -> web.Response:
+    """`POST /api/v1/heartbeats/{name}` with the heartbeat's token: resets its deadline."""
+    heartbeat = require_integration(request, "heartbeat")
+    if heartbeat.name != request.match_info["name"]:
+        raise Unauthorized("the token is not this heartbeat's", "Authorization")
+    deadline = await request.app[SERVICE].ping(heartbeat, request.app[CLOCK]())
+    return web.json_response({"status": "ok", "deadline": isoformat(deadline)})
 
 
 def _cursor_id(cursor: str) -> int:
@@ -145,3 +178,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(r"/api/v1/incidents/{id:\d+}/acknowledge", acknowledge)
     app.router.add_post(r"/api/v1/incidents/{id:\d+}/resolve", resolve)
     app.router.add_get("/api/v1/notifications", list_notifications)
+    app.router.add_post("/api/v1/heartbeats/{name}", heartbeat_ping)
