@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import exc
 
@@ -113,40 +114,34 @@ class Service:
         self.buckets[integration.name] = bucket
         return wait
 
-    async def ingest_event(self, integration: Integration, event: Event,
-                           now: datetime) -> store.IngestResult:
-        """Apply one Events v2 event in one transaction (rerun once if a concurrent trigger
-        opened the incident first)."""
-        for _ in range(_RACE_RETRIES):
-            try:
-                result = await self.db.run(store.ingest_event, integration.name, event,
-                                           self.directory.current, now)
-            except exc.IntegrityError:
-                continue
-            self.apply(result.followups)
-            self.metrics.alerts.labels(integration.name, "accepted").inc()
-            self.metrics.incidents.labels("opened").inc(len(result.opened))
-            self.metrics.incidents.labels("resolved").inc(len(result.resolved))
-            return result
-        raise Unavailable("concurrent events for one dedup_key kept conflicting; retry")
-
     async def ingest(self, integration: Integration, group: AlertGroup,
                      now: datetime) -> store.IngestResult:
-        """Apply one delivery in one transaction and return the incidents it touched.
+        """Apply one Alertmanager delivery in one transaction; return the incidents it touched.
 
-        A concurrent delivery for the same group can win the race to open the incident (the
-        unique index on open groups says so); the transaction then reruns and joins it.
         Raises Unavailable when the database cannot take the write.
         """
+        return await self._ingest(integration, len(group.alerts), store.ingest_group,
+                                  integration.name, group, self.directory.current, now)
+
+    async def ingest_event(self, integration: Integration, event: Event,
+                           now: datetime) -> store.IngestResult:
+        """Apply one Events v2 event in one transaction; return the incidents it touched."""
+        return await self._ingest(integration, 1, store.ingest_event, integration.name, event,
+                                  self.directory.current, now)
+
+    async def _ingest(self, integration: Integration, alerts: int,
+                      work: Callable[..., store.IngestResult], *args: Any) -> store.IngestResult:
+        # A concurrent delivery for the same group or dedup_key can win the race to open the
+        # incident (the unique index on open groups says so); the transaction then reruns
+        # and joins it.
         for attempt in range(_RACE_RETRIES):
             try:
-                result = await self.db.run(store.ingest_group, integration.name, group,
-                                           self.directory.current, now)
+                result = await self.db.run(work, *args)
             except exc.IntegrityError:
                 log.info("ingest race, retrying", extra={"attempt": attempt + 1})
                 continue
             self.apply(result.followups)
-            self.metrics.alerts.labels(integration.name, "accepted").inc(len(group.alerts))
+            self.metrics.alerts.labels(integration.name, "accepted").inc(alerts)
             self.metrics.incidents.labels("opened").inc(len(result.opened))
             self.metrics.incidents.labels("resolved").inc(len(result.resolved))
             if result.opened or result.resolved:
@@ -154,7 +149,7 @@ class Service:
                                             "opened": result.opened,
                                             "resolved": result.resolved})
             return result
-        raise Unavailable("concurrent deliveries for one group kept conflicting; retry")
+        raise Unavailable("concurrent deliveries kept conflicting; retry")
 
     async def acknowledge(self, incident_id: int, actor: str,
                           now: datetime) -> store.ActionResult:

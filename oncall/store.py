@@ -61,6 +61,18 @@ _resolve_alert = (update(alerts).where(alerts.c.id == bindparam("alert_id"))
                           updated_at=bindparam("now")))
 
 
+def _open_group(integration: str, dedup_key: str) -> tuple[Any, ...]:
+    """The condition that finds the open incident of a group (at most one: a unique index)."""
+    return (incidents.c.integration == integration, incidents.c.dedup_key == dedup_key,
+            incidents.c.status != "resolved")
+
+
+def open_incident_id(conn: Connection, integration: str, dedup_key: str) -> int | None:
+    """Return the id of the open incident of (integration, dedup_key), or None."""
+    return conn.execute(select(incidents.c.id).where(*_open_group(integration, dedup_key))
+                        ).scalar()
+
+
 def ingest_group(conn: Connection, integration: str, group: AlertGroup,
                  directory: Directory, now: datetime) -> IngestResult:
     """Apply one Alertmanager delivery and return which incidents it touched, opened, resolved.
@@ -69,9 +81,7 @@ def ingest_group(conn: Connection, integration: str, group: AlertGroup,
     """
     open_row = conn.execute(
         select(incidents.c.id, incidents.c.firing_count, incidents.c.truncated_alerts)
-        .where(incidents.c.integration == integration,
-               incidents.c.dedup_key == group.group_key,
-               incidents.c.status != "resolved")
+        .where(*_open_group(integration, group.group_key))
     ).first()
     open_incident = OpenIncident(*open_row) if open_row else None
     stored, open_firing = _stored_occurrences(conn, integration, group)
@@ -101,9 +111,7 @@ def ingest_event(conn: Connection, integration: str, event: Event, directory: Di
     and resolve act on the open incident and are no-ops without one, as in PagerDuty.
     """
     assert event.dedup_key is not None
-    open_id = conn.execute(select(incidents.c.id).where(
-        incidents.c.integration == integration, incidents.c.dedup_key == event.dedup_key,
-        incidents.c.status != "resolved")).scalar()
+    open_id = open_incident_id(conn, integration, event.dedup_key)
     if event.action == "trigger":
         if open_id is not None:
             return IngestResult(incidents=[open_id])

@@ -11,16 +11,10 @@ from oncall.alertmanager import AlertGroup, IncomingAlert
 from oncall.clock import isoformat
 from oncall.directory import Directory, Integration
 from oncall.followups import Followups
-from oncall.models import heartbeats, incidents
-from oncall.store import IngestResult, ingest_group, resolve
+from oncall.models import heartbeats
+from oncall.store import IngestResult, ingest_group, open_incident_id, resolve
 
 DEDUP_PREFIX = "heartbeat:"
-
-
-def _open_incident(conn: Connection, name: str) -> int | None:
-    return conn.execute(select(incidents.c.id).where(
-        incidents.c.integration == name, incidents.c.dedup_key == DEDUP_PREFIX + name,
-        incidents.c.status != "resolved")).scalar()
 
 
 def ping(conn: Connection, heartbeat: Integration, now: datetime) -> tuple[datetime, Followups]:
@@ -34,7 +28,7 @@ def ping(conn: Connection, heartbeat: Integration, now: datetime) -> tuple[datet
                         .values(**values)).rowcount:
         conn.execute(insert(heartbeats).values(name=heartbeat.name, **values))
     followups = Followups()
-    open_id = _open_incident(conn, heartbeat.name)
+    open_id = open_incident_id(conn, heartbeat.name, DEDUP_PREFIX + heartbeat.name)
     if open_id is not None:
         followups = resolve(conn, open_id, heartbeat.name, now, reason="heartbeat ping").followups
     return deadline, followups
