@@ -6,9 +6,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.engine import Connection
 
 from oncall import store_escalation, store_notify
 from oncall.clock import isoformat
@@ -29,6 +31,30 @@ async def _timed(probe: Awaitable[Any]) -> dict[str, Any]:
     return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
+def _queue_counts(conn: Connection, now: datetime) -> dict[str, int]:
+    return {**store_escalation.queue_stats(conn, now),
+            **store_notify.notification_stats(conn, now)}
+
+
+async def read_queues(app: web.Application, now: datetime) -> dict[str, Any]:
+    """Return the queues' state, each part bounded in time: `pending` jobs per store (None,
+    with `pending_error`, when Redis is unreachable) and the overdue and failed counts of
+    steps and notifications (missing, with `counts_error`, when the database is)."""
+    state: dict[str, Any] = {}
+    try:
+        state["pending"] = await asyncio.wait_for(
+            asyncio.to_thread(app[TIMERS].pending_counts), CHECK_TIMEOUT)
+    except Exception as exc:
+        state["pending"] = None
+        state["pending_error"] = str(exc) or type(exc).__name__
+    try:
+        state.update(await asyncio.wait_for(app[DATABASE].run(_queue_counts, now),
+                                            CHECK_TIMEOUT))
+    except Exception as exc:
+        state["counts_error"] = str(exc) or type(exc).__name__
+    return state
+
+
 async def scheduler_check(app: web.Application) -> dict[str, Any]:
     """Return the timers' state: pending jobs per store, overdue and failed steps, overdue
     and failed notifications, reconciles.
@@ -42,19 +68,11 @@ async def scheduler_check(app: web.Application) -> dict[str, Any]:
                              "last_reconcile": isoformat(status.last_run),
                              "reconcile_runs": status.runs, "repairs": status.repairs}
     problems = []
-    try:
-        check["pending"] = await asyncio.wait_for(asyncio.to_thread(timers.pending_counts),
-                                                  CHECK_TIMEOUT)
-    except Exception as exc:
-        check["pending"] = None
-        problems.append(f"job stores unreachable: {exc or type(exc).__name__}")
-    try:
-        check.update(await asyncio.wait_for(
-            app[DATABASE].run(store_escalation.queue_stats, now), CHECK_TIMEOUT))
-        check.update(await asyncio.wait_for(
-            app[DATABASE].run(store_notify.notification_stats, now), CHECK_TIMEOUT))
-    except Exception as exc:
-        problems.append(f"queue state unreadable: {exc or type(exc).__name__}")
+    check.update(await read_queues(app, now))
+    if "pending_error" in check:
+        problems.append(f"job stores unreachable: {check.pop('pending_error')}")
+    if "counts_error" in check:
+        problems.append(f"queue state unreadable: {check.pop('counts_error')}")
     if not timers.running:
         problems.append("scheduler not running")
     if check.get("overdue_steps"):

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import time
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from oncall import store_escalation, store_notify
 from oncall.web.auth import presented_token
-from oncall.web.keys import CLOCK, DATABASE, SERVICE, SETTINGS, TIMERS
+from oncall.web.health import read_queues
+from oncall.web.keys import CLOCK, SERVICE, SETTINGS
 from oncall.web.middleware import Handler
 
 
@@ -42,19 +41,15 @@ async def metrics(request: web.Request) -> web.Response:
         return web.json_response({"error": "missing or invalid metrics token",
                                   "field": "Authorization"}, status=401)
     gauges = request.app[SERVICE].metrics
-    try:
-        pending = await asyncio.wait_for(asyncio.to_thread(request.app[TIMERS].pending_counts),
-                                         2.0)
-        for store, count in pending.items():
-            gauges.pending.labels(store).set(count)
-    except Exception:  # Redis down: the gauges keep their last values; /health says why
-        pass
-    now = request.app[CLOCK]()
-    steps = await request.app[DATABASE].run(store_escalation.queue_stats, now)
-    notes = await request.app[DATABASE].run(store_notify.notification_stats, now)
-    gauges.overdue.set(steps["overdue_steps"])
-    gauges.failed_steps.set(steps["failed_steps"])
-    gauges.failed_notifications.set(notes["failed_notifications"])
+    state = await read_queues(request.app, request.app[CLOCK]())
+    # On a Redis or database error the affected gauges keep their last values; /health
+    # says what is wrong.
+    for store, count in (state["pending"] or {}).items():
+        gauges.pending.labels(store).set(count)
+    if "counts_error" not in state:
+        gauges.overdue.set(state["overdue_steps"])
+        gauges.failed_steps.set(state["failed_steps"])
+        gauges.failed_notifications.set(state["failed_notifications"])
     return web.Response(body=generate_latest(gauges.registry),
                         headers={"Content-Type": CONTENT_TYPE_LATEST})
 
