@@ -11,7 +11,7 @@ import dataclasses
 import hmac
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -245,6 +245,18 @@ class _Checker:
             self.fail(path, f"environment variable {name} is not set (write ${{{name}:-default}})")
         return None if missing else expanded
 
+    def section(self, top: dict[str, Any], key: str,
+                parse: Callable[[Any, str, set[str]], Any]) -> tuple[dict[str, Any], set[str]]:
+        """Parse each item of a top-level list; return the valid ones by name, and every
+        declared name (valid or not) for references to resolve against."""
+        found: dict[str, Any] = {}
+        names: set[str] = set()
+        for index, item in enumerate(self.sequence(top.get(key), key)):
+            value = parse(item, f"{key}[{index}]", names)
+            if value is not None:
+                found[value.name] = value
+        return found, names
+
     def positive_duration(self, value: Any, path: str) -> timedelta | None:
         """Return a Prometheus duration above zero, or None after reporting the problem."""
         text = self.string(value, path)
@@ -279,33 +291,19 @@ class _Checker:
         if top is None:
             return None
         tokens: dict[str, str] = {}
-        integrations = {}
-        seen: set[str] = set()
-        for index, item in enumerate(self.sequence(top.get("integrations"), "integrations")):
-            integration = self.integration(item, f"integrations[{index}]", seen, tokens)
-            if integration is not None:
-                integrations[integration.name] = integration
+        integrations, _ = self.section(
+            top, "integrations",
+            lambda item, path, seen: self.integration(item, path, seen, tokens))
         # References resolve against declared names, so an invalid user or policy is
         # reported once, where it is, and not again at every place that names it.
-        users = {}
-        user_names: set[str] = set()
-        for index, item in enumerate(self.sequence(top.get("users"), "users")):
-            user = self.user(item, f"users[{index}]", user_names, tokens)
-            if user is not None:
-                users[user.name] = user
-        schedules = {}
-        schedule_names: set[str] = set()
-        for index, item in enumerate(self.sequence(top.get("schedules"), "schedules")):
-            schedule = self.schedule(item, f"schedules[{index}]", schedule_names, user_names)
-            if schedule is not None:
-                schedules[schedule.name] = schedule
+        users, user_names = self.section(
+            top, "users", lambda item, path, seen: self.user(item, path, seen, tokens))
+        schedules, schedule_names = self.section(
+            top, "schedules",
+            lambda item, path, seen: self.schedule(item, path, seen, user_names))
         self.names = {"user": user_names, "schedule": schedule_names}
-        policies = {}
-        policy_names: set[str] = set()
-        for index, item in enumerate(self.sequence(top.get("policies"), "policies")):
-            policy = self.policy(item, f"policies[{index}]", policy_names, user_names)
-            if policy is not None:
-                policies[policy.name] = policy
+        policies, policy_names = self.section(
+            top, "policies", lambda item, path, seen: self.policy(item, path, seen, user_names))
         routes = []
         raw_routes = self.sequence(top.get("routes"), "routes")
         for index, item in enumerate(raw_routes):
@@ -314,10 +312,11 @@ class _Checker:
                 routes.append(route)
         if not raw_routes:
             self.fail("routes", "at least one route is required; the last must match everything")
-        for index, integration in enumerate(integrations.values()):
+        for integration in integrations.values():
             target = integrations.get(integration.watchdog_of)
             if integration.watchdog_of and (target is None or target.type != "alertmanager"):
-                self.fail(f"integrations[{index}].watchdog_of",
+                # Named, not indexed: only valid integrations are here, so an index would lie.
+                self.fail(f"integrations[name={integration.name}].watchdog_of",
                           f"{integration.watchdog_of!r} is not an alertmanager integration")
         return Directory(integrations, users, policies, tuple(routes), self.source, schedules)
 
