@@ -1,0 +1,315 @@
+"""What every benchmark shares: the service as a real `python app.py` process on SQLite, a
+real webhook receiver, load drivers, percentiles, and the result line `run.py` collects.
+
+Benchmarks never assert timings; they print figures, and they check correctness (counts in
+the database and in Redis) so that a fast wrong answer cannot pass: a failed check exits 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import pathlib
+import sqlite3
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # scripts run as `python bench/x.py`
+    sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+import redis  # noqa: E402
+from aiohttp import web  # noqa: E402
+
+from tests.process import ServiceProcess, free_port  # noqa: E402
+
+TOKEN = "bench-alertmanager-token"
+USER_TOKEN = "bench-user-token-0123456789"
+WEBHOOK = "/api/v1/integrations/alertmanager"
+RESULT_MARK = "RESULT "
+
+
+class CheckFailed(Exception):
+    """A benchmark's correctness check failed: its figures mean nothing."""
+
+
+def check(condition: bool, message: str) -> None:
+    """Raise CheckFailed with `message` unless `condition` holds."""
+    if not condition:
+        raise CheckFailed(message)
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    """Return p50, p99 and max of `values` (nearest rank), rounded to 0.1."""
+    if not values:
+        return {"p50": float("nan"), "p99": float("nan"), "max": float("nan")}
+    ordered = sorted(values)
+
+    def rank(q: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+    return {"p50": round(rank(0.50), 1), "p99": round(rank(0.99), 1),
+            "max": round(ordered[-1], 1)}
+
+
+def directory_yaml(receiver_url: str, levels: Sequence[str] = ("10m",),
+                   group_by_alertname: bool = True) -> str:
+    """Return a directory: one Alertmanager integration, one policy whose level N pages
+    user `uN` through a webhook to `receiver_url/uN`."""
+    users = "\n".join(
+        f'  - {{name: u{n}, api_token: "{USER_TOKEN}{n}", '
+        f'contacts: [{{type: webhook, url: "{receiver_url}/u{n}"}}]}}'
+        for n in range(1, len(levels) + 1))
+    level_lines = "\n".join(f'      - {{notify: ["user:u{n}"], escalate_after: {after}}}'
+                            for n, after in enumerate(levels, start=1))
+    return f"""
+integrations:
+  - {{name: prometheus, type: alertmanager, token: "{TOKEN}"}}
+users:
+{users}
+policies:
+  - name: bench
+    repeat: 0
+    levels:
+{level_lines}
+routes:
+  - {{policy: bench}}
+"""
+
+
+def alert(alertname: str, instance: str, status: str = "firing",
+          starts_at: str = "2026-11-28T00:00:00.000Z") -> dict[str, Any]:
+    """Return one alert as Alertmanager sends it (labels alertname, instance, severity)."""
+    return {
+        "status": status,
+        "labels": {"alertname": alertname, "instance": instance, "severity": "critical"},
+        "annotations": {"summary": f"{alertname} on {instance}"},
+        "startsAt": starts_at,
+        "endsAt": "2026-11-28T01:00:00.000Z" if status == "resolved"
+        else "0001-01-01T00:00:00Z",
+        "generatorURL": f"http://prometheus:9090/graph?g0.expr={alertname}",
+        "fingerprint": hashlib.sha256(f"{alertname}/{instance}".encode()).hexdigest()[:16],
+    }
+
+
+def webhook(alertname: str, alerts: list[dict[str, Any]]) -> bytes:
+    """Return a version 4 webhook body for the group of one alertname."""
+    status = "firing" if any(a["status"] == "firing" for a in alerts) else "resolved"
+    return json.dumps({
+        "receiver": "oncall", "status": status, "alerts": alerts,
+        "groupLabels": {"alertname": alertname},
+        "commonLabels": {"alertname": alertname, "severity": "critical"},
+        "commonAnnotations": {}, "externalURL": "http://alertmanager:9093", "version": "4",
+        "groupKey": f'{{}}:{{alertname="{alertname}"}}', "truncatedAlerts": 0,
+    }).encode()
+
+
+@dataclass
+class Receiver:
+    """A real HTTP endpoint for webhook contacts; records who was paged for what, and when."""
+
+    url: str = ""
+    pages: list[tuple[float, str, int, str, int, int]] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    expect: int = 0
+    _runner: web.AppRunner | None = None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.pages.append((time.time(), body["user"], body["incident"]["id"], body["event"],
+                           body["level"], body["repeat"]))
+        if self.expect and len(self.pages) >= self.expect:
+            self.arrived.set()
+        return web.Response(text="ok")
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/{user}", self.handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        port = free_port()
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def pages_per(self, event: str = "incident.triggered") -> Counter[tuple[str, int, int, int]]:
+        """Return how many times each (user, incident, level, repeat) got an `event` page."""
+        return Counter((user, incident, level, repeat)
+                       for _, user, incident, kind, level, repeat in self.pages
+                       if kind == event)
+
+
+class Oncall:
+    """The service under test: `python app.py` on a SQLite file in `workdir`."""
+
+    def __init__(self, workdir: pathlib.Path, directory: str, redis_port: int = 6379,
+                 key_prefix: str | None = None, **settings: str) -> None:
+        self.workdir = workdir
+        self.db_path = workdir / "oncall.db"
+        self.key_prefix = key_prefix or f"oncall-bench-{uuid.uuid4().hex[:10]}"
+        self.redis_port = redis_port
+        (workdir / "directory.yaml").write_text(directory)
+        env = {"ONCALL_DATABASE_URL": f"sqlite+aiosqlite:///{self.db_path}",
+               "ONCALL_DIRECTORY_PATH": str(workdir / "directory.yaml"),
+               "ONCALL_REDIS_HOST": "127.0.0.1", "ONCALL_REDIS_PORT": str(redis_port),
+               "ONCALL_REDIS_KEY_PREFIX": self.key_prefix,
+               "ONCALL_SECURITY_SECRET_KEY": "bench-secret-key-0123456789",
+               "ONCALL_SERVER_LOG_LEVEL": "warning"}
+        env.update({f"ONCALL_{k.upper()}": v for k, v in settings.items()})
+        self.process = ServiceProcess(env, workdir / "oncall.log")
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+    @property
+    def pid(self) -> int:
+        assert self.process.proc is not None
+        return self.process.proc.pid
+
+    async def start(self) -> None:
+        await self.process.start()
+
+    def stop(self) -> None:
+        code = self.process.stop()
+        check(code == 0, f"oncall exited with {code}: "
+              + (self.workdir / "oncall.log").read_text()[-2000:])
+
+    def peak_rss_mb(self) -> float:
+        """Return the process's peak resident set (VmHWM) in MB."""
+        for line in pathlib.Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+        raise RuntimeError("no VmHWM")
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Return the rows of a read-only query on the service's database."""
+        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+    def scalar(self, sql: str, *params: Any) -> Any:
+        return self.query(sql, *params)[0][0]
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.redis_port)
+
+    def job_count(self, store: str = "escalation") -> int:
+        client = self.redis()
+        try:
+            return int(client.hlen(f"{self.key_prefix}:{store}:jobs"))
+        finally:
+            client.close()
+
+    def delete_keys(self) -> None:
+        """Delete this run's keys, and only those."""
+        client = self.redis()
+        try:
+            keys = list(client.scan_iter(f"{self.key_prefix}:*"))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
+
+
+async def closed_loop(session: aiohttp.ClientSession, url: str, bodies: Sequence[bytes],
+                      in_flight: int, headers: dict[str, str] | None = None
+                      ) -> tuple[float, list[float]]:
+    """POST every body with `in_flight` requests outstanding; return (elapsed seconds,
+    latencies in ms). Raises CheckFailed on any non-200 answer."""
+    latencies: list[float] = []
+    queue = iter(bodies)
+    statuses: Counter[int] = Counter()
+
+    async def worker() -> None:
+        for body in queue:
+            started = time.perf_counter()
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+                statuses[response.status] += 1
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(in_flight)))
+    elapsed = time.perf_counter() - started
+    check(set(statuses) == {200}, f"non-200 answers: {dict(statuses)}")
+    return elapsed, latencies
+
+
+async def open_loop(send: Callable[[int], Awaitable[None]], count: int, rate: float) -> float:
+    """Call send(i) for i in range(count) at a steady `rate` per second, each at its own
+    start time whatever the others' latency; return the seconds the last start lagged."""
+    started = time.perf_counter()
+    tasks = set()
+    worst = 0.0
+    for i in range(count):
+        delay = started + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)  # pacing the load, not synchronising
+        worst = max(worst, -delay)
+        task = asyncio.create_task(send(i))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.gather(*tasks)
+    return worst
+
+
+def auth(token: str = TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+
+async def wait_for(condition: Callable[[], bool], timeout: float, what: str,
+                   interval: float = 0.2) -> float:
+    """Poll `condition` until it holds; return the seconds it took. Raises CheckFailed."""
+    started = time.perf_counter()
+    while not condition():
+        if time.perf_counter() - started > timeout:
+            raise CheckFailed(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(interval)
+    return time.perf_counter() - started
+
+
+def report(name: str, figures: dict[str, Any], checks: Iterable[str]) -> None:
+    """Print the figures and the checks that passed; the last line is for `run.py`."""
+    for key, value in figures.items():
+        print(f"  {key}: {value}")
+    for passed in checks:
+        print(f"  check ok: {passed}")
+    print(RESULT_MARK + json.dumps({"benchmark": name, "figures": figures,
+                                    "checks": list(checks)}))
+
+
+def run_main(main: Callable[[], Awaitable[None]]) -> None:
+    """Run a benchmark's main; exit 1 when a correctness check failed."""
+    try:
+        asyncio.run(main())
+    except CheckFailed as failure:
+        print(f"CHECK FAILED: {failure}", file=sys.stderr)
+        sys.exit(1)
+
+
+def machine() -> str:
+    """Return a one-line description of this machine."""
+    model = "unknown CPU"
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {model}, Python {sys.version.split()[0]}"
