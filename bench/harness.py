@@ -13,6 +13,7 @@ import json
 import os
 import pathlib
 import sqlite3
+import subprocess
 import sys
 import time
 import uuid
@@ -168,6 +169,7 @@ class Oncall:
                "ONCALL_SERVER_LOG_LEVEL": "warning"}
         env.update({f"ONCALL_{k.upper()}": v for k, v in settings.items()})
         self.process = ServiceProcess(env, workdir / "oncall.log")
+        self._profiler: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -180,9 +182,17 @@ class Oncall:
 
     async def start(self) -> None:
         await self.process.start()
+        profile = os.environ.get("BENCH_PYSPY")  # a path: record collapsed stacks there
+        if profile:
+            self._profiler = subprocess.Popen(
+                ["py-spy", "record", "--pid", str(self.pid), "--format", "raw", "--rate", "200",
+                 "--output", profile, *os.environ.get("BENCH_PYSPY_ARGS", "").split()],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:
         code = self.process.stop()
+        if self._profiler is not None:
+            self._profiler.wait(timeout=30)
         check(code == 0, f"oncall exited with {code}: "
               + (self.workdir / "oncall.log").read_text()[-2000:])
 

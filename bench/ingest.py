@@ -10,7 +10,6 @@ escalation timer left in Redis.
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import tempfile
@@ -18,10 +17,22 @@ import time
 from pathlib import Path
 
 import aiohttp
-
-from harness import (WEBHOOK, Oncall, Receiver, alert, auth, check, closed_loop,
-                     directory_yaml, free_port, percentiles, report, run_main, wait_for,
-                     webhook)
+from harness import (
+    WEBHOOK,
+    Oncall,
+    Receiver,
+    alert,
+    auth,
+    check,
+    closed_loop,
+    directory_yaml,
+    free_port,
+    percentiles,
+    report,
+    run_main,
+    wait_for,
+    webhook,
+)
 
 GROUPS = 500
 PER_GROUP = 10

@@ -144,6 +144,11 @@ class Service:
             self.metrics.alerts.labels(integration.name, "accepted").inc(alerts)
             self.metrics.incidents.labels("opened").inc(len(result.opened))
             self.metrics.incidents.labels("resolved").inc(len(result.resolved))
+            if result.steps_fired:  # paged with the incident's opening: on time by definition
+                self.step_outcomes["fired"] += result.steps_fired
+                self.metrics.steps.labels("fired").inc(result.steps_fired)
+                for _ in range(result.steps_fired):
+                    self.metrics.lateness.observe(0.0)
             if result.opened or result.resolved:
                 log.info("ingested", extra={"integration": integration.name,
                                             "opened": result.opened,

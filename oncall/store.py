@@ -6,26 +6,29 @@ touch Redis, so a transaction cannot be held open across a network call.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, exc, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
 from oncall.alertmanager import AlertGroup, IncomingAlert, fallback_fingerprint
 from oncall.dedup import IncidentChange, KnownAlert, OpenIncident, plan_delivery
 from oncall.directory import Directory
 from oncall.errors import Conflict, NotFound
+from oncall.escalation import FIRST_STEP
 from oncall.events_v2 import Event
-from oncall.followups import Followups, Timer
+from oncall.followups import Followups
 from oncall.models import alerts, incident_events, incidents
 from oncall.routing import choose_route
-from oncall.store_escalation import start_escalation, stop_escalation
+from oncall.store_escalation import fire_step, first_timer, stop_escalation
 from oncall.store_notify import on_incident_closed
-from oncall.timeline import SYSTEM_ACTOR, add_event
+from oncall.timeline import SYSTEM_ACTOR, add_event, add_events, entry
 
+log = logging.getLogger(__name__)
 _CHUNK = 500  # bound parameters per IN (...): far below every backend's limit
 _EVENT_FINGERPRINTS = 100  # fingerprints listed in one alert.* timeline entry
 
@@ -35,6 +38,7 @@ class IngestResult:
     incidents: list[int] = field(default_factory=list)  # every incident the delivery touched
     opened: list[int] = field(default_factory=list)
     resolved: list[int] = field(default_factory=list)
+    steps_fired: int = 0  # first steps paged in the same transaction
     followups: Followups = field(default_factory=Followups)  # for Redis, after commit
 
 
@@ -53,23 +57,38 @@ def close_incident(conn: Connection, incident_id: int, resolved: bool,
     return followups
 
 
+# The hot path's statements, built once: SQLAlchemy then reuses their compiled form, and a
+# delivery costs one execution per statement rather than building and caching a new one.
+_find_open = (select(incidents.c.id, incidents.c.firing_count, incidents.c.truncated_alerts)
+              .where(incidents.c.integration == bindparam("integration"),
+                     incidents.c.dedup_key == bindparam("dedup_key"),
+                     incidents.c.status != "resolved"))
+_find_occurrences = (
+    select(alerts.c.id, alerts.c.incident_id, alerts.c.status, alerts.c.fingerprint,
+           alerts.c.starts_at, incidents.c.status, incidents.c.firing_count)
+    .join(incidents, incidents.c.id == alerts.c.incident_id)
+    .where(alerts.c.integration == bindparam("integration"),
+           alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True))))
+_insert_incident = insert(incidents).returning(incidents.c.id)
+_insert_alert = insert(alerts)
 _rekey_alert = (update(alerts).where(alerts.c.id == bindparam("alert_id"))
                 .values(starts_at=bindparam("starts_at"), updated_at=bindparam("now")))
-_insert_alert = insert(alerts)
 _resolve_alert = (update(alerts).where(alerts.c.id == bindparam("alert_id"))
                   .values(status="resolved", ends_at=bindparam("ends_at"),
                           updated_at=bindparam("now")))
-
-
-def _open_group(integration: str, dedup_key: str) -> tuple[Any, ...]:
-    """The condition that finds the open incident of a group (at most one: a unique index)."""
-    return (incidents.c.integration == integration, incidents.c.dedup_key == dedup_key,
-            incidents.c.status != "resolved")
+_update_counts = (update(incidents).where(incidents.c.id == bindparam("incident_id"))
+                  .values(updated_at=bindparam("now"),
+                          alert_count=incidents.c.alert_count + bindparam("added"),
+                          firing_count=bindparam("firing"),
+                          truncated_alerts=bindparam("truncated")))
+_auto_resolve = (update(incidents).where(incidents.c.id == bindparam("incident_id"))
+                 .values(status="resolved", resolved_at=bindparam("now"),
+                         resolved_by=SYSTEM_ACTOR))
 
 
 def open_incident_id(conn: Connection, integration: str, dedup_key: str) -> int | None:
     """Return the id of the open incident of (integration, dedup_key), or None."""
-    return conn.execute(select(incidents.c.id).where(*_open_group(integration, dedup_key))
+    return conn.execute(_find_open, {"integration": integration, "dedup_key": dedup_key}
                         ).scalar()
 
 
@@ -77,12 +96,12 @@ def ingest_group(conn: Connection, integration: str, group: AlertGroup,
                  directory: Directory, now: datetime) -> IngestResult:
     """Apply one Alertmanager delivery and return which incidents it touched, opened, resolved.
 
-    A pure re-delivery reads and writes nothing more than the two look-ups.
+    A new incident is routed and its first level paged in this same transaction (the
+    first step is due at once; a timer would only add a round trip through Redis). A pure
+    re-delivery reads and writes nothing more than the two look-ups.
     """
-    open_row = conn.execute(
-        select(incidents.c.id, incidents.c.firing_count, incidents.c.truncated_alerts)
-        .where(*_open_group(integration, group.group_key))
-    ).first()
+    open_row = conn.execute(_find_open, {"integration": integration,
+                                         "dedup_key": group.group_key}).first()
     open_incident = OpenIncident(*open_row) if open_row else None
     stored, open_firing = _stored_occurrences(conn, integration, group)
     changes = plan_delivery(group, open_incident, stored, open_firing)
@@ -90,10 +109,11 @@ def ingest_group(conn: Connection, integration: str, group: AlertGroup,
     if open_incident is not None:
         result.incidents.append(open_incident.id)
     for change in changes:
-        incident_id = _apply(conn, integration, group, change, now)
+        truncated = open_incident.truncated_alerts if open_incident else 0
         if change.incident_id is None:
-            result.opened.append(incident_id)
-            result.followups.timers.append(_route(conn, incident_id, group, directory, now))
+            incident_id = _open(conn, integration, group, change, directory, now, result)
+        else:
+            incident_id = _apply(conn, integration, change, truncated, now)
         if change.auto_resolves:
             result.resolved.append(incident_id)
             result.followups.merge(close_incident(conn, incident_id, True, now))
@@ -155,12 +175,8 @@ def _stored_occurrences(conn: Connection, integration: str, group: AlertGroup
     stored: list[KnownAlert] = []
     open_firing: dict[int, int] = {}
     for start in range(0, len(fingerprints), _CHUNK):
-        rows = conn.execute(
-            select(alerts.c.id, alerts.c.incident_id, alerts.c.status, alerts.c.fingerprint,
-                   alerts.c.starts_at, incidents.c.status, incidents.c.firing_count)
-            .join(incidents, incidents.c.id == alerts.c.incident_id)
-            .where(alerts.c.integration == integration,
-                   alerts.c.fingerprint.in_(fingerprints[start:start + _CHUNK]))
+        rows = conn.execute(_find_occurrences, {
+            "integration": integration, "fingerprints": fingerprints[start:start + _CHUNK]}
         ).all()
         for alert_id, incident_id, status, fingerprint, starts_at, inc_status, firing in rows:
             is_open = inc_status != "resolved"
@@ -173,19 +189,70 @@ def _stored_occurrences(conn: Connection, integration: str, group: AlertGroup
     return stored, open_firing
 
 
-def _apply(conn: Connection, integration: str, group: AlertGroup, change: IncidentChange,
+def _open(conn: Connection, integration: str, group: AlertGroup, change: IncidentChange,
+          directory: Directory, now: datetime, result: IngestResult) -> int:
+    """Open, route and page a new incident with the change's alerts; return its id.
+
+    (A change that opens an incident always has a firing alert: plan_delivery opens none
+    for alerts that are already resolved.)"""
+    route = choose_route(directory.routes, group.common_labels)
+    firing = change.firing_after
+    incident_id = conn.execute(_insert_incident, {
+        "integration": integration, "dedup_key": group.group_key,
+        "status": "triggered",
+        "title": group.title(), "severity": group.severity(), "labels": group.common_labels,
+        "annotations": group.common_annotations, "external_url": group.external_url,
+        "alert_count": len(change.add), "firing_count": firing,
+        "truncated_alerts": group.truncated_alerts, "created_at": now, "updated_at": now,
+        "route": route.describe(), "policy": route.policy,
+        "notify_resolved": route.notify_resolved, "next_level": FIRST_STEP.level,
+        "next_repeat": FIRST_STEP.repeat, "next_due_at": now,
+    }).scalar_one()
+    result.opened.append(incident_id)
+    events = [entry(incident_id, now, "incident.triggered", integration,
+                    {"title": group.title(), "severity": group.severity(),
+                     "dedup_key": group.group_key})]
+    _write_alerts(conn, integration, incident_id, change, now, events)
+    events.append(entry(incident_id, now, "incident.routed", SYSTEM_ACTOR,
+                        {"route": route.describe(), "policy": route.policy}))
+    add_events(conn, events)  # before the step's own entries: the timeline is in id order
+    try:
+        with conn.begin_nested():
+            fired = fire_step(conn, incident_id, FIRST_STEP, directory, now)
+        result.followups.merge(fired.followups)
+        result.steps_fired += fired.fired
+    except exc.SQLAlchemyError:
+        # The alert is kept whatever happens to its first page: the step becomes a timer,
+        # due now, retried and reconciled like every other step.
+        log.warning("first step failed, left to its timer", exc_info=True,
+                    extra={"incident": incident_id})
+        policy = directory.policies[route.policy]
+        result.followups.timers.append(first_timer(conn, incident_id, policy, now))
+    return incident_id
+
+
+def _apply(conn: Connection, integration: str, change: IncidentChange, truncated: int,
            now: datetime) -> int:
+    """Apply a change to an open incident; return its id."""
     incident_id = change.incident_id
-    if incident_id is None:
-        incident_id = conn.execute(insert(incidents).values(
-            integration=integration, dedup_key=group.group_key, status="triggered",
-            title=group.title(), severity=group.severity(), labels=group.common_labels,
-            annotations=group.common_annotations, external_url=group.external_url,
-            truncated_alerts=group.truncated_alerts, created_at=now, updated_at=now,
-        ).returning(incidents.c.id)).scalar_one()
-        add_event(conn, incident_id, now, "incident.triggered", integration,
-                  {"title": group.title(), "severity": group.severity(),
-                   "dedup_key": group.group_key})
+    assert incident_id is not None
+    events: list[dict[str, Any]] = []
+    _write_alerts(conn, integration, incident_id, change, now, events)
+    conn.execute(_update_counts, {
+        "incident_id": incident_id, "now": now, "added": len(change.add),
+        "firing": change.firing_after,
+        "truncated": truncated if change.truncated_alerts is None else change.truncated_alerts})
+    if change.auto_resolves:
+        conn.execute(_auto_resolve, {"incident_id": incident_id, "now": now})
+        events.append(entry(incident_id, now, "incident.resolved", SYSTEM_ACTOR,
+                            {"reason": "all alerts resolved"}))
+    add_events(conn, events)
+    return incident_id
+
+
+def _write_alerts(conn: Connection, integration: str, incident_id: int,
+                  change: IncidentChange, now: datetime, events: list[dict[str, Any]]) -> None:
+    """Re-key, add and resolve the change's alerts; append their timeline entries."""
     if change.rekey:
         conn.execute(_rekey_alert, [{"alert_id": alert_id, "starts_at": starts_at, "now": now}
                                     for alert_id, starts_at in change.rekey])
@@ -196,42 +263,16 @@ def _apply(conn: Connection, integration: str, group: AlertGroup, change: Incide
              "labels": a.labels, "annotations": a.annotations, "ends_at": a.ends_at,
              "generator_url": a.generator_url, "created_at": now, "updated_at": now}
             for a in change.add])
-        add_event(conn, incident_id, now, "alert.added", integration,
-                  _alert_detail([a.fingerprint for a in change.add]))
+        events.append(entry(incident_id, now, "alert.added", integration,
+                            _alert_detail([a.fingerprint for a in change.add])))
     if change.resolve:
         conn.execute(_resolve_alert, [{"alert_id": alert_id, "ends_at": ends_at, "now": now}
                                       for alert_id, _, ends_at in change.resolve])
     resolved = [fingerprint for _, fingerprint, _ in change.resolve]
     resolved += [a.fingerprint for a in change.add if a.status == "resolved"]
     if resolved:
-        add_event(conn, incident_id, now, "alert.resolved", integration,
-                  _alert_detail(resolved))
-    values: dict[str, Any] = {
-        "updated_at": now,
-        "alert_count": incidents.c.alert_count + len(change.add),
-        "firing_count": change.firing_after,
-    }
-    if change.truncated_alerts is not None:
-        values["truncated_alerts"] = change.truncated_alerts
-    if change.auto_resolves:
-        values.update(status="resolved", resolved_at=now, resolved_by=SYSTEM_ACTOR)
-    conn.execute(update(incidents).where(incidents.c.id == incident_id).values(**values))
-    if change.auto_resolves:
-        add_event(conn, incident_id, now, "incident.resolved", SYSTEM_ACTOR,
-                  {"reason": "all alerts resolved"})
-    return incident_id
-
-
-def _route(conn: Connection, incident_id: int, group: AlertGroup, directory: Directory,
-           now: datetime) -> Timer:
-    """Route a new incident on its labels, record the choice, and start its escalation."""
-    route = choose_route(directory.routes, group.common_labels)
-    conn.execute(update(incidents).where(incidents.c.id == incident_id)
-                 .values(route=route.describe(), policy=route.policy,
-                         notify_resolved=route.notify_resolved))
-    add_event(conn, incident_id, now, "incident.routed", SYSTEM_ACTOR,
-              {"route": route.describe(), "policy": route.policy})
-    return start_escalation(conn, incident_id, directory.policies[route.policy], now)
+        events.append(entry(incident_id, now, "alert.resolved", integration,
+                            _alert_detail(resolved)))
 
 
 def _alert_detail(fingerprints: Sequence[str]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from oncall import escalation
@@ -36,40 +36,71 @@ class FireResult:
 
 
 
+_find_step = select(incidents.c.status, incidents.c.policy, incidents.c.next_level,
+                   incidents.c.next_repeat, incidents.c.next_due_at).where(
+    incidents.c.id == bindparam("incident_id"))
+_claim_step = (update(incidents).where(
+    incidents.c.id == bindparam("incident_id"), incidents.c.status == "triggered",
+    incidents.c.next_level == bindparam("level"), incidents.c.next_repeat == bindparam("repeat"),
+    incidents.c.next_due_at.is_not(None)).values(
+    next_level=bindparam("next_level"), next_repeat=bindparam("next_repeat"),
+    next_due_at=bindparam("next_due_at"), updated_at=bindparam("now")))
+_update_job = update(escalation_jobs).where(escalation_jobs.c.id == bindparam("job_id"))
+_insert_job = insert(escalation_jobs)
+_mark_job_fired = _update_job.values(state="fired", fired_at=bindparam("now"),
+                                     updated_at=bindparam("now"),
+                                     attempts=escalation_jobs.c.attempts + 1)
+_TIMER_COLUMNS = ("incident_id", "level", "repeat", "due_at", "state", "attempts",
+                  "last_error", "fired_at", "updated_at")
+_reset_job = _update_job.values({name: bindparam(name) for name in _TIMER_COLUMNS})
+
+
 def _record_timer(conn: Connection, timer: Timer, now: datetime) -> None:
-    values = {"incident_id": timer.incident_id, "level": timer.level, "repeat": timer.repeat,
-              "due_at": timer.due_at, "state": "scheduled", "attempts": 0, "last_error": None,
-              "fired_at": None, "updated_at": now}
-    updated = conn.execute(update(escalation_jobs).where(escalation_jobs.c.id == timer.job_id)
-                           .values(**values)).rowcount
-    if not updated:
-        conn.execute(insert(escalation_jobs).values(id=timer.job_id, created_at=now, **values))
+    values = {"job_id": timer.job_id, "incident_id": timer.incident_id, "level": timer.level,
+              "repeat": timer.repeat, "due_at": timer.due_at, "state": "scheduled",
+              "attempts": 0, "last_error": None, "fired_at": None, "updated_at": now}
+    if not conn.execute(_reset_job, values).rowcount:
+        values["id"] = values.pop("job_id")
+        conn.execute(_insert_job, {**values, "created_at": now})
 
 
-def start_escalation(conn: Connection, incident_id: int, policy: Policy,
-                     now: datetime) -> Timer:
-    """Point a new incident at its first step, due now, and return that timer."""
+def first_timer(conn: Connection, incident_id: int, policy: Policy, now: datetime) -> Timer:
+    """Record the first step of an incident (already pointed at it) as a timer due now, and
+    return it: the way back when paging the first level with the incident failed."""
     step = escalation.FIRST_STEP
     timer = Timer(escalation.job_id(incident_id, step, policy), incident_id, step.level,
                   step.repeat, now)
-    conn.execute(update(incidents).where(incidents.c.id == incident_id).values(
-        next_level=step.level, next_repeat=step.repeat, next_due_at=now))
     _record_timer(conn, timer, now)
     return timer
 
 
+def _record_fired(conn: Connection, job_id: str, incident_id: int, step: Step,
+                  due_at: datetime, now: datetime) -> None:
+    """Mark a step's job fired; the first step, paged with its incident's opening, has no
+    row yet and gets one."""
+    if not conn.execute(_mark_job_fired, {"job_id": job_id, "now": now}).rowcount:
+        conn.execute(_insert_job, {
+            "id": job_id, "incident_id": incident_id, "level": step.level,
+            "repeat": step.repeat, "due_at": due_at, "state": "fired", "attempts": 1,
+            "last_error": None, "fired_at": now, "created_at": now, "updated_at": now})
+
+
+_pending_jobs = select(escalation_jobs.c.id).where(
+    escalation_jobs.c.incident_id == bindparam("incident_id"),
+    escalation_jobs.c.state.in_(("scheduled", "failed")))
+_cancel_jobs = (update(escalation_jobs)
+                .where(escalation_jobs.c.id.in_(bindparam("job_ids", expanding=True)))
+                .values(state="cancelled", updated_at=bindparam("now")))
+_clear_next = (update(incidents).where(incidents.c.id == bindparam("incident_id"))
+               .values(next_due_at=None))
+
+
 def stop_escalation(conn: Connection, incident_id: int, now: datetime) -> list[str]:
     """Clear the incident's pending step; return the job ids to remove from Redis."""
-    job_ids = list(conn.execute(
-        select(escalation_jobs.c.id).where(escalation_jobs.c.incident_id == incident_id,
-                                           escalation_jobs.c.state.in_(("scheduled",
-                                                                        "failed")))
-    ).scalars())
+    job_ids = list(conn.execute(_pending_jobs, {"incident_id": incident_id}).scalars())
     if job_ids:
-        conn.execute(update(escalation_jobs).where(escalation_jobs.c.id.in_(job_ids))
-                     .values(state="cancelled", updated_at=now))
-    conn.execute(update(incidents).where(incidents.c.id == incident_id)
-                 .values(next_due_at=None))
+        conn.execute(_cancel_jobs, {"job_ids": job_ids, "now": now})
+    conn.execute(_clear_next, {"incident_id": incident_id})
     return job_ids
 
 
@@ -81,9 +112,7 @@ def fire_step(conn: Connection, incident_id: int, step: Step, directory: Directo
     match, step still pending), so a job that runs after an acknowledgement, a duplicate
     job, or a stale job changes nothing. Returns the timer to schedule next, if any.
     """
-    row = conn.execute(select(incidents.c.status, incidents.c.policy, incidents.c.next_level,
-                              incidents.c.next_repeat, incidents.c.next_due_at)
-                       .where(incidents.c.id == incident_id)).first()
+    row = conn.execute(_find_step, {"incident_id": incident_id}).first()
     if row is None:
         return FireResult(False, Followups(), "incident not found")
     if row.status != "triggered" or row.next_due_at is None:
@@ -94,19 +123,14 @@ def fire_step(conn: Connection, incident_id: int, step: Step, directory: Directo
     this_job = escalation.job_id(incident_id, step, policy)
     following = escalation.after(policy, step, now) if policy is not None else None
     next_step, next_due = following if following is not None else (None, None)
-    claimed = conn.execute(
-        update(incidents)
-        .where(incidents.c.id == incident_id, incidents.c.status == "triggered",
-               incidents.c.next_level == step.level, incidents.c.next_repeat == step.repeat,
-               incidents.c.next_due_at.is_not(None))
-        .values(next_level=next_step.level if next_step else step.level,
-                next_repeat=next_step.repeat if next_step else step.repeat,
-                next_due_at=next_due, updated_at=now)
-    ).rowcount
+    claimed = conn.execute(_claim_step, {
+        "incident_id": incident_id, "level": step.level, "repeat": step.repeat,
+        "next_level": next_step.level if next_step else step.level,
+        "next_repeat": next_step.repeat if next_step else step.repeat,
+        "next_due_at": next_due, "now": now}).rowcount
     if claimed != 1:
         return FireResult(False, Followups(), "claimed by another run")
-    conn.execute(update(escalation_jobs).where(escalation_jobs.c.id == this_job).values(
-        state="fired", fired_at=now, updated_at=now, attempts=escalation_jobs.c.attempts + 1))
+    _record_fired(conn, this_job, incident_id, step, row.next_due_at, now)
 
     if policy is None:
         add_event(conn, incident_id, now, "escalation.exhausted", SYSTEM_ACTOR,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
 from oncall.directory import User
@@ -23,15 +23,18 @@ MAX_SOURCE_URLS = 5
 
 
 
+_insert_page = insert(outbox).returning(outbox.c.id)
+
+
 def _add_pages(conn: Connection, incident_id: int, kind: str, level: int, repeat: int,
                targets: list[tuple[str, int, str]], now: datetime) -> list[Delivery]:
     deliveries = []
     for user_name, contact_index, contact_type in targets:
-        notification_id = conn.execute(insert(outbox).values(
-            incident_id=incident_id, kind=kind, level=level, repeat=repeat,
-            user_name=user_name, contact_index=contact_index, contact_type=contact_type,
-            status="pending", attempts=0, next_attempt_at=now, created_at=now, updated_at=now,
-        ).returning(outbox.c.id)).scalar_one()
+        notification_id = conn.execute(_insert_page, {
+            "incident_id": incident_id, "kind": kind, "level": level, "repeat": repeat,
+            "user_name": user_name, "contact_index": contact_index,
+            "contact_type": contact_type, "status": "pending", "attempts": 0,
+            "next_attempt_at": now, "created_at": now, "updated_at": now}).scalar_one()
         deliveries.append(Delivery(notification_id, now))
     return deliveries
 
@@ -51,29 +54,35 @@ def create_pages(conn: Connection, incident_id: int, level: int, repeat: int,
     return _add_pages(conn, incident_id, "trigger", level, repeat, targets, now)
 
 
+_unsent_pages = select(outbox.c.id).where(outbox.c.incident_id == bindparam("incident_id"),
+                                          outbox.c.kind == "trigger",
+                                          outbox.c.status == "pending")
+_cancel_pages = (update(outbox).where(outbox.c.id.in_(bindparam("ids", expanding=True)))
+                 .values(status="cancelled", next_attempt_at=None,
+                         updated_at=bindparam("now")))
+_wants_resolved = select(incidents.c.notify_resolved).where(
+    incidents.c.id == bindparam("incident_id"))
+_paged_contacts = (select(outbox.c.user_name, outbox.c.contact_index, outbox.c.contact_type)
+                   .distinct()
+                   .where(outbox.c.incident_id == bindparam("incident_id"),
+                          outbox.c.kind == "trigger", outbox.c.status == "sent")
+                   .order_by(outbox.c.user_name, outbox.c.contact_index))
+
+
 def stop_pages(conn: Connection, incident_id: int, now: datetime) -> list[int]:
     """Cancel the incident's pages not yet sent; return their ids (their jobs to remove)."""
-    ids = list(conn.execute(select(outbox.c.id).where(
-        outbox.c.incident_id == incident_id, outbox.c.kind == "trigger",
-        outbox.c.status == "pending")).scalars())
+    ids = list(conn.execute(_unsent_pages, {"incident_id": incident_id}).scalars())
     if ids:
-        conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(
-            status="cancelled", next_attempt_at=None, updated_at=now))
+        conn.execute(_cancel_pages, {"ids": ids, "now": now})
     return ids
 
 
 def resolved_messages(conn: Connection, incident_id: int, now: datetime) -> list[Delivery]:
     """Queue one `resolved` message per contact that was paged for the incident (unless the
     route said `notify_resolved: false`); return the deliveries."""
-    wanted = conn.execute(select(incidents.c.notify_resolved)
-                          .where(incidents.c.id == incident_id)).scalar_one()
-    if not wanted:
+    if not conn.execute(_wants_resolved, {"incident_id": incident_id}).scalar_one():
         return []
-    paged = conn.execute(select(outbox.c.user_name, outbox.c.contact_index,
-                                outbox.c.contact_type).distinct()
-                         .where(outbox.c.incident_id == incident_id,
-                                outbox.c.kind == "trigger", outbox.c.status == "sent")
-                         .order_by(outbox.c.user_name, outbox.c.contact_index)).all()
+    paged = conn.execute(_paged_contacts, {"incident_id": incident_id}).all()
     return _add_pages(conn, incident_id, "resolved", 0, 0, [tuple(r) for r in paged], now)
 
 

@@ -14,8 +14,20 @@ SYSTEM_ACTOR = "system"
 _insert_event = insert(incident_events)
 
 
+def entry(incident_id: int, at: datetime, type_: str, actor: str,
+          detail: dict[str, Any]) -> dict[str, Any]:
+    """Return one timeline entry as the row `add_events` writes."""
+    return {"incident_id": incident_id, "at": at, "type": type_, "actor": actor,
+            "detail": detail}
+
+
 def add_event(conn: Connection, incident_id: int, at: datetime, type_: str, actor: str,
               detail: dict[str, Any]) -> None:
     """Append one entry to an incident's timeline, in the caller's transaction."""
-    conn.execute(_insert_event, {"incident_id": incident_id, "at": at, "type": type_,
-                                 "actor": actor, "detail": detail})
+    conn.execute(_insert_event, entry(incident_id, at, type_, actor, detail))
+
+
+def add_events(conn: Connection, events: list[dict[str, Any]]) -> None:
+    """Append entries built by `entry`, in order, with one statement."""
+    if events:
+        conn.execute(_insert_event, events)

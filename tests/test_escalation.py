@@ -138,7 +138,8 @@ async def test_a_stale_or_duplicated_job_changes_nothing(make_client, key_prefix
 
 async def test_a_failing_step_is_retried_then_marked_failed_then_reconciled(make_client,
                                                                            key_prefix):
-    client = await make_client(directory=fast_directory(levels=("1h", "1h")),
+    # Level 1 is paged with the incident's opening; level 2 is the first step a timer runs.
+    client = await make_client(directory=fast_directory(levels=("1s", "1h")),
                                clock=system_clock, scheduler_reconcile_interval="1s")
     service = client.app[SERVICE]
     service.retry_base = timedelta(milliseconds=50)
@@ -159,7 +160,7 @@ async def test_a_failing_step_is_retried_then_marked_failed_then_reconciled(make
     gaps = [later - earlier for earlier, later in itertools.pairwise(calls)]
     assert [round(g, 2) >= 0.05 * 2 ** i for i, g in enumerate(gaps)] == [True] * 3
     events = await eventually(lambda: _failed_recorded(client, incident_id), what="record")
-    assert events[-1][:3] == ("escalation.failed", 1, 0)
+    assert events[-1][:3] == ("escalation.failed", 2, 0)
     health = await client.get("/health")
     assert health.status == 503
     body = await health.json()
@@ -167,7 +168,7 @@ async def test_a_failing_step_is_retried_then_marked_failed_then_reconciled(make
     assert body["checks"]["scheduler"]["failed_steps"] == 1
 
     healthy.set()  # the database is back: the reconciler's next pass retries the step
-    await eventually(lambda: _with_levels(client, incident_id, 1), what="retried step")
+    await eventually(lambda: _with_levels(client, incident_id, 2), what="retried step")
     assert client.app[RECONCILER].status.repairs >= 1
     assert (await client.get("/health")).status == 200
 

@@ -61,9 +61,13 @@ async def test_a_captured_alertmanager_group_ingests_correctly(client):
     assert db1["ends_at"] is None  # Go's zero time means "not set"
     assert db1["annotations"]["summary"] == "Disk almost full on db1"
     assert db1["generator_url"] == "http://prometheus:9090/graph?g0.expr=disk"
-    assert timeline_types(body) == ["incident.triggered", "alert.added", "incident.routed"]
+    # Level 1 is paged in the transaction that opens the incident.
+    assert timeline_types(body) == ["incident.triggered", "alert.added", "incident.routed",
+                                    "escalation.level"]
     assert body["timeline"][2]["detail"] == {
         "route": 'routes[0] {severity="critical"}', "policy": "default"}
+    assert body["timeline"][3]["detail"]["level"] == 1
+    assert body["timeline"][3]["detail"]["paged"] == ["alice"]
 
 
 async def test_captured_partial_then_full_resolve_auto_resolves(client):
@@ -82,7 +86,8 @@ async def test_captured_partial_then_full_resolve_auto_resolves(client):
     assert body["resolved_by"] == "system"
     assert body["alert_count"] == 2
     assert timeline_types(body) == ["incident.triggered", "alert.added", "incident.routed",
-                                    "alert.resolved", "alert.resolved", "incident.resolved"]
+                                    "escalation.level", "alert.resolved", "alert.resolved",
+                                    "incident.resolved"]
     assert body["timeline"][-1]["detail"] == {"reason": "all alerts resolved"}
 
 
