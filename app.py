@@ -104,6 +104,10 @@ def serve() -> int:
                                           "directory": settings.directory.path})
 
     app.on_startup.append(on_startup)
+    # The event loop and the database thread share the GIL. At the default 5 ms switch
+    # interval, every blocking call the loop makes (a Redis reply, a socket read) can wait
+    # up to 5 ms to get the GIL back from a busy database thread.
+    sys.setswitchinterval(0.0005)
     web.run_app(app, host=settings.server.host, port=settings.server.port,
                 access_log_class=logs.AccessLogger, print=None)
     return 0

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 
-from oncall import links, store_notify
+from oncall import background, links, store_notify
 from oncall.channels import ChannelContext, DeliveryError, channel
 from oncall.clock import Clock
 from oncall.config import Settings
@@ -25,9 +25,15 @@ from oncall.http import HttpPoster
 from oncall.messages import Page
 from oncall.metrics import Metrics
 from oncall.retry import DELIVERED, NOTIFICATION_BACKOFF, PERMANENT, RETRY
-from oncall.timer import NOTIFICATION_JOB, Timers
+from oncall.timer import NOTIFICATION_JOB, JobSpec, Timers
 
 log = logging.getLogger(__name__)
+
+
+def delivery_jobs(deliveries: Iterable[Delivery]) -> list[JobSpec]:
+    """Return the jobs of delivery attempts."""
+    return [JobSpec(d.job_id, NOTIFICATION_JOB, (d.notification_id,), d.due_at)
+            for d in deliveries]
 
 
 class Notifier:
@@ -46,18 +52,38 @@ class Notifier:
         self.metrics: Metrics | None = None
 
     def schedule(self, deliveries: Iterable[Delivery]) -> None:
-        """Put delivery jobs into Redis (best effort: the reconciler heals failures)."""
+        """Start the deliveries due now, and put the later ones into Redis (best effort: the
+        reconciler heals failures).
+
+        A page due now is sent at once from this process rather than through a job: a
+        job would cost several Redis round trips and a scheduler wake-up per page. The row
+        in the outbox is what makes it durable either way: after a crash, the reconciler
+        finds it pending without a job and schedules one.
+        """
         if self.timers is None:
             return
+        now = self.clock()
+        later = []
         for delivery in deliveries:
-            self.timers.schedule("notification", delivery.job_id, NOTIFICATION_JOB,
-                                 (delivery.notification_id,), delivery.due_at)
+            if delivery.due_at <= now:
+                background.spawn(self._deliver_now(delivery))
+            else:
+                later.append(delivery)
+        self.timers.schedule_many("notification", delivery_jobs(later))
 
     def unschedule(self, notification_ids: Iterable[int]) -> None:
-        if self.timers is None:
-            return
-        for notification_id in notification_ids:
-            self.timers.remove("notification", delivery_job_id(notification_id))
+        if self.timers is not None:
+            self.timers.remove_many("notification",
+                                    [delivery_job_id(n) for n in notification_ids])
+
+    async def _deliver_now(self, delivery: Delivery) -> None:
+        try:
+            await self.deliver(delivery.notification_id)
+        except Exception as error:  # the database, say: the job store retries it
+            log.warning("immediate delivery failed, scheduling it", extra={
+                "notification": delivery.notification_id, "error": repr(error)})
+            if self.timers is not None:
+                self.timers.schedule_many("notification", delivery_jobs([delivery]))
 
     def link(self, incident_id: int, action: str, user: str, now: datetime) -> str:
         token = links.sign(self.link_key, incident_id, action, user, now + links.LINK_LIFETIME)

@@ -27,10 +27,22 @@ from oncall.followups import Followups, Timer
 from oncall.metrics import Metrics
 from oncall.notifier import Notifier
 from oncall.retry import ESCALATION_ATTEMPTS, ESCALATION_BACKOFF, backoff
-from oncall.timer import ESCALATION_JOB, HEARTBEAT_JOB, Timers, heartbeat_job_id
+from oncall.timer import ESCALATION_JOB, HEARTBEAT_JOB, JobSpec, Timers, heartbeat_job_id
 
 log = logging.getLogger(__name__)
 _RACE_RETRIES = 3
+
+
+def step_jobs(timers: Iterable[Timer]) -> list[JobSpec]:
+    """Return the escalation jobs of `timers`."""
+    return [JobSpec(t.job_id, ESCALATION_JOB, (t.incident_id, t.level, t.repeat), t.due_at)
+            for t in timers]
+
+
+def deadline_jobs(deadlines: Iterable[tuple[str, datetime]]) -> list[JobSpec]:
+    """Return the jobs of heartbeat deadlines (they share the escalation store)."""
+    return [JobSpec(heartbeat_job_id(name), HEARTBEAT_JOB, (name,), deadline)
+            for name, deadline in deadlines]
 
 
 class Service:
@@ -52,26 +64,18 @@ class Service:
 
     def schedule(self, timers: Iterable[Timer]) -> None:
         """Put escalation timers into Redis (best effort: the reconciler heals failures)."""
-        if self.timers is None:
-            return
-        for timer in timers:
-            self.timers.schedule("escalation", timer.job_id, ESCALATION_JOB,
-                                 (timer.incident_id, timer.level, timer.repeat), timer.due_at)
+        if self.timers is not None:
+            self.timers.schedule_many("escalation", step_jobs(timers))
 
     def unschedule(self, job_ids: Iterable[str]) -> None:
         """Remove escalation timers (best effort: a stale job finds nothing to do)."""
-        if self.timers is None:
-            return
-        for job_id in job_ids:
-            self.timers.remove("escalation", job_id)
+        if self.timers is not None:
+            self.timers.remove_many("escalation", list(job_ids))
 
     def arm(self, deadlines: Iterable[tuple[str, datetime]]) -> None:
         """Put heartbeat deadlines into Redis (best effort: the reconciler heals failures)."""
-        if self.timers is None:
-            return
-        for name, deadline in deadlines:
-            self.timers.schedule("escalation", heartbeat_job_id(name), HEARTBEAT_JOB, (name,),
-                                 deadline)
+        if self.timers is not None:
+            self.timers.schedule_many("escalation", deadline_jobs(deadlines))
 
     async def ping(self, heartbeat: Integration, now: datetime) -> datetime:
         """Record a heartbeat ping; return the new deadline."""
