@@ -19,9 +19,22 @@ from pathlib import Path
 
 import aiohttp
 
-from harness import (WEBHOOK, CheckFailed, Oncall, Receiver, alert, auth, check,
-                     directory_yaml, open_loop, percentiles, report, run_main, wait_for,
-                     webhook)
+from harness import (
+    WEBHOOK,
+    CheckFailed,
+    Oncall,
+    Receiver,
+    alert,
+    auth,
+    check,
+    directory_yaml,
+    open_loop,
+    percentiles,
+    report,
+    run_main,
+    wait_for,
+    webhook,
+)
 
 ESCALATE_AFTER = 10.0  # seconds, level 1 to level 2
 CAPACITY_SECONDS = 20  # how long each capacity step sends at its rate

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+
 from harness import (
     WEBHOOK,
     Oncall,
@@ -96,6 +97,10 @@ async def main() -> None:
                         rate / (ceiling * PER_GROUP), 3)
                     for name, value in percentiles(latencies).items():
                         figures[f"{phase}_latency_ms_{name}"] = value
+                    if phase == "new":  # every incident pages level 1 before the next phase
+                        receiver.expect = GROUPS
+                        figures["new_pages_settled_s"] = round(await wait_for(
+                            receiver.arrived.is_set, 60, f"{GROUPS} level-1 pages", 0.05), 2)
                 checks = await verify(oncall, receiver)
                 figures["peak_rss_mb"] = oncall.peak_rss_mb()
             finally:
@@ -122,13 +127,15 @@ async def verify(oncall: Oncall, receiver: Receiver) -> list[str]:
     twice = {key: n for key, n in pages.items() if n > 1}
     check(not twice, f"pages sent more than once: {list(twice.items())[:5]}")
     incident_ids = {incident for _, incident, _, _ in pages}
-    check(incident_ids <= set(range(1, GROUPS + 1)), "a page for an unknown incident")
+    check(incident_ids == set(range(1, GROUPS + 1)), "an incident without its level-1 page")
+    resolved = receiver.pages_per("incident.resolved")
+    check(all(n == 1 for n in resolved.values()), "a resolved message sent twice")
     sent = oncall.scalar("SELECT count(*) FROM notifications WHERE kind = 'trigger' "
                          "AND status = 'sent'")
     check(sent == len(pages), f"{sent} pages recorded sent, {len(pages)} received")
     return [f"{GROUPS} incidents, all resolved",
             f"{GROUPS * PER_GROUP} alerts, all resolved",
-            f"{len(pages)} level-1 pages, none twice (the rest cancelled by the resolve)",
+            f"{len(pages)} level-1 pages (one per incident), none twice",
             f"no escalation timer left in Redis ({settled:.1f} s to settle)"]
 
 

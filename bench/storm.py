@@ -12,8 +12,20 @@ from pathlib import Path
 
 import aiohttp
 
-from harness import (WEBHOOK, Oncall, Receiver, alert, auth, check, directory_yaml,
-                     percentiles, report, run_main, wait_for, webhook)
+from harness import (
+    WEBHOOK,
+    Oncall,
+    Receiver,
+    alert,
+    auth,
+    check,
+    directory_yaml,
+    percentiles,
+    report,
+    run_main,
+    wait_for,
+    webhook,
+)
 
 ALERTS = 5000
 SENDS = 10

@@ -106,6 +106,26 @@ class Claimed:
     annotations: dict[str, str]
 
 
+_find_page = select(outbox).where(outbox.c.id == bindparam("notification_id"))
+_find_incident = select(incidents).where(incidents.c.id == bindparam("incident_id"))
+_claim_page = (update(outbox).where(outbox.c.id == bindparam("notification_id"),
+                                    outbox.c.status == "pending",
+                                    outbox.c.attempts == bindparam("attempts"))
+               .values(attempts=bindparam("next_attempt"),
+                       next_attempt_at=bindparam("lease_until"), updated_at=bindparam("now")))
+_source_alerts = (select(alerts.c.generator_url, alerts.c.annotations)
+                  .where(alerts.c.incident_id == bindparam("incident_id"))
+                  .order_by(alerts.c.id).limit(50))
+_insert_attempt = insert(notification_attempts)
+_update_page = update(outbox).where(outbox.c.id == bindparam("notification_id"))
+_page_sent = _update_page.values(status="sent", sent_at=bindparam("now"), next_attempt_at=None,
+                                 last_error=None, updated_at=bindparam("now"))
+_page_failed = _update_page.values(status="failed", next_attempt_at=None,
+                                   last_error=bindparam("error"), updated_at=bindparam("now"))
+_page_retry = _update_page.values(next_attempt_at=bindparam("next_at"),
+                                  last_error=bindparam("error"), updated_at=bindparam("now"))
+
+
 def claim(conn: Connection, notification_id: int, now: datetime) -> Claimed | str:
     """Claim the next attempt of a pending, due row; return it, or why nothing is to be done.
 
@@ -113,26 +133,23 @@ def claim(conn: Connection, notification_id: int, now: datetime) -> Claimed | st
     duplicate job, or the reconciler re-adding a job for an attempt in flight, does nothing;
     after a crash the lease runs out and the page is sent again (at least once).
     """
-    row = conn.execute(select(outbox).where(outbox.c.id == notification_id)).first()
+    row = conn.execute(_find_page, {"notification_id": notification_id}).first()
     if row is None:
         return "notification not found"
     if row.status != "pending":
         return f"notification is {row.status}"
     if row.next_attempt_at is not None and row.next_attempt_at > now:
         return "not due yet"
-    incident = conn.execute(select(incidents).where(incidents.c.id == row.incident_id)).one()
+    incident = conn.execute(_find_incident, {"incident_id": row.incident_id}).one()
     if row.kind == "trigger" and incident.status != "triggered":
         stop_pages(conn, incident.id, now)  # the backstop when cancelling failed
         return f"incident is {incident.status}"
-    claimed = conn.execute(update(outbox).where(
-        outbox.c.id == notification_id, outbox.c.status == "pending",
-        outbox.c.attempts == row.attempts).values(
-        attempts=row.attempts + 1, next_attempt_at=now + LEASE, updated_at=now)).rowcount
+    claimed = conn.execute(_claim_page, {
+        "notification_id": notification_id, "attempts": row.attempts,
+        "next_attempt": row.attempts + 1, "lease_until": now + LEASE, "now": now}).rowcount
     if claimed != 1:
         return "claimed by another run"
-    alert_rows = conn.execute(select(alerts.c.generator_url, alerts.c.annotations)
-                              .where(alerts.c.incident_id == incident.id)
-                              .order_by(alerts.c.id).limit(50)).all()
+    alert_rows = conn.execute(_source_alerts, {"incident_id": incident.id}).all()
     urls = tuple(dict.fromkeys(u for u, _ in alert_rows if u))[:MAX_SOURCE_URLS]
     annotations = dict(incident.annotations)
     if alert_rows and "summary" not in annotations:
@@ -150,21 +167,19 @@ def record_attempt(conn: Connection, notification_id: int, attempt: int, outcome
     `notification.failed` in the timeline. Otherwise pending again after the backoff (2, 4,
     8, 16 s from the default base) or the Retry-After the receiver asked for, if longer.
     """
-    conn.execute(insert(notification_attempts).values(
-        notification_id=notification_id, at=now, outcome=outcome, error=error,
-        duration_ms=duration_ms))
-    row = conn.execute(select(outbox).where(outbox.c.id == notification_id)).one()
+    conn.execute(_insert_attempt, {"notification_id": notification_id, "at": now,
+                                   "outcome": outcome, "error": error,
+                                   "duration_ms": duration_ms})
+    row = conn.execute(_find_page, {"notification_id": notification_id}).one()
     detail = {"notification": notification_id, "user": row.user_name,
               "contact": row.contact_type, "kind": row.kind, "level": row.level,
               "repeat": row.repeat, "attempts": attempt}
     if outcome == DELIVERED:
-        conn.execute(update(outbox).where(outbox.c.id == notification_id).values(
-            status="sent", sent_at=now, next_attempt_at=None, last_error=None, updated_at=now))
+        conn.execute(_page_sent, {"notification_id": notification_id, "now": now})
         add_event(conn, row.incident_id, now, "notification.sent", SYSTEM_ACTOR, detail)
         return None
     if outcome == PERMANENT or attempt >= NOTIFICATION_ATTEMPTS:
-        conn.execute(update(outbox).where(outbox.c.id == notification_id).values(
-            status="failed", next_attempt_at=None, last_error=error, updated_at=now))
+        conn.execute(_page_failed, {"notification_id": notification_id, "error": error, "now": now})
         add_event(conn, row.incident_id, now, "notification.failed", SYSTEM_ACTOR,
                {**detail, "reason": error or "unknown error"})
         return None
@@ -172,8 +187,8 @@ def record_attempt(conn: Connection, notification_id: int, attempt: int, outcome
     if retry_after is not None and retry_after > wait:
         wait = retry_after
     next_at = now + wait
-    conn.execute(update(outbox).where(outbox.c.id == notification_id).values(
-        next_attempt_at=next_at, last_error=error, updated_at=now))
+    conn.execute(_page_retry, {"notification_id": notification_id, "next_at": next_at,
+                               "error": error, "now": now})
     return Delivery(notification_id, next_at)
 
 
