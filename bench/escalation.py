@@ -71,8 +71,7 @@ async def run(count: int, rate: float) -> dict[str, object]:
                         "AND state = 'fired'")
             await wait_for(lambda: oncall.scalar(fired_l2) >= count, ESCALATE_AFTER + 120,
                            f"{count} level-2 steps")
-            receiver.expect = 2 * count
-            await wait_for(receiver.arrived.is_set, 120, f"{2 * count} pages")
+            await receiver.wait_pages(2 * count, 120)
             figures = verify(oncall, receiver, count)
             figures["sender_worst_lag_ms"] = round(lag * 1000, 1)
             figures["peak_rss_mb"] = oncall.peak_rss_mb()

@@ -119,16 +119,12 @@ class Receiver:
 
     url: str = ""
     pages: list[tuple[float, str, int, str, int, int]] = field(default_factory=list)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    expect: int = 0
     _runner: web.AppRunner | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.pages.append((time.time(), body["user"], body["incident"]["id"], body["event"],
                            body["level"], body["repeat"]))
-        if self.expect and len(self.pages) >= self.expect:
-            self.arrived.set()
         return web.Response(text="ok")
 
     async def start(self) -> None:
@@ -143,6 +139,11 @@ class Receiver:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def wait_pages(self, count: int, timeout: float) -> float:
+        """Return the seconds until `count` pages had arrived. Raises CheckFailed."""
+        return await wait_for(lambda: len(self.pages) >= count, timeout, f"{count} pages",
+                              interval=0.05)
 
     def pages_per(self, event: str = "incident.triggered") -> Counter[tuple[str, int, int, int]]:
         """Return how many times each (user, incident, level, repeat) got an `event` page."""

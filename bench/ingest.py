@@ -98,9 +98,8 @@ async def main() -> None:
                     for name, value in percentiles(latencies).items():
                         figures[f"{phase}_latency_ms_{name}"] = value
                     if phase == "new":  # every incident pages level 1 before the next phase
-                        receiver.expect = GROUPS
-                        figures["new_pages_settled_s"] = round(await wait_for(
-                            receiver.arrived.is_set, 60, f"{GROUPS} level-1 pages", 0.05), 2)
+                        figures["new_pages_settled_s"] = round(
+                            await receiver.wait_pages(GROUPS, 60), 2)
                 checks = await verify(oncall, receiver)
                 figures["peak_rss_mb"] = oncall.peak_rss_mb()
             finally:

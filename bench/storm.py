@@ -23,7 +23,6 @@ from harness import (
     percentiles,
     report,
     run_main,
-    wait_for,
     webhook,
 )
 
@@ -48,8 +47,7 @@ async def main() -> None:
                         answer = await response.json()
                         check(response.status == 200, f"answered {response.status}: {answer}")
                     latencies.append((time.perf_counter() - started) * 1000)
-            receiver.expect = 1
-            await wait_for(receiver.arrived.is_set, 60, "the level-1 page")
+            await receiver.wait_pages(1, 60)
             check(oncall.query("SELECT count(*), sum(alert_count) FROM incidents")
                   == [(1, ALERTS)], "not exactly 1 incident of 5,000 alerts")
             check(oncall.scalar("SELECT count(*) FROM alerts") == ALERTS,
