@@ -16,8 +16,9 @@ from oncall import store_escalation, store_heartbeats, store_notify
 from oncall.clock import Clock
 from oncall.db import Database
 from oncall.directory import DirectoryHolder
-from oncall.service import Service
-from oncall.timer import Timers, heartbeat_job_id
+from oncall.notifier import delivery_jobs
+from oncall.service import Service, step_jobs
+from oncall.timer import JobSpec, Timers, heartbeat_job_id
 
 log = logging.getLogger(__name__)
 WATCHDOG_INTERVAL = 1.0
@@ -41,15 +42,22 @@ class Reconciler:
         self.directory = directory
         self.clock = clock
         self.status = ReconcileStatus()
+        self._lock = asyncio.Lock()  # the periodic pass and a triggered one never overlap
 
     async def run_once(self) -> tuple[int, int]:
         """Reconcile once; return (timers recreated, stale jobs removed). Raises on failure."""
+        async with self._lock:
+            return await self._run_once()
+
+    async def _run_once(self) -> tuple[int, int]:
         now = self.clock()
         try:
             # Redis first: a job scheduled after this read is then in the database read
             # below, so it is never mistaken for a stale one and removed.
-            present_steps = self.timers.job_ids("escalation")
-            present_deliveries = self.timers.job_ids("notification")
+            # In a worker thread: with 100,000 timers the reply is megabytes, and the
+            # event loop keeps answering meanwhile.
+            present_steps = await asyncio.to_thread(self.timers.job_ids, "escalation")
+            present_deliveries = await asyncio.to_thread(self.timers.job_ids, "notification")
             pending = await self.db.run(store_escalation.pending_timers, self.directory.current)
             deliveries = await self.db.run(store_notify.pending_deliveries)
             deadlines = await self.db.run(store_heartbeats.armed)
@@ -59,7 +67,7 @@ class Reconciler:
             raise
         expected = {timer.job_id: timer for timer in pending}
         missing = [timer for job_id, timer in expected.items() if job_id not in present_steps]
-        self.service.schedule(missing)
+        await self._rebuild("escalation", step_jobs(missing))
         # Heartbeat deadlines share the escalation store: expected too, never stale.
         armed = {heartbeat_job_id(name): (name, due) for name, due in deadlines}
         missing_deadlines = [d for job_id, d in armed.items() if job_id not in present_steps]
@@ -71,11 +79,11 @@ class Reconciler:
         missing_deliveries = [d for job_id, d in expected_deliveries.items()
                               if job_id not in present_deliveries]
         stale_deliveries = present_deliveries - expected_deliveries.keys()
-        if self.service.notifier is not None:
-            self.service.notifier.schedule(missing_deliveries)
-            for job_id in stale_deliveries:
-                self.timers.remove("notification", job_id)
+        # Pending rows without a job: their jobs, due when the row says (overdue ones at once).
+        await self._rebuild("notification", delivery_jobs(missing_deliveries))
+        self.timers.remove_many("notification", sorted(stale_deliveries))
 
+        await asyncio.to_thread(self.timers.mark_reconciled)
         recreated = len(missing) + len(missing_deliveries) + len(missing_deadlines)
         removed = len(stale) + len(stale_deliveries)
         self.status.runs += 1
@@ -93,6 +101,13 @@ class Reconciler:
                 "overdue": sum(t.due_at <= now for t in missing)})
         return recreated, removed
 
+    async def _rebuild(self, store: str, jobs: list[JobSpec]) -> None:
+        """Write many jobs from a worker thread, in batches, so that a rebuild after a flush
+        neither blocks the event loop nor costs a round trip per job. Raises RedisError."""
+        if jobs:
+            await asyncio.to_thread(self.timers.write_many, store, jobs)
+            self.timers.wake_soon()
+
     async def loop(self, interval: timedelta) -> None:
         """Reconcile every `interval` until cancelled; failures are logged and retried."""
         while True:
@@ -103,8 +118,20 @@ class Reconciler:
                 log.warning("reconcile failed", extra={"error": repr(error)})
 
 
-async def watchdog(timers: Timers) -> None:
-    """Wake the scheduler every second so a stalled APScheduler wake-up cannot last."""
+async def watchdog(timers: Timers, reconciler: Reconciler) -> None:
+    """Every second, wake the scheduler (so a stalled APScheduler wake-up cannot last), and
+    reconcile at once when Redis lost its keys (a flush, a restart without persistence)
+    rather than at the next periodic pass: until then no timer in it would fire."""
     while True:
         await asyncio.sleep(WATCHDOG_INTERVAL)
         timers.wakeup()
+        try:
+            lost = await asyncio.to_thread(timers.lost_since_reconcile)
+        except Exception:  # Redis unreachable: the periodic pass and /health deal with it
+            continue
+        if lost:
+            log.warning("Redis lost its timers; reconciling now")
+            try:
+                await reconciler.run_once()
+            except Exception as error:
+                log.warning("reconcile failed", extra={"error": repr(error)})

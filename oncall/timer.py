@@ -82,6 +82,7 @@ class Timers:
             self.stores[name] = RedisJobStore(db=settings.db, jobs_key=jobs_key,
                                               run_times_key=run_times_key, **connect)
         self._wakeup_pending = False
+        self.marker_key = f"{settings.key_prefix}:reconciled"
         self.scheduler = AsyncIOScheduler(
             jobstores=self.stores, timezone=UTC,
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
@@ -223,6 +224,15 @@ class Timers:
         """Return the ids of the jobs in a store; raises RedisError when Redis is unreachable."""
         jobstore = self.stores[store]
         return {key.decode() for key in jobstore.redis.hkeys(jobstore.jobs_key)}
+
+    def mark_reconciled(self) -> None:
+        """Leave a key saying the stores were reconciled; raises RedisError."""
+        self.stores["escalation"].redis.set(self.marker_key, b"1")
+
+    def lost_since_reconcile(self) -> bool:
+        """Return whether Redis lost what it held since the last mark (flushed, or restarted
+        without persistence); raises RedisError when Redis is unreachable."""
+        return not self.stores["escalation"].redis.exists(self.marker_key)
 
     def pending_counts(self) -> dict[str, int]:
         """Return the number of jobs per store; raises RedisError when Redis is unreachable."""

@@ -94,7 +94,7 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
                     extra={"error": repr(error)})
     timers.start()
     tasks = [asyncio.create_task(reconciler.loop(settings.scheduler.reconcile_interval)),
-             asyncio.create_task(watchdog(timers))]
+             asyncio.create_task(watchdog(timers, reconciler))]
     yield
     for task in tasks:
         task.cancel()
