@@ -1,0 +1,152 @@
+"""Run every benchmark, write `bench/results/<date>.json`, and rewrite the results table in
+BENCHMARKS.md from every results file there.
+
+`python bench/run.py [--only ingest,storm] [--no-table]`. Exits 1 when a benchmark's
+correctness checks failed (its figures are then not recorded); a missed target is reported
+in the table, not an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from harness import RESULT_MARK, ROOT, machine
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+DOC = ROOT / "BENCHMARKS.md"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+ORDER = ("ingest", "escalation", "storm", "restart")
+
+# (benchmark, figure, comparison, target): the issue's targets for a 2-core machine.
+TARGETS: list[tuple[str, str, str, float]] = [
+    ("ingest", "new_alerts_per_s", ">=", 8000),
+    ("ingest", "duplicate_alerts_per_s", ">=", 9500),
+    ("ingest", "resolve_alerts_per_s", ">=", 5400),
+    ("ingest", "new_latency_ms_p99", "<=", 25),
+    ("ingest", "duplicate_latency_ms_p99", "<=", 25),
+    ("ingest", "resolve_latency_ms_p99", "<=", 25),
+    ("escalation", "level2_lateness_ms_p99", "<=", 85),
+    ("escalation", "level2_lateness_ms_max", "<=", 250),
+    ("escalation", "capacity_incidents_per_s", ">=", 300),
+    ("storm", "latency_ms_max", "<=", 1000),
+    ("restart", "restart_healthy_s", "<=", 10),
+    ("restart", "flushall_rebuilt_s", "<=", 60),
+    ("restart", "health_worst_ms_during_rebuild", "<=", 1000),
+    ("restart", "peak_rss_mb", "<=", 150),
+]
+
+
+def commit() -> str:
+    """Return the short commit, with `-dirty` when the work tree has changes."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                          capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                           cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return head + ("-dirty" if dirty else "")
+
+
+def run(name: str) -> dict[str, Any] | None:
+    """Run one benchmark, echoing its output; return its result, or None when it failed."""
+    print(f"== {name}", flush=True)
+    proc = subprocess.Popen([sys.executable, str(BENCH / f"{name}.py")], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    result = None
+    for line in proc.stdout:
+        if line.startswith(RESULT_MARK):
+            result = json.loads(line[len(RESULT_MARK):])
+        else:
+            print(line, end="", flush=True)
+    if proc.wait() != 0 or result is None:
+        print(f"== {name} FAILED (exit {proc.returncode})", flush=True)
+        return None
+    return result
+
+
+def met(value: Any, comparison: str, target: float) -> bool:
+    return value <= target if comparison == "<=" else value >= target
+
+
+def table(runs: list[dict[str, Any]]) -> str:
+    """Return the markdown results: the targets against each run, newest first."""
+    runs = sorted(runs, key=lambda r: r["date"], reverse=True)
+    lines = []
+    for record in runs:
+        lines += [f"### {record['date']}", "", f"Machine: {record['machine']}", "",
+                  "| benchmark | commit | figure | value | target | met |",
+                  "|---|---|---|---|---|---|"]
+        results, commits = record["results"], record["commits"]
+        for bench, figure, comparison, target in TARGETS:
+            value = results.get(bench, {}).get(figure)
+            at = f"`{commits[bench]}`" if bench in commits else ""
+            if value is None:
+                lines.append(f"| {bench} | {at} | {figure} | not run "
+                             f"| {comparison} {target:g} | |")
+                continue
+            mark = "yes" if met(value, comparison, target) else "**no**"
+            lines.append(f"| {bench} | {at} | {figure} | {value} | {comparison} {target:g} "
+                         f"| {mark} |")
+        others = [(bench, key, value) for bench in ORDER
+                  for key, value in results.get(bench, {}).items()
+                  if (bench, key) not in {(b, f) for b, f, _, _ in TARGETS}]
+        lines += ["", "<details><summary>Every other figure</summary>", "",
+                  "| benchmark | figure | value |", "|---|---|---|"]
+        lines += [f"| {bench} | {key} | {value} |" for bench, key, value in others]
+        lines += ["", "</details>", ""]
+    return "\n".join(lines)
+
+
+def write_table() -> None:
+    runs = [json.loads(path.read_text()) for path in sorted(RESULTS.glob("*.json"))]
+    text = DOC.read_text()
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    DOC.write_text(f"{head}{BEGIN}\n{table(runs)}\n{END}{tail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", default=",".join(ORDER))
+    parser.add_argument("--no-table", action="store_true")
+    args = parser.parse_args()
+    names = [n for n in args.only.split(",") if n]
+    record: dict[str, Any] = {"date": datetime.now(UTC).strftime("%Y-%m-%d"),
+                              "machine": machine(), "commits": {}, "results": {}}
+    failed = []
+    for name in names:
+        result = run(name)
+        if result is None:
+            failed.append(name)
+        else:
+            record["results"][name] = result["figures"]
+            record["commits"][name] = commit()
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{record['date']}.json"
+    if path.exists():  # a partial run today adds to the day's record
+        earlier = json.loads(path.read_text())
+        record["results"] = {**earlier["results"], **record["results"]}
+        record["commits"] = {**earlier["commits"], **record["commits"]}
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {path.relative_to(ROOT)}")
+    if not args.no_table:
+        write_table()
+        print(f"rewrote the table in {DOC.relative_to(ROOT)}")
+    for bench, figure, comparison, target in TARGETS:
+        value = record["results"].get(bench, {}).get(figure)
+        if value is not None:
+            verdict = "met" if met(value, comparison, target) else "MISSED"
+            print(f"  {bench}.{figure} = {value} (target {comparison} {target:g}): {verdict}")
+    if failed:
+        print(f"correctness checks failed: {', '.join(failed)}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
