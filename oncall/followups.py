@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -23,10 +24,15 @@ class Timer:
 
 @dataclass(frozen=True)
 class Delivery:
-    """A notification delivery attempt to schedule."""
+    """A notification delivery attempt to schedule.
+
+    `claimed` is set when the transaction that wrote the page also claimed its first attempt
+    (a `store_notify.Claimed`): the page is then sent without another transaction.
+    """
 
     notification_id: int
     due_at: datetime
+    claimed: Any = field(default=None, compare=False, repr=False)
 
     @property
     def job_id(self) -> str:

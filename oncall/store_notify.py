@@ -23,19 +23,26 @@ MAX_SOURCE_URLS = 5
 
 
 
-_insert_page = insert(outbox).returning(outbox.c.id)
+_insert_page = insert(outbox).returning(*outbox.c)
 
 
 def _add_pages(conn: Connection, incident_id: int, kind: str, level: int, repeat: int,
                targets: list[tuple[str, int, str]], now: datetime) -> list[Delivery]:
+    """Write the pages with their first attempt already claimed (leased, attempt 1), and
+    return deliveries that carry the claim: the page goes out without another transaction.
+    """
+    if not targets:
+        return []
+    incident = conn.execute(_find_incident, {"incident_id": incident_id}).one()
+    urls, annotations = _page_sources(conn, incident)
     deliveries = []
     for user_name, contact_index, contact_type in targets:
-        notification_id = conn.execute(_insert_page, {
+        row = conn.execute(_insert_page, {
             "incident_id": incident_id, "kind": kind, "level": level, "repeat": repeat,
             "user_name": user_name, "contact_index": contact_index,
-            "contact_type": contact_type, "status": "pending", "attempts": 0,
-            "next_attempt_at": now, "created_at": now, "updated_at": now}).scalar_one()
-        deliveries.append(Delivery(notification_id, now))
+            "contact_type": contact_type, "status": "pending", "attempts": 1,
+            "next_attempt_at": now + LEASE, "created_at": now, "updated_at": now}).one()
+        deliveries.append(Delivery(row.id, now, Claimed(row, incident, 1, urls, annotations)))
     return deliveries
 
 
@@ -149,13 +156,20 @@ def claim(conn: Connection, notification_id: int, now: datetime) -> Claimed | st
         "next_attempt": row.attempts + 1, "lease_until": now + LEASE, "now": now}).rowcount
     if claimed != 1:
         return "claimed by another run"
+    urls, annotations = _page_sources(conn, incident)
+    return Claimed(row, incident, row.attempts + 1, urls, annotations)
+
+
+def _page_sources(conn: Connection, incident: Row[Any]
+                  ) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """Return a page's source links (the alerts' generator URLs) and its annotations."""
     alert_rows = conn.execute(_source_alerts, {"incident_id": incident.id}).all()
     urls = tuple(dict.fromkeys(u for u, _ in alert_rows if u))[:MAX_SOURCE_URLS]
     annotations = dict(incident.annotations)
     if alert_rows and "summary" not in annotations:
         # Alerts of a group that disagree have no common summary: show the first one's.
         annotations = {**alert_rows[0][1], **annotations}
-    return Claimed(row, incident, row.attempts + 1, urls, annotations)
+    return urls, annotations
 
 
 def record_attempt(conn: Connection, notification_id: int, attempt: int, outcome: str,
@@ -190,6 +204,13 @@ def record_attempt(conn: Connection, notification_id: int, attempt: int, outcome
     conn.execute(_page_retry, {"notification_id": notification_id, "next_at": next_at,
                                "error": error, "now": now})
     return Delivery(notification_id, next_at)
+
+
+def record_attempts(conn: Connection, attempts: list[tuple[Any, ...]]
+                    ) -> list[Delivery | None]:
+    """Record several attempts (each the arguments of `record_attempt`) in one transaction;
+    return the next attempt of each, if any."""
+    return [record_attempt(conn, *attempt) for attempt in attempts]
 
 
 def pending_deliveries(conn: Connection) -> list[Delivery]:

@@ -30,6 +30,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from oncall.clock import system_clock
 from oncall.config import RedisSettings
 
 log = logging.getLogger(__name__)
@@ -175,8 +176,24 @@ class Timers:
             log.warning("could not schedule jobs", extra={
                 "jobs": len(jobs), "first_job_id": jobs[0].job_id, "error": str(error)})
             return False
-        self.wake_soon()
+        if self._wakes_too_late(min(spec.run_date for spec in jobs)):
+            self.wake_soon()
         return True
+
+    def _wakes_too_late(self, run_date: datetime) -> bool:
+        """Return whether the scheduler's planned wake-up comes after `run_date` (or none is
+        planned), i.e. whether it must look at its stores again to see the new job.
+
+        Reads AsyncIOScheduler's timer handle (`_timeout`, APScheduler 3.x; the version is
+        pinned). Without it this answers True: a wake-up too many costs four round trips, a
+        wake-up too few would delay the job until the watchdog's next one (1 s).
+        """
+        handle = getattr(self.scheduler, "_timeout", None)
+        if handle is None or handle.cancelled():
+            return True
+        loop = asyncio.get_running_loop()
+        due_in = (run_date - system_clock()).total_seconds()
+        return bool(handle.when() > loop.time() + due_in)
 
     def remove_many(self, store: str, job_ids: Sequence[str]) -> bool:
         """Remove jobs (missing ones are fine) in one round trip; return False when Redis
