@@ -31,6 +31,7 @@ from oncall.errors import Unavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+MAX_BATCH = 32  # units of work per group commit on SQLite
 
 # Errors that say "try again later", not "your request is wrong".
 TRANSIENT = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, OSError,
@@ -104,6 +105,8 @@ class Database:
         self._writer: Engine | None = None
         self._conn: Connection | None = None  # used only in the database thread
         self._thread: ThreadPoolExecutor | None = None
+        self._queue: list[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._batch_running = False
         if engine.dialect.name == "sqlite":
             self._writer = sqlite_writer(engine)
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="oncall-db")
@@ -119,12 +122,13 @@ class Database:
         """
         task: asyncio.Future[T]
         if self._thread is not None:
-            task = asyncio.get_running_loop().run_in_executor(
-                self._thread, self._sync_transaction, work, args)
+            task = asyncio.get_running_loop().create_future()
+            self._queue.append((work, args, task))
+            self._next_batch()
         else:
             task = asyncio.ensure_future(self._transaction(work, *args))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
         try:
             return await asyncio.shield(task)
         except exc.IntegrityError:
@@ -137,7 +141,62 @@ class Database:
         async with self.engine.begin() as conn:
             return await conn.run_sync(work, *args)
 
-    def _sync_transaction(self, work: Callable[..., T], args: tuple[Any, ...]) -> T:
+    def _next_batch(self) -> None:
+        """Hand the queued units of work to the database thread, unless it is busy: what
+        queues up meanwhile goes in the next batch (a group commit)."""
+        if self._batch_running or not self._queue:
+            return
+        batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+        self._batch_running = True
+        assert self._thread is not None
+        done = asyncio.get_running_loop().run_in_executor(
+            self._thread, self._sync_batch, [(work, args) for work, args, _ in batch])
+        self._in_flight.add(done)
+
+        def finished(future: asyncio.Future[list[tuple[bool, Any]]]) -> None:
+            self._in_flight.discard(future)
+            self._batch_running = False
+            error = future.exception()
+            outcomes = [(False, error)] * len(batch) if error else future.result()
+            for (_, _, waiter), (ok, value) in zip(batch, outcomes, strict=True):
+                if waiter.done():
+                    continue
+                if ok:
+                    waiter.set_result(value)
+                else:
+                    waiter.set_exception(value)
+            self._next_batch()
+
+        done.add_done_callback(finished)
+
+    def _sync_batch(self, units: list[tuple[Callable[..., Any], tuple[Any, ...]]]
+                    ) -> list[tuple[bool, Any]]:
+        """Run units of work in the database thread; return (succeeded, result or error) of
+        each. Raises when the commit itself fails (every unit then failed).
+
+        One unit is one transaction. Several share one transaction and one commit, each in
+        a savepoint of its own, so a unit that fails is rolled back alone: committing once
+        for a batch saved a fifth of the time of opening an incident under load.
+        """
+        conn = self._connection()
+        if len(units) == 1:
+            work, args = units[0]
+            try:
+                with conn.begin():
+                    return [(True, work(conn, *args))]
+            except Exception as error:
+                return [(False, error)]
+        outcomes: list[tuple[bool, Any]] = []
+        with conn.begin():
+            for work, args in units:
+                try:
+                    with conn.begin_nested():
+                        outcomes.append((True, work(conn, *args)))
+                except Exception as error:
+                    outcomes.append((False, error))
+        return outcomes
+
+    def _connection(self) -> Connection:
         # The database thread keeps its one connection open: checking it out of a pool and
         # resetting it for every transaction cost a fifth of a small transaction's time.
         assert self._writer is not None
@@ -145,8 +204,7 @@ class Database:
             if self._conn is not None:
                 self._conn.close()
             self._conn = self._writer.connect()
-        with self._conn.begin():
-            return work(self._conn, *args)
+        return self._conn
 
     def _close_writer(self) -> None:
         if self._conn is not None:

@@ -1,0 +1,67 @@
+"""The database thread on SQLite: units of work queued while it is busy share one commit,
+and one that fails is rolled back alone."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
+
+from oncall import migrate
+from oncall.config import DatabaseSettings
+from oncall.db import Database, make_engine
+from oncall.models import meta
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> Any:
+    engine = make_engine(DatabaseSettings(f"sqlite+aiosqlite:///{tmp_path}/oncall.db", ""))
+    await migrate.upgrade(engine)
+    database = Database(engine)
+    yield database
+    await database.close()
+
+
+def write(conn: Connection, key: str, fail: bool = False) -> str:
+    conn.execute(insert(meta).values(key=key, value="x"))
+    if fail:
+        raise ValueError(f"{key} failed after writing")
+    return key
+
+
+def keys(conn: Connection) -> list[str]:
+    return sorted(conn.execute(select(meta.c.key).where(meta.c.key.like("k%"))).scalars())
+
+
+async def test_a_failing_unit_in_a_group_commit_is_rolled_back_alone(db: Database) -> None:
+    started, release = threading.Event(), threading.Event()
+    sizes: list[int] = []
+    real_batch = db._sync_batch
+
+    def batch(units: list[Any]) -> Any:
+        sizes.append(len(units))
+        return real_batch(units)
+
+    db._sync_batch = batch  # type: ignore[method-assign]
+
+    def hold(_conn: Connection) -> None:
+        started.set()
+        release.wait(10)
+
+    holding = asyncio.ensure_future(db.run(hold))
+    await asyncio.to_thread(started.wait, 10)
+    # Queued while the thread is busy: these run as one batch, one commit.
+    units = [asyncio.ensure_future(db.run(write, f"k{i}", i == 3)) for i in range(6)]
+    await asyncio.sleep(0)  # let every unit reach the queue before the thread frees up
+    release.set()
+    await holding
+    outcomes = await asyncio.gather(*units, return_exceptions=True)
+    assert [o if isinstance(o, str) else type(o).__name__ for o in outcomes] == [
+        "k0", "k1", "k2", "ValueError", "k4", "k5"]
+    assert await db.run(keys) == ["k0", "k1", "k2", "k4", "k5"]
+    assert sizes[:2] == [1, 6]  # the holder alone, then the six queued behind it together
