@@ -110,7 +110,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=100.0)
-    parser.add_argument("--capacity", default="200,300,400,500,600",
+    parser.add_argument("--capacity", default="300,450,600,800,1000",
                         help="rates to try, ascending; empty to skip the search")
     args = parser.parse_args()
     figures = await run(args.count, args.rate)
@@ -127,7 +127,8 @@ async def main() -> None:
             break
         p99 = step["level2_lateness_ms_p99"]
         print(f"  capacity {rate:.0f}/s: level-2 lateness p99 {p99} ms, "
-              f"max {step['level2_lateness_ms_max']} ms")
+              f"max {step['level2_lateness_ms_max']} ms, "
+              f"sender lag {step['sender_worst_lag_ms']} ms")
         assert isinstance(p99, float)
         if p99 >= 1000:
             break
