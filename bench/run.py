@@ -44,10 +44,12 @@ TARGETS: list[tuple[str, str, str, float]] = [
 
 
 def commit() -> str:
-    """Return the short commit, with `-dirty` when the work tree has changes."""
+    """Return the short commit, with `-dirty` when tracked files other than documentation
+    (*.md) have changes."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                           capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                            ".", ":(exclude)*.md"],
                            cwd=ROOT, capture_output=True, text=True).stdout.strip()
     return head + ("-dirty" if dirty else "")
 
