@@ -80,7 +80,9 @@ async def test_a_redis_flush_is_noticed_and_every_timer_restored(make_client, ow
     own_redis.flushall()
     assert own_redis.job_ids(key_prefix) == set()
     await eventually(lambda: _value(own_redis.job_ids(key_prefix) >= expected), what="rebuild")
-    assert client.app[RECONCILER].status.repairs >= 3
+    # The jobs are written before the pass records its repairs: await the record too.
+    await eventually(lambda: _value(client.app[RECONCILER].status.repairs >= 3),
+                     what="repairs recorded")
     counts = await eventually(lambda: _all_exhausted(db, ids), what="exhaustion")
     for incident_id in ids:
         assert fired(counts, incident_id, 1) == 1 and fired(counts, incident_id, 2) == 1
