@@ -80,7 +80,9 @@ _update_counts = (update(incidents).where(incidents.c.id == bindparam("incident_
                   .values(updated_at=bindparam("now"),
                           alert_count=incidents.c.alert_count + bindparam("added"),
                           firing_count=bindparam("firing"),
-                          truncated_alerts=bindparam("truncated")))
+                          # NULL keeps the stored value: most changes leave it alone.
+                          truncated_alerts=func.coalesce(bindparam("truncated"),
+                                                         incidents.c.truncated_alerts)))
 _auto_resolve = (update(incidents).where(incidents.c.id == bindparam("incident_id"))
                  .values(status="resolved", resolved_at=bindparam("now"),
                          resolved_by=SYSTEM_ACTOR))
@@ -109,11 +111,10 @@ def ingest_group(conn: Connection, integration: str, group: AlertGroup,
     if open_incident is not None:
         result.incidents.append(open_incident.id)
     for change in changes:
-        truncated = open_incident.truncated_alerts if open_incident else 0
         if change.incident_id is None:
             incident_id = _open(conn, integration, group, change, directory, now, result)
         else:
-            incident_id = _apply(conn, integration, change, truncated, now)
+            incident_id = _apply(conn, integration, change, now)
         if change.auto_resolves:
             result.resolved.append(incident_id)
             result.followups.merge(close_incident(conn, incident_id, True, now))
@@ -231,8 +232,7 @@ def _open(conn: Connection, integration: str, group: AlertGroup, change: Inciden
     return incident_id
 
 
-def _apply(conn: Connection, integration: str, change: IncidentChange, truncated: int,
-           now: datetime) -> int:
+def _apply(conn: Connection, integration: str, change: IncidentChange, now: datetime) -> int:
     """Apply a change to an open incident; return its id."""
     incident_id = change.incident_id
     assert incident_id is not None
@@ -240,8 +240,7 @@ def _apply(conn: Connection, integration: str, change: IncidentChange, truncated
     _write_alerts(conn, integration, incident_id, change, now, events)
     conn.execute(_update_counts, {
         "incident_id": incident_id, "now": now, "added": len(change.add),
-        "firing": change.firing_after,
-        "truncated": truncated if change.truncated_alerts is None else change.truncated_alerts})
+        "firing": change.firing_after, "truncated": change.truncated_alerts})
     if change.auto_resolves:
         conn.execute(_auto_resolve, {"incident_id": incident_id, "now": now})
         events.append(entry(incident_id, now, "incident.resolved", SYSTEM_ACTOR,

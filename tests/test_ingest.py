@@ -153,6 +153,18 @@ async def test_truncated_alerts_are_recorded_on_the_incident(client):
     assert (await incident(client, incident_id))["truncated_alerts"] == 7
 
 
+async def test_another_group_resolving_a_shared_alert_keeps_the_incidents_truncation(client):
+    # One alert (same fingerprint) routed to two groups: the second group's delivery resolves
+    # it in the first group's incident, and must not touch that incident's own fields.
+    shared = make_alert("db1", fingerprint="fp-shared")
+    [first] = await deliver(client, make_webhook([shared, make_alert("db2")], truncated=40))
+    resolved = make_alert("db1", fingerprint="fp-shared", status="resolved")
+    await deliver(client, make_webhook([resolved], alertname="Other"))
+    body = await incident(client, first)
+    assert {a["fingerprint"]: a["status"] for a in body["alerts"]}["fp-shared"] == "resolved"
+    assert body["truncated_alerts"] == 40
+
+
 async def test_two_groups_give_two_incidents(client):
     [disk] = await deliver(client, make_webhook([make_alert("db1")]))
     [cpu] = await deliver(client, make_webhook([make_alert("db1", alertname="CpuHigh")],
