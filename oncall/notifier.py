@@ -67,26 +67,23 @@ class Notifier:
         self._flushing = False
 
     def schedule(self, deliveries: Iterable[Delivery]) -> None:
-        """Start the deliveries due now, and put the later ones into Redis (best effort: the
-        reconciler heals failures).
+        """Send the pages claimed with their writing at once, and put the other attempts
+        (retries) into Redis (best effort: the reconciler heals failures).
 
-        A page due now is sent at once from this process rather than through a job: a
-        job would cost several Redis round trips and a scheduler wake-up per page. The row
-        in the outbox is what makes it durable either way: after a crash, the reconciler
-        finds it pending without a job and schedules one.
+        A new page is sent from this process rather than through a job: a job would cost
+        several Redis round trips and a scheduler wake-up per page. The row in the outbox is
+        what makes it durable either way: after a crash, the reconciler finds it pending
+        without a job and schedules one for when its lease ends.
         """
         if self.timers is None:
             return
-        now = self.clock()
-        later = []
+        jobs = []
         for delivery in deliveries:
             if delivery.claimed is not None:
                 background.spawn(self._send_now(delivery))
-            elif delivery.due_at <= now:
-                background.spawn(self._deliver_now(delivery))
             else:
-                later.append(delivery)
-        self.timers.schedule_many("notification", delivery_jobs(later))
+                jobs.append(delivery)
+        self.timers.schedule_many("notification", delivery_jobs(jobs))
 
     def unschedule(self, notification_ids: Iterable[int]) -> None:
         if self.timers is not None:
@@ -104,15 +101,6 @@ class Notifier:
                 self.timers.schedule_many("notification", delivery_jobs(
                     [Delivery(delivery.notification_id,
                               delivery.claimed.notification.next_attempt_at)]))
-
-    async def _deliver_now(self, delivery: Delivery) -> None:
-        try:
-            await self.deliver(delivery.notification_id)
-        except Exception as error:  # the database, say: the job store retries it
-            log.warning("immediate delivery failed, scheduling it", extra={
-                "notification": delivery.notification_id, "error": repr(error)})
-            if self.timers is not None:
-                self.timers.schedule_many("notification", delivery_jobs([delivery]))
 
     def link(self, incident_id: int, action: str, user: str, now: datetime) -> str:
         token = links.sign(self.link_key, incident_id, action, user, now + links.LINK_LIFETIME)

@@ -1,9 +1,11 @@
 """Timers: one AsyncIOScheduler with two Redis job stores, `escalation` and `notification`.
 
 The only module that imports APScheduler. Every job is a module-level coroutine named by
-text, takes only IDs, has a fixed id, `replace_existing=True`, `misfire_grace_time=None`
-(APScheduler's default of 1 s silently drops jobs that come due during a restart or a burst,
-and it is stored per job) and `coalesce=True`. Each store is owned by this one scheduler.
+text, takes only IDs, has a fixed id, `misfire_grace_time=None` (APScheduler's default of
+1 s silently drops jobs that come due during a restart or a burst, and it is stored per job)
+and `coalesce=True`, and is written over any job of the same id (`replace_existing`'s
+effect: `write_many` sets the job whatever was there). Each store is owned by this one
+scheduler.
 
 Redis is reached with the synchronous client APScheduler uses, so it gets short timeouts and
 one immediate retry (for a pooled connection that died with a Redis restart): redis-py's
@@ -21,7 +23,6 @@ from itertools import islice
 from typing import Any, NamedTuple
 
 from apscheduler.job import Job
-from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.redis import RedisJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -125,19 +126,6 @@ class Timers:
             except Exception:  # the stall above: log it, the next call tries again
                 log.warning("scheduler wake-up failed", exc_info=True)
 
-    def schedule(self, store: str, job_id: str, func: str, args: Sequence[int | str],
-                 run_date: datetime) -> bool:
-        """Add or replace a date job; return False when Redis refused (the reconciler heals)."""
-        try:
-            self.scheduler.add_job(func, "date", run_date=run_date, args=list(args), id=job_id,
-                                   jobstore=store, replace_existing=True,
-                                   misfire_grace_time=None, coalesce=True)
-        except (RedisError, OSError) as error:
-            log.warning("could not schedule job", extra={"job_id": job_id,
-                                                         "error": str(error)})
-            return False
-        return True
-
     def write_many(self, store: str, jobs: Iterable[JobSpec]) -> int:
         """Add or replace date jobs, a MULTI/EXEC of up to 1,000 at a time; return how many
         were written. Raises RedisError when Redis refuses (the jobs written so far stay).
@@ -225,17 +213,6 @@ class Timers:
             self.wakeup()
 
         asyncio.get_running_loop().call_soon(wake)
-
-    def remove(self, store: str, job_id: str) -> bool:
-        """Remove a job; return False when Redis refused (the job will find nothing to do)."""
-        try:
-            self.scheduler.remove_job(job_id, jobstore=store)
-        except JobLookupError:
-            return True
-        except (RedisError, OSError) as error:
-            log.warning("could not remove job", extra={"job_id": job_id, "error": str(error)})
-            return False
-        return True
 
     def job_ids(self, store: str) -> set[str]:
         """Return the ids of the jobs in a store; raises RedisError when Redis is unreachable."""
