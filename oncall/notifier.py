@@ -8,13 +8,11 @@ page is sent again after the claim's lease; channels carry the row id as an idem
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 from oncall import background, links, store_notify
 from oncall.channels import ChannelContext, DeliveryError, channel
@@ -30,17 +28,6 @@ from oncall.retry import DELIVERED, NOTIFICATION_BACKOFF, PERMANENT, RETRY
 from oncall.timer import NOTIFICATION_JOB, JobSpec, Timers
 
 log = logging.getLogger(__name__)
-
-
-def _settle(future: asyncio.Future[Any], *, result: Any = None,
-            error: BaseException | None = None) -> None:
-    """Resolve a waiter's future unless its waiter is gone (cancelled)."""
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
 
 
 def delivery_jobs(deliveries: Iterable[Delivery]) -> list[JobSpec]:
@@ -63,8 +50,6 @@ class Notifier:
         self.timers: Timers | None = None
         self.outcomes: Counter[str] = Counter()  # delivered / retry / permanent / stale
         self.metrics: Metrics | None = None
-        self._records: list[tuple[tuple[Any, ...], asyncio.Future[Delivery | None]]] = []
-        self._flushing = False
 
     def schedule(self, deliveries: Iterable[Delivery]) -> None:
         """Send the pages claimed with their writing at once, and put the other attempts
@@ -165,52 +150,13 @@ class Notifier:
             "notification": row.id, "incident": row.incident_id, "user": row.user_name,
             "contact": row.contact_type, "attempt": claimed.attempt, "outcome": outcome,
             "ms": duration_ms, "error": error})
-        following = await self._record((row.id, claimed.attempt, outcome, error, duration_ms,
-                                        retry_after, self.retry_base, self.clock()))
+        # Records of attempts finishing together share a commit: Database.run batches them.
+        following = await self.db.run(store_notify.record_attempt, row.id, claimed.attempt,
+                                      outcome, error, duration_ms, retry_after,
+                                      self.retry_base, self.clock())
         if following is not None:
             self.schedule([following])
         return outcome
-
-    async def _record(self, attempt: tuple[Any, ...]) -> Delivery | None:
-        """Record an attempt; return the next one to schedule, if any. Raises what the
-        database raised.
-
-        Attempts finishing while a record transaction runs are recorded together in the
-        next one (a group commit): in an alert storm a transaction per page would keep
-        the one database thread busy with little else.
-        """
-        future: asyncio.Future[Delivery | None] = asyncio.get_running_loop().create_future()
-        self._records.append((attempt, future))
-        if not self._flushing:
-            self._flushing = True
-            background.spawn(self._flush_records())
-        return await future
-
-    async def _flush_records(self) -> None:
-        try:
-            while self._records:
-                batch, self._records = self._records, []
-                try:
-                    results = await self.db.run(store_notify.record_attempts,
-                                                [attempt for attempt, _ in batch])
-                except Exception as error:
-                    if len(batch) == 1:
-                        _settle(batch[0][1], error=error)
-                        continue
-                    # One attempt that cannot be recorded must not fail the others.
-                    for attempt, future in batch:
-                        try:
-                            [result] = await self.db.run(store_notify.record_attempts,
-                                                         [attempt])
-                        except Exception as single:
-                            _settle(future, error=single)
-                        else:
-                            _settle(future, result=result)
-                    continue
-                for (_, future), result in zip(batch, results, strict=True):
-                    _settle(future, result=result)
-        finally:
-            self._flushing = False
 
     async def close(self) -> None:
         await self.http.close()

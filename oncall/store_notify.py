@@ -206,13 +206,6 @@ def record_attempt(conn: Connection, notification_id: int, attempt: int, outcome
     return Delivery(notification_id, next_at)
 
 
-def record_attempts(conn: Connection, attempts: list[tuple[Any, ...]]
-                    ) -> list[Delivery | None]:
-    """Record several attempts (each the arguments of `record_attempt`) in one transaction;
-    return the next attempt of each, if any."""
-    return [record_attempt(conn, *attempt) for attempt in attempts]
-
-
 def pending_deliveries(conn: Connection) -> list[Delivery]:
     """Return every pending row's next attempt: what the notification job store must hold."""
     rows = conn.execute(select(outbox.c.id, outbox.c.next_attempt_at)
