@@ -11,7 +11,6 @@ from oncall.escalation import Step
 from oncall.service import Service
 
 _service: Service | None = None
-drain = background.drain  # job runs and immediate deliveries are drained together
 
 
 def install(service: Service) -> None:

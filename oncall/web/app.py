@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from oncall import jobs, migrate, store_notify
+from oncall import background, jobs, migrate, store_notify
 from oncall.clock import Clock, system_clock
 from oncall.config import Settings
 from oncall.db import Database, make_engine
@@ -105,7 +105,7 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
     # unfinished page is sent again after restart). Shutting APScheduler down first would
     # cancel them at once.
     timers.pause()
-    await jobs.drain(JOB_GRACE)
+    await background.drain(JOB_GRACE)  # job runs and pages being sent
     await timers.shutdown()
     jobs.uninstall(service)
     timers.close()
