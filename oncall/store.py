@@ -23,6 +23,7 @@ from oncall.escalation import FIRST_STEP
 from oncall.events_v2 import Event
 from oncall.followups import Followups
 from oncall.models import alerts, incident_events, incidents
+from oncall.prepared import Prepared
 from oncall.routing import choose_route
 from oncall.store_escalation import fire_step, first_timer, stop_escalation
 from oncall.store_notify import on_incident_closed
@@ -57,40 +58,42 @@ def close_incident(conn: Connection, incident_id: int, resolved: bool,
     return followups
 
 
-# The hot path's statements, built once: SQLAlchemy then reuses their compiled form, and a
-# delivery costs one execution per statement rather than building and caching a new one.
-_find_open = (select(incidents.c.id, incidents.c.firing_count, incidents.c.truncated_alerts)
-              .where(incidents.c.integration == bindparam("integration"),
-                     incidents.c.dedup_key == bindparam("dedup_key"),
-                     incidents.c.status != "resolved"))
-_find_occurrences = (
+# The hot path's statements, built once and compiled once (see oncall.prepared).
+_find_open = Prepared(
+    select(incidents.c.id, incidents.c.firing_count, incidents.c.truncated_alerts)
+    .where(incidents.c.integration == bindparam("integration"),
+           incidents.c.dedup_key == bindparam("dedup_key"),
+           incidents.c.status != "resolved"))
+_find_occurrences = Prepared(
     select(alerts.c.id, alerts.c.incident_id, alerts.c.status, alerts.c.fingerprint,
            alerts.c.starts_at, incidents.c.status, incidents.c.firing_count)
     .join(incidents, incidents.c.id == alerts.c.incident_id)
     .where(alerts.c.integration == bindparam("integration"),
            alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True))))
-_insert_incident = insert(incidents).returning(incidents.c.id)
-_insert_alert = insert(alerts)
-_rekey_alert = (update(alerts).where(alerts.c.id == bindparam("alert_id"))
-                .values(starts_at=bindparam("starts_at"), updated_at=bindparam("now")))
-_resolve_alert = (update(alerts).where(alerts.c.id == bindparam("alert_id"))
-                  .values(status="resolved", ends_at=bindparam("ends_at"),
-                          updated_at=bindparam("now")))
-_update_counts = (update(incidents).where(incidents.c.id == bindparam("incident_id"))
-                  .values(updated_at=bindparam("now"),
-                          alert_count=incidents.c.alert_count + bindparam("added"),
-                          firing_count=bindparam("firing"),
-                          # NULL keeps the stored value: most changes leave it alone.
-                          truncated_alerts=func.coalesce(bindparam("truncated"),
-                                                         incidents.c.truncated_alerts)))
-_auto_resolve = (update(incidents).where(incidents.c.id == bindparam("incident_id"))
-                 .values(status="resolved", resolved_at=bindparam("now"),
-                         resolved_by=SYSTEM_ACTOR))
+_insert_incident = Prepared(insert(incidents).returning(incidents.c.id))
+_insert_alert = Prepared(insert(alerts))
+_rekey_alert = Prepared(
+    update(alerts).where(alerts.c.id == bindparam("alert_id"))
+    .values(starts_at=bindparam("starts_at"), updated_at=bindparam("now")))
+_resolve_alert = Prepared(
+    update(alerts).where(alerts.c.id == bindparam("alert_id"))
+    .values(status="resolved", ends_at=bindparam("ends_at"), updated_at=bindparam("now")))
+_update_counts = Prepared(
+    update(incidents).where(incidents.c.id == bindparam("incident_id"))
+    .values(updated_at=bindparam("now"),
+            alert_count=incidents.c.alert_count + bindparam("added"),
+            firing_count=bindparam("firing"),
+            # NULL keeps the stored value: most changes leave it alone.
+            truncated_alerts=func.coalesce(bindparam("truncated"),
+                                           incidents.c.truncated_alerts)))
+_auto_resolve = Prepared(
+    update(incidents).where(incidents.c.id == bindparam("incident_id"))
+    .values(status="resolved", resolved_at=bindparam("now"), resolved_by=SYSTEM_ACTOR))
 
 
 def open_incident_id(conn: Connection, integration: str, dedup_key: str) -> int | None:
     """Return the id of the open incident of (integration, dedup_key), or None."""
-    return conn.execute(_find_open, {"integration": integration, "dedup_key": dedup_key}
+    return _find_open.execute(conn, {"integration": integration, "dedup_key": dedup_key}
                         ).scalar()
 
 
@@ -102,7 +105,7 @@ def ingest_group(conn: Connection, integration: str, group: AlertGroup,
     first step is due at once; a timer would only add a round trip through Redis). A pure
     re-delivery reads and writes nothing more than the two look-ups.
     """
-    open_row = conn.execute(_find_open, {"integration": integration,
+    open_row = _find_open.execute(conn, {"integration": integration,
                                          "dedup_key": group.group_key}).first()
     open_incident = OpenIncident(*open_row) if open_row else None
     stored, open_firing = _stored_occurrences(conn, integration, group)
@@ -176,7 +179,7 @@ def _stored_occurrences(conn: Connection, integration: str, group: AlertGroup
     stored: list[KnownAlert] = []
     open_firing: dict[int, int] = {}
     for start in range(0, len(fingerprints), _CHUNK):
-        rows = conn.execute(_find_occurrences, {
+        rows = _find_occurrences.execute(conn, {
             "integration": integration, "fingerprints": fingerprints[start:start + _CHUNK]}
         ).all()
         for alert_id, incident_id, status, fingerprint, starts_at, inc_status, firing in rows:
@@ -198,7 +201,7 @@ def _open(conn: Connection, integration: str, group: AlertGroup, change: Inciden
     for alerts that are already resolved.)"""
     route = choose_route(directory.routes, group.common_labels)
     firing = change.firing_after
-    incident_id = conn.execute(_insert_incident, {
+    incident_id = _insert_incident.execute(conn, {
         "integration": integration, "dedup_key": group.group_key,
         "status": "triggered",
         "title": group.title(), "severity": group.severity(), "labels": group.common_labels,
@@ -238,11 +241,11 @@ def _apply(conn: Connection, integration: str, change: IncidentChange, now: date
     assert incident_id is not None
     events: list[dict[str, Any]] = []
     _write_alerts(conn, integration, incident_id, change, now, events)
-    conn.execute(_update_counts, {
+    _update_counts.execute(conn, {
         "incident_id": incident_id, "now": now, "added": len(change.add),
         "firing": change.firing_after, "truncated": change.truncated_alerts})
     if change.auto_resolves:
-        conn.execute(_auto_resolve, {"incident_id": incident_id, "now": now})
+        _auto_resolve.execute(conn, {"incident_id": incident_id, "now": now})
         events.append(entry(incident_id, now, "incident.resolved", SYSTEM_ACTOR,
                             {"reason": "all alerts resolved"}))
     add_events(conn, events)
@@ -253,10 +256,10 @@ def _write_alerts(conn: Connection, integration: str, incident_id: int,
                   change: IncidentChange, now: datetime, events: list[dict[str, Any]]) -> None:
     """Re-key, add and resolve the change's alerts; append their timeline entries."""
     if change.rekey:
-        conn.execute(_rekey_alert, [{"alert_id": alert_id, "starts_at": starts_at, "now": now}
+        _rekey_alert.execute(conn, [{"alert_id": alert_id, "starts_at": starts_at, "now": now}
                                     for alert_id, starts_at in change.rekey])
     if change.add:
-        conn.execute(_insert_alert, [
+        _insert_alert.execute(conn, [
             {"incident_id": incident_id, "integration": integration,
              "fingerprint": a.fingerprint, "starts_at": a.starts_at, "status": a.status,
              "labels": a.labels, "annotations": a.annotations, "ends_at": a.ends_at,
@@ -265,7 +268,7 @@ def _write_alerts(conn: Connection, integration: str, incident_id: int,
         events.append(entry(incident_id, now, "alert.added", integration,
                             _alert_detail([a.fingerprint for a in change.add])))
     if change.resolve:
-        conn.execute(_resolve_alert, [{"alert_id": alert_id, "ends_at": ends_at, "now": now}
+        _resolve_alert.execute(conn, [{"alert_id": alert_id, "ends_at": ends_at, "now": now}
                                       for alert_id, _, ends_at in change.resolve])
     resolved = [fingerprint for _, fingerprint, _ in change.resolve]
     resolved += [a.fingerprint for a in change.add if a.status == "resolved"]

@@ -18,6 +18,7 @@ from oncall.directory import Directory, Policy, Target
 from oncall.escalation import Step
 from oncall.followups import Followups, Timer
 from oncall.models import escalation_jobs, incidents
+from oncall.prepared import Prepared
 from oncall.retry import OVERDUE_AFTER
 from oncall.store_notify import create_pages
 from oncall.store_schedules import overrides_between
@@ -36,32 +37,35 @@ class FireResult:
 
 
 
-_find_step = select(incidents.c.status, incidents.c.policy, incidents.c.next_level,
-                   incidents.c.next_repeat, incidents.c.next_due_at).where(
-    incidents.c.id == bindparam("incident_id"))
-_claim_step = (update(incidents).where(
-    incidents.c.id == bindparam("incident_id"), incidents.c.status == "triggered",
-    incidents.c.next_level == bindparam("level"), incidents.c.next_repeat == bindparam("repeat"),
-    incidents.c.next_due_at.is_not(None)).values(
-    next_level=bindparam("next_level"), next_repeat=bindparam("next_repeat"),
-    next_due_at=bindparam("next_due_at"), updated_at=bindparam("now")))
+_find_step = Prepared(
+    select(incidents.c.status, incidents.c.policy, incidents.c.next_level,
+           incidents.c.next_repeat, incidents.c.next_due_at)
+    .where(incidents.c.id == bindparam("incident_id")))
+_claim_step = Prepared(
+    update(incidents)
+    .where(incidents.c.id == bindparam("incident_id"), incidents.c.status == "triggered",
+           incidents.c.next_level == bindparam("level"),
+           incidents.c.next_repeat == bindparam("repeat"),
+           incidents.c.next_due_at.is_not(None))
+    .values(next_level=bindparam("next_level"), next_repeat=bindparam("next_repeat"),
+            next_due_at=bindparam("next_due_at"), updated_at=bindparam("now")))
 _update_job = update(escalation_jobs).where(escalation_jobs.c.id == bindparam("job_id"))
-_insert_job = insert(escalation_jobs)
-_mark_job_fired = _update_job.values(state="fired", fired_at=bindparam("now"),
-                                     updated_at=bindparam("now"),
-                                     attempts=escalation_jobs.c.attempts + 1)
+_insert_job = Prepared(insert(escalation_jobs))
+_mark_job_fired = Prepared(_update_job.values(
+    state="fired", fired_at=bindparam("now"), updated_at=bindparam("now"),
+    attempts=escalation_jobs.c.attempts + 1))
 _TIMER_COLUMNS = ("incident_id", "level", "repeat", "due_at", "state", "attempts",
                   "last_error", "fired_at", "updated_at")
-_reset_job = _update_job.values({name: bindparam(name) for name in _TIMER_COLUMNS})
+_reset_job = Prepared(_update_job.values({name: bindparam(name) for name in _TIMER_COLUMNS}))
 
 
 def _record_timer(conn: Connection, timer: Timer, now: datetime) -> None:
     values = {"job_id": timer.job_id, "incident_id": timer.incident_id, "level": timer.level,
               "repeat": timer.repeat, "due_at": timer.due_at, "state": "scheduled",
               "attempts": 0, "last_error": None, "fired_at": None, "updated_at": now}
-    if not conn.execute(_reset_job, values).rowcount:
+    if not _reset_job.execute(conn, values).rowcount:
         values["id"] = values.pop("job_id")
-        conn.execute(_insert_job, {**values, "created_at": now})
+        _insert_job.execute(conn, {**values, "created_at": now})
 
 
 def first_timer(conn: Connection, incident_id: int, policy: Policy, now: datetime) -> Timer:
@@ -78,29 +82,30 @@ def _record_fired(conn: Connection, job_id: str, incident_id: int, step: Step,
                   due_at: datetime, now: datetime) -> None:
     """Mark a step's job fired; the first step, paged with its incident's opening, has no
     row yet and gets one."""
-    if not conn.execute(_mark_job_fired, {"job_id": job_id, "now": now}).rowcount:
-        conn.execute(_insert_job, {
+    if not _mark_job_fired.execute(conn, {"job_id": job_id, "now": now}).rowcount:
+        _insert_job.execute(conn, {
             "id": job_id, "incident_id": incident_id, "level": step.level,
             "repeat": step.repeat, "due_at": due_at, "state": "fired", "attempts": 1,
             "last_error": None, "fired_at": now, "created_at": now, "updated_at": now})
 
 
-_pending_jobs = select(escalation_jobs.c.id).where(
+_pending_jobs = Prepared(select(escalation_jobs.c.id).where(
     escalation_jobs.c.incident_id == bindparam("incident_id"),
-    escalation_jobs.c.state.in_(("scheduled", "failed")))
-_cancel_jobs = (update(escalation_jobs)
-                .where(escalation_jobs.c.id.in_(bindparam("job_ids", expanding=True)))
-                .values(state="cancelled", updated_at=bindparam("now")))
-_clear_next = (update(incidents).where(incidents.c.id == bindparam("incident_id"))
-               .values(next_due_at=None))
+    escalation_jobs.c.state.in_(("scheduled", "failed"))))
+_cancel_jobs = Prepared(
+    update(escalation_jobs)
+    .where(escalation_jobs.c.id.in_(bindparam("job_ids", expanding=True)))
+    .values(state="cancelled", updated_at=bindparam("now")))
+_clear_next = Prepared(update(incidents).where(incidents.c.id == bindparam("incident_id"))
+                       .values(next_due_at=None))
 
 
 def stop_escalation(conn: Connection, incident_id: int, now: datetime) -> list[str]:
     """Clear the incident's pending step; return the job ids to remove from Redis."""
-    job_ids = list(conn.execute(_pending_jobs, {"incident_id": incident_id}).scalars())
+    job_ids = list(_pending_jobs.execute(conn, {"incident_id": incident_id}).scalars())
     if job_ids:
-        conn.execute(_cancel_jobs, {"job_ids": job_ids, "now": now})
-    conn.execute(_clear_next, {"incident_id": incident_id})
+        _cancel_jobs.execute(conn, {"job_ids": job_ids, "now": now})
+    _clear_next.execute(conn, {"incident_id": incident_id})
     return job_ids
 
 
@@ -112,7 +117,7 @@ def fire_step(conn: Connection, incident_id: int, step: Step, directory: Directo
     match, step still pending), so a job that runs after an acknowledgement, a duplicate
     job, or a stale job changes nothing. Returns the timer to schedule next, if any.
     """
-    row = conn.execute(_find_step, {"incident_id": incident_id}).first()
+    row = _find_step.execute(conn, {"incident_id": incident_id}).first()
     if row is None:
         return FireResult(False, Followups(), "incident not found")
     if row.status != "triggered" or row.next_due_at is None:
@@ -123,7 +128,7 @@ def fire_step(conn: Connection, incident_id: int, step: Step, directory: Directo
     this_job = escalation.job_id(incident_id, step, policy)
     following = escalation.after(policy, step, now) if policy is not None else None
     next_step, next_due = following if following is not None else (None, None)
-    claimed = conn.execute(_claim_step, {
+    claimed = _claim_step.execute(conn, {
         "incident_id": incident_id, "level": step.level, "repeat": step.repeat,
         "next_level": next_step.level if next_step else step.level,
         "next_repeat": next_step.repeat if next_step else step.repeat,

@@ -15,6 +15,7 @@ from oncall.directory import User
 from oncall.followups import Delivery, Followups
 from oncall.models import alerts, incidents, meta, notification_attempts
 from oncall.models import notifications as outbox
+from oncall.prepared import Prepared
 from oncall.retry import DELIVERED, NOTIFICATION_ATTEMPTS, OVERDUE_AFTER, PERMANENT, backoff
 from oncall.timeline import SYSTEM_ACTOR, add_event
 
@@ -23,7 +24,7 @@ MAX_SOURCE_URLS = 5
 
 
 
-_insert_page = insert(outbox).returning(*outbox.c)
+_insert_page = Prepared(insert(outbox).returning(*outbox.c))
 
 
 def _add_pages(conn: Connection, incident_id: int, kind: str, level: int, repeat: int,
@@ -33,11 +34,11 @@ def _add_pages(conn: Connection, incident_id: int, kind: str, level: int, repeat
     """
     if not targets:
         return []
-    incident = conn.execute(_find_incident, {"incident_id": incident_id}).one()
+    incident = _find_incident.execute(conn, {"incident_id": incident_id}).one()
     urls, annotations = _page_sources(conn, incident)
     deliveries = []
     for user_name, contact_index, contact_type in targets:
-        row = conn.execute(_insert_page, {
+        row = _insert_page.execute(conn, {
             "incident_id": incident_id, "kind": kind, "level": level, "repeat": repeat,
             "user_name": user_name, "contact_index": contact_index,
             "contact_type": contact_type, "status": "pending", "attempts": 1,
@@ -61,35 +62,36 @@ def create_pages(conn: Connection, incident_id: int, level: int, repeat: int,
     return _add_pages(conn, incident_id, "trigger", level, repeat, targets, now)
 
 
-_unsent_pages = select(outbox.c.id).where(outbox.c.incident_id == bindparam("incident_id"),
-                                          outbox.c.kind == "trigger",
-                                          outbox.c.status == "pending")
-_cancel_pages = (update(outbox).where(outbox.c.id.in_(bindparam("ids", expanding=True)))
-                 .values(status="cancelled", next_attempt_at=None,
-                         updated_at=bindparam("now")))
-_wants_resolved = select(incidents.c.notify_resolved).where(
-    incidents.c.id == bindparam("incident_id"))
-_paged_contacts = (select(outbox.c.user_name, outbox.c.contact_index, outbox.c.contact_type)
-                   .distinct()
-                   .where(outbox.c.incident_id == bindparam("incident_id"),
-                          outbox.c.kind == "trigger", outbox.c.status == "sent")
-                   .order_by(outbox.c.user_name, outbox.c.contact_index))
+_unsent_pages = Prepared(
+    select(outbox.c.id).where(outbox.c.incident_id == bindparam("incident_id"),
+                              outbox.c.kind == "trigger", outbox.c.status == "pending"))
+_cancel_pages = Prepared(
+    update(outbox).where(outbox.c.id.in_(bindparam("ids", expanding=True)))
+    .values(status="cancelled", next_attempt_at=None, updated_at=bindparam("now")))
+_wants_resolved = Prepared(select(incidents.c.notify_resolved).where(
+    incidents.c.id == bindparam("incident_id")))
+_paged_contacts = Prepared(
+    select(outbox.c.user_name, outbox.c.contact_index, outbox.c.contact_type)
+    .distinct()
+    .where(outbox.c.incident_id == bindparam("incident_id"),
+           outbox.c.kind == "trigger", outbox.c.status == "sent")
+    .order_by(outbox.c.user_name, outbox.c.contact_index))
 
 
 def stop_pages(conn: Connection, incident_id: int, now: datetime) -> list[int]:
     """Cancel the incident's pages not yet sent; return their ids (their jobs to remove)."""
-    ids = list(conn.execute(_unsent_pages, {"incident_id": incident_id}).scalars())
+    ids = list(_unsent_pages.execute(conn, {"incident_id": incident_id}).scalars())
     if ids:
-        conn.execute(_cancel_pages, {"ids": ids, "now": now})
+        _cancel_pages.execute(conn, {"ids": ids, "now": now})
     return ids
 
 
 def resolved_messages(conn: Connection, incident_id: int, now: datetime) -> list[Delivery]:
     """Queue one `resolved` message per contact that was paged for the incident (unless the
     route said `notify_resolved: false`); return the deliveries."""
-    if not conn.execute(_wants_resolved, {"incident_id": incident_id}).scalar_one():
+    if not _wants_resolved.execute(conn, {"incident_id": incident_id}).scalar_one():
         return []
-    paged = conn.execute(_paged_contacts, {"incident_id": incident_id}).all()
+    paged = _paged_contacts.execute(conn, {"incident_id": incident_id}).all()
     return _add_pages(conn, incident_id, "resolved", 0, 0, [tuple(r) for r in paged], now)
 
 
@@ -113,24 +115,29 @@ class Claimed:
     annotations: dict[str, str]
 
 
-_find_page = select(outbox).where(outbox.c.id == bindparam("notification_id"))
-_find_incident = select(incidents).where(incidents.c.id == bindparam("incident_id"))
-_claim_page = (update(outbox).where(outbox.c.id == bindparam("notification_id"),
-                                    outbox.c.status == "pending",
-                                    outbox.c.attempts == bindparam("attempts"))
-               .values(attempts=bindparam("next_attempt"),
-                       next_attempt_at=bindparam("lease_until"), updated_at=bindparam("now")))
-_source_alerts = (select(alerts.c.generator_url, alerts.c.annotations)
-                  .where(alerts.c.incident_id == bindparam("incident_id"))
-                  .order_by(alerts.c.id).limit(50))
-_insert_attempt = insert(notification_attempts)
+_find_page = Prepared(select(outbox).where(outbox.c.id == bindparam("notification_id")))
+_find_incident = Prepared(select(incidents).where(incidents.c.id == bindparam("incident_id")))
+_claim_page = Prepared(
+    update(outbox)
+    .where(outbox.c.id == bindparam("notification_id"), outbox.c.status == "pending",
+           outbox.c.attempts == bindparam("attempts"))
+    .values(attempts=bindparam("next_attempt"), next_attempt_at=bindparam("lease_until"),
+            updated_at=bindparam("now")))
+_source_alerts = Prepared(
+    select(alerts.c.generator_url, alerts.c.annotations)
+    .where(alerts.c.incident_id == bindparam("incident_id"))
+    .order_by(alerts.c.id).limit(50))
+_insert_attempt = Prepared(insert(notification_attempts))
 _update_page = update(outbox).where(outbox.c.id == bindparam("notification_id"))
-_page_sent = _update_page.values(status="sent", sent_at=bindparam("now"), next_attempt_at=None,
-                                 last_error=None, updated_at=bindparam("now"))
-_page_failed = _update_page.values(status="failed", next_attempt_at=None,
-                                   last_error=bindparam("error"), updated_at=bindparam("now"))
-_page_retry = _update_page.values(next_attempt_at=bindparam("next_at"),
-                                  last_error=bindparam("error"), updated_at=bindparam("now"))
+_page_sent = Prepared(_update_page.values(
+    status="sent", sent_at=bindparam("now"), next_attempt_at=None, last_error=None,
+    updated_at=bindparam("now")))
+_page_failed = Prepared(_update_page.values(
+    status="failed", next_attempt_at=None, last_error=bindparam("error"),
+    updated_at=bindparam("now")))
+_page_retry = Prepared(_update_page.values(
+    next_attempt_at=bindparam("next_at"), last_error=bindparam("error"),
+    updated_at=bindparam("now")))
 
 
 def claim(conn: Connection, notification_id: int, now: datetime) -> Claimed | str:
@@ -140,18 +147,18 @@ def claim(conn: Connection, notification_id: int, now: datetime) -> Claimed | st
     duplicate job, or the reconciler re-adding a job for an attempt in flight, does nothing;
     after a crash the lease runs out and the page is sent again (at least once).
     """
-    row = conn.execute(_find_page, {"notification_id": notification_id}).first()
+    row = _find_page.execute(conn, {"notification_id": notification_id}).first()
     if row is None:
         return "notification not found"
     if row.status != "pending":
         return f"notification is {row.status}"
     if row.next_attempt_at is not None and row.next_attempt_at > now:
         return "not due yet"
-    incident = conn.execute(_find_incident, {"incident_id": row.incident_id}).one()
+    incident = _find_incident.execute(conn, {"incident_id": row.incident_id}).one()
     if row.kind == "trigger" and incident.status != "triggered":
         stop_pages(conn, incident.id, now)  # the backstop when cancelling failed
         return f"incident is {incident.status}"
-    claimed = conn.execute(_claim_page, {
+    claimed = _claim_page.execute(conn, {
         "notification_id": notification_id, "attempts": row.attempts,
         "next_attempt": row.attempts + 1, "lease_until": now + LEASE, "now": now}).rowcount
     if claimed != 1:
@@ -163,7 +170,7 @@ def claim(conn: Connection, notification_id: int, now: datetime) -> Claimed | st
 def _page_sources(conn: Connection, incident: Row[Any]
                   ) -> tuple[tuple[str, ...], dict[str, Any]]:
     """Return a page's source links (the alerts' generator URLs) and its annotations."""
-    alert_rows = conn.execute(_source_alerts, {"incident_id": incident.id}).all()
+    alert_rows = _source_alerts.execute(conn, {"incident_id": incident.id}).all()
     urls = tuple(dict.fromkeys(u for u, _ in alert_rows if u))[:MAX_SOURCE_URLS]
     annotations = dict(incident.annotations)
     if alert_rows and "summary" not in annotations:
@@ -181,19 +188,19 @@ def record_attempt(conn: Connection, notification_id: int, attempt: int, outcome
     `notification.failed` in the timeline. Otherwise pending again after the backoff (2, 4,
     8, 16 s from the default base) or the Retry-After the receiver asked for, if longer.
     """
-    conn.execute(_insert_attempt, {"notification_id": notification_id, "at": now,
+    _insert_attempt.execute(conn, {"notification_id": notification_id, "at": now,
                                    "outcome": outcome, "error": error,
                                    "duration_ms": duration_ms})
-    row = conn.execute(_find_page, {"notification_id": notification_id}).one()
+    row = _find_page.execute(conn, {"notification_id": notification_id}).one()
     detail = {"notification": notification_id, "user": row.user_name,
               "contact": row.contact_type, "kind": row.kind, "level": row.level,
               "repeat": row.repeat, "attempts": attempt}
     if outcome == DELIVERED:
-        conn.execute(_page_sent, {"notification_id": notification_id, "now": now})
+        _page_sent.execute(conn, {"notification_id": notification_id, "now": now})
         add_event(conn, row.incident_id, now, "notification.sent", SYSTEM_ACTOR, detail)
         return None
     if outcome == PERMANENT or attempt >= NOTIFICATION_ATTEMPTS:
-        conn.execute(_page_failed, {"notification_id": notification_id, "error": error, "now": now})
+        _page_failed.execute(conn, {"notification_id": notification_id, "error": error, "now": now})
         add_event(conn, row.incident_id, now, "notification.failed", SYSTEM_ACTOR,
                {**detail, "reason": error or "unknown error"})
         return None
@@ -201,7 +208,7 @@ def record_attempt(conn: Connection, notification_id: int, attempt: int, outcome
     if retry_after is not None and retry_after > wait:
         wait = retry_after
     next_at = now + wait
-    conn.execute(_page_retry, {"notification_id": notification_id, "next_at": next_at,
+    _page_retry.execute(conn, {"notification_id": notification_id, "next_at": next_at,
                                "error": error, "now": now})
     return Delivery(notification_id, next_at)
 

@@ -9,9 +9,10 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 
 from oncall.models import incident_events
+from oncall.prepared import Prepared
 
 SYSTEM_ACTOR = "system"
-_insert_event = insert(incident_events)
+_insert_event = Prepared(insert(incident_events))
 
 
 def entry(incident_id: int, at: datetime, type_: str, actor: str,
@@ -24,10 +25,10 @@ def entry(incident_id: int, at: datetime, type_: str, actor: str,
 def add_event(conn: Connection, incident_id: int, at: datetime, type_: str, actor: str,
               detail: dict[str, Any]) -> None:
     """Append one entry to an incident's timeline, in the caller's transaction."""
-    conn.execute(_insert_event, entry(incident_id, at, type_, actor, detail))
+    _insert_event.execute(conn, entry(incident_id, at, type_, actor, detail))
 
 
 def add_events(conn: Connection, events: list[dict[str, Any]]) -> None:
     """Append entries built by `entry`, in order, with one statement."""
     if events:
-        conn.execute(_insert_event, events)
+        _insert_event.execute(conn, events)

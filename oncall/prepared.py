@@ -1,0 +1,168 @@
+"""Hot statements compiled once and run straight on the SQLite cursor.
+
+SQLAlchemy Core spends about 60 µs of Python on each execution here (parameter processing,
+execution context, result set-up) while SQLite's own work for these small statements is a
+few µs, and it runs without the GIL. Opening an incident is about 18 statements, so on the
+embedded default that overhead, not SQLite, bounded ingest. A `Prepared` keeps its Core
+statement (one definition, portable), compiles it once per set of parameter names for the
+stdlib `sqlite3` driver, and then only converts values with the column types' own
+processors and calls the cursor. Every other backend and driver (PostgreSQL, aiosqlite)
+gets the ordinary `Connection.execute`.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import exc
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql import Executable
+
+_EXPANDING = "__[POSTCOMPILE_{}]"
+_Processor = Callable[[Any], Any] | None
+
+
+class Rows:
+    """The rows and row count of one fast execution, answering the part of SQLAlchemy's
+    `Result` interface the store uses (`first`, `one`, `all`, `scalar`, `scalar_one`,
+    `scalars`, `rowcount`, iteration)."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+    def all(self) -> list[Any]:
+        return self._rows
+
+    def first(self) -> Any:
+        """Return the first row, or None."""
+        return self._rows[0] if self._rows else None
+
+    def one(self) -> Any:
+        """Return the only row; raises NoResultFound or MultipleResultsFound."""
+        if len(self._rows) != 1:
+            raise (exc.NoResultFound("no row was found") if not self._rows
+                   else exc.MultipleResultsFound("multiple rows were found"))
+        return self._rows[0]
+
+    def scalar(self) -> Any:
+        """Return the first column of the first row, or None."""
+        return self._rows[0][0] if self._rows else None
+
+    def scalar_one(self) -> Any:
+        """Return the first column of the only row; raises as `one` does."""
+        return self.one()[0]
+
+    def scalars(self) -> list[Any]:
+        return [row[0] for row in self._rows]
+
+
+class _Form:
+    """A statement compiled for one set of parameter names: its SQL and its converters."""
+
+    def __init__(self, statement: Executable, dialect: Dialect, keys: Sequence[str]) -> None:
+        compiled = statement.compile(dialect=dialect, column_keys=sorted(keys))
+        self.sql: str = compiled.string
+        # (name, value when the caller gives none, bind converter, expanding IN list)
+        self.slots: list[tuple[str, Any, _Processor, bool]] = []
+        for name in compiled.positiontup or ():
+            bind = compiled.binds[name]
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            self.slots.append((name, bind.effective_value, processor, bind.expanding))
+        self.expanding = any(slot[3] for slot in self.slots)
+        self._expanded: dict[tuple[int, ...], str] = {}
+        columns = list(getattr(statement, "exported_columns", ()))
+        self.row: Callable[..., Any] | None = None
+        self.converters: list[tuple[int, Callable[[Any], Any]]] = []
+        if columns:
+            self.row = namedtuple("Row", [c.key for c in columns], rename=True)  # type: ignore[misc]
+            for index, column in enumerate(columns):
+                convert = column.type.dialect_impl(dialect).result_processor(dialect, None)
+                if convert is not None:
+                    self.converters.append((index, convert))
+
+    def values(self, params: Mapping[str, Any]) -> list[Any]:
+        """Return the positional values for `params`, converted for the driver."""
+        out: list[Any] = []
+        for name, default, processor, expanding in self.slots:
+            value = params.get(name, default)
+            if expanding:
+                out.extend(processor(v) for v in value) if processor else out.extend(value)
+            else:
+                out.append(processor(value) if processor is not None else value)
+        return out
+
+    def expanded_sql(self, params: Mapping[str, Any]) -> str:
+        """Return the SQL with each expanding IN list written out for these values."""
+        sizes = tuple(len(params.get(name, default))
+                      for name, default, _, expanding in self.slots if expanding)
+        sql = self._expanded.get(sizes)
+        if sql is None:
+            sql = self.sql
+            for (name, _, _, _), size in zip(
+                    (slot for slot in self.slots if slot[3]), sizes, strict=True):
+                # An empty IN list matches nothing, as SQLAlchemy renders it.
+                sql = sql.replace(_EXPANDING.format(name), ", ".join("?" * size) or "NULL")
+            self._expanded[sizes] = sql
+        return sql
+
+    def rows(self, raw: list[tuple[Any, ...]]) -> list[Any]:
+        """Return the fetched rows as named tuples of converted values."""
+        assert self.row is not None
+        if not self.converters:
+            return [self.row(*r) for r in raw]
+        rows = []
+        for r in raw:
+            values = list(r)
+            for index, convert in self.converters:
+                values[index] = convert(values[index])
+            rows.append(self.row(*values))
+        return rows
+
+
+class Prepared:
+    """A module-level Core statement, executed on the stdlib SQLite cursor when it can be."""
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._forms: dict[tuple[str, ...], _Form] = {}
+
+    def execute(self, conn: Connection,
+                params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None) -> Any:
+        """Execute with one set of parameters, or a list of them (executemany, no rows).
+
+        Returns `Rows` on stdlib SQLite, SQLAlchemy's result elsewhere. Raises SQLAlchemy's
+        wrapped DBAPI errors (IntegrityError, OperationalError, ...) either way.
+        """
+        if conn.dialect.driver != "pysqlite":
+            return conn.execute(self.statement, params)
+        many = isinstance(params, list)
+        first: Mapping[str, Any] = (params[0] if many else params) or {}  # type: ignore[index]
+        keys = tuple(first)
+        form = self._forms.get(keys)
+        if form is None:
+            form = self._forms[keys] = _Form(self.statement, conn.dialect, keys)
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        sql = form.sql
+        try:
+            if many:
+                if form.expanding:
+                    raise exc.ArgumentError("executemany with an expanding IN list")
+                cursor = driver.executemany(sql, [form.values(p) for p in params])  # type: ignore[union-attr]
+                return Rows([], cursor.rowcount)
+            if form.expanding:
+                sql = form.expanded_sql(first)
+            cursor = driver.execute(sql, form.values(first))
+            raw = cursor.fetchall() if form.row is not None else []
+            return Rows(form.rows(raw) if raw else [], cursor.rowcount)
+        except conn.dialect.loaded_dbapi.Error as error:
+            raise exc.DBAPIError.instance(sql, params, error,
+                                          conn.dialect.loaded_dbapi.Error) from error

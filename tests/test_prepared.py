@@ -1,0 +1,97 @@
+"""Prepared statements on the stdlib SQLite cursor give what SQLAlchemy's own execution gives:
+the same rows and types, the same row counts, server defaults, IN lists and wrapped errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, exc, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from oncall.db import sqlite_writer
+from oncall.models import alerts, incidents, metadata
+from oncall.prepared import Prepared, Rows
+
+T0 = datetime(2026, 11, 28, 9, 30, 15, 123456, tzinfo=UTC)
+
+_insert_incident = insert(incidents).returning(incidents.c.id)
+_insert_alert = insert(alerts)
+_by_id = select(incidents).where(incidents.c.id == bindparam("incident_id"))
+_alerts_in = (select(alerts.c.fingerprint, alerts.c.status, alerts.c.starts_at,
+                     incidents.c.status)
+              .join(incidents, incidents.c.id == alerts.c.incident_id)
+              .where(alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True)),
+                     alerts.c.status.in_(("firing", "resolved")))
+              .order_by(alerts.c.fingerprint))
+_resolve = (update(alerts).where(alerts.c.incident_id == bindparam("incident"))
+            .values(status="resolved", ends_at=bindparam("now")))
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> Iterator[Connection]:
+    engine = sqlite_writer(create_async_engine(f"sqlite+aiosqlite:///{tmp_path}/p.db"))
+    metadata.create_all(engine)
+    with engine.connect() as connection, connection.begin():
+        yield connection
+    engine.dispose()
+
+
+def incident(**overrides: Any) -> dict[str, Any]:
+    values = {"integration": "am", "dedup_key": "g1", "status": "triggered", "title": "Disk",
+              "severity": "critical", "labels": {"alertname": "Disk", "n": [1, 2]},
+              "annotations": {"summary": "full"}, "created_at": T0, "updated_at": T0,
+              "notify_resolved": False, "next_level": 1, "next_repeat": 0,
+              "next_due_at": T0 + timedelta(minutes=5)}
+    return {**values, **overrides}
+
+
+def alert(incident_id: int, fingerprint: str) -> dict[str, Any]:
+    return {"incident_id": incident_id, "integration": "am", "fingerprint": fingerprint,
+            "starts_at": T0, "status": "firing", "labels": {"f": fingerprint},
+            "annotations": {}, "created_at": T0, "updated_at": T0}
+
+
+def test_rows_match_sqlalchemy_types_and_server_defaults(conn: Connection) -> None:
+    incident_id = Prepared(_insert_incident).execute(conn, incident()).scalar_one()
+    fast = Prepared(_by_id).execute(conn, {"incident_id": incident_id})
+    assert isinstance(fast, Rows)
+    expected = conn.execute(_by_id, {"incident_id": incident_id}).one()
+    row = fast.one()
+    assert tuple(row) == tuple(expected)
+    assert row.next_due_at == T0 + timedelta(minutes=5) and row.next_due_at.tzinfo == UTC
+    assert row.labels == {"alertname": "Disk", "n": [1, 2]}
+    assert row.notify_resolved is False
+    # Columns the caller left out take the table's server defaults, not NULL.
+    assert (row.external_url, row.alert_count, row.truncated_alerts) == ("", 0, 0)
+
+
+def test_in_lists_executemany_and_row_counts(conn: Connection) -> None:
+    first = Prepared(_insert_incident).execute(conn, incident()).scalar_one()
+    second = Prepared(_insert_incident).execute(conn, incident(dedup_key="g2")).scalar_one()
+    added = Prepared(_insert_alert).execute(
+        conn, [alert(first, "a"), alert(first, "b"), alert(second, "c")])
+    assert added.rowcount == 3
+    assert Prepared(_resolve).execute(conn, {"incident": first, "now": T0}).rowcount == 2
+    query = Prepared(_alerts_in)
+    for fingerprints in (["a"], ["c", "b", "a"], ["zz"], []):
+        fast = query.execute(conn, {"fingerprints": fingerprints}).all()
+        slow = conn.execute(_alerts_in, {"fingerprints": fingerprints}).all()
+        assert [tuple(r) for r in fast] == [tuple(r) for r in slow]
+    rows = query.execute(conn, {"fingerprints": ["a", "c"]}).all()
+    assert [(r.fingerprint, r.status) for r in rows] == [("a", "resolved"), ("c", "firing")]
+    assert rows[0].starts_at == T0
+    assert Prepared(_by_id).execute(conn, {"incident_id": 999}).first() is None
+
+
+def test_driver_errors_are_wrapped_like_sqlalchemy(conn: Connection) -> None:
+    statement = Prepared(_insert_incident)
+    statement.execute(conn, incident())
+    with pytest.raises(exc.IntegrityError):  # a second open incident of one group
+        statement.execute(conn, incident())
+    with pytest.raises(exc.NoResultFound):
+        Prepared(_by_id).execute(conn, {"incident_id": 999}).one()
