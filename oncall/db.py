@@ -28,6 +28,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 
 from oncall.config import DatabaseSettings
 from oncall.errors import Unavailable
+from oncall.prepared import savepoint
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -190,7 +191,7 @@ class Database:
         with conn.begin():
             for work, args in units:
                 try:
-                    with conn.begin_nested():
+                    with savepoint(conn):
                         outcomes.append((True, work(conn, *args)))
                 except Exception as error:
                     outcomes.append((False, error))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import exc
@@ -166,3 +167,30 @@ class Prepared:
         except conn.dialect.loaded_dbapi.Error as error:
             raise exc.DBAPIError.instance(sql, params, error,
                                           conn.dialect.loaded_dbapi.Error) from error
+
+
+@contextmanager
+def savepoint(conn: Connection) -> Iterator[None]:
+    """Run the block in a savepoint: when it raises, its writes alone are rolled back and
+    the error propagates; the enclosing transaction goes on.
+
+    On stdlib SQLite this is SAVEPOINT / RELEASE on the cursor: SQLAlchemy's
+    `begin_nested` builds and compiles a new statement for every savepoint (unique names),
+    which cost as much as the rest of a new incident's statements together.
+    """
+    if conn.dialect.driver != "pysqlite":
+        with conn.begin_nested():
+            yield
+        return
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    # SQLite matches a RELEASE or ROLLBACK TO with the innermost savepoint of that name,
+    # so nested blocks can share one.
+    driver.execute("SAVEPOINT oncall")
+    try:
+        yield
+    except BaseException:
+        driver.execute("ROLLBACK TO oncall")
+        driver.execute("RELEASE oncall")
+        raise
+    driver.execute("RELEASE oncall")

@@ -23,7 +23,7 @@ from oncall.escalation import FIRST_STEP
 from oncall.events_v2 import Event
 from oncall.followups import Followups
 from oncall.models import alerts, incident_events, incidents
-from oncall.prepared import Prepared
+from oncall.prepared import Prepared, savepoint
 from oncall.routing import choose_route
 from oncall.store_escalation import fire_step, first_timer, stop_escalation
 from oncall.store_notify import on_incident_closed
@@ -221,7 +221,7 @@ def _open(conn: Connection, integration: str, group: AlertGroup, change: Inciden
                         {"route": route.describe(), "policy": route.policy}))
     add_events(conn, events)  # before the step's own entries: the timeline is in id order
     try:
-        with conn.begin_nested():
+        with savepoint(conn):
             fired = fire_step(conn, incident_id, FIRST_STEP, directory, now)
         result.followups.merge(fired.followups)
         result.steps_fired += fired.fired

@@ -10,10 +10,13 @@ from typing import Any
 
 import redis
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from oncall import store
 from oncall.clock import system_clock
 from oncall.escalation import Step
+from oncall.models import notifications
 from oncall.store_escalation import Timer
 from oncall.web.keys import DATABASE, RECONCILER, SERVICE
 from tests.conftest import AM_AUTH, REDIS_HOST, REDIS_PORT, eventually, snapshot
@@ -216,3 +219,36 @@ policies:""").replace('notify: ["user:alice"]', 'notify: ["schedule:later", "use
     assert nobody == [{"schedule": "later"}]
     fired = next(e for e in events if e.type == "escalation.level")
     assert fired.detail["paged"] == ["bob"]
+
+
+async def test_level_one_failing_with_the_opening_is_rolled_back_and_left_to_its_timer(
+        make_client, key_prefix, monkeypatch):
+    # No reconcile pass during the test: it would paper over a step left without its timer.
+    client = await make_client(directory=fast_directory(levels=("1h",), repeat=0),
+                               clock=system_clock, scheduler_reconcile_interval="1h")
+    real_fire = store.fire_step
+    failures: list[int] = []
+
+    def fire_then_fail(conn: Any, incident_id: int, *args: Any) -> Any:
+        fired = real_fire(conn, incident_id, *args)
+        if not failures:  # the first time, after the step wrote its pages and timeline
+            failures.append(incident_id)
+            raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+        return fired
+
+    monkeypatch.setattr(store, "fire_step", fire_then_fail)
+    incident_id = await open_incident(client)  # the alert is taken all the same
+    assert failures == [incident_id]
+    events = await eventually(lambda: _with_levels(client, incident_id, 1), what="level 1")
+    assert levels_fired(events) == [(1, 0)]  # once, from its timer: the failed try left nothing
+
+    def pages(conn: Any) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in conn.execute(
+            select(notifications.c.level, notifications.c.user_name, notifications.c.kind)
+            .where(notifications.c.incident_id == incident_id))]
+
+    rows = await client.app[DATABASE].run(pages)
+    assert rows and len(rows) == len(set(rows)) and {r[0] for r in rows} == {1}
+    # The timer's run, not the failed one, moved the incident on: its next wait is in Redis.
+    await eventually(lambda: _async(job_ids(key_prefix) == {f"incident:{incident_id}:exhausted"}),
+                     what="the wait after level 1 scheduled")

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from oncall.db import sqlite_writer
 from oncall.models import alerts, incidents, metadata
-from oncall.prepared import Prepared, Rows
+from oncall.prepared import Prepared, Rows, savepoint
 
 T0 = datetime(2026, 11, 28, 9, 30, 15, 123456, tzinfo=UTC)
 
@@ -95,3 +95,17 @@ def test_driver_errors_are_wrapped_like_sqlalchemy(conn: Connection) -> None:
         statement.execute(conn, incident())
     with pytest.raises(exc.NoResultFound):
         Prepared(_by_id).execute(conn, {"incident_id": 999}).one()
+
+
+def test_a_savepoint_rolls_back_only_its_own_writes(conn: Connection) -> None:
+    statement = Prepared(_insert_incident)
+    kept = statement.execute(conn, incident()).scalar_one()
+    with pytest.raises(exc.IntegrityError), savepoint(conn):
+        statement.execute(conn, incident(dedup_key="g2"))
+        with savepoint(conn):  # nested, and released on success
+            statement.execute(conn, incident(dedup_key="g3"))
+        statement.execute(conn, incident())  # the group's second open incident: refused
+    with savepoint(conn):
+        statement.execute(conn, incident(dedup_key="g4"))
+    keys = conn.execute(select(incidents.c.id, incidents.c.dedup_key)).all()
+    assert [tuple(k) for k in keys] == [(kept, "g1"), (kept + 1, "g4")]
