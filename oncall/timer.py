@@ -84,6 +84,7 @@ class Timers:
             self.stores[name] = RedisJobStore(db=settings.db, jobs_key=jobs_key,
                                               run_times_key=run_times_key, **connect)
         self._wakeup_pending = False
+        self._job_states: dict[tuple[str, int], dict[str, Any]] = {}  # see _job_state
         self.marker_key = f"{settings.key_prefix}:reconciled"
         self.scheduler = AsyncIOScheduler(
             jobstores=self.stores, timezone=UTC,
@@ -140,18 +141,32 @@ class Timers:
         for batch in batched(jobs, _BATCH):
             with jobstore.redis.pipeline(transaction=True) as pipe:
                 for spec in batch:
-                    job = Job(self.scheduler, id=spec.job_id, func=spec.func,
-                              args=tuple(spec.args), kwargs={},
-                              trigger=DateTrigger(spec.run_date, timezone=UTC),
-                              executor="default", misfire_grace_time=None, coalesce=True,
-                              max_instances=1, next_run_time=spec.run_date)
+                    state = {**self._job_state(spec), "id": spec.job_id,
+                             "args": tuple(spec.args),
+                             "trigger": DateTrigger(spec.run_date, timezone=UTC),
+                             "next_run_time": spec.run_date}
                     pipe.hset(jobstore.jobs_key, spec.job_id,
-                              pickle.dumps(job.__getstate__(), jobstore.pickle_protocol))
+                              pickle.dumps(state, jobstore.pickle_protocol))
                     pipe.zadd(jobstore.run_times_key,
                               {spec.job_id: datetime_to_utc_timestamp(spec.run_date)})
                 pipe.execute()
             written += len(batch)
         return written
+
+    def _job_state(self, spec: JobSpec) -> dict[str, Any]:
+        """Return the pickled state of a date job of the spec's function, built once per
+        function and number of arguments: building a `Job` checks the function's signature
+        with `inspect`, which cost more than the rest of writing the job. The caller sets
+        the id, args, trigger and run time."""
+        key = (spec.func, len(spec.args))
+        state = self._job_states.get(key)
+        if state is None:
+            job = Job(self.scheduler, id=spec.job_id, func=spec.func, args=tuple(spec.args),
+                      kwargs={}, trigger=DateTrigger(spec.run_date, timezone=UTC),
+                      executor="default", misfire_grace_time=None, coalesce=True,
+                      max_instances=1, next_run_time=spec.run_date)
+            state = self._job_states[key] = job.__getstate__()
+        return state
 
     def schedule_many(self, store: str, jobs: Sequence[JobSpec]) -> bool:
         """Add or replace jobs in one round trip, then wake the scheduler once; return False

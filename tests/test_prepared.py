@@ -4,17 +4,18 @@ the same rows and types, the same row counts, server defaults, IN lists and wrap
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, exc, insert, select, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from oncall.db import sqlite_writer
-from oncall.models import alerts, incidents, metadata
+from oncall.models import UTCDateTime, alerts, incidents, metadata
 from oncall.prepared import Prepared, Rows, savepoint
 
 T0 = datetime(2026, 11, 28, 9, 30, 15, 123456, tzinfo=UTC)
@@ -109,3 +110,28 @@ def test_a_savepoint_rolls_back_only_its_own_writes(conn: Connection) -> None:
         statement.execute(conn, incident(dedup_key="g4"))
     keys = conn.execute(select(incidents.c.id, incidents.c.dedup_key)).all()
     assert [tuple(k) for k in keys] == [(kept, "g1"), (kept + 1, "g4")]
+
+
+@pytest.mark.parametrize("moment", [
+    T0, T0.replace(microsecond=0), datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+    datetime(2026, 3, 29, 3, 30, tzinfo=timezone(timedelta(hours=2))), None])
+def test_utc_datetimes_on_sqlite_keep_the_general_storage_format(moment: datetime | None
+                                                                 ) -> None:
+    dialect = sqlite.dialect()
+    column_type = UTCDateTime()
+    fast_bind = column_type.dialect_impl(dialect).bind_processor(dialect)
+    fast_result = column_type.dialect_impl(dialect).result_processor(dialect, None)
+    # The general path: process_bind_param, then SQLite's own DATETIME conversion.
+    general = sqlite.DATETIME()
+    general_bind = general.bind_processor(dialect)
+    general_result = general.result_processor(dialect, None)
+    assert fast_bind is not None and fast_result is not None
+    assert general_bind is not None and general_result is not None
+    stored = general_bind(column_type.process_bind_param(moment, dialect))
+    assert fast_bind(moment) == stored
+    assert fast_result(stored) == column_type.process_result_value(general_result(stored),
+                                                                   dialect)
+    if moment is not None:
+        assert fast_result(stored) == moment and fast_result(stored).tzinfo == UTC
+        with pytest.raises(ValueError, match="naive"):
+            fast_bind(moment.replace(tzinfo=None))

@@ -1,0 +1,39 @@
+"""Timers written in batches are the jobs APScheduler itself would have written."""
+
+from __future__ import annotations
+
+import pickle
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.job import Job
+from apscheduler.triggers.date import DateTrigger
+
+from oncall.config import RedisSettings
+from oncall.timer import ESCALATION_JOB, HEARTBEAT_JOB, JobSpec, Timers
+from tests.conftest import REDIS_HOST, REDIS_PORT
+
+T0 = datetime(2026, 11, 28, 9, 0, 0, 250000, tzinfo=UTC)
+
+
+def test_batched_jobs_carry_the_state_a_job_of_their_own_would(key_prefix: str) -> None:
+    timers = Timers(RedisSettings(REDIS_HOST, REDIS_PORT, "", 0, key_prefix,
+                                  timedelta(seconds=1)))
+    specs = [JobSpec(f"incident:{n}:level:2:repeat:0", ESCALATION_JOB, [n, 2, 0],
+                     T0 + timedelta(seconds=n)) for n in (1, 2)]
+    specs.append(JobSpec("heartbeat:backup", HEARTBEAT_JOB, ["backup"], T0))
+    try:
+        assert timers.write_many("escalation", specs) == 3
+        store = timers.stores["escalation"]
+        for spec in specs:
+            state = pickle.loads(store.redis.hget(store.jobs_key, spec.job_id))
+            expected = Job(timers.scheduler, id=spec.job_id, func=spec.func,
+                           args=tuple(spec.args), kwargs={},
+                           trigger=DateTrigger(spec.run_date, timezone=UTC),
+                           executor="default", misfire_grace_time=None, coalesce=True,
+                           max_instances=1, next_run_time=spec.run_date).__getstate__()
+            assert state.pop("trigger").run_date == expected.pop("trigger").run_date
+            assert state == expected
+            assert store.redis.zscore(store.run_times_key, spec.job_id) == \
+                spec.run_date.timestamp()
+    finally:
+        timers.close()
