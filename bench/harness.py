@@ -197,6 +197,11 @@ class Oncall:
         check(code == 0, f"oncall exited with {code}: "
               + (self.workdir / "oncall.log").read_text()[-2000:])
 
+    def cpu_seconds(self) -> float:
+        """Return the CPU time (user and system, every thread) the process has used so far."""
+        fields = pathlib.Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def peak_rss_mb(self) -> float:
         """Return the process's peak resident set (VmHWM) in MB."""
         for line in pathlib.Path(f"/proc/{self.pid}/status").read_text().splitlines():
