@@ -28,6 +28,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.util import datetime_to_utc_timestamp
 from redis.backoff import NoBackoff
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
@@ -85,6 +86,9 @@ class Timers:
                                               run_times_key=run_times_key, **connect)
         self._wakeup_pending = False
         self._job_states: dict[tuple[str, int], dict[str, Any]] = {}  # see _job_state
+        # Job changes waiting for `flush`: (store, jobs to write, job ids to remove).
+        self._queued: list[tuple[str, list[JobSpec], list[str]]] = []
+        self._flush_pending = False
         self.marker_key = f"{settings.key_prefix}:reconciled"
         self.scheduler = AsyncIOScheduler(
             jobstores=self.stores, timezone=UTC,
@@ -140,18 +144,22 @@ class Timers:
         written = 0
         for batch in batched(jobs, _BATCH):
             with jobstore.redis.pipeline(transaction=True) as pipe:
-                for spec in batch:
-                    state = {**self._job_state(spec), "id": spec.job_id,
-                             "args": tuple(spec.args),
-                             "trigger": DateTrigger(spec.run_date, timezone=UTC),
-                             "next_run_time": spec.run_date}
-                    pipe.hset(jobstore.jobs_key, spec.job_id,
-                              pickle.dumps(state, jobstore.pickle_protocol))
-                    pipe.zadd(jobstore.run_times_key,
-                              {spec.job_id: datetime_to_utc_timestamp(spec.run_date)})
+                self._queue_writes(pipe, jobstore, batch)
                 pipe.execute()
             written += len(batch)
         return written
+
+    def _queue_writes(self, pipe: Pipeline, jobstore: RedisJobStore,
+                      jobs: Sequence[JobSpec]) -> None:
+        states, run_times = {}, {}
+        for spec in jobs:
+            state = {**self._job_state(spec), "id": spec.job_id, "args": tuple(spec.args),
+                     "trigger": DateTrigger(spec.run_date, timezone=UTC),
+                     "next_run_time": spec.run_date}
+            states[spec.job_id] = pickle.dumps(state, jobstore.pickle_protocol)
+            run_times[spec.job_id] = datetime_to_utc_timestamp(spec.run_date)
+        pipe.hset(jobstore.jobs_key, mapping=states)
+        pipe.zadd(jobstore.run_times_key, run_times)
 
     def _job_state(self, spec: JobSpec) -> dict[str, Any]:
         """Return the pickled state of a date job of the spec's function, built once per
@@ -168,20 +176,61 @@ class Timers:
             state = self._job_states[key] = job.__getstate__()
         return state
 
-    def schedule_many(self, store: str, jobs: Sequence[JobSpec]) -> bool:
-        """Add or replace jobs in one round trip, then wake the scheduler once; return False
-        when Redis refused (the reconciler heals)."""
-        if not jobs:
-            return True
-        try:
-            self.write_many(store, jobs)
-        except (RedisError, OSError) as error:
-            log.warning("could not schedule jobs", extra={
-                "jobs": len(jobs), "first_job_id": jobs[0].job_id, "error": str(error)})
-            return False
-        if self._wakes_too_late(min(spec.run_date for spec in jobs)):
-            self.wake_soon()
-        return True
+    def schedule_many(self, store: str, jobs: Sequence[JobSpec]) -> None:
+        """Add or replace jobs, with the other changes asked for in this loop iteration
+        (see `flush`), then wake the scheduler if it would look too late."""
+        if jobs:
+            self._queued.append((store, list(jobs), []))
+            self._flush_soon()
+
+    def remove_many(self, store: str, job_ids: Sequence[str]) -> None:
+        """Remove jobs (missing ones are fine), with the other changes asked for in this
+        loop iteration (see `flush`). A job left behind finds nothing to do when it fires."""
+        if job_ids:
+            self._queued.append((store, [], list(job_ids)))
+            self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        if not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write the queued changes, in order, one MULTI/EXEC per store.
+
+        Requests that finish together (a group commit answers up to 32 at once) share one
+        round trip: a synchronous pipeline per request cost a seventh of the event loop's
+        time when opening incidents. The changes follow the transaction that decided them
+        by at most one loop iteration; a crash in between loses timers the reconciler
+        rebuilds from the database, as after any Redis outage. A refusal is logged, not
+        raised: the reconciler heals it.
+        """
+        self._flush_pending = False
+        queued, self._queued = self._queued, []
+        earliest: datetime | None = None
+        for store in {name for name, _, _ in queued}:
+            jobstore = self.stores[store]
+            changes = [(jobs, removed) for name, jobs, removed in queued if name == store]
+            try:
+                with jobstore.redis.pipeline(transaction=True) as pipe:
+                    for jobs, removed in changes:
+                        for batch in batched(jobs, _BATCH):
+                            self._queue_writes(pipe, jobstore, batch)
+                        for batch in batched(removed, _BATCH):
+                            pipe.hdel(jobstore.jobs_key, *batch)
+                            pipe.zrem(jobstore.run_times_key, *batch)
+                    pipe.execute()
+            except (RedisError, OSError) as error:
+                log.warning("could not update jobs", extra={
+                    "store": store, "written": sum(len(j) for j, _ in changes),
+                    "removed": sum(len(r) for _, r in changes), "error": str(error)})
+                continue
+            for jobs, _ in changes:
+                for spec in jobs:
+                    if earliest is None or spec.run_date < earliest:
+                        earliest = spec.run_date
+        if earliest is not None and self.scheduler.running and self._wakes_too_late(earliest):
+            self.wakeup()
 
     def _wakes_too_late(self, run_date: datetime) -> bool:
         """Return whether the scheduler's planned wake-up comes after `run_date` (or none is
@@ -197,24 +246,6 @@ class Timers:
         loop = asyncio.get_running_loop()
         due_in = (run_date - system_clock()).total_seconds()
         return bool(handle.when() > loop.time() + due_in)
-
-    def remove_many(self, store: str, job_ids: Sequence[str]) -> bool:
-        """Remove jobs (missing ones are fine) in one round trip; return False when Redis
-        refused (a job left behind finds nothing to do when it fires)."""
-        if not job_ids:
-            return True
-        jobstore = self.stores[store]
-        try:
-            for batch in batched(job_ids, _BATCH):
-                with jobstore.redis.pipeline(transaction=True) as pipe:
-                    pipe.hdel(jobstore.jobs_key, *batch)
-                    pipe.zrem(jobstore.run_times_key, *batch)
-                    pipe.execute()
-        except (RedisError, OSError) as error:
-            log.warning("could not remove jobs", extra={
-                "jobs": len(job_ids), "first_job_id": job_ids[0], "error": str(error)})
-            return False
-        return True
 
     def wake_soon(self) -> None:
         """Wake the scheduler once on the next loop iteration, however many callers ask
@@ -249,5 +280,7 @@ class Timers:
                 for name, store in self.stores.items()}
 
     def close(self) -> None:
+        if self._queued:
+            self.flush()
         for store in self.stores.values():
             store.redis.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 from datetime import UTC, datetime, timedelta
 
@@ -35,5 +36,28 @@ def test_batched_jobs_carry_the_state_a_job_of_their_own_would(key_prefix: str) 
             assert state == expected
             assert store.redis.zscore(store.run_times_key, spec.job_id) == \
                 spec.run_date.timestamp()
+    finally:
+        timers.close()
+
+
+async def test_changes_queued_together_are_written_in_order_in_one_flush(key_prefix: str
+                                                                         ) -> None:
+    timers = Timers(RedisSettings(REDIS_HOST, REDIS_PORT, "", 0, key_prefix,
+                                  timedelta(seconds=1)))
+    store = timers.stores["escalation"]
+
+    def spec(n: int) -> JobSpec:
+        return JobSpec(f"incident:{n}:level:2:repeat:0", ESCALATION_JOB, [n, 2, 0], T0)
+
+    try:
+        timers.schedule_many("escalation", [spec(1), spec(2)])
+        timers.remove_many("escalation", [spec(1).job_id])  # after its write: gone
+        timers.remove_many("escalation", [spec(3).job_id])  # before its write: kept
+        timers.schedule_many("escalation", [spec(3)])
+        assert store.redis.hlen(store.jobs_key) == 0  # nothing written before the flush
+        await asyncio.sleep(0)  # one loop iteration: the flush runs
+        ids = {key.decode() for key in store.redis.hkeys(store.jobs_key)}
+        assert ids == {spec(2).job_id, spec(3).job_id}
+        assert store.redis.zcard(store.run_times_key) == 2
     finally:
         timers.close()
