@@ -22,7 +22,7 @@ BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 DOC = ROOT / "BENCHMARKS.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-ORDER = ("ingest", "escalation", "storm", "restart")
+ORDER = ("ingest", "store_cost", "escalation", "storm", "restart")
 
 # (benchmark, figure, comparison, target): the targets for a 2-core machine.
 TARGETS: list[tuple[str, str, str, float]] = [

@@ -62,12 +62,20 @@ class UTCDateTime(TypeDecorator[datetime]):
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
 
+        last: tuple[datetime | None, str | None] = (None, None)
+
         def to_text(value: datetime | None) -> str | None:
+            nonlocal last
             if value is None:
                 return None
+            seen, text = last  # one tuple: safe to read while another thread replaces it
+            if value is seen:  # a transaction binds its one `now` dozens of times
+                return text
             if value.tzinfo is None:
                 raise ValueError("naive datetime stored; every time must be aware UTC")
-            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            last = (value, text)
+            return text
 
         return to_text
 

@@ -91,13 +91,17 @@ class _Form:
 
     def values(self, params: Mapping[str, Any]) -> list[Any]:
         """Return the positional values for `params`, converted for the driver."""
+        get = params.get
+        if not self.expanding:
+            return [get(name, default) if processor is None else processor(get(name, default))
+                    for name, default, processor, _ in self.slots]
         out: list[Any] = []
         for name, default, processor, expanding in self.slots:
-            value = params.get(name, default)
+            value = get(name, default)
             if expanding:
-                out.extend(processor(v) for v in value) if processor else out.extend(value)
+                out.extend(value if processor is None else map(processor, value))
             else:
-                out.append(processor(value) if processor is not None else value)
+                out.append(value if processor is None else processor(value))
         return out
 
     def expanded_sql(self, params: Mapping[str, Any]) -> str:
