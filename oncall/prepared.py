@@ -186,15 +186,27 @@ def savepoint(conn: Connection) -> Iterator[None]:
         with conn.begin_nested():
             yield
         return
-    driver = conn.connection.driver_connection
-    assert driver is not None
     # SQLite matches a RELEASE or ROLLBACK TO with the innermost savepoint of that name,
     # so nested blocks can share one.
-    driver.execute("SAVEPOINT oncall")
+    execute_sql(conn, "SAVEPOINT oncall")
     try:
         yield
     except BaseException:
-        driver.execute("ROLLBACK TO oncall")
-        driver.execute("RELEASE oncall")
+        execute_sql(conn, "ROLLBACK TO oncall")
+        execute_sql(conn, "RELEASE oncall")
         raise
-    driver.execute("RELEASE oncall")
+    execute_sql(conn, "RELEASE oncall")
+
+
+def execute_sql(conn: Connection, sql: str) -> None:
+    """Run a statement without parameters or rows on the stdlib SQLite cursor (BEGIN,
+    SAVEPOINT): through SQLAlchemy it costs more than a small statement's own work.
+    Raises SQLAlchemy's wrapped DBAPI errors, so a busy database is still OperationalError.
+    """
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    try:
+        driver.execute(sql)
+    except conn.dialect.loaded_dbapi.Error as error:
+        raise exc.DBAPIError.instance(sql, None, error,
+                                      conn.dialect.loaded_dbapi.Error) from error
