@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -102,6 +103,12 @@ def serve() -> int:
                                           "port": settings.server.port,
                                           "settings": settings.source,
                                           "directory": settings.directory.path})
+        # Everything built at start-up (modules, tables, the directory) lives as long as
+        # the process: moved out of the collector's generations, it is no longer traversed
+        # by every full collection. py-spy counted those collections at 15% of the event
+        # loop's time while opening incidents; after the freeze, 1%.
+        gc.collect()
+        gc.freeze()
 
     app.on_startup.append(on_startup)
     # The event loop and the database thread share the GIL. At the default 5 ms switch
