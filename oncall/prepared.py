@@ -149,6 +149,8 @@ class Prepared:
         if conn.dialect.driver != "pysqlite":
             return conn.execute(self.statement, params)
         many = isinstance(params, list)
+        if many and not params:
+            return Rows([], 0)
         first: Mapping[str, Any] = (params[0] if many else params) or {}  # type: ignore[index]
         keys = tuple(first)
         form = self._forms.get(keys)
