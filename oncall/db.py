@@ -28,7 +28,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 
 from oncall.config import DatabaseSettings
 from oncall.errors import Unavailable
-from oncall.prepared import execute_sql, savepoint
+from oncall.prepared import execute_sql, on_stdlib_sqlite, savepoint
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -84,7 +84,7 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        if connection.dialect.driver == "pysqlite":
+        if on_stdlib_sqlite(connection):
             execute_sql(connection, "BEGIN IMMEDIATE")
         else:
             connection.exec_driver_sql("BEGIN IMMEDIATE")

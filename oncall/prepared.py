@@ -2,7 +2,7 @@
 
 SQLAlchemy Core spends about 60 µs of Python on each execution here (parameter processing,
 execution context, result set-up) while SQLite's own work for these small statements is a
-few µs, and it runs without the GIL. Opening an incident is about 18 statements, so on the
+few µs, and it runs without the GIL. Opening an incident runs about 20 of them, so on the
 embedded default that overhead, not SQLite, bounded ingest. A `Prepared` keeps its Core
 statement (one definition, portable), compiles it once per set of parameter names for the
 stdlib `sqlite3` driver, and then only converts values with the column types' own
@@ -146,7 +146,7 @@ class Prepared:
         Returns `Rows` on stdlib SQLite, SQLAlchemy's result elsewhere. Raises SQLAlchemy's
         wrapped DBAPI errors (IntegrityError, OperationalError, ...) either way.
         """
-        if conn.dialect.driver != "pysqlite":
+        if not on_stdlib_sqlite(conn):
             return conn.execute(self.statement, params)
         many = isinstance(params, list)
         if many and not params:
@@ -156,23 +156,36 @@ class Prepared:
         form = self._forms.get(keys)
         if form is None:
             form = self._forms[keys] = _Form(self.statement, conn.dialect, keys)
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        sql = form.sql
-        try:
-            if many:
-                if form.expanding:
-                    raise exc.ArgumentError("executemany with an expanding IN list")
-                cursor = driver.executemany(sql, [form.values(p) for p in params])  # type: ignore[union-attr]
-                return Rows([], cursor.rowcount)
+        if many:
             if form.expanding:
-                sql = form.expanded_sql(first)
+                raise exc.ArgumentError("executemany with an expanding IN list")
+            with _cursor_of(conn, form.sql, params) as driver:
+                cursor = driver.executemany(form.sql, [form.values(p) for p in params])  # type: ignore[union-attr]
+            return Rows([], cursor.rowcount)
+        sql = form.expanded_sql(first) if form.expanding else form.sql
+        with _cursor_of(conn, sql, params) as driver:
             cursor = driver.execute(sql, form.values(first))
             raw = cursor.fetchall() if form.row is not None else []
-            return Rows(form.rows(raw) if raw else [], cursor.rowcount)
-        except conn.dialect.loaded_dbapi.Error as error:
-            raise exc.DBAPIError.instance(sql, params, error,
-                                          conn.dialect.loaded_dbapi.Error) from error
+        return Rows(form.rows(raw) if raw else [], cursor.rowcount)
+
+
+def on_stdlib_sqlite(conn: Connection) -> bool:
+    """Return whether `conn` runs on the stdlib `sqlite3` driver, where the statements of
+    this module go straight to the cursor (elsewhere they go through SQLAlchemy)."""
+    return conn.dialect.driver == "pysqlite"
+
+
+@contextmanager
+def _cursor_of(conn: Connection, sql: str, params: Any) -> Iterator[Any]:
+    """Yield the `sqlite3` connection under `conn`; a driver error raised in the block comes
+    out wrapped as SQLAlchemy's (IntegrityError, OperationalError, ...), naming `sql`."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        yield driver
+    except dbapi_error as error:
+        raise exc.DBAPIError.instance(sql, params, error, dbapi_error) from error
 
 
 @contextmanager
@@ -184,7 +197,7 @@ def savepoint(conn: Connection) -> Iterator[None]:
     `begin_nested` builds and compiles a new statement for every savepoint (unique names),
     which cost as much as the rest of a new incident's statements together.
     """
-    if conn.dialect.driver != "pysqlite":
+    if not on_stdlib_sqlite(conn):
         with conn.begin_nested():
             yield
         return
@@ -205,10 +218,5 @@ def execute_sql(conn: Connection, sql: str) -> None:
     SAVEPOINT): through SQLAlchemy it costs more than a small statement's own work.
     Raises SQLAlchemy's wrapped DBAPI errors, so a busy database is still OperationalError.
     """
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    try:
+    with _cursor_of(conn, sql, None) as driver:
         driver.execute(sql)
-    except conn.dialect.loaded_dbapi.Error as error:
-        raise exc.DBAPIError.instance(sql, None, error,
-                                      conn.dialect.loaded_dbapi.Error) from error
