@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 
+from oncall import jsonfmt
 from oncall.config import DatabaseSettings
 from oncall.errors import Unavailable
 from oncall.prepared import execute_sql, on_stdlib_sqlite, savepoint
@@ -33,6 +34,10 @@ from oncall.prepared import execute_sql, on_stdlib_sqlite, savepoint
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_BATCH = 32  # units of work per group commit on SQLite
+
+# The JSON columns (labels, annotations, timeline details) through orjson: a new incident
+# writes about thirty of them.
+JSON_CODEC = {"json_serializer": jsonfmt.dumps, "json_deserializer": jsonfmt.loads}
 
 # Errors that say "try again later", not "your request is wrong".
 TRANSIENT = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, OSError,
@@ -57,14 +62,14 @@ def make_engine(settings: DatabaseSettings) -> AsyncEngine:
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         engine = create_async_engine(url, poolclass=AsyncAdaptedQueuePool, pool_size=1,
-                                     max_overflow=0, pool_timeout=30)
+                                     max_overflow=0, pool_timeout=30, **JSON_CODEC)
         _tune_sqlite(engine.sync_engine)
         return engine
     connect_args: dict[str, Any] = {"timeout": 5, "command_timeout": 10}
     if settings.schema:
         connect_args["server_settings"] = {"search_path": settings.schema}
     return create_async_engine(url, pool_size=10, max_overflow=5, pool_timeout=10,
-                               pool_pre_ping=True, connect_args=connect_args)
+                               pool_pre_ping=True, connect_args=connect_args, **JSON_CODEC)
 
 
 def _tune_sqlite(engine: Engine) -> None:
@@ -95,7 +100,8 @@ def sqlite_writer(engine: AsyncEngine) -> Engine:
     one connection, used only by the database thread."""
     url = engine.url.set(drivername="sqlite")
     writer = create_engine(url, poolclass=QueuePool, pool_size=1, max_overflow=0,
-                           pool_timeout=30, connect_args={"check_same_thread": False})
+                           pool_timeout=30, connect_args={"check_same_thread": False},
+                           **JSON_CODEC)
     _tune_sqlite(writer)
     return writer
 

@@ -29,7 +29,10 @@ class HttpPoster:
         which may carry a secret (Slack webhook URLs do).
         """
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
+            # No cookie jar: a receiver's cookies must not ride along to the next receiver
+            # (another user's endpoint), and filtering a jar cost every send.
+            self._session = aiohttp.ClientSession(timeout=self.timeout,
+                                                  cookie_jar=aiohttp.DummyCookieJar())
         try:
             async with self._session.post(url, data=body, allow_redirects=False,
                                           headers={"User-Agent": USER_AGENT, **headers}

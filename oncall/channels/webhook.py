@@ -7,10 +7,9 @@ crash carries the same one) and, when the contact has a secret,
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
 
+from oncall import jsonfmt
 from oncall.channels import ChannelContext
 from oncall.directory import Contact
 from oncall.messages import Page, webhook_json
@@ -18,13 +17,13 @@ from oncall.messages import Page, webhook_json
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:
     """Return the X-Oncall-Signature value for `body` sent at `timestamp`."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={mac.hexdigest()}"
+    mac = hmac.digest(secret.encode(), f"{timestamp}.".encode() + body, "sha256")
+    return f"t={timestamp},v1={mac.hex()}"
 
 
 async def send(page: Page, contact: Contact, ctx: ChannelContext) -> None:
     """POST the page; raises DeliveryError."""
-    body = json.dumps(webhook_json(page), separators=(",", ":")).encode()
+    body = jsonfmt.dumps_bytes(webhook_json(page))
     headers = {"Content-Type": "application/json",
                "X-Oncall-Delivery": str(page.delivery_id)}
     if contact.secret:

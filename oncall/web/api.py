@@ -5,14 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from oncall import store, store_notify
+from oncall import jsonfmt, store, store_notify
 from oncall.alertmanager import AlertGroup, parse_webhook
 from oncall.clock import isoformat
 from oncall.errors import InvalidInput, Unauthorized
@@ -28,8 +27,8 @@ async def read_json(request: web.Request) -> Any:
     """Return the decoded JSON body; raises InvalidInput, or 413 past the body limit."""
     raw = await request.read()
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return jsonfmt.loads(raw)
+    except ValueError as exc:  # not JSON, or not UTF-8
         raise InvalidInput(f"invalid JSON: {exc}", "$") from None
 
 
