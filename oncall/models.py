@@ -69,7 +69,9 @@ class UTCDateTime(TypeDecorator[datetime]):
             if value is None:
                 return None
             seen, text = last  # one tuple: safe to read while another thread replaces it
-            if value is seen:  # a transaction binds its one `now` dozens of times
+            # A transaction binds its one `now` dozens of times, and a group's alerts
+            # often share one start (equal instants give the same text).
+            if value == seen:
                 return text
             text = self.process_bind_param(value, dialect).isoformat(" ", "microseconds")
             last = (value, text)

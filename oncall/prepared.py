@@ -12,6 +12,7 @@ gets the ordinary `Connection.execute`.
 
 from __future__ import annotations
 
+import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -156,16 +157,21 @@ class Prepared:
         form = self._forms.get(keys)
         if form is None:
             form = self._forms[keys] = _Form(self.statement, conn.dialect, keys)
+        driver = _driver(conn)
         if many:
             if form.expanding:
                 raise exc.ArgumentError("executemany with an expanding IN list")
-            with _cursor_of(conn, form.sql, params) as driver:
-                cursor = driver.executemany(form.sql, [form.values(p) for p in params])  # type: ignore[union-attr]
+            try:
+                cursor = driver.executemany(form.sql, [form.values(p) for p in params])
+            except _DBAPI_ERROR as error:
+                raise _wrapped(conn, form.sql, params, error) from error
             return Rows([], cursor.rowcount)
         sql = form.expanded_sql(first) if form.expanding else form.sql
-        with _cursor_of(conn, sql, params) as driver:
+        try:
             cursor = driver.execute(sql, form.values(first))
             raw = cursor.fetchall() if form.row is not None else []
+        except _DBAPI_ERROR as error:
+            raise _wrapped(conn, sql, params, error) from error
         return Rows(form.rows(raw) if raw else [], cursor.rowcount)
 
 
@@ -175,17 +181,22 @@ def on_stdlib_sqlite(conn: Connection) -> bool:
     return conn.dialect.driver == "pysqlite"
 
 
-@contextmanager
-def _cursor_of(conn: Connection, sql: str, params: Any) -> Iterator[Any]:
-    """Yield the `sqlite3` connection under `conn`; a driver error raised in the block comes
-    out wrapped as SQLAlchemy's (IntegrityError, OperationalError, ...), naming `sql`."""
+# The stdlib driver's base error. (Written out, not a context manager: entering and
+# leaving one per statement cost a tenth of the store's Python time.)
+_DBAPI_ERROR = sqlite3.Error
+
+
+def _driver(conn: Connection) -> Any:
+    """Return the `sqlite3` connection under `conn`."""
     driver = conn.connection.driver_connection
     assert driver is not None
-    dbapi_error = conn.dialect.loaded_dbapi.Error
-    try:
-        yield driver
-    except dbapi_error as error:
-        raise exc.DBAPIError.instance(sql, params, error, dbapi_error) from error
+    return driver
+
+
+def _wrapped(conn: Connection, sql: str, params: Any, error: Exception) -> exc.DBAPIError:
+    """Return a driver error as SQLAlchemy's (IntegrityError, OperationalError, ...),
+    naming `sql`, as `Connection.execute` would raise it."""
+    return exc.DBAPIError.instance(sql, params, error, conn.dialect.loaded_dbapi.Error)
 
 
 @contextmanager
@@ -218,5 +229,7 @@ def execute_sql(conn: Connection, sql: str) -> None:
     SAVEPOINT): through SQLAlchemy it costs more than a small statement's own work.
     Raises SQLAlchemy's wrapped DBAPI errors, so a busy database is still OperationalError.
     """
-    with _cursor_of(conn, sql, None) as driver:
-        driver.execute(sql)
+    try:
+        _driver(conn).execute(sql)
+    except _DBAPI_ERROR as error:
+        raise _wrapped(conn, sql, None, error) from error

@@ -26,7 +26,7 @@ from oncall.models import alerts, incident_events, incidents
 from oncall.prepared import Prepared, savepoint
 from oncall.routing import choose_route
 from oncall.store_escalation import fire_step, first_timer, stop_escalation
-from oncall.store_notify import on_incident_closed
+from oncall.store_notify import SOURCE_URLS_READ, Opened, on_incident_closed
 from oncall.timeline import SYSTEM_ACTOR, add_event, add_events, entry
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ _find_occurrences = Prepared(
     .join(incidents, incidents.c.id == alerts.c.incident_id)
     .where(alerts.c.integration == bindparam("integration"),
            alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True))))
-_insert_incident = Prepared(insert(incidents).returning(incidents.c.id))
+_insert_incident = Prepared(insert(incidents).returning(*incidents.c))
 _insert_alert = Prepared(insert(alerts))
 _rekey_alert = Prepared(
     update(alerts).where(alerts.c.id == bindparam("alert_id"))
@@ -201,7 +201,7 @@ def _open(conn: Connection, integration: str, group: AlertGroup, change: Inciden
     for alerts that are already resolved.)"""
     route = choose_route(directory.routes, group.common_labels)
     firing = change.firing_after
-    incident_id = _insert_incident.execute(conn, {
+    incident = _insert_incident.execute(conn, {
         "integration": integration, "dedup_key": group.group_key,
         "status": "triggered",
         "title": group.title(), "severity": group.severity(), "labels": group.common_labels,
@@ -211,7 +211,8 @@ def _open(conn: Connection, integration: str, group: AlertGroup, change: Inciden
         "route": route.describe(), "policy": route.policy,
         "notify_resolved": route.notify_resolved, "next_level": FIRST_STEP.level,
         "next_repeat": FIRST_STEP.repeat, "next_due_at": now,
-    }).scalar_one()
+    }).one()
+    incident_id = incident.id
     result.opened.append(incident_id)
     events = [entry(incident_id, now, "incident.triggered", integration,
                     {"title": group.title(), "severity": group.severity(),
@@ -220,9 +221,12 @@ def _open(conn: Connection, integration: str, group: AlertGroup, change: Inciden
     events.append(entry(incident_id, now, "incident.routed", SYSTEM_ACTOR,
                         {"route": route.describe(), "policy": route.policy}))
     add_events(conn, events)  # before the step's own entries: the timeline is in id order
+    first = change.add[0] if change.add else None
+    opened = Opened(incident, [a.generator_url for a in change.add[:SOURCE_URLS_READ]],
+                    first.annotations if first is not None else None)
     try:
         with savepoint(conn):
-            fired = fire_step(conn, incident_id, FIRST_STEP, directory, now)
+            fired = fire_step(conn, incident_id, FIRST_STEP, directory, now, opened)
         result.followups.merge(fired.followups)
         result.steps_fired += fired.fired
     except exc.SQLAlchemyError:

@@ -20,7 +20,7 @@ from oncall.followups import Followups, Timer
 from oncall.models import escalation_jobs, incidents
 from oncall.prepared import Prepared
 from oncall.retry import OVERDUE_AFTER
-from oncall.store_notify import create_pages
+from oncall.store_notify import Opened, create_pages
 from oncall.store_schedules import overrides_between
 from oncall.timeline import SYSTEM_ACTOR, add_event
 
@@ -59,11 +59,12 @@ _TIMER_COLUMNS = ("incident_id", "level", "repeat", "due_at", "state", "attempts
 _reset_job = Prepared(_update_job.values({name: bindparam(name) for name in _TIMER_COLUMNS}))
 
 
-def _record_timer(conn: Connection, timer: Timer, now: datetime) -> None:
+def _record_timer(conn: Connection, timer: Timer, now: datetime, new: bool = False) -> None:
+    """Write the timer's job row: reset it if it exists; `new` says it cannot yet."""
     values = {"job_id": timer.job_id, "incident_id": timer.incident_id, "level": timer.level,
               "repeat": timer.repeat, "due_at": timer.due_at, "state": "scheduled",
               "attempts": 0, "last_error": None, "fired_at": None, "updated_at": now}
-    if not _reset_job.execute(conn, values).rowcount:
+    if new or not _reset_job.execute(conn, values).rowcount:
         values["id"] = values.pop("job_id")
         _insert_job.execute(conn, {**values, "created_at": now})
 
@@ -79,10 +80,10 @@ def first_timer(conn: Connection, incident_id: int, policy: Policy, now: datetim
 
 
 def _record_fired(conn: Connection, job_id: str, incident_id: int, step: Step,
-                  due_at: datetime, now: datetime) -> None:
+                  due_at: datetime, now: datetime, new: bool = False) -> None:
     """Mark a step's job fired; the first step, paged with its incident's opening, has no
-    row yet and gets one."""
-    if not _mark_job_fired.execute(conn, {"job_id": job_id, "now": now}).rowcount:
+    row yet and gets one (`new` says so before asking)."""
+    if new or not _mark_job_fired.execute(conn, {"job_id": job_id, "now": now}).rowcount:
         _insert_job.execute(conn, {
             "id": job_id, "incident_id": incident_id, "level": step.level,
             "repeat": step.repeat, "due_at": due_at, "state": "fired", "attempts": 1,
@@ -110,14 +111,16 @@ def stop_escalation(conn: Connection, incident_id: int, now: datetime) -> list[s
 
 
 def fire_step(conn: Connection, incident_id: int, step: Step, directory: Directory,
-              now: datetime) -> FireResult:
+              now: datetime, opened: Opened | None = None) -> FireResult:
     """Run one escalation step if it is still the incident's next step; else do nothing.
 
     The step is claimed with a conditional UPDATE (incident triggered, level and repeat
     match, step still pending), so a job that runs after an acknowledgement, a duplicate
     job, or a stale job changes nothing. Returns the timer to schedule next, if any.
+    `opened`: the incident, when this transaction inserted it (it has no job rows yet).
     """
-    row = _find_step.execute(conn, {"incident_id": incident_id}).first()
+    row = (opened.incident if opened is not None
+           else _find_step.execute(conn, {"incident_id": incident_id}).first())
     if row is None:
         return FireResult(False, Followups(), "incident not found")
     if row.status != "triggered" or row.next_due_at is None:
@@ -135,7 +138,8 @@ def fire_step(conn: Connection, incident_id: int, step: Step, directory: Directo
         "next_due_at": next_due, "now": now}).rowcount
     if claimed != 1:
         return FireResult(False, Followups(), "claimed by another run")
-    _record_fired(conn, this_job, incident_id, step, row.next_due_at, now)
+    new = opened is not None
+    _record_fired(conn, this_job, incident_id, step, row.next_due_at, now, new)
 
     if policy is None:
         add_event(conn, incident_id, now, "escalation.exhausted", SYSTEM_ACTOR,
@@ -153,11 +157,11 @@ def fire_step(conn: Connection, incident_id: int, step: Step, directory: Directo
               {"level": step.level, "repeat": step.repeat, "targets": targets,
                "paged": paged, "policy": policy.name, "job_id": this_job})
     users = [directory.users[name] for name in paged]
-    deliveries = create_pages(conn, incident_id, step.level, step.repeat, users, now)
+    deliveries = create_pages(conn, incident_id, step.level, step.repeat, users, now, opened)
     assert next_step is not None and next_due is not None
     timer = Timer(escalation.job_id(incident_id, next_step, policy), incident_id,
                   next_step.level, next_step.repeat, next_due)
-    _record_timer(conn, timer, now)
+    _record_timer(conn, timer, now, new)
     return FireResult(True, Followups(timers=[timer], deliveries=deliveries),
                       due_at=row.next_due_at)
 

@@ -4,6 +4,7 @@ transaction handed in by `Database.run`."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,21 +22,39 @@ from oncall.timeline import SYSTEM_ACTOR, add_event
 
 LEASE = timedelta(seconds=30)  # a claimed attempt owns the row this long (a send times out at 10s)
 MAX_SOURCE_URLS = 5
+SOURCE_URLS_READ = 50  # generator URLs looked at for those 5 (duplicates are common)
 
 
 
 _insert_page = Prepared(insert(outbox).returning(*outbox.c))
 
 
+@dataclass(frozen=True)
+class Opened:
+    """An incident this transaction has just inserted: its row as the INSERT returned it
+    and its alerts, in insertion order. Its first step and pages use them instead of
+    reading back what was just written (four statements of the thirty that open one)."""
+
+    incident: Row[Any]
+    generator_urls: list[str]
+    first_annotations: dict[str, Any] | None
+
+
 def _add_pages(conn: Connection, incident_id: int, kind: str, level: int, repeat: int,
-               targets: list[tuple[str, int, str]], now: datetime) -> list[Delivery]:
+               targets: list[tuple[str, int, str]], now: datetime,
+               opened: Opened | None = None) -> list[Delivery]:
     """Write the pages with their first attempt already claimed (leased, attempt 1), and
     return deliveries that carry the claim: the page goes out without another transaction.
     """
     if not targets:
         return []
-    incident = _find_incident.execute(conn, {"incident_id": incident_id}).one()
-    urls, annotations = _page_sources(conn, incident)
+    if opened is None:
+        incident = _find_incident.execute(conn, {"incident_id": incident_id}).one()
+        urls, annotations = _page_sources(conn, incident)
+    else:
+        incident = opened.incident
+        urls, annotations = page_sources(opened.generator_urls, incident.annotations,
+                                         lambda: opened.first_annotations)
     deliveries = []
     for user_name, contact_index, contact_type in targets:
         row = _insert_page.execute(conn, {
@@ -48,10 +67,12 @@ def _add_pages(conn: Connection, incident_id: int, kind: str, level: int, repeat
 
 
 def create_pages(conn: Connection, incident_id: int, level: int, repeat: int,
-                 users: list[User], now: datetime) -> list[Delivery]:
+                 users: list[User], now: datetime,
+                 opened: Opened | None = None) -> list[Delivery]:
     """Write one pending row per contact of each user paged by a level; return the deliveries.
 
     Called inside the escalation step's transaction, so a step never fires without its pages.
+    `opened`: the incident, when this transaction inserted it.
     """
     targets = []
     for user in users:
@@ -59,7 +80,7 @@ def create_pages(conn: Connection, incident_id: int, level: int, repeat: int,
             add_event(conn, incident_id, now, "notification.skipped", SYSTEM_ACTOR,
                    {"user": user.name, "reason": "no contact methods"})
         targets += [(user.name, c.index, c.type) for c in user.contacts]
-    return _add_pages(conn, incident_id, "trigger", level, repeat, targets, now)
+    return _add_pages(conn, incident_id, "trigger", level, repeat, targets, now, opened)
 
 
 _unsent_pages = Prepared(
@@ -126,7 +147,7 @@ _claim_page = Prepared(
 _source_urls = Prepared(
     select(alerts.c.generator_url)
     .where(alerts.c.incident_id == bindparam("incident_id"))
-    .order_by(alerts.c.id).limit(50))
+    .order_by(alerts.c.id).limit(SOURCE_URLS_READ))
 _first_annotations = Prepared(
     select(alerts.c.annotations)
     .where(alerts.c.incident_id == bindparam("incident_id"))
@@ -175,14 +196,23 @@ def _page_sources(conn: Connection, incident: Row[Any]
                   ) -> tuple[tuple[str, ...], dict[str, Any]]:
     """Return a page's source links (the alerts' generator URLs) and its annotations."""
     params = {"incident_id": incident.id}
-    found = _source_urls.execute(conn, params).scalars()
-    urls = tuple(dict.fromkeys(u for u in found if u))[:MAX_SOURCE_URLS]
-    annotations = dict(incident.annotations)
+    # (The first alert's annotations are read apart from the links, and only when needed:
+    # decoding every alert's annotations cost more than the rest of writing the page.)
+    return page_sources(_source_urls.execute(conn, params).scalars(), incident.annotations,
+                        lambda: _first_annotations.execute(conn, params).scalar())
+
+
+def page_sources(generator_urls: Iterable[str], incident_annotations: Mapping[str, Any],
+                 first_annotations: Callable[[], Mapping[str, Any] | None]
+                 ) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """Return a page's source links and annotations from the incident's first alerts'
+    generator URLs (in order) and its common annotations; `first_annotations` returns the
+    first alert's, asked for only when the group has no common summary."""
+    urls = tuple(dict.fromkeys(u for u in generator_urls if u))[:MAX_SOURCE_URLS]
+    annotations = dict(incident_annotations)
     if "summary" not in annotations:
         # Alerts of a group that disagree have no common summary: show the first one's.
-        # (Read apart from the links: decoding every alert's annotations cost more than
-        # the rest of writing the page.)
-        first = _first_annotations.execute(conn, params).scalar()
+        first = first_annotations()
         if first is not None:
             annotations = {**first, **annotations}
     return urls, annotations

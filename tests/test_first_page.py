@@ -1,0 +1,81 @@
+"""The first page of a new incident is built from what its opening transaction wrote
+(store_notify.Opened) instead of reading it back: it must equal the page read back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from oncall import store, store_notify
+from oncall.alertmanager import parse_webhook
+from oncall.db import sqlite_writer
+from oncall.directory import parse_directory
+from oncall.models import escalation_jobs, incidents, metadata
+from tests.factories import T0, fast_directory, make_alert, make_webhook
+
+# Written as Alertmanager sends them: duplicates, an alert without a link, more than five.
+URLS = ["", "http://p/1", "http://p/1", "http://p/2", "http://p/3", "http://p/2",
+        "http://p/4", "http://p/5", "http://p/6", "http://p/7"]
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> Iterator[Connection]:
+    engine = sqlite_writer(create_async_engine(f"sqlite+aiosqlite:///{tmp_path}/f.db"))
+    metadata.create_all(engine)
+    with engine.connect() as connection, connection.begin():
+        yield connection
+    engine.dispose()
+
+
+def group(name: str, common: dict[str, str]) -> Any:
+    alerts = [make_alert(f"host-{i}", alertname=name) for i in range(len(URLS))]
+    for alert, url in zip(alerts, URLS, strict=True):
+        alert["generatorURL"] = url
+    body = make_webhook(alerts, alertname=name)
+    body["commonAnnotations"] = common
+    return parse_webhook(body)
+
+
+@pytest.mark.parametrize("common", [{}, {"summary": "Disks are filling up", "team": "ops"}],
+                         ids=["no common summary", "common summary"])
+def test_first_page_equals_the_page_read_back(conn: Connection,
+                                              common: dict[str, str]) -> None:
+    directory = parse_directory(fast_directory(), {})
+    result = store.ingest_group(conn, "prometheus", group("DiskFull", common), directory, T0)
+    [delivery] = result.followups.deliveries
+    claimed = delivery.claimed
+    assert claimed is not None
+    [incident_id] = result.opened
+
+    stored = conn.execute(select(incidents).where(incidents.c.id == incident_id)).one()
+    urls, annotations = store_notify._page_sources(conn, stored)
+    assert claimed.source_urls == urls == ("http://p/1", "http://p/2", "http://p/3",
+                                           "http://p/4", "http://p/5")
+    assert claimed.annotations == annotations
+    if not common:  # the first alert's annotations stand in for the missing summary
+        assert annotations["summary"] == "DiskFull on host-0"
+    # The row the page carries is the incident as inserted: equal to the stored one but
+    # for the pointer to its next step, which firing the first step moved on.
+    moved = {"next_level", "next_repeat", "next_due_at"}
+    assert ({k: v for k, v in claimed.incident._asdict().items() if k not in moved}
+            == {k: v for k, v in stored._asdict().items() if k not in moved})
+    assert (stored.next_level, stored.next_repeat) == (2, 0)
+
+
+def test_first_step_writes_each_job_row_once(conn: Connection) -> None:
+    directory = parse_directory(fast_directory(), {})
+    result = store.ingest_group(conn, "prometheus", group("CpuHot", {}), directory, T0)
+    [incident_id] = result.opened
+    jobs = conn.execute(select(escalation_jobs.c.id, escalation_jobs.c.state)
+                        .where(escalation_jobs.c.incident_id == incident_id)
+                        .order_by(escalation_jobs.c.level)).all()
+    assert [tuple(j) for j in jobs] == [
+        (f"incident:{incident_id}:level:1:repeat:0", "fired"),
+        (f"incident:{incident_id}:level:2:repeat:0", "scheduled")]
+    assert [t.job_id for t in result.followups.timers] == [jobs[1].id]
