@@ -78,17 +78,18 @@ _rekey_alert = Prepared(
 _resolve_alert = Prepared(
     update(alerts).where(alerts.c.id == bindparam("alert_id"))
     .values(status="resolved", ends_at=bindparam("ends_at"), updated_at=bindparam("now")))
+_COUNTS = {"updated_at": bindparam("now"),
+           "alert_count": incidents.c.alert_count + bindparam("added"),
+           "firing_count": bindparam("firing"),
+           # NULL keeps the stored value: most changes leave it alone.
+           "truncated_alerts": func.coalesce(bindparam("truncated"),
+                                             incidents.c.truncated_alerts)}
 _update_counts = Prepared(
+    update(incidents).where(incidents.c.id == bindparam("incident_id")).values(_COUNTS))
+_auto_resolve = Prepared(  # the counts and the resolution in one statement
     update(incidents).where(incidents.c.id == bindparam("incident_id"))
-    .values(updated_at=bindparam("now"),
-            alert_count=incidents.c.alert_count + bindparam("added"),
-            firing_count=bindparam("firing"),
-            # NULL keeps the stored value: most changes leave it alone.
-            truncated_alerts=func.coalesce(bindparam("truncated"),
-                                           incidents.c.truncated_alerts)))
-_auto_resolve = Prepared(
-    update(incidents).where(incidents.c.id == bindparam("incident_id"))
-    .values(status="resolved", resolved_at=bindparam("now"), resolved_by=SYSTEM_ACTOR))
+    .values({**_COUNTS, "status": "resolved", "resolved_at": bindparam("now"),
+             "resolved_by": SYSTEM_ACTOR}))
 
 
 def open_incident_id(conn: Connection, integration: str, dedup_key: str) -> int | None:
@@ -245,11 +246,10 @@ def _apply(conn: Connection, integration: str, change: IncidentChange, now: date
     assert incident_id is not None
     events: list[dict[str, Any]] = []
     _write_alerts(conn, integration, incident_id, change, now, events)
-    _update_counts.execute(conn, {
+    (_auto_resolve if change.auto_resolves else _update_counts).execute(conn, {
         "incident_id": incident_id, "now": now, "added": len(change.add),
         "firing": change.firing_after, "truncated": change.truncated_alerts})
     if change.auto_resolves:
-        _auto_resolve.execute(conn, {"incident_id": incident_id, "now": now})
         events.append(entry(incident_id, now, "incident.resolved", SYSTEM_ACTOR,
                             {"reason": "all alerts resolved"}))
     add_events(conn, events)

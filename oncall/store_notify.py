@@ -42,14 +42,18 @@ class Opened:
 
 def _add_pages(conn: Connection, incident_id: int, kind: str, level: int, repeat: int,
                targets: list[tuple[str, int, str]], now: datetime,
-               opened: Opened | None = None) -> list[Delivery]:
+               opened: Opened | None = None, incident: Row[Any] | None = None
+               ) -> list[Delivery]:
     """Write the pages with their first attempt already claimed (leased, attempt 1), and
     return deliveries that carry the claim: the page goes out without another transaction.
+    `opened`: the incident, when this transaction inserted it; `incident`: its row, when
+    the caller has just read it.
     """
     if not targets:
         return []
     if opened is None:
-        incident = _find_incident.execute(conn, {"incident_id": incident_id}).one()
+        if incident is None:
+            incident = _find_incident.execute(conn, {"incident_id": incident_id}).one()
         urls, annotations = _page_sources(conn, incident)
     else:
         incident = opened.incident
@@ -83,14 +87,12 @@ def create_pages(conn: Connection, incident_id: int, level: int, repeat: int,
     return _add_pages(conn, incident_id, "trigger", level, repeat, targets, now, opened)
 
 
-_unsent_pages = Prepared(
-    select(outbox.c.id).where(outbox.c.incident_id == bindparam("incident_id"),
-                              outbox.c.kind == "trigger", outbox.c.status == "pending"))
-_cancel_pages = Prepared(
-    update(outbox).where(outbox.c.id.in_(bindparam("ids", expanding=True)))
-    .values(status="cancelled", next_attempt_at=None, updated_at=bindparam("now")))
-_wants_resolved = Prepared(select(incidents.c.notify_resolved).where(
-    incidents.c.id == bindparam("incident_id")))
+_cancel_pages = Prepared(  # cancels and names the cancelled in one statement
+    update(outbox)
+    .where(outbox.c.incident_id == bindparam("of_incident"), outbox.c.kind == "trigger",
+           outbox.c.status == "pending")
+    .values(status="cancelled", next_attempt_at=None, updated_at=bindparam("now"))
+    .returning(outbox.c.id))
 _paged_contacts = Prepared(
     select(outbox.c.user_name, outbox.c.contact_index, outbox.c.contact_type)
     .distinct()
@@ -101,19 +103,19 @@ _paged_contacts = Prepared(
 
 def stop_pages(conn: Connection, incident_id: int, now: datetime) -> list[int]:
     """Cancel the incident's pages not yet sent; return their ids (their jobs to remove)."""
-    ids = list(_unsent_pages.execute(conn, {"incident_id": incident_id}).scalars())
-    if ids:
-        _cancel_pages.execute(conn, {"ids": ids, "now": now})
-    return ids
+    return sorted(_cancel_pages.execute(conn, {"of_incident": incident_id,
+                                               "now": now}).scalars())
 
 
 def resolved_messages(conn: Connection, incident_id: int, now: datetime) -> list[Delivery]:
     """Queue one `resolved` message per contact that was paged for the incident (unless the
     route said `notify_resolved: false`); return the deliveries."""
-    if not _wants_resolved.execute(conn, {"incident_id": incident_id}).scalar_one():
+    incident = _find_incident.execute(conn, {"incident_id": incident_id}).one()
+    if not incident.notify_resolved:
         return []
     paged = _paged_contacts.execute(conn, {"incident_id": incident_id}).all()
-    return _add_pages(conn, incident_id, "resolved", 0, 0, [tuple(r) for r in paged], now)
+    return _add_pages(conn, incident_id, "resolved", 0, 0, [tuple(r) for r in paged], now,
+                      incident=incident)
 
 
 def on_incident_closed(conn: Connection, incident_id: int, resolved: bool,
