@@ -60,6 +60,11 @@ def configure(log_format: str, level: str) -> None:
 class AccessLogger(AbstractAccessLogger):
     """Access log with method, path (no query string: signed links carry tokens), status, time."""
 
+    @property
+    def enabled(self) -> bool:
+        # aiohttp then skips `log` altogether when the level hides access lines.
+        return self.logger.isEnabledFor(logging.INFO)
+
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         path = request.rel_url.path
         if path.startswith("/a/"):
