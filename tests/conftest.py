@@ -20,11 +20,14 @@ import pytest
 import redis
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from oncall.clock import Clock
 from oncall.config import Settings, load_settings
+from oncall.db import sqlite_writer
 from oncall.directory import DirectoryHolder, parse_directory
-from oncall.models import alerts, incident_events, incidents
+from oncall.models import alerts, incident_events, incidents, metadata
 from oncall.web.app import create_app
 from oncall.web.keys import DATABASE
 from tests.factories import AM_TOKEN, DIRECTORY_YAML, T0
@@ -34,6 +37,17 @@ POSTGRES_URL = os.environ.get("ONCALL_TEST_POSTGRES_URL",
                               "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_HOST = os.environ.get("REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("REDIS_PORT", "6379"))
+
+
+@pytest.fixture
+def sqlite_conn(tmp_path: Path) -> Iterator[Connection]:
+    """A connection of the database thread's kind (stdlib `sqlite3`, where the prepared
+    statements run on the cursor) on a fresh schema, inside one transaction."""
+    engine = sqlite_writer(create_async_engine(f"sqlite+aiosqlite:///{tmp_path}/t.db"))
+    metadata.create_all(engine)
+    with engine.connect() as connection, connection.begin():
+        yield connection
+    engine.dispose()
 
 
 class FakeClock:

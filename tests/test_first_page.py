@@ -3,20 +3,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from oncall import store, store_notify
 from oncall.alertmanager import parse_webhook
-from oncall.db import sqlite_writer
 from oncall.directory import parse_directory
-from oncall.models import escalation_jobs, incidents, metadata
+from oncall.models import escalation_jobs, incidents
 from tests.factories import T0, fast_directory, make_alert, make_webhook
 
 # Written as Alertmanager sends them: duplicates, an alert without a link, more than five.
@@ -25,12 +21,8 @@ URLS = ["", "http://p/1", "http://p/1", "http://p/2", "http://p/3", "http://p/2"
 
 
 @pytest.fixture
-def conn(tmp_path: Path) -> Iterator[Connection]:
-    engine = sqlite_writer(create_async_engine(f"sqlite+aiosqlite:///{tmp_path}/f.db"))
-    metadata.create_all(engine)
-    with engine.connect() as connection, connection.begin():
-        yield connection
-    engine.dispose()
+def conn(sqlite_conn: Connection) -> Connection:
+    return sqlite_conn
 
 
 def group(name: str, common: dict[str, str]) -> Any:

@@ -3,19 +3,15 @@ the same rows and types, the same row counts, server defaults, IN lists and wrap
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, exc, insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from oncall.db import sqlite_writer
-from oncall.models import UTCDateTime, alerts, incidents, metadata
+from oncall.models import UTCDateTime, alerts, incidents
 from oncall.prepared import Prepared, Rows, savepoint
 
 T0 = datetime(2026, 11, 28, 9, 30, 15, 123456, tzinfo=UTC)
@@ -34,12 +30,8 @@ _resolve = (update(alerts).where(alerts.c.incident_id == bindparam("incident"))
 
 
 @pytest.fixture
-def conn(tmp_path: Path) -> Iterator[Connection]:
-    engine = sqlite_writer(create_async_engine(f"sqlite+aiosqlite:///{tmp_path}/p.db"))
-    metadata.create_all(engine)
-    with engine.connect() as connection, connection.begin():
-        yield connection
-    engine.dispose()
+def conn(sqlite_conn: Connection) -> Connection:
+    return sqlite_conn
 
 
 def incident(**overrides: Any) -> dict[str, Any]:
