@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,8 +38,18 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+@functools.lru_cache(maxsize=4)
+def _keyed(key: bytes) -> hmac.HMAC:
+    """Return an HMAC-SHA256 already keyed with `key`, to be copied for each message."""
+    return hmac.new(key, digestmod="sha256")
+
+
 def _mac(key: bytes, payload: bytes) -> bytes:
-    return hmac.digest(key, b"oncall-link-v1|" + payload, "sha256")  # one C call
+    # A copy of a keyed HMAC: `hmac.digest` keys OpenSSL afresh each call and gives up the
+    # GIL while doing it, so the event loop waited to get it back (two links per page).
+    mac = _keyed(key).copy()
+    mac.update(b"oncall-link-v1|" + payload)
+    return mac.digest()
 
 
 def sign(key: bytes, incident_id: int, action: str, user: str, expires_at: datetime) -> str:

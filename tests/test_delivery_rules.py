@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import timedelta
 
 import pytest
@@ -81,6 +83,13 @@ def test_an_expired_link_or_another_key_is_refused():
         links.verify(KEY, token, T0)
     with pytest.raises(links.InvalidLink, match="not valid"):
         links.verify(b"z" * 32, token, T0 - timedelta(minutes=1))
+
+
+def test_a_link_mac_is_hmac_sha256_of_the_tagged_payload_for_each_key():
+    payload = b"12:resolve:alice:1790000000"
+    for key in (KEY, b"z" * 32, KEY):  # the keyed template is reused, never changed
+        expected = hmac.new(key, b"oncall-link-v1|" + payload, hashlib.sha256).digest()
+        assert links._mac(key, payload) == expected
 
 
 def make_page(**changes) -> Page:

@@ -17,8 +17,8 @@ from oncall.messages import Page, webhook_json
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:
     """Return the X-Oncall-Signature value for `body` sent at `timestamp`."""
-    mac = hmac.digest(secret.encode(), f"{timestamp}.".encode() + body, "sha256")
-    return f"t={timestamp},v1={mac.hex()}"
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, "sha256")
+    return f"t={timestamp},v1={mac.hexdigest()}"
 
 
 async def send(page: Page, contact: Contact, ctx: ChannelContext) -> None:
