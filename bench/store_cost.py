@@ -78,7 +78,7 @@ def run(conn: Any, directory: Any, count: int, statements: list[int]) -> dict[st
 
     def record(result: Any) -> None:
         [delivery] = result.followups.deliveries
-        unit(store_notify.record_attempt, delivery.notification_id, delivery.claimed.attempt,
+        unit(store_notify.record_attempt, delivery.claimed.notification, delivery.claimed.attempt,
              DELIVERED, None, 5, None, timedelta(seconds=2), now)
 
     phases: dict[str, Callable[[int], Any]] = {

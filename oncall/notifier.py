@@ -151,7 +151,7 @@ class Notifier:
             "contact": row.contact_type, "attempt": claimed.attempt, "outcome": outcome,
             "ms": duration_ms, "error": error})
         # Records of attempts finishing together share a commit: Database.run batches them.
-        following = await self.db.run(store_notify.record_attempt, row.id, claimed.attempt,
+        following = await self.db.run(store_notify.record_attempt, row, claimed.attempt,
                                       outcome, error, duration_ms, retry_after,
                                       self.retry_base, self.clock())
         if following is not None:

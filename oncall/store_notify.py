@@ -220,19 +220,20 @@ def page_sources(generator_urls: Iterable[str], incident_annotations: Mapping[st
     return urls, annotations
 
 
-def record_attempt(conn: Connection, notification_id: int, attempt: int, outcome: str,
+def record_attempt(conn: Connection, row: Row[Any], attempt: int, outcome: str,
                    error: str | None, duration_ms: int, retry_after: timedelta | None,
                    retry_base: timedelta, now: datetime) -> Delivery | None:
-    """Store an attempt and its consequence; return the next attempt to schedule, if any.
+    """Store an attempt of the page `row` (as claimed: only its fields that never change
+    are read) and its consequence; return the next attempt to schedule, if any.
 
     Delivered: sent. Permanent, or the 5th failure: failed (a dead letter), with
     `notification.failed` in the timeline. Otherwise pending again after the backoff (2, 4,
     8, 16 s from the default base) or the Retry-After the receiver asked for, if longer.
     """
+    notification_id = row.id
     _insert_attempt.execute(conn, {"notification_id": notification_id, "at": now,
                                    "outcome": outcome, "error": error,
                                    "duration_ms": duration_ms})
-    row = _find_page.execute(conn, {"notification_id": notification_id}).one()
     detail = {"notification": notification_id, "user": row.user_name,
               "contact": row.contact_type, "kind": row.kind, "level": row.level,
               "repeat": row.repeat, "attempts": attempt}
