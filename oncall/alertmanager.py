@@ -75,11 +75,30 @@ class AlertGroup:
                 or "unknown").lower()[:32]
 
 
+# Timestamps already parsed: the alerts of one delivery mostly share their startsAt, and
+# all of them Go's zero endsAt. Bounded; cleared when full.
+_PARSED: dict[str, datetime | None] = {}
+_PARSED_MAX = 4096
+
+
 def parse_timestamp(value: Any, field: str) -> datetime | None:
     """Return the aware UTC datetime of an RFC 3339 timestamp, or None for Go's zero time.
 
     Nanosecond fractions are truncated to microseconds. Raises InvalidInput naming `field`.
     """
+    if isinstance(value, str):
+        try:
+            return _PARSED[value]
+        except KeyError:
+            pass
+    parsed = _parse_timestamp(value, field)
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[value] = parsed
+    return parsed
+
+
+def _parse_timestamp(value: Any, field: str) -> datetime | None:
     if not isinstance(value, str):
         raise InvalidInput("expected an RFC 3339 timestamp string", field)
     match = _TIMESTAMP.match(value)

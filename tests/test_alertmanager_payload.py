@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from oncall import alertmanager
 from oncall.alertmanager import fallback_fingerprint, parse_timestamp, parse_webhook
 from oncall.errors import InvalidInput
 from tests.factories import load_payload, make_alert, make_webhook
@@ -31,6 +32,19 @@ def test_a_captured_payload_parses():
 ])
 def test_timestamps(text, expected):
     assert parse_timestamp(text, "f") == expected
+
+
+def test_parsed_timestamps_are_remembered_and_errors_are_not(monkeypatch):
+    monkeypatch.setattr(alertmanager, "_PARSED", {})
+    monkeypatch.setattr(alertmanager, "_PARSED_MAX", 2)
+    texts = ["2026-11-28T01:30:50Z", "2026-11-28T01:30:51Z", "2026-11-28T01:30:52Z"]
+    first = [parse_timestamp(t, "f") for t in texts * 2]  # the memo fills, clears, refills
+    assert first == [datetime(2026, 11, 28, 1, 30, 50 + n % 3, tzinfo=UTC) for n in range(6)]
+    assert len(alertmanager._PARSED) <= 2
+    for _ in range(2):  # a refusal is not remembered: it is refused again, naming its field
+        with pytest.raises(InvalidInput) as refused:
+            parse_timestamp("2026-13-28T01:30:50Z", f"alerts[{_}].startsAt")
+        assert refused.value.field == f"alerts[{_}].startsAt"
 
 
 def test_unknown_extra_fields_are_ignored():
