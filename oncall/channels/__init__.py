@@ -48,11 +48,14 @@ def channel(contact_type: str) -> Send:
     module = _MODULES.get(contact_type)
     if module is None:
         raise DeliveryError(f"no channel for contact type {contact_type!r}", permanent=True)
-    # Imported on first use, each alone: Apprise takes a quarter of a second and about
-    # 20 MB to import, which a service without Apprise contacts should not pay.
-    send: Send = importlib.import_module(f"oncall.channels.{module}").send
+    send = _SENDS.get(module)
+    if send is None:
+        # Imported on first use, each alone: Apprise takes a quarter of a second and about
+        # 20 MB to import, which a service without Apprise contacts should not pay.
+        send = _SENDS[module] = importlib.import_module(f"oncall.channels.{module}").send
     return send
 
 
 _MODULES = {"webhook": "webhook", "email": "email", "slack": "slack", "apprise": "apprise_url"}
+_SENDS: dict[str, Send] = {}  # module name -> its send, once imported
 
