@@ -39,7 +39,7 @@ class HttpPoster:
                                           ) as response:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
-                snippet = (await response.text(errors="replace"))[:200]
+                body = await response.read()  # read whole, so the connection is reused
         except TimeoutError:
             raise DeliveryError(f"no answer within {self.timeout.total:.0f}s") from None
         except aiohttp.ClientError as error:
@@ -47,6 +47,7 @@ class HttpPoster:
         outcome = classify_http(status)
         if outcome == DELIVERED:
             return
+        snippet = body[:800].decode(errors="replace")[:200]  # decoded only to report it
         raise DeliveryError(f"HTTP {status}: {snippet}".strip(),
                             permanent=outcome == PERMANENT,
                             retry_after=parse_retry_after(retry_after, self.clock()))
