@@ -45,11 +45,11 @@ TARGETS: list[tuple[str, str, str, float]] = [
 
 def commit() -> str:
     """Return the short commit, with `-dirty` when tracked files other than documentation
-    (*.md) have changes."""
+    (*.md) and results (bench/results/, this script's own output) have changes."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                           capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                            ".", ":(exclude)*.md"],
+                            ".", ":(exclude)*.md", ":(exclude)bench/results/*"],
                            cwd=ROOT, capture_output=True, text=True).stdout.strip()
     return head + ("-dirty" if dirty else "")
 
