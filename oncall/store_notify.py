@@ -42,23 +42,22 @@ class Opened:
 
 def _add_pages(conn: Connection, incident_id: int, kind: str, level: int, repeat: int,
                targets: list[tuple[str, int, str]], now: datetime,
-               opened: Opened | None = None, incident: Row[Any] | None = None
-               ) -> list[Delivery]:
+               known: Opened | Row[Any] | None = None) -> list[Delivery]:
     """Write the pages with their first attempt already claimed (leased, attempt 1), and
     return deliveries that carry the claim: the page goes out without another transaction.
-    `opened`: the incident, when this transaction inserted it; `incident`: its row, when
-    the caller has just read it.
+    `known`: the incident when the caller has it, as this transaction inserted it
+    (`Opened`) or as it has just read it (its row); read here otherwise.
     """
     if not targets:
         return []
-    if opened is None:
-        if incident is None:
-            incident = _find_incident.execute(conn, {"incident_id": incident_id}).one()
-        urls, annotations = _page_sources(conn, incident)
+    if isinstance(known, Opened):
+        incident, first = known.incident, known.first_annotations
+        urls, annotations = page_sources(known.generator_urls, incident.annotations,
+                                         lambda: first)
     else:
-        incident = opened.incident
-        urls, annotations = page_sources(opened.generator_urls, incident.annotations,
-                                         lambda: opened.first_annotations)
+        incident = known if known is not None else _find_incident.execute(
+            conn, {"incident_id": incident_id}).one()
+        urls, annotations = _page_sources(conn, incident)
     deliveries = []
     for user_name, contact_index, contact_type in targets:
         row = _insert_page.execute(conn, {
@@ -115,7 +114,7 @@ def resolved_messages(conn: Connection, incident_id: int, now: datetime) -> list
         return []
     paged = _paged_contacts.execute(conn, {"incident_id": incident_id}).all()
     return _add_pages(conn, incident_id, "resolved", 0, 0, [tuple(r) for r in paged], now,
-                      incident=incident)
+                      incident)
 
 
 def on_incident_closed(conn: Connection, incident_id: int, resolved: bool,
