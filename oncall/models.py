@@ -62,19 +62,20 @@ class UTCDateTime(TypeDecorator[datetime]):
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
 
-        last: tuple[datetime | None, str | None] = (None, None)
+        # A transaction binds its one `now` dozens of times, and a group's alerts mostly
+        # share one start: equal instants give the same text, so each is converted once.
+        # Bounded; used by one writer at a time.
+        texts: dict[datetime, str] = {}
 
         def to_text(value: datetime | None) -> str | None:
-            nonlocal last
             if value is None:
                 return None
-            seen, text = last  # one tuple: safe to read while another thread replaces it
-            # A transaction binds its one `now` dozens of times, and a group's alerts
-            # often share one start (equal instants give the same text).
-            if value == seen:
-                return text
-            text = self.process_bind_param(value, dialect).isoformat(" ", "microseconds")
-            last = (value, text)
+            text = texts.get(value)
+            if text is None:
+                text = self.process_bind_param(value, dialect).isoformat(" ", "microseconds")
+                if len(texts) >= 1024:
+                    texts.clear()
+                texts[value] = text
             return text
 
         return to_text

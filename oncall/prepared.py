@@ -66,6 +66,32 @@ class Rows:
         return [row[0] for row in self._rows]
 
 
+_ROW_CLASSES: dict[tuple[str, ...], Any] = {}
+
+
+def row_class(fields: tuple[str, ...]) -> Any:
+    """Return the named tuple class of rows with these columns, one per set of names.
+
+    Its rows pickle (by their names and values, rebuilt through this function), so they
+    can come back from the writer process; a plain dynamic namedtuple cannot be found by
+    pickle.
+    """
+    cls = _ROW_CLASSES.get(fields)
+    if cls is None:
+        cls = namedtuple("Row", fields, rename=True)  # type: ignore[misc]
+        cls.__reduce__ = _reduce_row
+        _ROW_CLASSES[fields] = cls
+    return cls
+
+
+def _reduce_row(row: Any) -> tuple[Any, ...]:
+    return (_rebuild_row, (row._fields, tuple(row)))
+
+
+def _rebuild_row(fields: tuple[str, ...], values: tuple[Any, ...]) -> Any:
+    return row_class(fields)(*values)
+
+
 class _Form:
     """A statement compiled for one set of parameter names: its SQL and its converters."""
 
@@ -84,7 +110,7 @@ class _Form:
         self.row: Callable[..., Any] | None = None
         self.converters: list[tuple[int, Callable[[Any], Any]]] = []
         if columns:
-            self.row = namedtuple("Row", [c.key for c in columns], rename=True)  # type: ignore[misc]
+            self.row = row_class(tuple(c.key for c in columns))
             for index, column in enumerate(columns):
                 convert = column.type.dialect_impl(dialect).result_processor(dialect, None)
                 if convert is not None:

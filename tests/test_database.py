@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from oncall import migrate
 from oncall.config import DatabaseSettings
-from oncall.db import Database, make_engine
+from oncall.db import BatchRunner, Database, make_engine
 from oncall.models import meta
 
 
@@ -22,7 +22,7 @@ from oncall.models import meta
 async def db(tmp_path: Path) -> Any:
     engine = make_engine(DatabaseSettings(f"sqlite+aiosqlite:///{tmp_path}/oncall.db", ""))
     await migrate.upgrade(engine)
-    database = Database(engine)
+    database = Database(engine, "thread")  # units below are local functions: no pickling
     yield database
     await database.close()
 
@@ -41,13 +41,15 @@ def keys(conn: Connection) -> list[str]:
 async def test_a_failing_unit_in_a_group_commit_is_rolled_back_alone(db: Database) -> None:
     started, release = threading.Event(), threading.Event()
     sizes: list[int] = []
-    real_batch = db._sync_batch
+    writer = db._writer
+    assert isinstance(writer, BatchRunner)
+    real_batch = writer.run_batch
 
     def batch(units: list[Any]) -> Any:
         sizes.append(len(units))
         return real_batch(units)
 
-    db._sync_batch = batch  # type: ignore[method-assign]
+    writer.run_batch = batch  # type: ignore[method-assign]
 
     def hold(_conn: Connection) -> None:
         started.set()

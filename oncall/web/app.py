@@ -53,7 +53,8 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     engine = make_engine(settings.database)
     await migrate.upgrade(engine, settings.database.schema)
-    database = Database(engine)
+    database = Database(engine, settings.database.writer,
+                        (settings.server.log_format, settings.server.log_level))
     app[DATABASE] = database
     secret = settings.security.secret_key
     # Without a configured key, one is generated once and kept in the database, so links

@@ -1,0 +1,41 @@
+"""Units of work for tests/test_writer.py: module-level, so that the writer process
+receives them by name (as it receives the store's)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
+
+from oncall.directory import Directory
+from oncall.models import meta
+
+
+def write(conn: Connection, key: str, fail: bool = False) -> str:
+    conn.execute(insert(meta).values(key=key, value="x"))
+    if fail:
+        raise ValueError(f"{key} failed after writing")
+    return key
+
+
+def keys(conn: Connection) -> list[str]:
+    return sorted(conn.execute(select(meta.c.key).where(meta.c.key.like("k%"))).scalars())
+
+
+def pid(_conn: Connection) -> int:
+    return os.getpid()
+
+
+def directory_seen(_conn: Connection, directory: Directory) -> tuple[int, int]:
+    """Return the process and the identity of the directory object the unit was given."""
+    return os.getpid(), id(directory)
+
+
+def exit_now(_conn: Connection) -> None:
+    os._exit(3)  # the writer dies in the middle of a batch
+
+
+def unsendable(_conn: Connection) -> Any:
+    return lambda: None  # a result that cannot be pickled back
