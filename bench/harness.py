@@ -197,17 +197,36 @@ class Oncall:
         check(code == 0, f"oncall exited with {code}: "
               + (self.workdir / "oncall.log").read_text()[-2000:])
 
+    def pids(self) -> list[int]:
+        """Return the service's process and its children (the SQLite writer process)."""
+        children = []
+        for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rpartition(")")[2].split()
+            except OSError:  # gone meanwhile
+                continue
+            if fields[1] == str(self.pid):
+                children.append(int(stat.parent.name))
+        return [self.pid, *sorted(children)]
+
     def cpu_seconds(self) -> float:
-        """Return the CPU time (user and system, every thread) the process has used so far."""
-        fields = pathlib.Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """Return the CPU time (user and system, every thread) the service has used so far,
+        its writer process included."""
+        total = 0
+        for pid in self.pids():
+            fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def peak_rss_mb(self) -> float:
-        """Return the process's peak resident set (VmHWM) in MB."""
-        for line in pathlib.Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-        raise RuntimeError("no VmHWM")
+        """Return the peak resident set (VmHWM) in MB of the service, its writer process
+        included (the sum of each one's peak: an upper bound of their peak together)."""
+        total = 0
+        for pid in self.pids():
+            for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        return round(total / 1024, 1)
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         """Return the rows of a read-only query on the service's database."""
