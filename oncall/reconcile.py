@@ -58,8 +58,12 @@ class Reconciler:
             # event loop keeps answering meanwhile.
             present_steps = await asyncio.to_thread(self.timers.job_ids, "escalation")
             present_deliveries = await asyncio.to_thread(self.timers.job_ids, "notification")
-            pending = await self.db.run(store_escalation.pending_timers, self.directory.current)
-            deliveries = await self.db.run(store_notify.pending_deliveries)
+            steps = await self.db.run(store_escalation.pending_steps)
+            attempts = await self.db.run(store_notify.pending_attempts)
+            # Built here, in a worker thread: 100,000 of them hold the GIL in short runs.
+            pending = await asyncio.to_thread(store_escalation.timers_for, steps,
+                                              self.directory.current)
+            deliveries = await asyncio.to_thread(store_notify.deliveries_for, attempts)
             deadlines = await self.db.run(store_heartbeats.armed)
         except Exception as error:
             self.status.last_error = f"{type(error).__name__}: {error}"

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
+from oncall.clock import from_micros, to_micros
 from oncall.directory import User
 from oncall.followups import Delivery, Followups
 from oncall.models import alerts, incidents, meta, notification_attempts
@@ -254,11 +255,18 @@ def record_attempt(conn: Connection, row: Row[Any], attempt: int, outcome: str,
     return Delivery(notification_id, next_at)
 
 
-def pending_deliveries(conn: Connection) -> list[Delivery]:
-    """Return every pending row's next attempt: what the notification job store must hold."""
+def pending_attempts(conn: Connection) -> list[tuple[int, int]]:
+    """Return (notification id, next attempt in microseconds since the epoch) of every
+    pending row: what the notification job store must hold. (Plain values, as
+    `store_escalation.pending_steps` returns, for the same reason.)"""
     rows = conn.execute(select(outbox.c.id, outbox.c.next_attempt_at)
                         .where(outbox.c.status == "pending"))
-    return [Delivery(notification_id, due) for notification_id, due in rows]
+    return [(notification_id, to_micros(due)) for notification_id, due in rows]
+
+
+def deliveries_for(attempts: Iterable[tuple[int, int]]) -> list[Delivery]:
+    """Return the deliveries of `pending_attempts`."""
+    return [Delivery(notification_id, from_micros(due)) for notification_id, due in attempts]
 
 
 def list_notifications(conn: Connection, statuses: list[str], incident_id: int | None,
