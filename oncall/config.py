@@ -43,7 +43,7 @@ class ServerSettings:
 class DatabaseSettings:
     url: str
     schema: str
-    writer: str = "process"  # SQLite: where transactions run, "process" or "thread" (oncall.writer)
+    writer: str = "thread"  # SQLite: where transactions run, "thread" or "process" (oncall.writer)
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ SPEC: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
     "database": {
         "url": (_database_url, "sqlite+aiosqlite:///data/oncall.db"),
         "schema": (_identifier, ""),
-        "writer": (_choice("process", "thread"), "process"),
+        "writer": (_choice("thread", "process"), "thread"),
     },
     "redis": {
         "host": (_nonempty, "localhost"),

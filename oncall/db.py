@@ -10,9 +10,9 @@ transaction instead runs as one call in a single database thread, over the stand
 `sqlite3` driver on the same file. aiosqlite stays the driver of the async engine that
 runs migrations; the settings name the database the same way either way.
 
-By default (`[database] writer = process`) that thread only hands each batch to a writer
-process (`oncall.writer`) and the transactions run there, on a second core, instead of
-sharing this process's GIL with the event loop.
+With `[database] writer = process` that thread only hands each batch to a writer process
+(`oncall.writer`) and the transactions run there, on a second core, instead of sharing
+this process's GIL with the event loop.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ class BatchRunner:
 class Database:
     """The engine plus the one way the service runs a transaction."""
 
-    def __init__(self, engine: AsyncEngine, writer: str = "process",
+    def __init__(self, engine: AsyncEngine, writer: str = "thread",
                  log_settings: tuple[str, str] = ("text", "info")) -> None:
         """On SQLite, `writer` says where transactions run: "process" (a child process,
         `oncall.writer`; units of work and their results must then pickle) or "thread"

@@ -1,13 +1,15 @@
-"""The SQLite writer process: the database's units of work run in a child process.
+"""The SQLite writer process (`[database] writer = process`): the database's units of work
+run in a child process.
 
-On the embedded default the event loop and the database thread shared one GIL, and opening
-an incident spent about 40% of that GIL in the database thread (our store code around each
-statement, not SQLite, which releases the GIL). With the writer in a process of its own the
-two run on two cores. The database thread stays: it hands each batch (a group commit, see
-`oncall.db`) to the child over a socket pair and waits for its outcomes, so batching,
-ordering and errors are exactly as with the in-process writer; only the place the
-transaction runs changes. The child is `python -m oncall.writer`, on the same file,
-with the same `run_batch`.
+With the default writer thread, the event loop and the database thread share one GIL, and
+opening an incident spends about 40% of it in the database thread (our store code around
+each statement; SQLite itself releases the GIL). With the writer in a process of its own the
+two run on two cores: about 12% more new and resolved alerts per second on 2 busy cores,
+for a second interpreter's memory (BENCHMARKS.md, "The writer process"). The database
+thread stays: it forms each batch (a group commit, see `oncall.db`) and sends it to the
+child over a socket pair, a receiving thread hands the outcomes back, so batching,
+ordering and errors are as with the thread; only the place the transaction runs changes.
+The child is `python -m oncall.writer`, on the same file, with the same `run_batch`.
 
 Units of work and their arguments travel pickled: module-level functions by name, values
 by value. A `Directory` (the same object in thousands of calls) travels once and is then

@@ -122,12 +122,7 @@ def make_settings(tmp_path: Path, database_env: dict[str, str],
     empty.write_text("")
 
     def build(**overrides: str) -> Settings:
-        # In-process apps write from the database thread: tests read the database with
-        # local functions and replace store functions, which the writer process (the
-        # product default, covered by tests/test_writer.py and every test that runs
-        # `python app.py`) would have to unpickle.
-        env = {"ONCALL_SETTINGS": str(empty), "ONCALL_DATABASE_WRITER": "thread",
-               "ONCALL_REDIS_HOST": REDIS_HOST,
+        env = {"ONCALL_SETTINGS": str(empty), "ONCALL_REDIS_HOST": REDIS_HOST,
                "ONCALL_REDIS_PORT": str(REDIS_PORT), "ONCALL_REDIS_KEY_PREFIX": key_prefix,
                "ONCALL_DIRECTORY_PATH": str(tmp_path / "oncall.yaml"),
                **database_env}

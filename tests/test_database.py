@@ -22,7 +22,7 @@ from oncall.models import meta
 async def db(tmp_path: Path) -> Any:
     engine = make_engine(DatabaseSettings(f"sqlite+aiosqlite:///{tmp_path}/oncall.db", ""))
     await migrate.upgrade(engine)
-    database = Database(engine, "thread")  # units below are local functions: no pickling
+    database = Database(engine)  # the thread: units below are local functions
     yield database
     await database.close()
 

@@ -125,7 +125,7 @@ async def test_a_restart_does_not_lose_the_deadline(tmp_path, database_env, key_
            "ONCALL_DIRECTORY_PATH": str(path), "ONCALL_SCHEDULER_RECONCILE_INTERVAL": "1s"}
     service = ServiceProcess(env, tmp_path / "oncall.log")
     db = Database(make_engine(load_settings({"ONCALL_SETTINGS": "/dev/null", **{
-        k: v for k, v in env.items() if k.startswith("ONCALL_DATABASE")}}).database), "thread")
+        k: v for k, v in env.items() if k.startswith("ONCALL_DATABASE")}}).database))
 
     async def opened() -> Any:
         def read(conn: Any) -> Any:

@@ -139,7 +139,7 @@ async def test_every_step_fires_once_after_the_service_is_killed(tmp_path, datab
     settings_env = {k: v for k, v in env.items() if k.startswith("ONCALL_DATABASE")}
     from oncall.config import load_settings
     db = Database(make_engine(load_settings({"ONCALL_SETTINGS": "/dev/null",
-                                             **settings_env}).database), "thread")
+                                             **settings_env}).database))
     try:
         await service.start()
         ids = []
@@ -194,7 +194,7 @@ routes: [{{policy: p}}]
     service = ServiceProcess(env, tmp_path / "oncall.log")
     from oncall.config import load_settings
     db = Database(make_engine(load_settings({"ONCALL_SETTINGS": "/dev/null", **{
-        k: v for k, v in env.items() if k.startswith("ONCALL_DATABASE")}}).database), "thread")
+        k: v for k, v in env.items() if k.startswith("ONCALL_DATABASE")}}).database))
 
     async def outbox() -> list[Any]:
         def read(conn: Any) -> list[Any]:

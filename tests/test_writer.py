@@ -1,10 +1,11 @@
-"""The writer process, SQLite's default: transactions run in a child process.
+"""The writer process (`[database] writer = process`): transactions run in a child process.
 
 The first tests drive `RemoteWriter` directly with the units of tests/writer_units.py;
 then the service's own tests of ingest, pages, escalation, the API, Events v2 and
 schedules run again here with `[database] writer = process` (the module's `make_settings`
-below), so the product's default is tested end to end, not only the thread the other
-modules use.
+below), so the option is tested end to end, not only the default thread the other
+modules use. (The writer receives units of work pickled: the tests' helpers that read
+the database are module-level functions for that reason, e.g. conftest.read_tables.)
 """
 
 from __future__ import annotations
