@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a reconcile may hold 100,000
 class Timer:
     """An escalation timer: which step of which incident, when."""
 
@@ -22,7 +22,7 @@ class Timer:
     due_at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """A notification delivery attempt to schedule.
 

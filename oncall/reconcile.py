@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from oncall import store_escalation, store_heartbeats, store_notify
-from oncall.clock import Clock
+from oncall.clock import Clock, to_micros
 from oncall.db import Database
 from oncall.directory import DirectoryHolder
 from oncall.notifier import delivery_jobs
@@ -22,6 +22,7 @@ from oncall.timer import JobSpec, Timers, heartbeat_job_id
 
 log = logging.getLogger(__name__)
 WATCHDOG_INTERVAL = 1.0
+REBUILD_CHUNK = 10_000  # missing steps turned into timers and written at a time
 
 
 @dataclass
@@ -60,18 +61,18 @@ class Reconciler:
             present_deliveries = await asyncio.to_thread(self.timers.job_ids, "notification")
             steps = await self.db.run(store_escalation.pending_steps)
             attempts = await self.db.run(store_notify.pending_attempts)
-            # Built here, in a worker thread: 100,000 of them hold the GIL in short runs.
-            pending = await asyncio.to_thread(store_escalation.timers_for, steps,
-                                              self.directory.current)
+            # Looked at here, in a worker thread: 100,000 of them hold the GIL in short runs.
+            expected = await asyncio.to_thread(store_escalation.expected_steps, steps,
+                                               self.directory.current)
+            del steps
             deliveries = await asyncio.to_thread(store_notify.deliveries_for, attempts)
             deadlines = await self.db.run(store_heartbeats.armed)
         except Exception as error:
             self.status.last_error = f"{type(error).__name__}: {error}"
             self.service.metrics.reconciles.labels("error").inc()
             raise
-        expected = {timer.job_id: timer for timer in pending}
-        missing = [timer for job_id, timer in expected.items() if job_id not in present_steps]
-        await self._rebuild("escalation", step_jobs(missing))
+        missing = [step for job_id, step in expected.items() if job_id not in present_steps]
+        await self._rebuild_steps(missing)
         # Heartbeat deadlines share the escalation store: expected too, never stale.
         armed = {heartbeat_job_id(name): (name, due) for name, due in deadlines}
         missing_deadlines = [d for job_id, d in armed.items() if job_id not in present_steps]
@@ -102,8 +103,19 @@ class Reconciler:
                 "steps_recreated": len(missing), "steps_removed": len(stale),
                 "deliveries_recreated": len(missing_deliveries),
                 "deliveries_removed": len(stale_deliveries),
-                "overdue": sum(t.due_at <= now for t in missing)})
+                "overdue": sum(step[-1] <= to_micros(now) for step in missing)})
         return recreated, removed
+
+    async def _rebuild_steps(self, steps: list[store_escalation.Pending]) -> None:
+        """Write the timers of missing steps, a chunk at a time: after a flush all 100,000
+        are missing, and their timers and jobs built at once took memory the service's
+        150 MB budget did not have. Raises RedisError."""
+        for start in range(0, len(steps), REBUILD_CHUNK):
+            chunk = steps[start:start + REBUILD_CHUNK]
+            jobs = await asyncio.to_thread(
+                lambda chunk=chunk: step_jobs(store_escalation.timers_for(
+                    chunk, self.directory.current)))
+            await self._rebuild("escalation", jobs)
 
     async def _rebuild(self, store: str, jobs: list[JobSpec]) -> None:
         """Write many jobs from a worker thread, in batches, so that a rebuild after a flush

@@ -212,15 +212,21 @@ def pending_steps(conn: Connection) -> list[Pending]:
             for incident_id, policy, level, repeat, due in rows]
 
 
+def expected_steps(steps: Sequence[Pending], directory: Directory) -> dict[str, Pending]:
+    """Return `pending_steps` by the job id each must have in Redis under `directory`."""
+    return {_step_job_id(step, directory): step for step in steps}
+
+
 def timers_for(steps: Sequence[Pending], directory: Directory) -> list[Timer]:
     """Return the timers of `pending_steps`, with their job ids under `directory`."""
-    timers = []
-    for incident_id, policy_name, level, repeat, due in steps:
-        step = Step(level, repeat)
-        policy = directory.policies.get(policy_name or "")
-        timers.append(Timer(escalation.job_id(incident_id, step, policy), incident_id, level,
-                            repeat, from_micros(due)))
-    return timers
+    return [Timer(_step_job_id(step, directory), step[0], step[2], step[3],
+                  from_micros(step[4])) for step in steps]
+
+
+def _step_job_id(step: Pending, directory: Directory) -> str:
+    incident_id, policy_name, level, repeat, _ = step
+    return escalation.job_id(incident_id, Step(level, repeat),
+                             directory.policies.get(policy_name or ""))
 
 
 def queue_stats(conn: Connection, now: datetime) -> dict[str, int]:

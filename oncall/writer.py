@@ -174,7 +174,7 @@ class RemoteWriter:
         """Stop the child once it has answered every batch sent: it exits at the end of its
         input, then the receiving thread at the end of the child's answers."""
         child, self._child = self._child, None
-        if child is None:
+        if child is None or child.lost:  # a lost child was stopped when it was lost
             return
         with socket.socket(fileno=os.dup(child.channel.fileno())) as end:
             end.shutdown(socket.SHUT_WR)
