@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
 from oncall import migrate
 from oncall.config import DatabaseSettings
 from oncall.db import BatchRunner, Database, make_engine
-from oncall.models import meta
+from tests.writer_units import keys, write
 
 
 @pytest.fixture
@@ -25,17 +24,6 @@ async def db(tmp_path: Path) -> Any:
     database = Database(engine)  # the thread: units below are local functions
     yield database
     await database.close()
-
-
-def write(conn: Connection, key: str, fail: bool = False) -> str:
-    conn.execute(insert(meta).values(key=key, value="x"))
-    if fail:
-        raise ValueError(f"{key} failed after writing")
-    return key
-
-
-def keys(conn: Connection) -> list[str]:
-    return sorted(conn.execute(select(meta.c.key).where(meta.c.key.like("k%"))).scalars())
 
 
 async def test_a_failing_unit_in_a_group_commit_is_rolled_back_alone(db: Database) -> None:

@@ -1,5 +1,5 @@
-"""Units of work for tests/test_writer.py: module-level, so that the writer process
-receives them by name (as it receives the store's)."""
+"""Units of work for tests/test_writer.py and tests/test_database.py: module-level, so
+that the writer process receives them by name (as it receives the store's)."""
 
 from __future__ import annotations
 
