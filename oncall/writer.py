@@ -251,6 +251,7 @@ class RemoteWriter:
         self._tokens.move_to_end(id(directory))
         return _DirectoryRef(known[0])
 
+
 def _decode(payload: bytes, directories: dict[int, Directory]) -> Units:
     """Return the units of a batch, after taking in the directories it carries."""
     new, forget, units = pickle.loads(payload)
@@ -286,6 +287,15 @@ def _encode_outcomes(outcomes: Outcomes) -> bytes:
         return pickle.dumps(safe, _PROTOCOL)
 
 
+def _error_bytes(error: Exception) -> bytes:
+    """Return the error that failed a whole batch as bytes (a RuntimeError naming it when
+    it cannot be pickled)."""
+    try:
+        return pickle.dumps(error, _PROTOCOL)
+    except Exception:
+        return pickle.dumps(RuntimeError(repr(error)), _PROTOCOL)
+
+
 def serve(fd: int, url: str) -> None:
     """Run batches from the socket `fd` until it closes (the parent stopped or died)."""
     import gc
@@ -307,10 +317,14 @@ def serve(fd: int, url: str) -> None:
                 units = _decode(payload, directories)
             except Exception as error:  # the whole batch fails; the child goes on
                 log.exception("database writer could not read a batch")
-                channel.send_bytes(pickle.dumps(RuntimeError(f"batch unreadable: {error!r}"),
-                                                _PROTOCOL))
+                channel.send_bytes(_error_bytes(RuntimeError(f"batch unreadable: {error!r}")))
                 continue
-            channel.send_bytes(_encode_outcomes(runner.run_batch(units)))
+            try:
+                outcomes = runner.run_batch(units)
+            except Exception as error:  # the commit failed: every unit with it
+                channel.send_bytes(_error_bytes(error))
+                continue
+            channel.send_bytes(_encode_outcomes(outcomes))
     finally:
         runner.close()
 

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from oncall import migrate
 from oncall.config import DatabaseSettings
 from oncall.db import BatchRunner, Database, make_engine
-from tests.writer_units import keys, write
+from tests.writer_units import keys, violate_at_commit, write
 
 
 @pytest.fixture
@@ -55,3 +56,14 @@ async def test_a_failing_unit_in_a_group_commit_is_rolled_back_alone(db: Databas
         "k0", "k1", "k2", "ValueError", "k4", "k5"]
     assert await db.run(keys) == ["k0", "k1", "k2", "k4", "k5"]
     assert sizes[:2] == [1, 6]  # the holder alone, then the six queued behind it together
+
+
+async def test_a_failed_commit_fails_its_batch_and_the_next_one_commits(db: Database) -> None:
+    # SQLite keeps the transaction open when COMMIT fails (here a deferred foreign key);
+    # the writer must not be left unable to begin another, for good.
+    outcomes = await asyncio.gather(db.run(write, "k1"), db.run(violate_at_commit),
+                                    return_exceptions=True)
+    assert all(isinstance(o, IntegrityError) for o in outcomes) or (
+        outcomes[0] == "k1" and isinstance(outcomes[1], IntegrityError))
+    assert await db.run(write, "k2") == "k2"
+    assert "k2" in await db.run(keys)

@@ -144,6 +144,14 @@ def test_a_lost_child_fails_its_batch_and_the_next_batch_starts_another(writer):
     assert writer.run_batch([(units.keys, ())]) == [(True, ["k1"])]  # k2 never committed
 
 
+def test_a_failed_commit_fails_the_batch_and_the_child_goes_on(writer):
+    [(_, before)] = writer.run_batch([(units.pid, ())])
+    with pytest.raises(exc.IntegrityError):
+        writer.run_batch([(units.write, ("k1",)), (units.violate_at_commit, ())])
+    assert writer.run_batch([(units.keys, ()), (units.pid, ())]) == [(True, []),
+                                                                    (True, before)]
+
+
 def test_a_unit_that_cannot_be_sent_fails_its_batch_and_the_child_goes_on(writer):
     [(_, before)] = writer.run_batch([(units.pid, ())])
     with pytest.raises((AttributeError, pickle.PicklingError)):

@@ -39,3 +39,12 @@ def exit_now(_conn: Connection) -> None:
 
 def unsendable(_conn: Connection) -> Any:
     return lambda: None  # a result that cannot be pickled back
+
+
+def violate_at_commit(conn: Connection) -> None:
+    """Write an alert of no incident with foreign keys checked at commit: the commit fails."""
+    conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
+    conn.exec_driver_sql(
+        "INSERT INTO alerts (incident_id, integration, fingerprint, starts_at, status, labels,"
+        " annotations, created_at, updated_at) VALUES (424242, 'x', 'f', '2026-01-01',"
+        " 'firing', '{}', '{}', '2026-01-01', '2026-01-01')")
