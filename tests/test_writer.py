@@ -121,7 +121,7 @@ def test_a_database_error_keeps_its_type(writer):
     assert not ok and isinstance(error, exc.IntegrityError)
 
 
-def test_a_directory_is_sent_once_and_again_to_a_new_child(writer):
+def test_a_directory_is_sent_once_and_again_after_the_child_forgot_it(writer):
     first = parse_directory(DIRECTORY_YAML, {}, "a.yaml")
     second = parse_directory(DIRECTORY_YAML, {}, "b.yaml")
     seen = [writer.run_batch([(units.directory_seen, (d,))])[0][1]
