@@ -64,7 +64,6 @@ class Reconciler:
             # Looked at here, in a worker thread: 100,000 of them hold the GIL in short runs.
             expected = await asyncio.to_thread(store_escalation.expected_steps, steps,
                                                self.directory.current)
-            del steps
             deliveries = await asyncio.to_thread(store_notify.deliveries_for, attempts)
             deadlines = await self.db.run(store_heartbeats.armed)
         except Exception as error:
@@ -99,11 +98,12 @@ class Reconciler:
         self.status.last_run = now
         self.status.last_error = None
         if recreated or removed:
+            now_micros = to_micros(now)
             log.info("reconciled timers", extra={
                 "steps_recreated": len(missing), "steps_removed": len(stale),
                 "deliveries_recreated": len(missing_deliveries),
                 "deliveries_removed": len(stale_deliveries),
-                "overdue": sum(step[-1] <= to_micros(now) for step in missing)})
+                "overdue": sum(due <= now_micros for *_, due in missing)})
         return recreated, removed
 
     async def _rebuild_steps(self, steps: list[store_escalation.Pending]) -> None:
@@ -111,11 +111,11 @@ class Reconciler:
         are missing, and their timers and jobs built at once took memory the service's
         150 MB budget did not have. Raises RedisError."""
         for start in range(0, len(steps), REBUILD_CHUNK):
-            chunk = steps[start:start + REBUILD_CHUNK]
-            jobs = await asyncio.to_thread(
-                lambda chunk=chunk: step_jobs(store_escalation.timers_for(
-                    chunk, self.directory.current)))
+            jobs = await asyncio.to_thread(self._step_jobs, steps[start:start + REBUILD_CHUNK])
             await self._rebuild("escalation", jobs)
+
+    def _step_jobs(self, steps: list[store_escalation.Pending]) -> list[JobSpec]:
+        return step_jobs(store_escalation.timers_for(steps, self.directory.current))
 
     async def _rebuild(self, store: str, jobs: list[JobSpec]) -> None:
         """Write many jobs from a worker thread, in batches, so that a rebuild after a flush

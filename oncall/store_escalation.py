@@ -219,8 +219,12 @@ def expected_steps(steps: Sequence[Pending], directory: Directory) -> dict[str, 
 
 def timers_for(steps: Sequence[Pending], directory: Directory) -> list[Timer]:
     """Return the timers of `pending_steps`, with their job ids under `directory`."""
-    return [Timer(_step_job_id(step, directory), step[0], step[2], step[3],
-                  from_micros(step[4])) for step in steps]
+    timers = []
+    for step in steps:
+        incident_id, _, level, repeat, due = step
+        timers.append(Timer(_step_job_id(step, directory), incident_id, level, repeat,
+                            from_micros(due)))
+    return timers
 
 
 def _step_job_id(step: Pending, directory: Directory) -> str:

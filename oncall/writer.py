@@ -58,9 +58,6 @@ class WriterGone(exc.OperationalError):
     def __init__(self, reason: str) -> None:
         super().__init__("(writer process)", None, ConnectionError(reason))
 
-    def __reduce__(self) -> Any:
-        return (type(self), (str(self.orig),))
-
 
 class _DirectoryRef:
     """A directory the child already holds, named by its token."""
