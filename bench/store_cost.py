@@ -65,7 +65,12 @@ def main() -> None:
 
 
 def run(conn: Any, directory: Any, count: int, statements: list[int]) -> dict[str, Any]:
-    now = datetime(2026, 11, 28, tzinfo=UTC)
+    start = datetime(2026, 11, 28, tzinfo=UTC)
+
+    def at(n: int, phase: int) -> datetime:
+        """Return the clock of unit `n` of a phase: each request reads its own, as in the
+        service (one `now` shared by every unit would flatter per-value memos)."""
+        return start + timedelta(seconds=phase * 3600, milliseconds=n)
 
     def group(n: int, status: str) -> Any:
         body = webhook(f"Cost{n:05d}", [alert(f"Cost{n:05d}", f"host-{n}-{i}", status)
@@ -76,20 +81,20 @@ def run(conn: Any, directory: Any, count: int, statements: list[int]) -> dict[st
         with conn.begin():
             return work(conn, *args)
 
-    def record(result: Any) -> None:
+    def record(result: Any, now: datetime) -> None:
         [delivery] = result.followups.deliveries
         unit(store_notify.record_attempt, delivery.claimed.notification, delivery.claimed.attempt,
              DELIVERED, None, 5, None, timedelta(seconds=2), now)
 
     phases: dict[str, Callable[[int], Any]] = {
         "open": lambda n: opened.append(
-            unit(store.ingest_group, "prometheus", firing[n], directory, now)),
-        "page_recorded": lambda n: record(opened[n]),
+            unit(store.ingest_group, "prometheus", firing[n], directory, at(n, 0))),
+        "page_recorded": lambda n: record(opened[n], at(n, 1)),
         "duplicate": lambda n: unit(store.ingest_group, "prometheus", firing[n], directory,
-                                    now),
+                                    at(n, 2)),
         "resolve": lambda n: resolved.append(
-            unit(store.ingest_group, "prometheus", resolving[n], directory, now)),
-        "resolved_message_recorded": lambda n: record(resolved[n]),
+            unit(store.ingest_group, "prometheus", resolving[n], directory, at(n, 3))),
+        "resolved_message_recorded": lambda n: record(resolved[n], at(n, 4)),
     }
     total = WARM_UP + count
     firing = [group(n, "firing") for n in range(total)]

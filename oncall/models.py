@@ -34,6 +34,16 @@ metadata = MetaData(naming_convention={
 })
 
 
+# The SQLite text of recently bound instants, shared by every column of every statement:
+# a transaction binds its one `now` in dozens of places (a converter per column each
+# kept its own memo, so `now` was converted once per column, a fifth of a new incident's
+# database time) and a group's alerts mostly share one start. Keyed by instant (equal
+# instants give the same text whatever their zone); bounded. Threads may share it: a
+# lost update only costs a conversion, and every writer of a key writes the same text.
+_SQLITE_TEXTS: dict[datetime, str] = {}
+_SQLITE_TEXTS_MAX = 1024
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (naive text) and PostgreSQL."""
 
@@ -61,11 +71,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
-
-        # A transaction binds its one `now` dozens of times, and a group's alerts mostly
-        # share one start: equal instants give the same text, so each is converted once.
-        # Bounded; used by one writer at a time.
-        texts: dict[datetime, str] = {}
+        texts = _SQLITE_TEXTS
 
         def to_text(value: datetime | None) -> str | None:
             if value is None:
@@ -73,7 +79,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             text = texts.get(value)
             if text is None:
                 text = self.process_bind_param(value, dialect).isoformat(" ", "microseconds")
-                if len(texts) >= 1024:
+                if len(texts) >= _SQLITE_TEXTS_MAX:
                     texts.clear()
                 texts[value] = text
             return text

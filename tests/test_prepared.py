@@ -127,3 +127,18 @@ def test_utc_datetimes_on_sqlite_keep_the_general_storage_format(moment: datetim
         assert fast_result(stored) == moment and fast_result(stored).tzinfo == UTC
         with pytest.raises(ValueError, match="naive"):
             fast_bind(moment.replace(tzinfo=None))
+
+
+def test_columns_share_one_memo_of_datetime_texts() -> None:
+    """A transaction binds its `now` in dozens of columns: it is converted once, not once
+    per column (each converter kept its own memo before)."""
+    dialect = sqlite.dialect()
+    first = incidents.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
+    second = alerts.c.starts_at.type.dialect_impl(dialect).bind_processor(dialect)
+    assert first is not None and second is not None
+    moment = datetime(2026, 11, 28, 13, 1, 2, 345678, tzinfo=UTC)
+    text = first(moment)
+    assert text == "2026-11-28 13:01:02.345678"
+    assert second(moment) is text  # the same string: converted once
+    # Equal instants in another zone share it too, and give the same stored text.
+    assert second(moment.astimezone(timezone(timedelta(hours=-5)))) is text
