@@ -79,9 +79,15 @@ def make_engine(settings: DatabaseSettings) -> AsyncEngine:
 
 
 def _tune_sqlite(engine: Engine) -> None:
-    """Give every connection of `engine` WAL, synchronous=NORMAL, foreign keys and a busy
-    timeout, and start transactions with BEGIN IMMEDIATE so that a second process waits
-    for the write lock instead of failing halfway through a transaction."""
+    """Give every connection of `engine` WAL, synchronous=NORMAL, foreign keys, a busy
+    timeout and temporary files in memory, and start transactions with BEGIN IMMEDIATE so
+    that a second process waits for the write lock instead of failing halfway through a
+    transaction.
+
+    Temporary files in memory: SQLite journals every page a savepoint changes (each unit
+    of a group commit and each first page run in one) and spilled that journal to a file
+    past 64 KiB, which took more write calls than the WAL itself (strace while opening
+    incidents: 81,758 writes to those files, 49,733 to the WAL)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -89,6 +95,7 @@ def _tune_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
+                       "temp_store=MEMORY",
                        "busy_timeout=5000"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
