@@ -8,6 +8,7 @@ page is sent again after the claim's lease; channels carry the row id as an idem
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -50,6 +51,8 @@ class Notifier:
         self.timers: Timers | None = None
         self.outcomes: Counter[str] = Counter()  # delivered / retry / permanent / stale
         self.metrics: Metrics | None = None
+        # Attempts waiting to be recorded together, each with its sender's future.
+        self._to_record: list[tuple[store_notify.Attempt, asyncio.Future[Delivery | None]]] = []
 
     def schedule(self, deliveries: Iterable[Delivery]) -> None:
         """Send the pages claimed with their writing at once, and put the other attempts
@@ -150,13 +153,41 @@ class Notifier:
             "notification": row.id, "incident": row.incident_id, "user": row.user_name,
             "contact": row.contact_type, "attempt": claimed.attempt, "outcome": outcome,
             "ms": duration_ms, "error": error})
-        # Records of attempts finishing together share a commit: Database.run batches them.
-        following = await self.db.run(store_notify.record_attempt, row, claimed.attempt,
-                                      outcome, error, duration_ms, retry_after,
-                                      self.retry_base, self.clock())
+        following = await self._record(store_notify.Attempt(
+            row, claimed.attempt, outcome, error, duration_ms, retry_after))
         if following is not None:
             self.schedule([following])
         return outcome
+
+    async def _record(self, attempt: store_notify.Attempt) -> Delivery | None:
+        """Record an attempt, with the others that finish in this loop iteration, in one
+        unit of work (`store_notify.record_attempts`); return its next attempt, if any.
+        Raises what recording raised."""
+        loop = asyncio.get_running_loop()
+        recorded: asyncio.Future[Delivery | None] = loop.create_future()
+        if not self._to_record:  # the task's first step runs on the next iteration
+            background.spawn(self._record_queued())
+        self._to_record.append((attempt, recorded))
+        return await recorded
+
+    async def _record_queued(self) -> None:
+        queued, self._to_record = self._to_record, []
+        try:
+            following = await self.db.run(store_notify.record_attempts,
+                                          [attempt for attempt, _ in queued],
+                                          self.retry_base, self.clock())
+        except asyncio.CancelledError:  # a shutdown past its grace: the senders stop too
+            for _, recorded in queued:
+                recorded.cancel()
+            raise
+        except Exception as error:  # each sender handles it: the page is resent after its lease
+            for _, recorded in queued:
+                if not recorded.done():
+                    recorded.set_exception(error)
+            return
+        for (_, recorded), result in zip(queued, following, strict=True):
+            if not recorded.done():  # its sender may have been cancelled meanwhile
+                recorded.set_result(result)
 
     async def close(self) -> None:
         await self.http.close()
