@@ -90,7 +90,9 @@ class _CountingDatabase:
     """Stands in for Database.run: counts the units and runs them on a real connection."""
 
     def __init__(self, conn: Connection, fail: Exception | None = None) -> None:
-        self.conn, self.fail, self.units = conn, fail, []  # type: list[Any]
+        self.conn = conn
+        self.fail = fail
+        self.units: list[tuple[Any, int]] = []  # (work, attempts in the unit)
 
     async def run(self, work: Any, *args: Any) -> Any:
         self.units.append((work, len(args[0])))
