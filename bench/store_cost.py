@@ -83,8 +83,9 @@ def run(conn: Any, directory: Any, count: int, statements: list[int]) -> dict[st
 
     def record(result: Any, now: datetime) -> None:
         [delivery] = result.followups.deliveries
-        unit(store_notify.record_attempt, delivery.claimed.notification, delivery.claimed.attempt,
-             DELIVERED, None, 5, None, timedelta(seconds=2), now)
+        attempt = store_notify.Attempt(delivery.claimed.notification, delivery.claimed.attempt,
+                                       DELIVERED, None, 5, None)
+        unit(store_notify.record_attempts, [attempt], timedelta(seconds=2), now)
 
     phases: dict[str, Callable[[int], Any]] = {
         "open": lambda n: opened.append(

@@ -220,41 +220,9 @@ def page_sources(generator_urls: Iterable[str], incident_annotations: Mapping[st
     return urls, annotations
 
 
-def record_attempt(conn: Connection, row: Row[Any], attempt: int, outcome: str,
-                   error: str | None, duration_ms: int, retry_after: timedelta | None,
-                   retry_base: timedelta, now: datetime) -> Delivery | None:
-    """Store an attempt of the page `row` (as claimed: only its fields that never change
-    are read) and its consequence; return the next attempt to schedule, if any.
-
-    Delivered: sent. Permanent, or the 5th failure: failed (a dead letter), with
-    `notification.failed` in the timeline. Otherwise pending again after the backoff (2, 4,
-    8, 16 s from the default base) or the Retry-After the receiver asked for, if longer.
-    """
-    notification_id = row.id
-    _insert_attempt.execute(conn, {"notification_id": notification_id, "at": now,
-                                   "outcome": outcome, "error": error,
-                                   "duration_ms": duration_ms})
-    detail = _attempt_detail(row, attempt)
-    if outcome == DELIVERED:
-        _page_sent.execute(conn, {"notification_id": notification_id, "now": now})
-        add_event(conn, row.incident_id, now, "notification.sent", SYSTEM_ACTOR, detail)
-        return None
-    if outcome == PERMANENT or attempt >= NOTIFICATION_ATTEMPTS:
-        _page_failed.execute(conn, {"notification_id": notification_id, "error": error, "now": now})
-        add_event(conn, row.incident_id, now, "notification.failed", SYSTEM_ACTOR,
-               {**detail, "reason": error or "unknown error"})
-        return None
-    wait = backoff(attempt, retry_base)
-    if retry_after is not None and retry_after > wait:
-        wait = retry_after
-    next_at = now + wait
-    _page_retry.execute(conn, {"notification_id": notification_id, "next_at": next_at,
-                               "error": error, "now": now})
-    return Delivery(notification_id, next_at)
-
-
 class Attempt(NamedTuple):
-    """One finished attempt, as `record_attempt` takes it."""
+    """One finished attempt of the page `row` (as claimed: only its fields that never
+    change are read)."""
 
     row: Row[Any]
     attempt: int
@@ -266,11 +234,14 @@ class Attempt(NamedTuple):
 
 def record_attempts(conn: Connection, attempts: Sequence[Attempt], retry_base: timedelta,
                     now: datetime) -> list[Delivery | None]:
-    """Store several attempts as `record_attempt` stores each; return the next attempt of
-    each (in order), if any.
+    """Store attempts and their consequences; return the next attempt of each (in order),
+    if any.
 
+    Delivered: sent. Permanent, or the 5th failure: failed (a dead letter), with
+    `notification.failed` in the timeline. Otherwise pending again after the backoff (2, 4,
+    8, 16 s from the default base) or the Retry-After the receiver asked for, if longer.
     The delivered ones (nearly all of them) are written three statements for all: pages
-    sent together are recorded together, instead of five statements and a savepoint each.
+    sent together are recorded together, instead of three statements and a savepoint each.
     """
     delivered = [a for a in attempts if a.outcome == DELIVERED]
     if delivered:
@@ -281,10 +252,31 @@ def record_attempts(conn: Connection, attempts: Sequence[Attempt], retry_base: t
                                   for a in delivered])
         add_events(conn, [entry(a.row.incident_id, now, "notification.sent", SYSTEM_ACTOR,
                                 _attempt_detail(a.row, a.attempt)) for a in delivered])
-    return [None if a.outcome == DELIVERED
-            else record_attempt(conn, a.row, a.attempt, a.outcome, a.error, a.duration_ms,
-                                a.retry_after, retry_base, now)
+    return [None if a.outcome == DELIVERED else _record_failure(conn, a, retry_base, now)
             for a in attempts]
+
+
+def _record_failure(conn: Connection, failed: Attempt, retry_base: timedelta,
+                    now: datetime) -> Delivery | None:
+    """Store an attempt that was not delivered; return its retry, unless it failed for good."""
+    row = failed.row
+    _insert_attempt.execute(conn, {"notification_id": row.id, "at": now,
+                                   "outcome": failed.outcome, "error": failed.error,
+                                   "duration_ms": failed.duration_ms})
+    if failed.outcome == PERMANENT or failed.attempt >= NOTIFICATION_ATTEMPTS:
+        _page_failed.execute(conn, {"notification_id": row.id, "error": failed.error,
+                                    "now": now})
+        add_event(conn, row.incident_id, now, "notification.failed", SYSTEM_ACTOR,
+                  {**_attempt_detail(row, failed.attempt),
+                   "reason": failed.error or "unknown error"})
+        return None
+    wait = backoff(failed.attempt, retry_base)
+    if failed.retry_after is not None and failed.retry_after > wait:
+        wait = failed.retry_after
+    next_at = now + wait
+    _page_retry.execute(conn, {"notification_id": row.id, "next_at": next_at,
+                               "error": failed.error, "now": now})
+    return Delivery(row.id, next_at)
 
 
 def _attempt_detail(row: Row[Any], attempt: int) -> dict[str, Any]:

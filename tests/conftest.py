@@ -12,6 +12,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,15 +40,25 @@ REDIS_HOST = os.environ.get("REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("REDIS_PORT", "6379"))
 
 
+@contextmanager
+def sqlite_connection(path: Path) -> Iterator[Connection]:
+    """Yield a connection of the database thread's kind (stdlib `sqlite3`, where the
+    prepared statements run on the cursor) on a fresh schema at `path`, inside one
+    transaction."""
+    engine = sqlite_writer(create_async_engine(f"sqlite+aiosqlite:///{path}"))
+    metadata.create_all(engine)
+    try:
+        with engine.connect() as connection, connection.begin():
+            yield connection
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 def sqlite_conn(tmp_path: Path) -> Iterator[Connection]:
-    """A connection of the database thread's kind (stdlib `sqlite3`, where the prepared
-    statements run on the cursor) on a fresh schema, inside one transaction."""
-    engine = sqlite_writer(create_async_engine(f"sqlite+aiosqlite:///{tmp_path}/t.db"))
-    metadata.create_all(engine)
-    with engine.connect() as connection, connection.begin():
+    """A `sqlite_connection` on a fresh file."""
+    with sqlite_connection(tmp_path / "t.db") as connection:
         yield connection
-    engine.dispose()
 
 
 class FakeClock:

@@ -10,15 +10,14 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from oncall import store, store_notify
 from oncall.alertmanager import parse_webhook
-from oncall.db import sqlite_writer
 from oncall.directory import parse_directory
-from oncall.models import incident_events, metadata, notification_attempts, notifications
+from oncall.models import incident_events, notification_attempts, notifications
 from oncall.notifier import Notifier
 from oncall.retry import DELIVERED, PERMANENT, RETRY
+from tests.conftest import sqlite_connection
 from tests.factories import T0, fast_directory, make_alert, make_webhook
 
 BASE = timedelta(seconds=2)
@@ -54,19 +53,14 @@ def _state(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def _record(tmp_path: Path, name: str, together: bool) -> tuple[list[Any], dict[str, Any]]:
-    engine = sqlite_writer(create_async_engine(f"sqlite+aiosqlite:///{tmp_path}/{name}.db"))
-    metadata.create_all(engine)
-    try:
-        with engine.connect() as conn, conn.begin():
-            attempts = _attempts(_claimed_pages(conn))
-            if together:
-                following = store_notify.record_attempts(conn, attempts, BASE, LATER)
-            else:
-                following = [store_notify.record_attempt(conn, *a, BASE, LATER)
-                             for a in attempts]
-            return following, _state(conn)
-    finally:
-        engine.dispose()
+    with sqlite_connection(tmp_path / f"{name}.db") as conn:
+        attempts = _attempts(_claimed_pages(conn))
+        if together:
+            following = store_notify.record_attempts(conn, attempts, BASE, LATER)
+        else:
+            following = [store_notify.record_attempts(conn, [a], BASE, LATER)[0]
+                         for a in attempts]
+        return following, _state(conn)
 
 
 def test_recording_together_equals_recording_one_by_one(tmp_path: Path) -> None:
@@ -84,6 +78,11 @@ def test_recording_together_equals_recording_one_by_one(tmp_path: Path) -> None:
                 == sorted(r[1:] for r in alone_state[table]))
     sent = [r for r in together_state["notifications"] if r[8] == "sent"]
     assert len(sent) == 2
+    outcomes = [r[3] for r in together_state["notification_attempts"]]
+    assert sorted(outcomes) == ["delivered", "delivered", "permanent", "retry", "retry"]
+    entries = [r[3] for r in together_state["incident_events"]]
+    assert entries.count("notification.sent") == 2
+    assert entries.count("notification.failed") == 1
 
 
 class _CountingDatabase:
