@@ -1,4 +1,9 @@
-"""All outbound HTTP goes through here: one session, one timeout, one outcome classification."""
+"""All outbound HTTP goes through here: one timeout, one outcome classification.
+
+Plain `http://` URLs go through the lighter client of `oncall.http1` (a page's send
+shares the event loop's core with ingest); HTTPS, and any answer that client cannot read,
+through one aiohttp session.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from collections.abc import Mapping
 
 import aiohttp
 
+from oncall import http1
 from oncall.channels import DeliveryError
 from oncall.clock import Clock
 from oncall.retry import DELIVERED, PERMANENT, classify_http, parse_retry_after
@@ -20,6 +26,7 @@ class HttpPoster:
         self.clock = clock
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._plain = http1.Client()  # plain http: the lighter client (see oncall.http1)
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> None:
         """POST `body` to `url`; return on 2xx, raise DeliveryError otherwise.
@@ -28,22 +35,23 @@ class HttpPoster:
         Retry-After; any other status is permanent. Error texts never include the URL,
         which may carry a secret (Slack webhook URLs do).
         """
-        if self._session is None:
-            # No cookie jar: a receiver's cookies must not ride along to the next receiver
-            # (another user's endpoint), and filtering a jar cost every send.
-            self._session = aiohttp.ClientSession(timeout=self.timeout,
-                                                  cookie_jar=aiohttp.DummyCookieJar())
+        headers = {"User-Agent": USER_AGENT, **headers}
+        answer = None
+        where = http1.target(url)
         try:
-            async with self._session.post(url, data=body, allow_redirects=False,
-                                          headers={"User-Agent": USER_AGENT, **headers}
-                                          ) as response:
-                status = response.status
-                retry_after = response.headers.get("Retry-After")
-                body = await response.read()  # read whole, so the connection is reused
+            if where is not None:
+                try:
+                    answer = await self._plain.post(where, body, headers, self.timeout.total)
+                except http1.Unsupported:  # an answer it cannot read: aiohttp sends again
+                    answer = None
+            if answer is None:
+                answer = await self._post_aiohttp(url, body, headers)
         except TimeoutError:
             raise DeliveryError(f"no answer within {self.timeout.total:.0f}s") from None
-        except aiohttp.ClientError as error:
+        except (aiohttp.ClientError, OSError) as error:
             raise DeliveryError(f"connection failed: {type(error).__name__}") from None
+        status, answer_headers, body = answer
+        retry_after = answer_headers.get("retry-after")
         outcome = classify_http(status)
         if outcome == DELIVERED:
             return
@@ -52,6 +60,22 @@ class HttpPoster:
                             permanent=outcome == PERMANENT,
                             retry_after=parse_retry_after(retry_after, self.clock()))
 
+    async def _post_aiohttp(self, url: str, body: bytes, headers: Mapping[str, str]
+                            ) -> http1.Answer:
+        if self._session is None:
+            # No cookie jar: a receiver's cookies must not ride along to the next receiver
+            # (another user's endpoint), and filtering a jar cost every send.
+            self._session = aiohttp.ClientSession(timeout=self.timeout,
+                                                  cookie_jar=aiohttp.DummyCookieJar())
+        async with self._session.post(url, data=body, allow_redirects=False,
+                                      headers=headers) as response:
+            retry_after = response.headers.get("Retry-After")
+            # Read whole, so the connection is reused.
+            return http1.Answer(response.status,
+                                {} if retry_after is None else {"retry-after": retry_after},
+                                await response.read())
+
     async def close(self) -> None:
+        self._plain.close()
         if self._session is not None:
             await self._session.close()
