@@ -25,7 +25,7 @@ from oncall.followups import Followups
 from oncall.models import alerts, incident_events, incidents
 from oncall.prepared import Prepared, savepoint
 from oncall.routing import choose_route
-from oncall.store_escalation import fire_step, first_timer, stop_escalation
+from oncall.store_escalation import fire_step, first_pointer, first_timer, stop_escalation
 from oncall.store_notify import SOURCE_URLS_READ, Opened, on_incident_closed
 from oncall.timeline import SYSTEM_ACTOR, add_event, add_events, entry
 
@@ -201,6 +201,7 @@ def _open(conn: Connection, integration: str, group: AlertGroup, change: Inciden
     (A change that opens an incident always has a firing alert: plan_delivery opens none
     for alerts that are already resolved.)"""
     route = choose_route(directory.routes, group.common_labels)
+    next_level, next_repeat, next_due = first_pointer(directory.policies.get(route.policy), now)
     firing = change.firing_after
     incident = _insert_incident.execute(conn, {
         "integration": integration, "dedup_key": group.group_key,
@@ -210,8 +211,8 @@ def _open(conn: Connection, integration: str, group: AlertGroup, change: Inciden
         "alert_count": len(change.add), "firing_count": firing,
         "truncated_alerts": group.truncated_alerts, "created_at": now, "updated_at": now,
         "route": route.describe(), "policy": route.policy,
-        "notify_resolved": route.notify_resolved, "next_level": FIRST_STEP.level,
-        "next_repeat": FIRST_STEP.repeat, "next_due_at": now,
+        "notify_resolved": route.notify_resolved, "next_level": next_level,
+        "next_repeat": next_repeat, "next_due_at": next_due,
     }).one()
     incident_id = incident.id
     result.opened.append(incident_id)

@@ -70,10 +70,31 @@ def _record_timer(conn: Connection, timer: Timer, now: datetime, new: bool = Fal
         _insert_job.execute(conn, {**values, "created_at": now})
 
 
+def first_pointer(policy: Policy | None, now: datetime
+                  ) -> tuple[int, int, datetime | None]:
+    """Return (next level, next repeat, next due) of an incident whose first step fires as
+    it opens: where firing that step leaves it. The opening INSERT writes these, so the
+    step needs no claiming UPDATE (`fire_step` with `opened`)."""
+    following = (escalation.after(policy, escalation.FIRST_STEP, now) if policy is not None
+                 else None)
+    if following is None:
+        return escalation.FIRST_STEP.level, escalation.FIRST_STEP.repeat, None
+    step, due = following
+    return step.level, step.repeat, due
+
+
+_point_at = Prepared(update(incidents).where(incidents.c.id == bindparam("incident_id"))
+                     .values(next_level=bindparam("level"), next_repeat=bindparam("repeat"),
+                             next_due_at=bindparam("due_at"), updated_at=bindparam("now")))
+
+
 def first_timer(conn: Connection, incident_id: int, policy: Policy, now: datetime) -> Timer:
-    """Record the first step of an incident (already pointed at it) as a timer due now, and
-    return it: the way back when paging the first level with the incident failed."""
+    """Point a new incident back at its first step, due now, record that as a timer and
+    return it: the way back when paging the first level with the incident failed (its
+    INSERT had already pointed it past that step)."""
     step = escalation.FIRST_STEP
+    _point_at.execute(conn, {"incident_id": incident_id, "level": step.level,
+                             "repeat": step.repeat, "due_at": now, "now": now})
     timer = Timer(escalation.job_id(incident_id, step, policy), incident_id, step.level,
                   step.repeat, now)
     _record_timer(conn, timer, now)
@@ -118,39 +139,48 @@ def fire_step(conn: Connection, incident_id: int, step: Step, directory: Directo
     The step is claimed with a conditional UPDATE (incident triggered, level and repeat
     match, step still pending), so a job that runs after an acknowledgement, a duplicate
     job, or a stale job changes nothing. Returns the timer to schedule next, if any.
-    `opened`: the incident, when this transaction inserted it (it has no job rows yet).
+    `opened`: the incident, when this transaction inserted it (it has no job rows yet, and
+    points past this, its first step, already: see `first_pointer`).
     """
-    row = (opened.incident if opened is not None
-           else _find_step.execute(conn, {"incident_id": incident_id}).first())
-    if row is None:
-        return FireResult(False, Followups(), "incident not found")
-    if row.status != "triggered" or row.next_due_at is None:
-        return FireResult(False, Followups(), f"incident is {row.status}, nothing pending")
-    if (row.next_level, row.next_repeat) != (step.level, step.repeat):
-        return FireResult(False, Followups(), "superseded by another step")
+    if opened is None:
+        row = _find_step.execute(conn, {"incident_id": incident_id}).first()
+        if row is None:
+            return FireResult(False, Followups(), "incident not found")
+        if row.status != "triggered" or row.next_due_at is None:
+            return FireResult(False, Followups(), f"incident is {row.status}, nothing pending")
+        if (row.next_level, row.next_repeat) != (step.level, step.repeat):
+            return FireResult(False, Followups(), "superseded by another step")
+    else:
+        row = opened.incident
     policy = directory.policies.get(row.policy or "")
     this_job = escalation.job_id(incident_id, step, policy)
     following = escalation.after(policy, step, now) if policy is not None else None
     next_step, next_due = following if following is not None else (None, None)
-    claimed = _claim_step.execute(conn, {
-        "incident_id": incident_id, "level": step.level, "repeat": step.repeat,
-        "next_level": next_step.level if next_step else step.level,
-        "next_repeat": next_step.repeat if next_step else step.repeat,
-        "next_due_at": next_due, "now": now}).rowcount
-    if claimed != 1:
-        return FireResult(False, Followups(), "claimed by another run")
+    if opened is None:
+        claimed = _claim_step.execute(conn, {
+            "incident_id": incident_id, "level": step.level, "repeat": step.repeat,
+            "next_level": next_step.level if next_step else step.level,
+            "next_repeat": next_step.repeat if next_step else step.repeat,
+            "next_due_at": next_due, "now": now}).rowcount
+        if claimed != 1:
+            return FireResult(False, Followups(), "claimed by another run")
+        due_at = row.next_due_at
+    else:
+        # Inserted by this transaction already pointing past this step (`first_pointer`):
+        # the INSERT was the claim, and the step was due as the incident opened.
+        due_at = row.created_at
     new = opened is not None
-    _record_fired(conn, this_job, incident_id, step, row.next_due_at, now, new)
+    _record_fired(conn, this_job, incident_id, step, due_at, now, new)
 
     if policy is None:
         add_event(conn, incident_id, now, "escalation.exhausted", SYSTEM_ACTOR,
                {"reason": f"policy {row.policy!r} no longer exists"})
-        return FireResult(True, Followups(), due_at=row.next_due_at)
+        return FireResult(True, Followups(), due_at=due_at)
     if step.is_exhaustion(policy):
         add_event(conn, incident_id, now, "escalation.exhausted", SYSTEM_ACTOR,
                {"policy": policy.name, "levels": len(policy.levels),
                 "repeats": policy.repeat})
-        return FireResult(True, Followups(), due_at=row.next_due_at)
+        return FireResult(True, Followups(), due_at=due_at)
     level = policy.levels[step.level - 1]
     targets = [str(t) for t in level.targets]
     paged = resolve_targets(conn, incident_id, level.targets, directory, now)
@@ -164,7 +194,7 @@ def fire_step(conn: Connection, incident_id: int, step: Step, directory: Directo
                   next_step.level, next_step.repeat, next_due)
     _record_timer(conn, timer, now, new)
     return FireResult(True, Followups(timers=[timer], deliveries=deliveries),
-                      due_at=row.next_due_at)
+                      due_at=due_at)
 
 
 def resolve_targets(conn: Connection, incident_id: int, targets: Sequence[Target],
