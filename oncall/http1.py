@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 MAX_HEAD = 64 * 1024  # bytes of status line and headers
 MAX_BODY = 1024 * 1024  # bytes of body read; a longer one ends its connection's reuse
-MAX_IDLE = 32  # kept-alive connections per host and port
+MAX_CONNECTIONS = 32  # open at once per host and port; more requests wait their turn
 
 
 class Unsupported(Exception):
@@ -241,19 +241,28 @@ class Client:
 
     def __init__(self) -> None:
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
+        # A storm's pages must not open a connection each to one receiver (nor run this
+        # process out of file descriptors): as aiohttp's connector limits them, so does this.
+        self._slots: dict[tuple[str, int], asyncio.Semaphore] = {}
 
     async def post(self, where: Target, body: bytes, headers: Mapping[str, str],
                    timeout: float) -> Answer:
         """POST `body` with `headers` (Host and Content-Length are added) and return the
         answer. Raises TimeoutError, OSError (refused, reset) or Unsupported.
 
-        A kept-alive connection the receiver closed meanwhile fails before any answer;
+        At most MAX_CONNECTIONS requests to one host and port are under way at once; the
+        others wait, within `timeout`. A kept-alive connection the receiver closed
+        meanwhile fails before any answer;
         the request is then sent once more on a new connection (pages carry an
         idempotency key, and a receiver that closed the connection did not read it)."""
         lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         data = (f"POST {where.path} HTTP/1.1\r\nHost: {where.netloc}\r\n{lines}"
                 f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1") + body
-        async with asyncio.timeout(timeout):
+        key = (where.host, where.port)
+        slots = self._slots.get(key)
+        if slots is None:
+            slots = self._slots[key] = asyncio.Semaphore(MAX_CONNECTIONS)
+        async with asyncio.timeout(timeout), slots:
             connection = self._take_idle(where)
             if connection is not None:
                 try:
@@ -269,12 +278,8 @@ class Client:
         except BaseException:  # a timeout or cancellation leaves it mid-answer: not reusable
             connection.close()
             raise
-        if connection.reusable:
-            idle = self._idle.setdefault((where.host, where.port), [])
-            if len(idle) < MAX_IDLE:
-                idle.append(connection)
-            else:
-                connection.close()
+        if connection.reusable:  # at most MAX_CONNECTIONS exist, so the idle list is bounded
+            self._idle.setdefault((where.host, where.port), []).append(connection)
         return answer
 
     def _take_idle(self, where: Target) -> _Connection | None:

@@ -240,3 +240,14 @@ async def test_statuses_become_outcomes_with_retry_after(aiohttp_server) -> None
             await poster.post(refused_url, b"x", {})
     finally:
         await poster.close()
+
+
+async def test_requests_to_one_receiver_share_a_bounded_set_of_connections(
+        scripted, client, monkeypatch) -> None:
+    monkeypatch.setattr(http1, "MAX_CONNECTIONS", 2)
+    server, url = await scripted([OK] * 6)
+    where = http1.target(url)
+    assert where is not None
+    answers = await asyncio.gather(*(client.post(where, b"x", {}, 5) for _ in range(6)))
+    assert [a.status for a in answers] == [200] * 6
+    assert server.connections == 2  # the other four waited for one of the two
