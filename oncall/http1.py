@@ -286,7 +286,8 @@ class Client:
         idle = self._idle.get((where.host, where.port))
         while idle:
             connection = idle.pop()
-            if not connection.closed:
+            transport = connection.transport
+            if not connection.closed and transport is not None and not transport.is_closing():
                 return connection
         return None
 
