@@ -251,3 +251,12 @@ async def test_requests_to_one_receiver_share_a_bounded_set_of_connections(
     answers = await asyncio.gather(*(client.post(where, b"x", {}, 5) for _ in range(6)))
     assert [a.status for a in answers] == [200] * 6
     assert server.connections == 2  # the other four waited for one of the two
+
+
+async def test_a_header_with_a_line_break_is_not_written(scripted, client) -> None:
+    server, url = await scripted([OK])
+    where = http1.target(url)
+    assert where is not None
+    with pytest.raises(http1.Unsupported):
+        await client.post(where, b"x", {"X-Oncall-Signature": "t=1\r\nX-Injected: 1"}, 5)
+    assert server.requests == []
