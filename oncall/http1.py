@@ -261,8 +261,11 @@ class Client:
         if "\r" in fields or "\n" in fields:
             raise Unsupported("a header with a line break")  # aiohttp refuses it too
         lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-        data = (f"POST {where.path} HTTP/1.1\r\nHost: {where.netloc}\r\n{lines}"
-                f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1") + body
+        try:
+            data = (f"POST {where.path} HTTP/1.1\r\nHost: {where.netloc}\r\n{lines}"
+                    f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1") + body
+        except UnicodeEncodeError:  # a header value beyond Latin-1: leave it to aiohttp
+            raise Unsupported("a header that is not Latin-1") from None
         key = (where.host, where.port)
         slots = self._slots.get(key)
         if slots is None:

@@ -260,3 +260,12 @@ async def test_a_header_with_a_line_break_is_not_written(scripted, client) -> No
     with pytest.raises(http1.Unsupported):
         await client.post(where, b"x", {"X-Oncall-Signature": "t=1\r\nX-Injected: 1"}, 5)
     assert server.requests == []
+
+
+async def test_a_header_beyond_latin1_is_left_to_aiohttp(scripted, client) -> None:
+    server, url = await scripted([OK])
+    where = http1.target(url)
+    assert where is not None
+    with pytest.raises(http1.Unsupported):
+        await client.post(where, b"x", {"X-User": "\u0142ukasz"}, 5)
+    assert server.requests == []
