@@ -305,8 +305,9 @@ class Client:
         return connection
 
     def close(self) -> None:
-        """Close every idle connection."""
+        """Close every idle connection (and forget the limits: they belong to this loop)."""
         for idle in self._idle.values():
             for connection in idle:
                 connection.close()
         self._idle.clear()
+        self._slots.clear()
