@@ -253,19 +253,12 @@ async def test_requests_to_one_receiver_share_a_bounded_set_of_connections(
     assert server.connections == 2  # the other four waited for one of the two
 
 
-async def test_a_header_with_a_line_break_is_not_written(scripted, client) -> None:
+@pytest.mark.parametrize("value", ["t=1\r\nX-Injected: 1", "\u0142ukasz"],
+                         ids=["a line break", "beyond Latin-1"])
+async def test_a_header_it_cannot_write_is_left_to_aiohttp(scripted, client, value) -> None:
     server, url = await scripted([OK])
     where = http1.target(url)
     assert where is not None
     with pytest.raises(http1.Unsupported):
-        await client.post(where, b"x", {"X-Oncall-Signature": "t=1\r\nX-Injected: 1"}, 5)
-    assert server.requests == []
-
-
-async def test_a_header_beyond_latin1_is_left_to_aiohttp(scripted, client) -> None:
-    server, url = await scripted([OK])
-    where = http1.target(url)
-    assert where is not None
-    with pytest.raises(http1.Unsupported):
-        await client.post(where, b"x", {"X-User": "\u0142ukasz"}, 5)
+        await client.post(where, b"x", {"X-Oncall-Signature": value}, 5)
     assert server.requests == []
