@@ -52,7 +52,9 @@ class ActionResult:
 
 def close_incident(conn: Connection, incident_id: int, resolved: bool,
                    now: datetime) -> Followups:
-    """Stop the escalation and unsent pages of an acknowledged or resolved incident."""
+    """Stop the escalation and unsent pages of an acknowledged or resolved incident.
+
+    The caller's UPDATE that closed it has cleared its pending step (`next_due_at`)."""
     followups = Followups(removed_jobs=stop_escalation(conn, incident_id, now))
     followups.merge(on_incident_closed(conn, incident_id, resolved, now))
     return followups
@@ -89,7 +91,7 @@ _update_counts = Prepared(
 _auto_resolve = Prepared(  # the counts and the resolution in one statement
     update(incidents).where(incidents.c.id == bindparam("incident_id"))
     .values({**_COUNTS, "status": "resolved", "resolved_at": bindparam("now"),
-             "resolved_by": SYSTEM_ACTOR}))
+             "resolved_by": SYSTEM_ACTOR, "next_due_at": None}))
 
 
 def open_incident_id(conn: Connection, integration: str, dedup_key: str) -> int | None:
@@ -332,7 +334,7 @@ def acknowledge(conn: Connection, incident_id: int, actor: str,
         update(incidents).where(incidents.c.id == incident_id,
                                 incidents.c.status == "triggered")
         .values(status="acknowledged", acknowledged_at=now, acknowledged_by=actor,
-                updated_at=now)).rowcount
+                updated_at=now, next_due_at=None)).rowcount
     if claimed != 1:  # changed under us between the read and the update
         return ActionResult(get_incident(conn, incident_id), False)
     add_event(conn, incident_id, now, "incident.acknowledged", actor, {})
@@ -352,7 +354,7 @@ def resolve(conn: Connection, incident_id: int, actor: str, now: datetime,
         update(incidents).where(incidents.c.id == incident_id,
                                 incidents.c.status != "resolved")
         .values(status="resolved", resolved_at=now, resolved_by=actor,
-                updated_at=now)).rowcount
+                updated_at=now, next_due_at=None)).rowcount
     if claimed != 1:
         return ActionResult(get_incident(conn, incident_id), False)
     add_event(conn, incident_id, now, "incident.resolved", actor, {"reason": reason})

@@ -120,16 +120,14 @@ _cancel_jobs = Prepared(
            escalation_jobs.c.state.in_(("scheduled", "failed")))
     .values(state="cancelled", updated_at=bindparam("now"))
     .returning(escalation_jobs.c.id))
-_clear_next = Prepared(update(incidents).where(incidents.c.id == bindparam("incident_id"))
-                       .values(next_due_at=None))
 
 
 def stop_escalation(conn: Connection, incident_id: int, now: datetime) -> list[str]:
-    """Clear the incident's pending step; return the job ids to remove from Redis."""
-    job_ids = sorted(_cancel_jobs.execute(conn, {"of_incident": incident_id,
-                                                 "now": now}).scalars())
-    _clear_next.execute(conn, {"incident_id": incident_id})
-    return job_ids
+    """Cancel the incident's pending and failed steps; return the job ids to remove from
+    Redis. The UPDATE that closed the incident clears its pointer to the next step
+    (`next_due_at`), so the reconciler stops expecting one."""
+    return sorted(_cancel_jobs.execute(conn, {"of_incident": incident_id,
+                                              "now": now}).scalars())
 
 
 def fire_step(conn: Connection, incident_id: int, step: Step, directory: Directory,

@@ -80,6 +80,7 @@ async def test_resolving_is_recorded_once_and_is_idempotent(client):
     details = await (await client.get(f"/api/v1/incidents/{incident_id}", headers=ALICE)).json()
     assert [e["type"] for e in details["timeline"]].count("incident.resolved") == 1
     assert details["timeline"][-1]["detail"] == {"reason": "manual"}
+    assert details["next_step"] is None  # nothing left to escalate
 
 
 async def test_an_incident_has_the_documented_fields(client):

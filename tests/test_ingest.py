@@ -75,7 +75,7 @@ async def test_captured_partial_then_full_resolve_auto_resolves(client):
     # Alertmanager re-sent db1 with its start truncated to milliseconds (see tests/data).
     assert await deliver(client, load_payload("am_partial_resolve")) == [incident_id]
     body = await incident(client, incident_id)
-    assert body["status"] == "triggered"
+    assert body["status"] == "triggered" and body["next_step"] is not None
     assert body["alert_count"] == 2 and body["firing_count"] == 1
     statuses = {a["labels"]["instance"]: a["status"] for a in body["alerts"]}
     assert statuses == {"db1:9100": "resolved", "db2:9100": "firing"}
@@ -84,6 +84,7 @@ async def test_captured_partial_then_full_resolve_auto_resolves(client):
     body = await incident(client, incident_id)
     assert body["status"] == "resolved"
     assert body["resolved_by"] == "system"
+    assert body["next_step"] is None  # nothing left to escalate
     assert body["alert_count"] == 2
     assert timeline_types(body) == ["incident.triggered", "alert.added", "incident.routed",
                                     "escalation.level", "alert.resolved", "alert.resolved",
