@@ -70,17 +70,30 @@ def _record_timer(conn: Connection, timer: Timer, now: datetime, new: bool = Fal
         _insert_job.execute(conn, {**values, "created_at": now})
 
 
-def first_pointer(policy: Policy | None, now: datetime
-                  ) -> tuple[int, int, datetime | None]:
-    """Return (next level, next repeat, next due) of an incident whose first step fires as
-    it opens: where firing that step leaves it. The opening INSERT writes these, so the
-    step needs no claiming UPDATE (`fire_step` with `opened`)."""
-    following = (escalation.after(policy, escalation.FIRST_STEP, now) if policy is not None
-                 else None)
+Pointer = tuple[int, int, datetime | None]  # an incident's next level, repeat and due time
+
+
+def _following(policy: Policy | None, step: Step, now: datetime
+               ) -> tuple[Step, datetime] | None:
+    """Return the step after `step` fires at `now` and when it is due; None after
+    exhaustion or when the policy is gone."""
+    return escalation.after(policy, step, now) if policy is not None else None
+
+
+def _pointer(step: Step, following: tuple[Step, datetime] | None) -> Pointer:
+    """Return where firing `step` leaves its incident: at the following step, or at `step`
+    with nothing due."""
     if following is None:
-        return escalation.FIRST_STEP.level, escalation.FIRST_STEP.repeat, None
-    step, due = following
-    return step.level, step.repeat, due
+        return step.level, step.repeat, None
+    next_step, due = following
+    return next_step.level, next_step.repeat, due
+
+
+def first_pointer(policy: Policy | None, now: datetime) -> Pointer:
+    """Return where firing the first step at `now` leaves a new incident. The opening
+    INSERT writes it, so the step needs no claiming UPDATE (`fire_step` with `opened`)."""
+    step = escalation.FIRST_STEP
+    return _pointer(step, _following(policy, step, now))
 
 
 _point_at = Prepared(update(incidents).where(incidents.c.id == bindparam("incident_id"))
@@ -152,13 +165,13 @@ def fire_step(conn: Connection, incident_id: int, step: Step, directory: Directo
         row = opened.incident
     policy = directory.policies.get(row.policy or "")
     this_job = escalation.job_id(incident_id, step, policy)
-    following = escalation.after(policy, step, now) if policy is not None else None
+    following = _following(policy, step, now)
     next_step, next_due = following if following is not None else (None, None)
     if opened is None:
+        next_level, next_repeat, _ = _pointer(step, following)
         claimed = _claim_step.execute(conn, {
             "incident_id": incident_id, "level": step.level, "repeat": step.repeat,
-            "next_level": next_step.level if next_step else step.level,
-            "next_repeat": next_step.repeat if next_step else step.repeat,
+            "next_level": next_level, "next_repeat": next_repeat,
             "next_due_at": next_due, "now": now}).rowcount
         if claimed != 1:
             return FireResult(False, Followups(), "claimed by another run")
