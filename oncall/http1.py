@@ -148,10 +148,7 @@ class _Connection(asyncio.Protocol):
             else:
                 self._framing = "close"
         if self._framing == "length":
-            take = min(self._remaining, len(self._buffer))
-            self._keep(self._buffer[:take])
-            del self._buffer[:take]
-            self._remaining -= take
+            self._take_remaining()
             if self._remaining == 0:
                 self._finish(reusable=not self._buffer)
             elif len(self._body) >= MAX_BODY:
@@ -167,10 +164,7 @@ class _Connection(asyncio.Protocol):
     def _parse_chunks(self) -> None:
         while True:
             if self._remaining > 0:  # inside a chunk's data
-                take = min(self._remaining, len(self._buffer))
-                self._keep(self._buffer[:take])
-                del self._buffer[:take]
-                self._remaining -= take
+                self._take_remaining()
                 if self._remaining > 0:
                     break
                 self._remaining = -1  # the CRLF after the data comes next
@@ -201,6 +195,13 @@ class _Connection(asyncio.Protocol):
                 self._remaining = size
         if len(self._body) >= MAX_BODY:
             self._finish(reusable=False)
+
+    def _take_remaining(self) -> None:
+        """Move up to `_remaining` buffered bytes into the body, counting them off."""
+        take = min(self._remaining, len(self._buffer))
+        self._keep(self._buffer[:take])
+        del self._buffer[:take]
+        self._remaining -= take
 
     def _keep(self, data: bytes | bytearray) -> None:
         room = MAX_BODY - len(self._body)
@@ -254,13 +255,14 @@ class Client:
 
         At most MAX_CONNECTIONS requests to one host and port are under way at once; the
         others wait, within `timeout`. A kept-alive connection the receiver closed
-        meanwhile fails before any answer;
-        the request is then sent once more on a new connection (pages carry an
-        idempotency key, and a receiver that closed the connection did not read it)."""
-        fields = "".join(f"{name}{value}" for name, value in headers.items())
-        if "\r" in fields or "\n" in fields:
-            raise Unsupported("a header with a line break")  # aiohttp refuses it too
+        meanwhile fails before any answer; the request is then sent once more on a new
+        connection (pages carry an idempotency key, and a receiver that closed the
+        connection did not read it)."""
         lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        # Each header ends in the one CRLF written here; any other CR or LF came in a
+        # name or value and would start a header of its own.
+        if lines.count("\r") != len(headers) or lines.count("\n") != len(headers):
+            raise Unsupported("a header with a line break")  # aiohttp refuses it too
         try:
             data = (f"POST {where.path} HTTP/1.1\r\nHost: {where.netloc}\r\n{lines}"
                     f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1") + body
