@@ -337,6 +337,34 @@ def run_main(main: Callable[[], Awaitable[None]]) -> None:
         sys.exit(1)
 
 
+def _fixed_work() -> int:
+    total = 0
+    for i in range(20_000):
+        total += i * i
+    return total
+
+
+def cpu_steadiness(samples: int = 2000) -> dict[str, float]:
+    """Time one fixed piece of pure-Python work (about a millisecond) `samples` times in
+    this thread, with nothing else asked of the benchmark meanwhile; return its CPU time
+    p50, p99.9 and max in ms, and the share of samples over twice the median.
+
+    The same work's CPU time should not vary; where it does (a virtual machine's core
+    shared or throttled), the service's requests stall the same way, and that shows in
+    their p99: this says how much of a tail is the machine's. CPU time, not wall time, so
+    the benchmark's own scheduling does not count."""
+    times = []
+    for _ in range(samples):
+        started = time.thread_time()
+        _fixed_work()
+        times.append((time.thread_time() - started) * 1000)
+    ordered = sorted(times)
+    median = ordered[len(ordered) // 2]
+    return {"p50": round(median, 2), "p999": round(ordered[int(len(ordered) * 0.999)], 2),
+            "max": round(ordered[-1], 2),
+            "share_over_2x_p50": round(sum(t > 2 * median for t in times) / len(times), 4)}
+
+
 def machine() -> str:
     """Return a one-line description of this machine."""
     model = "unknown CPU"
@@ -347,4 +375,13 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} cores, {model}, Python {sys.version.split()[0]}"
+    return f"{os.cpu_count()} cores, {model}, {interpreter()}"
+
+
+def interpreter() -> str:
+    """Return this Python's version and where it is installed (its base prefix, a venv's
+    too): builds differ by more than versions do. Debian's python3.11 (built with
+    profile-guided and link-time optimisation, as the official Docker image is) ran the
+    service with a sixth less CPU per request than a plain source build of 3.11.7
+    (BENCHMARKS.md, session 8)."""
+    return f"Python {sys.version.split()[0]} ({sys.base_prefix})"

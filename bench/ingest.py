@@ -4,7 +4,8 @@ incidents), the same payloads again (the dedup path), all resolved. A warm-up of
 groups, opened and resolved, comes first.
 
 Also drives a bare aiohttp hello server with the same client and payloads: the HTTP ceiling
-of this machine, measured in the same run, so each figure is also given as a fraction of it.
+of this machine, measured in the same run, so each figure is also given as a fraction of it,
+and times one fixed piece of work 2,000 times: how steady the machine's CPU is in that run.
 Checks afterwards: 500 incidents and 5,000 alerts, all resolved; no page sent twice; no
 escalation timer left in Redis. The whole workload runs three times, each on a fresh
 service; every figure is the median of the three (the rates of each run are listed too).
@@ -29,6 +30,7 @@ from harness import (
     auth,
     check,
     closed_loop,
+    cpu_steadiness,
     directory_yaml,
     free_port,
     percentiles,
@@ -111,6 +113,10 @@ async def one_run() -> tuple[dict[str, object], list[str]]:
             figures: dict[str, object] = {
                 "http_ceiling_requests_per_s": round(ceiling),
                 "http_ceiling_alerts_per_s": round(ceiling * PER_GROUP)}
+            # How steady this machine's CPU is in this run: a stall of the same fixed work
+            # is a stall of the service's requests too (see the p99s).
+            for name, value in cpu_steadiness().items():
+                figures[f"machine_fixed_work_ms_{name}"] = value
             try:
                 for warm_up in (payloads("firing", "Warm", WARM_UP),
                                 payloads("resolved", "Warm", WARM_UP)):

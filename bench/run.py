@@ -1,7 +1,9 @@
 """Run every benchmark, write `bench/results/<date>.json`, and rewrite the results table in
 BENCHMARKS.md from every results file there.
 
-`python bench/run.py [--only ingest,storm] [--no-table]`. Exits 1 when a benchmark's
+`python bench/run.py [--only ingest,storm] [--tag NAME] [--no-table]`. `--tag` keeps the run
+apart from the day's other runs (`bench/results/<date>-<tag>.json`, its own table), e.g.
+the same code on another Python build. Exits 1 when a benchmark's
 correctness checks failed (its figures are then not recorded); a missed target is reported
 in the table, not an error.
 """
@@ -78,10 +80,11 @@ def met(value: Any, comparison: str, target: float) -> bool:
 
 def table(runs: list[dict[str, Any]]) -> str:
     """Return the markdown results: the targets against each run, newest first."""
-    runs = sorted(runs, key=lambda r: r["date"], reverse=True)
+    runs = sorted(runs, key=lambda r: (r["date"], r.get("tag", "")), reverse=True)
     lines = []
     for record in runs:
-        lines += [f"### {record['date']}", "", f"Machine: {record['machine']}", "",
+        title = record["date"] + (f" ({record['tag']})" if record.get("tag") else "")
+        lines += [f"### {title}", "", f"Machine: {record['machine']}", "",
                   "| benchmark | commit | figure | value | target | met |",
                   "|---|---|---|---|---|---|"]
         results, commits = record["results"], record["commits"]
@@ -116,11 +119,14 @@ def write_table() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", default=",".join(ORDER))
+    parser.add_argument("--tag", default="", help="a name for this run's own results file")
     parser.add_argument("--no-table", action="store_true")
     args = parser.parse_args()
     names = [n for n in args.only.split(",") if n]
     record: dict[str, Any] = {"date": datetime.now(UTC).strftime("%Y-%m-%d"),
                               "machine": machine(), "commits": {}, "results": {}}
+    if args.tag:
+        record["tag"] = args.tag
     failed = []
     for name in names:
         result = run(name)
@@ -130,7 +136,7 @@ def main() -> None:
             record["results"][name] = result["figures"]
             record["commits"][name] = commit()
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{record['date']}.json"
+    path = RESULTS / (record["date"] + (f"-{args.tag}" if args.tag else "") + ".json")
     if path.exists():  # a partial run today adds to the day's record
         earlier = json.loads(path.read_text())
         record["results"] = {**earlier["results"], **record["results"]}
