@@ -381,7 +381,7 @@ def machine() -> str:
 def interpreter() -> str:
     """Return this Python's version and where it is installed (its base prefix, a venv's
     too): builds differ by more than versions do. Debian's python3.11 (built with
-    profile-guided and link-time optimisation, as the official Docker image is) ran the
-    service with a sixth less CPU per request than a plain source build of 3.11.7
+    profile-guided and link-time optimisation, as the official Docker image is) runs the
+    store's work in 14% fewer instructions than a plain source build of 3.11.7
     (BENCHMARKS.md, session 8)."""
     return f"Python {sys.version.split()[0]} ({sys.base_prefix})"

@@ -85,7 +85,8 @@ def met(value: Any, comparison: str, target: float) -> bool:
 
 def table(runs: list[dict[str, Any]]) -> str:
     """Return the markdown results: the targets against each run, newest first."""
-    runs = sorted(runs, key=lambda r: (r["date"], r.get("tag", "")), reverse=True)
+    # Newest day first; on a day, the untagged run (the machine's `python`) first.
+    runs = sorted(runs, key=lambda r: (r["date"], not r.get("tag")), reverse=True)
     lines = []
     for record in runs:
         title = record["date"] + (f" ({record['tag']})" if record.get("tag") else "")
