@@ -4,11 +4,14 @@ incidents), the same payloads again (the dedup path), all resolved. A warm-up of
 groups, opened and resolved, comes first.
 
 Also drives a bare aiohttp hello server with the same client and payloads: the HTTP ceiling
-of this machine, measured in the same run, so each figure is also given as a fraction of it,
-and times one fixed piece of work 2,000 times: how steady the machine's CPU is in that run.
-Checks afterwards: 500 incidents and 5,000 alerts, all resolved; no page sent twice; no
-escalation timer left in Redis. The whole workload runs three times, each on a fresh
-service; every figure is the median of the three (the rates of each run are listed too).
+of this machine, measured in the same run, so each figure is also given as a fraction of it;
+drives the bare write path (`bench/bare.py`, the dedup transaction alone) through the same
+three phases, so each rate and p99 is also given over the bare path's; and times one fixed
+piece of work 2,000 times: how steady the machine's CPU is in that run.
+Checks afterwards: 500 incidents and 5,000 alerts, all resolved (the bare path's too); no
+page sent twice; no escalation timer left in Redis. The whole workload runs three times,
+each on a fresh service; every figure is the median of the three (the rates of each run are
+listed too).
 """
 
 from __future__ import annotations
