@@ -48,17 +48,18 @@ def check(condition: bool, message: str) -> None:
         raise CheckFailed(message)
 
 
+def nearest_rank(ordered: Sequence[float], q: float) -> float:
+    """Return the `q` quantile (0 < q <= 1) of sorted, non-empty `ordered`, nearest rank."""
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
 def percentiles(values: Sequence[float]) -> dict[str, float]:
     """Return p50, p99 and max of `values` (nearest rank), rounded to 0.1."""
     if not values:
         return {"p50": float("nan"), "p99": float("nan"), "max": float("nan")}
     ordered = sorted(values)
-
-    def rank(q: float) -> float:
-        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
-
-    return {"p50": round(rank(0.50), 1), "p99": round(rank(0.99), 1),
-            "max": round(ordered[-1], 1)}
+    return {"p50": round(nearest_rank(ordered, 0.50), 1),
+            "p99": round(nearest_rank(ordered, 0.99), 1), "max": round(ordered[-1], 1)}
 
 
 def directory_yaml(receiver_url: str, levels: Sequence[str] = ("10m",),
@@ -359,8 +360,8 @@ def cpu_steadiness(samples: int = 2000) -> dict[str, float]:
         _fixed_work()
         times.append((time.thread_time() - started) * 1000)
     ordered = sorted(times)
-    median = ordered[len(ordered) // 2]
-    return {"p50": round(median, 2), "p999": round(ordered[int(len(ordered) * 0.999)], 2),
+    median = nearest_rank(ordered, 0.50)
+    return {"p50": round(median, 2), "p999": round(nearest_rank(ordered, 0.999), 2),
             "max": round(ordered[-1], 2),
             "share_over_2x_p50": round(sum(t > 2 * median for t in times) / len(times), 4)}
 
