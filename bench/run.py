@@ -3,7 +3,8 @@ BENCHMARKS.md from every results file there.
 
 `python bench/run.py [--only ingest,storm] [--tag NAME] [--no-table]`. `--tag` keeps the run
 apart from the day's other runs (`bench/results/<date>-<tag>.json`, its own table), e.g.
-the same code on another Python build. Exits 1 when a benchmark's
+the same code on another Python build. A run on another machine than the day's record
+gets a file of its own (`<date>-2.json`). Exits 1 when a benchmark's
 correctness checks failed (its figures are then not recorded); a missed target is reported
 in the table, not an error.
 """
@@ -86,10 +87,12 @@ def met(value: Any, comparison: str, target: float) -> bool:
 def table(runs: list[dict[str, Any]]) -> str:
     """Return the markdown results: the targets against each run, newest first."""
     # Newest day first; on a day, the untagged run (the machine's `python`) first.
-    runs = sorted(runs, key=lambda r: (r["date"], not r.get("tag")), reverse=True)
+    runs = sorted(runs, key=lambda r: (r["date"], not r.get("tag"), -r.get("number", 1)),
+                  reverse=True)
     lines = []
     for record in runs:
-        title = record["date"] + (f" ({record['tag']})" if record.get("tag") else "")
+        title = (record["date"] + (f" ({record['tag']})" if record.get("tag") else "")
+                 + (f", machine {record['number']}" if record.get("number") else ""))
         lines += [f"### {title}", "", f"Machine: {record['machine']}", "",
                   "| benchmark | commit | figure | value | target | met |",
                   "|---|---|---|---|---|---|"]
@@ -122,6 +125,28 @@ def write_table() -> None:
     DOC.write_text(f"{head}{BEGIN}\n{table(runs)}\n{END}{tail}")
 
 
+def record_path(record: dict[str, Any]) -> tuple[Path, dict[str, Any] | None]:
+    """Return where the run's record goes and the record already there, if any.
+
+    A day's record (per tag) is added to by later runs on the same machine only: a run on
+    another machine the same day gets a file of its own (`<date>[-tag]-2.json`, ...) and is
+    numbered in its table title, so no record mixes two machines' figures.
+    """
+    stem = record["date"] + (f"-{record['tag']}" if record.get("tag") else "")
+    for number in range(1, 100):
+        path = RESULTS / (stem + (f"-{number}" if number > 1 else "") + ".json")
+        if not path.exists():
+            if number > 1:
+                record["number"] = number
+            return path, None
+        earlier = json.loads(path.read_text())
+        if earlier["machine"] == record["machine"]:
+            if number > 1:
+                record["number"] = number
+            return path, earlier
+    raise RuntimeError(f"too many results files for {stem}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", default=",".join(ORDER))
@@ -142,9 +167,8 @@ def main() -> None:
             record["results"][name] = result["figures"]
             record["commits"][name] = commit()
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / (record["date"] + (f"-{args.tag}" if args.tag else "") + ".json")
-    if path.exists():  # a partial run today adds to the day's record
-        earlier = json.loads(path.read_text())
+    path, earlier = record_path(record)
+    if earlier is not None:  # a partial run today on the same machine adds to its record
         record["results"] = {**earlier["results"], **record["results"]}
         record["commits"] = {**earlier["commits"], **record["commits"]}
     path.write_text(json.dumps(record, indent=2) + "\n")
