@@ -48,6 +48,15 @@ def check(condition: bool, message: str) -> None:
         raise CheckFailed(message)
 
 
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """Return the CPU time (user and system, every thread) the processes have used so far."""
+    total = 0
+    for pid in pids:
+        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def nearest_rank(ordered: Sequence[float], q: float) -> float:
     """Return the `q` quantile (0 < q <= 1) of sorted, non-empty `ordered`, nearest rank."""
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
@@ -213,11 +222,7 @@ class Oncall:
     def cpu_seconds(self) -> float:
         """Return the CPU time (user and system, every thread) the service has used so far,
         its writer process included."""
-        total = 0
-        for pid in self.pids():
-            fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-            total += int(fields[11]) + int(fields[12])
-        return total / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.pids())
 
     def peak_rss_mb(self) -> float:
         """Return the peak resident set (VmHWM) in MB of the service, its writer process

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -37,6 +38,7 @@ from harness import (
     auth,
     check,
     closed_loop,
+    cpu_seconds,
     cpu_steadiness,
     directory_yaml,
     free_port,
@@ -61,9 +63,16 @@ def payloads(status: str, name: str = "Bench", groups: int = GROUPS) -> list[byt
             for g in range(groups)]
 
 
+@dataclass(frozen=True)
+class Server:
+    url: str  # its hook
+    pid: int
+
+
 @contextlib.asynccontextmanager
-async def script_server(script: str, *args: str) -> AsyncIterator[str]:
-    """Run `python bench/<script> PORT *args` until the block ends; yield its hook URL."""
+async def script_server(script: str, *args: str) -> AsyncIterator[Server]:
+    """Run `python bench/<script> PORT *args` until the block ends; yield its hook URL and
+    process id."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / script), str(port),
                              *args])
@@ -76,7 +85,7 @@ async def script_server(script: str, *args: str) -> AsyncIterator[str]:
                 return False
 
         await wait_for(answering, 15, f"bench/{script}", interval=0.05)
-        yield f"http://127.0.0.1:{port}/hook"
+        yield Server(f"http://127.0.0.1:{port}/hook", proc.pid)
     finally:
         proc.terminate()
         proc.wait()
@@ -84,10 +93,10 @@ async def script_server(script: str, *args: str) -> AsyncIterator[str]:
 
 async def http_ceiling(session: aiohttp.ClientSession, bodies: list[bytes]) -> float:
     """Return the hello server's requests per second with the same client and bodies."""
-    async with script_server("hello.py") as url:
-        await closed_loop(session, url, bodies[:500], IN_FLIGHT, auth())  # warm-up
+    async with script_server("hello.py") as hello:
+        await closed_loop(session, hello.url, bodies[:500], IN_FLIGHT, auth())  # warm-up
         repeated = (bodies * (CEILING_REQUESTS // len(bodies) + 1))[:CEILING_REQUESTS]
-        elapsed, _ = await closed_loop(session, url, repeated, IN_FLIGHT, auth())
+        elapsed, _ = await closed_loop(session, hello.url, repeated, IN_FLIGHT, auth())
         return CEILING_REQUESTS / elapsed
 
 
@@ -98,15 +107,19 @@ async def bare_path(session: aiohttp.ClientSession, firing: list[bytes],
     incident and alerts resolved."""
     figures: dict[str, float] = {}
     db_path = workdir / "bare.db"
-    async with script_server("bare.py", str(db_path)) as url:
+    async with script_server("bare.py", str(db_path)) as bare:
         for warm_up in (payloads("firing", "Warm", WARM_UP),
                         payloads("resolved", "Warm", WARM_UP)):
-            await closed_loop(session, url, warm_up, IN_FLIGHT, auth())
+            await closed_loop(session, bare.url, warm_up, IN_FLIGHT, auth())
         for phase, bodies in (("new", firing), ("duplicate", firing), ("resolve", resolved)):
-            elapsed, latencies = await closed_loop(session, url, bodies, IN_FLIGHT, auth())
+            cpu_before = cpu_seconds([bare.pid])
+            elapsed, latencies = await closed_loop(session, bare.url, bodies, IN_FLIGHT,
+                                                   auth())
             figures[f"bare_{phase}_alerts_per_s"] = round(GROUPS * PER_GROUP / elapsed)
             for name, value in percentiles(latencies).items():
                 figures[f"bare_{phase}_latency_ms_{name}"] = value
+            figures[f"bare_{phase}_cpu_ms_per_request"] = round(
+                (cpu_seconds([bare.pid]) - cpu_before) * 1000 / GROUPS, 2)
     with sqlite3.connect(db_path) as conn:
         incidents = conn.execute("SELECT status, count(*) FROM incidents "
                                  "WHERE title LIKE 'Bench%' GROUP BY status").fetchall()
@@ -188,8 +201,12 @@ async def one_run() -> tuple[dict[str, object], list[str]]:
                             await receiver.wait_pages(GROUPS, 60), 2)
                     # The service's CPU per request, pages included: steadier than the
                     # rates on a shared machine, and the GIL makes it the budget that counts.
-                    figures[f"{phase}_service_cpu_ms_per_request"] = round(
-                        (oncall.cpu_seconds() - cpu_before) * 1000 / GROUPS, 2)
+                    service_cpu = (oncall.cpu_seconds() - cpu_before) * 1000 / GROUPS
+                    figures[f"{phase}_service_cpu_ms_per_request"] = round(service_cpu, 2)
+                    # How much more work a request is than on the bare path: steadier than
+                    # the rates' ratio when the machine's speed moves between the two.
+                    figures[f"{phase}_cpu_over_bare"] = round(
+                        service_cpu / bare[f"bare_{phase}_cpu_ms_per_request"], 2)
                     # The benchmark's own client and page receiver share the 2 cores.
                     figures[f"{phase}_bench_cpu_ms_per_request"] = round(
                         (time.process_time() - client_before) * 1000 / GROUPS, 2)
