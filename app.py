@@ -86,6 +86,26 @@ def migrate_only() -> int:
     return 0
 
 
+def _pin(settings: Settings) -> int | None:
+    """Keep the service on one CPU as `[server] pin_cpu` says; return it (None: any).
+    An explicit CPU this process cannot use stops start-up (exit code 2)."""
+    from oncall import affinity
+    from oncall.db import is_sqlite
+
+    sqlite = is_sqlite(settings.database.url)
+    writer_process = sqlite and settings.database.writer == "process"
+    try:
+        cpu = affinity.choose_cpu(settings.server.pin_cpu, affinity.allowed_cpus(),
+                                  sqlite and not writer_process, writer_process)
+    except ValueError as error:
+        _print_problems("oncall cannot start, the configuration is invalid:",
+                        [f"[server] pin_cpu = {settings.server.pin_cpu}: {error}"])
+        raise SystemExit(2) from None
+    if cpu is not None:
+        affinity.pin(cpu)
+    return cpu
+
+
 def serve() -> int:
     """Run the service until SIGTERM or SIGINT."""
     from oncall import logs
@@ -94,6 +114,7 @@ def serve() -> int:
 
     settings, directory = _load()
     logs.configure(settings.server.log_format, settings.server.log_level)
+    cpu = _pin(settings)  # before create_app starts any thread: threads inherit it
     app = create_app(settings, directory)
 
     async def on_startup(app: web.Application) -> None:
@@ -102,7 +123,8 @@ def serve() -> int:
         log.info("oncall started", extra={"host": settings.server.host,
                                           "port": settings.server.port,
                                           "settings": settings.source,
-                                          "directory": settings.directory.path})
+                                          "directory": settings.directory.path,
+                                          "cpu": "any" if cpu is None else cpu})
         # Everything built at start-up (modules, tables, the directory) lives as long as
         # the process: moved out of the collector's generations, it is no longer traversed
         # by every full collection. py-spy counted those collections at 15% of the event

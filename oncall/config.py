@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from oncall.affinity import AUTO, PinSetting, parse_setting
 from oncall.durations import parse_duration
 
 
@@ -37,6 +38,7 @@ class ServerSettings:
     log_format: str
     log_level: str
     metrics_token: str
+    pin_cpu: PinSetting = AUTO  # see oncall.affinity
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,7 @@ SPEC: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
         "log_format": (_choice("text", "json"), "text"),
         "log_level": (_choice("debug", "info", "warning", "error"), "info"),
         "metrics_token": (_text, ""),
+        "pin_cpu": (parse_setting, AUTO),
     },
     "database": {
         "url": (_database_url, "sqlite+aiosqlite:///data/oncall.db"),
