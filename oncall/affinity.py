@@ -4,9 +4,9 @@ On SQLite the event loop and the database thread take turns on one GIL, so the s
 uses about one core however many it may run on. Left to the scheduler, the two threads
 run on different cores, and every hand-over between them wakes the other core and moves
 the interpreter's working set (objects, reference counts, the GIL itself) from one core's
-cache to the other's. Kept on one CPU, a new incident cost 11% less CPU and duplicates
-and resolves 7 to 20% less (BENCHMARKS.md, session 9). Pinning is done at start-up,
-before any thread exists: threads inherit their creator's CPU set.
+cache to the other's. Kept on one CPU, a new incident cost 11% less CPU on 2 cores
+(BENCHMARKS.md, session 9). Pinning is done at start-up, before any thread exists:
+threads inherit their creator's CPU set.
 """
 
 from __future__ import annotations
