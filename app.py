@@ -35,6 +35,7 @@ def check_config() -> int:
     try:
         settings = load_settings()
         path = settings.directory.path
+        _chosen_cpu(settings)
     except ConfigError as error:
         problems += error.problems
         path = error.directory_path or path
@@ -86,20 +87,30 @@ def migrate_only() -> int:
     return 0
 
 
-def _pin(settings: Settings) -> int | None:
-    """Keep the service on one CPU as `[server] pin_cpu` says; return it (None: any).
-    An explicit CPU this process cannot use stops start-up (exit code 2)."""
+def _chosen_cpu(settings: Settings) -> int | None:
+    """Return the CPU `[server] pin_cpu` keeps the service on (None: any); raises ConfigError
+    naming the key when it asks for one this process cannot use."""
     from oncall import affinity
     from oncall.db import is_sqlite
 
     sqlite = is_sqlite(settings.database.url)
     writer_process = sqlite and settings.database.writer == "process"
     try:
-        cpu = affinity.choose_cpu(settings.server.pin_cpu, affinity.allowed_cpus(),
-                                  sqlite and not writer_process, writer_process)
+        return affinity.choose_cpu(settings.server.pin_cpu, affinity.allowed_cpus(),
+                                   sqlite and not writer_process, writer_process)
     except ValueError as error:
-        _print_problems("oncall cannot start, the configuration is invalid:",
-                        [f"[server] pin_cpu = {settings.server.pin_cpu}: {error}"])
+        raise ConfigError([f"[server] pin_cpu = {settings.server.pin_cpu}: {error}"]) from None
+
+
+def _pin(settings: Settings) -> int | None:
+    """Keep the service on one CPU as `[server] pin_cpu` says; return it (None: any).
+    An explicit CPU this process cannot use stops start-up (exit code 2)."""
+    from oncall import affinity
+
+    try:
+        cpu = _chosen_cpu(settings)
+    except ConfigError as error:
+        _print_problems("oncall cannot start, the configuration is invalid:", error.problems)
         raise SystemExit(2) from None
     if cpu is not None:
         affinity.pin(cpu)

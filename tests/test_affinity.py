@@ -107,3 +107,10 @@ def test_a_cpu_the_process_may_not_use_stops_start_up(sqlite_env):
     assert result.returncode == 2
     assert "[server] pin_cpu" in result.stderr and "is not one this process may use" in (
         result.stderr)
+
+
+def test_check_config_names_a_cpu_the_process_may_not_use(sqlite_env):
+    result = run_cli("check-config", env={**sqlite_env,
+                                          "ONCALL_SERVER_PIN_CPU": str(max(ALLOWED) + 1)})
+    assert result.returncode == 1
+    assert "[server] pin_cpu" in result.stderr
