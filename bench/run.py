@@ -128,19 +128,16 @@ def write_table() -> None:
 def record_path(record: dict[str, Any]) -> tuple[Path, dict[str, Any] | None]:
     """Return where the run's record goes and the record already there, if any.
 
-    A day's record (per tag) is added to by later runs on the same machine only: a run on
-    another machine the same day gets a file of its own (`<date>[-tag]-2.json`, ...) and is
-    numbered in its table title, so no record mixes two machines' figures.
+    A day's record (per tag) is added to by later runs on the same machine only (the
+    machine's label names its interpreter too): a run on another the same day gets a file
+    of its own (`<date>[-tag]-2.json`, ...) and is numbered in its table title, so no
+    record mixes two machines' figures.
     """
     stem = record["date"] + (f"-{record['tag']}" if record.get("tag") else "")
     for number in range(1, 100):
         path = RESULTS / (stem + (f"-{number}" if number > 1 else "") + ".json")
-        if not path.exists():
-            if number > 1:
-                record["number"] = number
-            return path, None
-        earlier = json.loads(path.read_text())
-        if earlier["machine"] == record["machine"]:
+        earlier = json.loads(path.read_text()) if path.exists() else None
+        if earlier is None or earlier["machine"] == record["machine"]:
             if number > 1:
                 record["number"] = number
             return path, earlier
