@@ -112,8 +112,19 @@ def _pin(settings: Settings) -> int | None:
     except ConfigError as error:
         _print_problems("oncall cannot start, the configuration is invalid:", error.problems)
         raise SystemExit(2) from None
-    if cpu is not None:
+    if cpu is None:
+        return None
+    try:
         affinity.pin(cpu)
+    except OSError as error:
+        if settings.server.pin_cpu != affinity.AUTO:
+            _print_problems("oncall cannot start, the configuration is invalid:",
+                            [f"[server] pin_cpu = {cpu}: cannot pin: {error}"])
+            raise SystemExit(2) from None
+        # auto is an optimisation: a sandbox that refuses it must not stop the pager.
+        log.warning("could not keep the service on one CPU; running unpinned",
+                    extra={"cpu": cpu, "error": str(error)})
+        return None
     return cpu
 
 

@@ -114,3 +114,19 @@ def test_check_config_names_a_cpu_the_process_may_not_use(sqlite_env):
                                           "ONCALL_SERVER_PIN_CPU": str(max(ALLOWED) + 1)})
     assert result.returncode == 1
     assert "[server] pin_cpu" in result.stderr
+
+
+def test_a_refused_pin_leaves_auto_unpinned_and_stops_an_explicit_cpu(monkeypatch):
+    import app
+    from oncall import affinity
+
+    def refuse(cpu: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(affinity, "pin", refuse)
+    monkeypatch.setattr(affinity, "allowed_cpus", lambda: frozenset({0, 1}))
+    sqlite = {"ONCALL_DATABASE_URL": "sqlite+aiosqlite:///unused.db"}
+    assert app._pin(load_settings({**sqlite, "ONCALL_SERVER_PIN_CPU": "auto"})) is None
+    with pytest.raises(SystemExit) as stopped:
+        app._pin(load_settings({**sqlite, "ONCALL_SERVER_PIN_CPU": "1"}))
+    assert stopped.value.code == 2
