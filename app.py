@@ -12,6 +12,7 @@ import gc
 import logging
 import signal
 import sys
+from typing import NoReturn
 
 from aiohttp import web
 
@@ -58,13 +59,18 @@ def check_config() -> int:
     return 0
 
 
+def _cannot_start(problems: list[str]) -> NoReturn:
+    """Print every configuration problem and exit with code 2."""
+    _print_problems("oncall cannot start, the configuration is invalid:", problems)
+    raise SystemExit(2)
+
+
 def _load() -> tuple[Settings, DirectoryHolder]:
     try:
         settings = load_settings()
         directory = load_directory(settings.directory.path)
     except ConfigError as error:
-        _print_problems("oncall cannot start, the configuration is invalid:", error.problems)
-        raise SystemExit(2) from None
+        _cannot_start(error.problems)
     return settings, DirectoryHolder(directory)
 
 
@@ -110,17 +116,14 @@ def _pin(settings: Settings) -> int | None:
     try:
         cpu = _chosen_cpu(settings)
     except ConfigError as error:
-        _print_problems("oncall cannot start, the configuration is invalid:", error.problems)
-        raise SystemExit(2) from None
+        _cannot_start(error.problems)
     if cpu is None:
         return None
     try:
         affinity.pin(cpu)
     except OSError as error:
         if settings.server.pin_cpu != affinity.AUTO:
-            _print_problems("oncall cannot start, the configuration is invalid:",
-                            [f"[server] pin_cpu = {cpu}: cannot pin: {error}"])
-            raise SystemExit(2) from None
+            _cannot_start([f"[server] pin_cpu = {cpu}: cannot pin: {error}"])
         # auto is an optimisation: a sandbox that refuses it must not stop the pager.
         log.warning("could not keep the service on one CPU; running unpinned",
                     extra={"cpu": cpu, "error": str(error)})
