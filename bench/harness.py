@@ -30,7 +30,7 @@ import aiohttp  # noqa: E402
 import redis  # noqa: E402
 from aiohttp import web  # noqa: E402
 
-from tests.process import ServiceProcess, free_port  # noqa: E402
+from tests.support.process import ROOT, ServiceProcess, free_port  # noqa: E402
 
 TOKEN = "bench-alertmanager-token"
 USER_TOKEN = "bench-user-token-0123456789"
@@ -163,7 +163,9 @@ class Receiver:
 
 
 class Oncall:
-    """The service under test: `python app.py` on a SQLite file in `workdir`."""
+    """The service under test: `python app.py` on a SQLite file in `workdir`, from this
+    checkout or, with BENCH_SERVICE_ROOT set, from that one (`bench/compare.py` runs two
+    versions side by side that way)."""
 
     def __init__(self, workdir: pathlib.Path, directory: str, redis_port: int = 6379,
                  key_prefix: str | None = None, **settings: str) -> None:
@@ -179,7 +181,8 @@ class Oncall:
                "ONCALL_SECURITY_SECRET_KEY": "bench-secret-key-0123456789",
                "ONCALL_SERVER_LOG_LEVEL": "warning"}
         env.update({f"ONCALL_{k.upper()}": v for k, v in settings.items()})
-        self.process = ServiceProcess(env, workdir / "oncall.log")
+        root = pathlib.Path(os.environ.get("BENCH_SERVICE_ROOT", str(ROOT)))
+        self.process = ServiceProcess(env, workdir / "oncall.log", root)
         self._profiler: subprocess.Popen[bytes] | None = None
 
     @property
@@ -208,7 +211,7 @@ class Oncall:
               + (self.workdir / "oncall.log").read_text()[-2000:])
 
     def pids(self) -> list[int]:
-        """Return the service's process and its children (the SQLite writer process)."""
+        """Return the service's process and its children."""
         children = []
         for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
             try:
@@ -220,13 +223,13 @@ class Oncall:
         return [self.pid, *sorted(children)]
 
     def cpu_seconds(self) -> float:
-        """Return the CPU time (user and system, every thread) the service has used so far,
-        its writer process included."""
+        """Return the CPU time (user and system, every thread) the service and its children
+        have used so far."""
         return cpu_seconds(self.pids())
 
     def peak_rss_mb(self) -> float:
-        """Return the peak resident set (VmHWM) in MB of the service, its writer process
-        included (the sum of each one's peak: an upper bound of their peak together)."""
+        """Return the peak resident set (VmHWM) in MB of the service and its children (the
+        sum of each one's peak: an upper bound of their peak together)."""
         total = 0
         for pid in self.pids():
             for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():

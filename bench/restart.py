@@ -30,8 +30,8 @@ import aiohttp
 from sqlalchemy import create_engine, insert
 
 from harness import ROOT, CheckFailed, Oncall, check, directory_yaml, report, run_main
-from oncall.models import alerts, escalation_jobs, incidents
-from tests.redis_server import RedisServer
+from oncall.db.models import alerts, escalation_jobs, incidents
+from tests.support.redis_server import RedisServer
 
 HEALTH_BOUND = 1.0  # seconds /health must answer within during the rebuild
 

@@ -26,12 +26,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness import alert, check, report, webhook
-from oncall import migrate, store, store_notify
-from oncall.alertmanager import parse_webhook
-from oncall.config import DatabaseSettings
-from oncall.db import make_engine, sqlite_writer
-from oncall.directory import parse_directory
-from oncall.retry import DELIVERED
+from oncall.db.engine import make_engine, sqlite_engine, sqlite_url
+from oncall.db.migrate import upgrade
+from oncall.directory.parse import parse_directory
+from oncall.ingest import store
+from oncall.ingest.alertmanager import parse_webhook
+from oncall.notify import store as store_notify
+from oncall.notify.outbox import Attempt
+from oncall.notify.retry import DELIVERED
+from oncall.settings import DatabaseSettings
+from tests.support.wiring import services
 
 DIRECTORY = """
 integrations:
@@ -53,8 +57,8 @@ def main() -> None:
     directory = parse_directory(DIRECTORY, {})
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(DatabaseSettings(f"sqlite+aiosqlite:///{tmp}/cost.db", ""))
-        asyncio.run(migrate.upgrade(engine))
-        writer = sqlite_writer(engine)
+        asyncio.run(upgrade(engine))
+        writer = sqlite_engine(sqlite_url(engine))
         with writer.connect() as conn:
             statements = [0]
             conn.connection.driver_connection.set_trace_callback(  # type: ignore[union-attr]
@@ -66,6 +70,8 @@ def main() -> None:
 
 def run(conn: Any, directory: Any, count: int, statements: list[int]) -> dict[str, Any]:
     start = datetime(2026, 11, 28, tzinfo=UTC)
+    runtime = services(directory)  # what the store functions call in their transaction
+    ports = (runtime.incidents, runtime.escalation)
 
     def at(n: int, phase: int) -> datetime:
         """Return the clock of unit `n` of a phase: each request reads its own, as in the
@@ -82,19 +88,19 @@ def run(conn: Any, directory: Any, count: int, statements: list[int]) -> dict[st
             return work(conn, *args)
 
     def record(result: Any, now: datetime) -> None:
-        [delivery] = result.followups.deliveries
-        attempt = store_notify.Attempt(delivery.claimed.notification, delivery.claimed.attempt,
-                                       DELIVERED, None, 5, None)
+        [claimed] = result.followups.pages
+        attempt = Attempt(claimed.notification, claimed.attempt, DELIVERED, None, 5, None)
         unit(store_notify.record_attempts, [attempt], timedelta(seconds=2), now)
 
     phases: dict[str, Callable[[int], Any]] = {
         "open": lambda n: opened.append(
-            unit(store.ingest_group, "prometheus", firing[n], directory, at(n, 0))),
+            unit(store.ingest_group, "prometheus", firing[n], directory, at(n, 0), *ports)),
         "page_recorded": lambda n: record(opened[n], at(n, 1)),
         "duplicate": lambda n: unit(store.ingest_group, "prometheus", firing[n], directory,
-                                    at(n, 2)),
+                                    at(n, 2), *ports),
         "resolve": lambda n: resolved.append(
-            unit(store.ingest_group, "prometheus", resolving[n], directory, at(n, 3))),
+            unit(store.ingest_group, "prometheus", resolving[n], directory, at(n, 3),
+                 *ports)),
         "resolved_message_recorded": lambda n: record(resolved[n], at(n, 4)),
     }
     total = WARM_UP + count

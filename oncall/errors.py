@@ -3,6 +3,20 @@
 from __future__ import annotations
 
 
+class ConfigError(Exception):
+    """The settings or the directory file are invalid; `problems` lists every one."""
+
+    def __init__(self, problems: list[str], directory_path: str | None = None) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+        self.directory_path = directory_path  # so check-config can still check that file
+
+
+class ConstraintViolated(Exception):
+    """A transaction broke a constraint of the database and was rolled back: for a unique
+    index, usually because a concurrent transaction wrote the same thing first."""
+
+
 class OncallError(Exception):
     """Base class of every error the service raises on purpose."""
 

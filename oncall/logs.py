@@ -1,7 +1,4 @@
-"""One-line structured logs: logfmt-style text, or JSON with `[server] log_format = json`.
-
-Nothing here logs request headers, bodies or query strings, where tokens travel.
-"""
+"""One-line structured logs: logfmt-style text, or JSON with `[server] log_format = json`."""
 
 from __future__ import annotations
 
@@ -9,9 +6,6 @@ import json
 import logging
 import time
 from typing import Any
-
-from aiohttp.abc import AbstractAccessLogger
-from aiohttp.web import BaseRequest, StreamResponse
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -55,22 +49,3 @@ def configure(log_format: str, level: str) -> None:
     root.setLevel(level.upper())
     # APScheduler logs every job run at INFO; keep those for debugging only.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
-
-
-class AccessLogger(AbstractAccessLogger):
-    """Access log with method, path (no query string: signed links carry tokens), status, time."""
-
-    @property
-    def enabled(self) -> bool:
-        # aiohttp then skips `log` altogether when the level hides access lines.
-        return self.logger.isEnabledFor(logging.INFO)
-
-    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-        path = request.rel_url.path
-        if path.startswith("/a/"):
-            path = "/a/<signed link>"  # the token in the path acts as a user
-        self.logger.info("request", extra={
-            "method": request.method, "path": path,
-            "status": response.status, "ms": round(time * 1000, 1),
-            "remote": request.remote,
-        })

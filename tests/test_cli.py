@@ -9,9 +9,9 @@ import sys
 import aiohttp
 import pytest
 
-from tests.conftest import REDIS_HOST, REDIS_PORT
-from tests.factories import DATA
-from tests.process import ROOT, ServiceProcess
+from tests.support.factories import DATA
+from tests.support.process import ROOT, ServiceProcess
+from tests.support.redis_server import REDIS_HOST, REDIS_PORT
 
 
 @pytest.fixture

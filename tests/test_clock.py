@@ -1,4 +1,4 @@
-"""Times as whole microseconds since the epoch (how many cross from the writer process)."""
+"""Times leave the service as RFC 3339 in UTC, whatever zone they were read in."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oncall.clock import from_micros, to_micros
+from oncall.clock import isoformat, system_clock
 
 ZONES = st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)),
                          timezone(timedelta(hours=-8))])
@@ -15,10 +15,14 @@ ZONES = st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)),
 
 @given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(9000, 1, 1),
                     timezones=ZONES))
-def test_micros_round_trip_to_the_same_instant_in_utc(value: datetime) -> None:
-    back = from_micros(to_micros(value))
-    assert back == value and back.tzinfo is UTC
+def test_isoformat_writes_the_same_instant_in_utc_with_a_z(value: datetime) -> None:
+    text = isoformat(value)
+    assert text is not None and text.endswith("Z")
+    assert datetime.fromisoformat(text) == value
 
 
-def test_micros_count_from_the_epoch() -> None:
-    assert to_micros(datetime(1970, 1, 1, 0, 0, 1, 5, tzinfo=UTC)) == 1_000_005
+def test_isoformat_keeps_none_and_the_system_clock_is_aware_utc() -> None:
+    assert isoformat(None) is None
+    assert isoformat(datetime(2026, 1, 5, 13, 0, tzinfo=timezone(timedelta(hours=1)))) == \
+        "2026-01-05T12:00:00Z"
+    assert system_clock().tzinfo is UTC

@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from oncall.logs import AccessLogger
+from oncall.web.access_log import AccessLogger
 
 
 def test_access_log_is_skipped_when_info_is_hidden() -> None:

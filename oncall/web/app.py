@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import gc
 import logging
+import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -12,32 +13,16 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from oncall import background, jobs, migrate, store_notify
 from oncall.clock import Clock, system_clock
-from oncall.config import Settings
-from oncall.db import Database, make_engine
-from oncall.directory import DirectoryHolder
-from oncall.notifier import Notifier
-from oncall.reconcile import Reconciler, watchdog
-from oncall.service import Service
-from oncall.timer import Timers
-from oncall.web import api, events, health, links, metrics, schedules
-from oncall.web.keys import (
-    CLOCK,
-    DATABASE,
-    DIRECTORY,
-    LINK_KEY,
-    NOTIFIER,
-    RECONCILER,
-    REDIS,
-    SERVICE,
-    SETTINGS,
-    TIMERS,
-)
-from oncall.web.middleware import errors
+from oncall.directory.holder import DirectoryHolder
+from oncall.runtime import Runtime
+from oncall.settings import Settings
+from oncall.web.access_log import AccessLogger
+from oncall.web.keys import CLOCK, DIRECTORY, REDIS, RUNTIME, SETTINGS
+from oncall.web.middleware import errors, timing
+from oncall.web.routes import actions, incidents, ingest, ops, schedules
 
-log = logging.getLogger(__name__)
-JOB_GRACE = 5.0  # seconds running jobs get to finish at shutdown
+log = logging.getLogger("oncall")
 
 
 def make_redis(settings: Settings) -> Redis:
@@ -49,25 +34,14 @@ def make_redis(settings: Settings) -> Redis:
                  retry=Retry(NoBackoff(), 1))
 
 
-async def _database(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    engine = make_engine(settings.database)
-    await migrate.upgrade(engine, settings.database.schema)
-    database = Database(engine, settings.database.writer,
-                        (settings.server.log_format, settings.server.log_level))
-    app[DATABASE] = database
-    secret = settings.security.secret_key
-    # Without a configured key, one is generated once and kept in the database, so links
-    # in pages already sent stay valid across restarts.
-    app[LINK_KEY] = secret.encode() if secret else await database.run(store_notify.link_secret)
-    service = Service(database, app[DIRECTORY], app[CLOCK])
-    service.notifier = Notifier(database, app[DIRECTORY], settings, app[CLOCK], app[LINK_KEY])
-    service.notifier.metrics = service.metrics
-    app[SERVICE] = service
-    app[NOTIFIER] = service.notifier
-    yield
-    await service.notifier.close()
-    await database.close()
+async def _runtime(app: web.Application) -> AsyncIterator[None]:
+    runtime = await Runtime.open(app[SETTINGS], app[DIRECTORY], app[CLOCK])
+    app[RUNTIME] = runtime
+    try:
+        await runtime.start()
+        yield
+    finally:
+        await runtime.stop()
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:
@@ -77,56 +51,38 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     await client.aclose()
 
 
-async def _scheduler(app: web.Application) -> AsyncIterator[None]:
-    """Start the timers: reconcile from the database first, then let jobs fire."""
-    settings = app[SETTINGS]
-    service = app[SERVICE]
-    timers = Timers(settings.redis)
-    service.timers = timers
-    app[NOTIFIER].timers = timers
-    jobs.install(service)
-    reconciler = Reconciler(app[DATABASE], timers, service, app[DIRECTORY], app[CLOCK])
-    app[TIMERS] = timers
-    app[RECONCILER] = reconciler
-    try:
-        await reconciler.run_once()
-    except Exception as error:  # Redis down at start-up: alerts are still taken
-        log.warning("start-up reconcile failed; retrying every reconcile_interval",
-                    extra={"error": repr(error)})
-    timers.start()
-    tasks = [asyncio.create_task(reconciler.loop(settings.scheduler.reconcile_interval)),
-             asyncio.create_task(watchdog(timers, reconciler))]
-    yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    # No new jobs start; running ones get JOB_GRACE to finish, then are cancelled (an
-    # unfinished page is sent again after restart). Shutting APScheduler down first would
-    # cancel them at once.
-    timers.pause()
-    await background.drain(JOB_GRACE)  # job runs and pages being sent
-    await timers.shutdown()
-    jobs.uninstall(service)
-    timers.close()
-
-
 def create_app(settings: Settings, directory: DirectoryHolder,
                clock: Clock = system_clock) -> web.Application:
     """Return the application; resources open on startup and close on cleanup."""
-    app = web.Application(middlewares=[metrics.timing, errors],
+    app = web.Application(middlewares=[timing, errors],
                           client_max_size=settings.server.max_body_bytes)
     app[SETTINGS] = settings
     app[DIRECTORY] = directory
     app[CLOCK] = clock
-    app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
-    app.cleanup_ctx.append(_scheduler)
-    api.add_routes(app)
-    health.add_routes(app)
-    links.add_routes(app)
-    schedules.add_routes(app)
-    metrics.add_routes(app)
-    events.add_routes(app)
+    app.cleanup_ctx.append(_runtime)
+    for routes in (ingest, incidents, schedules, actions, ops):
+        routes.add_routes(app)
     return app
+
+
+def run(settings: Settings, directory: DirectoryHolder) -> None:
+    """Serve on `[server] host:port` until SIGTERM or SIGINT; SIGHUP reloads the directory."""
+    app = create_app(settings, directory)
+
+    async def on_startup(app: web.Application) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, ops.reload_directory, app)
+        log.info("oncall started", extra={"host": settings.server.host,
+                                          "port": settings.server.port,
+                                          "settings": settings.source,
+                                          "directory": settings.directory.path})
+        # Everything built at start-up (modules, tables, the directory) lives as long as
+        # the process: moved out of the collector's generations, it is no longer traversed
+        # by every full collection (BENCHMARKS.md).
+        gc.collect()
+        gc.freeze()
+
+    app.on_startup.append(on_startup)
+    web.run_app(app, host=settings.server.host, port=settings.server.port,
+                access_log_class=AccessLogger, print=None)

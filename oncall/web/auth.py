@@ -7,7 +7,7 @@ import binascii
 
 from aiohttp import web
 
-from oncall.directory import Integration, User
+from oncall.directory.model import Integration, User
 from oncall.errors import Unauthorized
 from oncall.web.keys import DIRECTORY
 

@@ -6,21 +6,12 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from oncall.clock import Clock
-from oncall.config import Settings
-from oncall.db import Database
-from oncall.directory import DirectoryHolder
-from oncall.notifier import Notifier
-from oncall.reconcile import Reconciler
-from oncall.service import Service
-from oncall.timer import Timers
+from oncall.directory.holder import DirectoryHolder
+from oncall.runtime import Runtime
+from oncall.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 DIRECTORY = web.AppKey("directory", DirectoryHolder)
-CLOCK = web.AppKey("clock", Clock)
-DATABASE = web.AppKey("database", Database)
-SERVICE = web.AppKey("service", Service)
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+RUNTIME = web.AppKey("runtime", Runtime)
 REDIS = web.AppKey("redis", Redis)
-TIMERS = web.AppKey("timers", Timers)
-RECONCILER = web.AppKey("reconciler", Reconciler)
-NOTIFIER = web.AppKey("notifier", Notifier)
-LINK_KEY = web.AppKey("link_key", bytes)

@@ -1,14 +1,15 @@
-"""Turns domain errors and HTTP errors into JSON bodies, in one place."""
+"""The middlewares: domain and HTTP errors as JSON in one place, and request latency."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from oncall.errors import OncallError
-from oncall.web.keys import SETTINGS
+from oncall.web.keys import RUNTIME, SETTINGS
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -42,3 +43,23 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         log.exception("unhandled error", extra={"method": request.method,
                                                 "path": request.rel_url.path})
         return web.json_response({"error": "internal error"}, status=500)
+
+
+@web.middleware
+async def timing(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Observe every request's latency under its route template (never the raw path)."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as error:
+        status = error.status
+        raise
+    finally:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        if RUNTIME in request.app:
+            request.app[RUNTIME].metrics.requests.labels(
+                route, request.method, str(status)).observe(time.perf_counter() - started)

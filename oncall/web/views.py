@@ -1,15 +1,16 @@
-"""JSON shapes of incidents, alerts and timeline entries."""
+"""JSON shapes of what the API returns: incidents, alerts, timeline entries, pages,
+overrides, shifts."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.engine import Row
-
 from oncall.clock import isoformat
+from oncall.schedules.rotation import Schedule, Shift
+from oncall.schedules.service import OnCall
 
 
-def incident_json(row: Row[Any]) -> dict[str, Any]:
+def incident_json(row: Any) -> dict[str, Any]:
     return {
         "id": row.id,
         "status": row.status,
@@ -37,7 +38,7 @@ def incident_json(row: Row[Any]) -> dict[str, Any]:
     }
 
 
-def alert_json(row: Row[Any]) -> dict[str, Any]:
+def alert_json(row: Any) -> dict[str, Any]:
     return {
         "fingerprint": row.fingerprint,
         "status": row.status,
@@ -49,12 +50,12 @@ def alert_json(row: Row[Any]) -> dict[str, Any]:
     }
 
 
-def event_json(row: Row[Any]) -> dict[str, Any]:
+def event_json(row: Any) -> dict[str, Any]:
     return {"at": isoformat(row.at), "type": row.type, "actor": row.actor,
             "detail": row.detail}
 
 
-def notification_json(row: Row[Any], attempts: list[Row[Any]]) -> dict[str, Any]:
+def notification_json(row: Any, attempts: list[Any]) -> dict[str, Any]:
     return {
         "id": row.id, "incident_id": row.incident_id, "kind": row.kind, "level": row.level,
         "repeat": row.repeat, "user": row.user_name, "contact_index": row.contact_index,
@@ -64,3 +65,23 @@ def notification_json(row: Row[Any], attempts: list[Row[Any]]) -> dict[str, Any]
         "attempt_log": [{"at": isoformat(a.at), "outcome": a.outcome, "error": a.error,
                          "duration_ms": a.duration_ms} for a in attempts],
     }
+
+
+def override_json(row: Any) -> dict[str, Any]:
+    return {"id": row.id, "schedule": row.schedule, "user": row.user_name,
+            "start": isoformat(row.start_at), "end": isoformat(row.end_at),
+            "created_by": row.created_by, "created_at": isoformat(row.created_at)}
+
+
+def shift_json(shift: Shift, schedule: Schedule) -> dict[str, Any]:
+    zone = schedule.zone
+    return {"user": shift.user, "start": isoformat(shift.start), "end": isoformat(shift.end),
+            "start_local": shift.start.astimezone(zone).isoformat(),
+            "end_local": shift.end.astimezone(zone).isoformat()}
+
+
+def oncall_json(oncall: OnCall) -> dict[str, Any]:
+    return {"at": isoformat(oncall.at), "schedules": oncall.schedules,
+            "policies": {name: [{"level": level, "targets": targets, "on_call": users}
+                                for level, targets, users in levels]
+                         for name, levels in oncall.policies.items()}}

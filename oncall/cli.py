@@ -1,0 +1,111 @@
+"""The commands: `python app.py [serve|check-config|migrate]`.
+
+Exit codes: 0 success; 1 `check-config` found problems; 2 the settings or the directory file
+are invalid at start-up (every problem is printed, one per line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import NoReturn
+
+from oncall.directory.holder import DirectoryHolder
+from oncall.directory.parse import load_directory
+from oncall.errors import ConfigError
+from oncall.settings import Settings, load_settings
+
+
+def _print_problems(title: str, problems: list[str]) -> None:
+    print(title, file=sys.stderr)
+    for problem in problems:
+        print(f"  - {problem}", file=sys.stderr)
+
+
+def check_config() -> int:
+    """Validate settings and the directory file; return 0, or 1 with every problem printed."""
+    from oncall.clock import system_clock
+    from oncall.directory.coverage import schedule_gaps, unreachable_targets
+
+    problems: list[str] = []
+    settings: Settings | None = None
+    path = "oncall.yaml"
+    try:
+        settings = load_settings()
+        path = settings.directory.path
+    except ConfigError as error:
+        problems += error.problems
+        path = error.directory_path or path
+    try:
+        directory = load_directory(path)
+    except ConfigError as error:
+        problems += error.problems
+    if problems:
+        _print_problems("configuration is invalid:", problems)
+        return 1
+    for warning in schedule_gaps(directory, system_clock()) + unreachable_targets(directory):
+        print(f"warning: {warning}")
+    print(f"settings ({settings.source if settings else '?'}) and directory ({path}) are valid: "
+          f"{len(directory.integrations)} integrations, {len(directory.users)} users, "
+          f"{len(directory.schedules)} schedules, {len(directory.policies)} policies, "
+          f"{len(directory.routes)} routes")
+    return 0
+
+
+def _cannot_start(problems: list[str]) -> NoReturn:
+    """Print every configuration problem and exit with code 2."""
+    _print_problems("oncall cannot start, the configuration is invalid:", problems)
+    raise SystemExit(2)
+
+
+def _load() -> tuple[Settings, DirectoryHolder]:
+    try:
+        settings = load_settings()
+        directory = load_directory(settings.directory.path)
+    except ConfigError as error:
+        _cannot_start(error.problems)
+    return settings, DirectoryHolder(directory)
+
+
+def migrate_only() -> int:
+    """Apply the database migrations and exit."""
+    from oncall.db.engine import make_engine
+    from oncall.db.migrate import upgrade
+
+    settings, _ = _load()
+
+    async def run() -> None:
+        engine = make_engine(settings.database)
+        try:
+            await upgrade(engine, settings.database.schema)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    print("database is at the newest revision")
+    return 0
+
+
+def serve() -> int:
+    """Run the service until SIGTERM or SIGINT."""
+    from oncall import logs
+    from oncall.web.app import run
+
+    settings, directory = _load()
+    logs.configure(settings.server.log_format, settings.server.log_level)
+    run(settings, directory)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command named in `argv` (default: serve); return its exit code."""
+    parser = argparse.ArgumentParser(prog="app.py", description=__doc__.splitlines()[0])
+    parser.add_argument("command", nargs="?", default="serve",
+                        choices=["serve", "check-config", "migrate"])
+    args = parser.parse_args(argv)
+    if args.command == "check-config":
+        return check_config()
+    if args.command == "migrate":
+        return migrate_only()
+    return serve()

@@ -1,0 +1,1 @@
+"""The database: the one truth of the service. SQLite (embedded) or PostgreSQL."""

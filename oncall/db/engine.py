@@ -1,0 +1,173 @@
+"""The database engine and the one way the service runs a transaction.
+
+Every unit of work is one synchronous function over a Core `Connection`, run in one
+transaction by `Database.run`. On PostgreSQL that is SQLAlchemy's `run_sync` over asyncpg.
+On SQLite, `run_sync` over aiosqlite would hop to aiosqlite's thread and back for every
+DBAPI call, so the whole transaction instead runs as one call in a single database thread,
+over the standard `sqlite3` driver on the same file, with a group commit (`oncall.db.batch`).
+aiosqlite stays the driver of the async engine that runs migrations; the settings name the
+database the same way either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy.engine import Connection as Connection  # the type units of work take
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
+
+from oncall.db import jsoncodec
+from oncall.db.batch import BatchRunner, GroupCommit
+from oncall.db.fastpath import execute_sql, on_stdlib_sqlite
+from oncall.errors import ConstraintViolated, Unavailable
+from oncall.settings import DatabaseSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# The JSON columns (labels, annotations, timeline details) through orjson.
+JSON_CODEC = {"json_serializer": jsoncodec.dumps, "json_deserializer": jsoncodec.loads}
+
+# Errors that say "try again later", not "your request is wrong".
+TRANSIENT = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, OSError,
+             asyncio.TimeoutError, ConnectionError)
+
+
+def is_sqlite(url: str) -> bool:
+    """Return whether `url` names the embedded SQLite backend."""
+    return url.startswith("sqlite")
+
+
+def make_engine(settings: DatabaseSettings) -> AsyncEngine:
+    """Return an engine for `settings`, with SQLite tuned for one writer and durability.
+
+    SQLite gets one pooled connection (it has one writer anyway), WAL, synchronous=NORMAL,
+    foreign keys and a busy timeout; transactions start with BEGIN IMMEDIATE so a second
+    process waits instead of failing.
+    """
+    url = settings.url
+    if is_sqlite(url):
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        engine = create_async_engine(url, poolclass=AsyncAdaptedQueuePool, pool_size=1,
+                                     max_overflow=0, pool_timeout=30, **JSON_CODEC)
+        _tune_sqlite(engine.sync_engine)
+        return engine
+    connect_args: dict[str, Any] = {"timeout": 5, "command_timeout": 10}
+    if settings.schema:
+        connect_args["server_settings"] = {"search_path": settings.schema}
+    return create_async_engine(url, pool_size=10, max_overflow=5, pool_timeout=10,
+                               pool_pre_ping=True, connect_args=connect_args, **JSON_CODEC)
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    """Give every connection of `engine` WAL, synchronous=NORMAL, foreign keys, a busy
+    timeout and temporary files in memory, and start transactions with BEGIN IMMEDIATE so
+    that a second process waits for the write lock instead of failing halfway through a
+    transaction.
+
+    Temporary files in memory: SQLite journals every page a savepoint changes (each unit
+    of a group commit runs in one) and spills that journal to a file past 64 KiB, at a
+    cost of more write calls than the WAL's own."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
+                       "temp_store=MEMORY", "busy_timeout=5000"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        if on_stdlib_sqlite(connection):
+            execute_sql(connection, "BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def sqlite_url(engine: AsyncEngine) -> str:
+    """Return the stdlib `sqlite3` URL of the file an aiosqlite engine opens."""
+    return engine.url.set(drivername="sqlite").render_as_string(hide_password=False)
+
+
+def sqlite_engine(url: str) -> Engine:
+    """Return a synchronous engine on a stdlib `sqlite3` URL, with one connection, tuned as
+    `make_engine` tunes SQLite: the database thread's."""
+    engine = create_engine(url, poolclass=QueuePool, pool_size=1, max_overflow=0,
+                           pool_timeout=30, connect_args={"check_same_thread": False},
+                           **JSON_CODEC)
+    _tune_sqlite(engine)
+    return engine
+
+
+class Database:
+    """The engine plus the one way the service runs a transaction."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._in_flight: set[asyncio.Future[Any]] = set()
+        self._group: GroupCommit | None = None
+        if engine.dialect.name == "sqlite":
+            self._group = GroupCommit(BatchRunner(sqlite_engine(sqlite_url(engine))))
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        """Return `work(connection, *args)`, run in one transaction that commits on success.
+
+        The transaction runs to its commit or rollback even when the caller is cancelled
+        (a shutdown, a timeout): a connection abandoned between two statements would stay
+        checked out "idle in transaction", holding its locks.
+        Raises Unavailable when the database is transiently unreachable or busy, and
+        ConstraintViolated when the transaction broke a constraint (a concurrent one won a
+        race); any other error propagates. Each rolls the transaction back.
+        """
+        task: asyncio.Future[T]
+        if self._group is not None:
+            task = self._group.submit(work, args)
+        else:
+            task = asyncio.ensure_future(self._transaction(work, *args))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+        try:
+            return await asyncio.shield(task)
+        except exc.IntegrityError as error:
+            raise ConstraintViolated(str(error.orig)) from error
+        except TRANSIENT as error:
+            log.warning("database unavailable: %s", type(error).__name__)
+            raise Unavailable("database unavailable, retry later") from error
+
+    async def _transaction(self, work: Callable[..., T], *args: Any) -> T:
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(work, *args)
+
+    async def ping(self) -> float:
+        """Return the round-trip time of `SELECT 1` in seconds; raises on failure."""
+        started = time.perf_counter()
+        if self._group is not None:
+            await self.run(_select_one)
+        else:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        return time.perf_counter() - started
+
+    async def close(self) -> None:
+        """Wait for transactions under way, then close every connection."""
+        while self._in_flight:
+            await asyncio.wait(list(self._in_flight))
+        if self._group is not None:
+            await self._group.close()
+        await self.engine.dispose()
+
+
+def _select_one(conn: Connection) -> None:
+    conn.execute(text("SELECT 1"))

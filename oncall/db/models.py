@@ -1,0 +1,244 @@
+"""Tables, as SQLAlchemy Core: the database is the source of truth for everything but timers."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+    true,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+
+@functools.lru_cache(maxsize=1024)
+def _sqlite_text(value: datetime) -> str:
+    """Return an aware datetime as SQLite's stored text of its UTC instant.
+
+    Cached: a transaction binds its one `now` in dozens of places and a group's alerts
+    mostly share one start; equal instants give the same text whatever their zone."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (naive text) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime stored; every time must be aware UTC")
+        value = value.astimezone(UTC)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        moment: datetime = value
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+    # On SQLite, the two conversions below replace SQLAlchemy's DATETIME text conversion
+    # (several Python steps each way) with one C call, and a repeated value is converted
+    # once. They keep SQLite's storage format exactly ("YYYY-MM-DD HH:MM:SS.ffffff",
+    # compared as text in queries); tests/db/test_fastpath.py checks them against the
+    # general path.
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def to_text(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime stored; every time must be aware UTC")
+            return _sqlite_text(value)
+
+        return to_text
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def from_text(value: str | None) -> datetime | None:
+            return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+        return from_text
+
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+incidents = Table(
+    "incidents", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("integration", String(64), nullable=False),
+    Column("dedup_key", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # triggered, acknowledged, resolved
+    Column("title", String(255), nullable=False),
+    Column("severity", String(32), nullable=False),
+    Column("labels", Json, nullable=False),
+    Column("annotations", Json, nullable=False),
+    Column("external_url", Text, nullable=False, server_default=""),
+    Column("alert_count", Integer, nullable=False, server_default="0"),
+    Column("firing_count", Integer, nullable=False, server_default="0"),
+    Column("truncated_alerts", Integer, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("acknowledged_at", UTCDateTime),
+    Column("acknowledged_by", String(128)),
+    Column("resolved_at", UTCDateTime),
+    Column("resolved_by", String(128)),
+    # Routing, decided once when the incident opens.
+    Column("route", String(255)),
+    Column("policy", String(64)),
+    Column("notify_resolved", Boolean, nullable=False, server_default=true()),
+    # The escalation's next timer: the truth the reconciler rebuilds Redis from.
+    # next_due_at is NULL when nothing is pending (acknowledged, resolved, exhausted).
+    Column("next_level", Integer),
+    Column("next_repeat", Integer),
+    Column("next_due_at", UTCDateTime),
+)
+# At most one open incident per group: a concurrent second insert fails and is retried.
+Index("uq_incidents_open_group", incidents.c.integration, incidents.c.dedup_key, unique=True,
+      sqlite_where=text("status != 'resolved'"), postgresql_where=text("status != 'resolved'"))
+Index("ix_incidents_status_id", incidents.c.status, incidents.c.id)
+Index("ix_incidents_next_due_at", incidents.c.next_due_at)
+
+alerts = Table(
+    "alerts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("integration", String(64), nullable=False),
+    Column("fingerprint", String(128), nullable=False),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False),  # firing, resolved
+    Column("labels", Json, nullable=False),
+    Column("annotations", Json, nullable=False),
+    Column("ends_at", UTCDateTime),
+    Column("generator_url", Text, nullable=False, server_default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    # An occurrence belongs to exactly one incident, forever.
+    UniqueConstraint("integration", "fingerprint", "starts_at", name="uq_alerts_occurrence"),
+)
+
+incident_events = Table(
+    "incident_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("detail", Json, nullable=False),
+)
+Index("ix_incident_events_incident_id", incident_events.c.incident_id, incident_events.c.id)
+
+escalation_jobs = Table(
+    "escalation_jobs", metadata,
+    Column("id", String(96), primary_key=True),  # incident:{id}:level:{l}:repeat:{r}
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("level", Integer, nullable=False),
+    Column("repeat", Integer, nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("state", String(16), nullable=False),  # scheduled, fired, cancelled, failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+    Column("fired_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+Index("ix_escalation_jobs_state", escalation_jobs.c.state)
+
+# The outbox: one row per page (or resolved message) per contact, written in the transaction
+# that decided it; delivery jobs only carry the row id.
+notifications = Table(
+    "notifications", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # trigger, resolved
+    Column("level", Integer, nullable=False),  # 0 for resolved messages
+    Column("repeat", Integer, nullable=False),
+    Column("user_name", String(64), nullable=False),
+    Column("contact_index", Integer, nullable=False),
+    Column("contact_type", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # pending, sent, failed, cancelled
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("sent_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("incident_id", "kind", "level", "repeat", "user_name", "contact_index",
+                     name="uq_notifications_page"),
+)
+Index("ix_notifications_status_next", notifications.c.status, notifications.c.next_attempt_at)
+
+notification_attempts = Table(
+    "notification_attempts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notification_id", Integer, ForeignKey("notifications.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("outcome", String(16), nullable=False),  # delivered, retry, permanent
+    Column("error", Text),
+    Column("duration_ms", Integer, nullable=False),
+)
+
+# Small key-value facts the service keeps about itself (a generated link-signing key).
+meta = Table(
+    "meta", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+schedule_overrides = Table(
+    "schedule_overrides", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("schedule", String(64), nullable=False),
+    Column("user_name", String(64), nullable=False),
+    Column("start_at", UTCDateTime, nullable=False),
+    Column("end_at", UTCDateTime, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+Index("ix_schedule_overrides_schedule_end", schedule_overrides.c.schedule,
+      schedule_overrides.c.end_at)
+
+# A heartbeat's deadline is a timer like an escalation step: this row is the truth.
+heartbeats = Table(
+    "heartbeats", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("last_ping_at", UTCDateTime),
+    Column("deadline_at", UTCDateTime),  # NULL: not armed (never pinged, or already missed)
+    Column("missed", Integer, nullable=False, server_default="0"),  # deadlines missed so far
+)

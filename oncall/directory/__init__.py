@@ -1,0 +1,1 @@
+"""The directory: who may send alerts, who is paged, and how incidents escalate."""

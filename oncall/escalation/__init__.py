@@ -1,0 +1,1 @@
+"""Escalation: policies' levels paged in turn until somebody acknowledges."""

@@ -1,0 +1,1 @@
+"""Incidents: their lifecycle (triggered, acknowledged, resolved), alerts and timeline."""

@@ -1,0 +1,116 @@
+"""Incidents in the database: reading them, acknowledging and resolving. Each function runs
+inside the one transaction `Database.run` hands it.
+
+What closing an incident means for other domains (its escalation stops, its unsent pages
+are cancelled, the resolved messages go out) comes through the `Closing` it is given, in
+the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection, Row
+
+from oncall.db.fastpath import Prepared
+from oncall.db.models import alerts, incident_events, incidents
+from oncall.errors import Conflict, NotFound
+from oncall.incidents.lifecycle import ACKNOWLEDGED, RESOLVED, TRIGGERED
+from oncall.incidents.timeline import entry
+from oncall.timers.followups import Followups
+
+
+class Closing(Protocol):
+    """What follows an incident's acknowledgement or resolution, in its transaction."""
+
+    def close_in(self, conn: Connection, incident_id: int, resolved: bool,
+                 now: datetime) -> Followups: ...
+
+
+@dataclass
+class ActionResult:
+    row: Row[Any]
+    changed: bool
+    followups: Followups = field(default_factory=Followups)  # for Redis, after commit
+
+
+_insert_event = Prepared(insert(incident_events))
+
+
+def list_incidents(conn: Connection, statuses: Sequence[str], limit: int,
+                   before_id: int | None) -> list[Row[Any]]:
+    """Return up to `limit` incidents, newest first, with id below `before_id` when given."""
+    query = select(incidents).order_by(incidents.c.id.desc()).limit(limit)
+    if statuses:
+        query = query.where(incidents.c.status.in_(list(statuses)))
+    if before_id is not None:
+        query = query.where(incidents.c.id < before_id)
+    return list(conn.execute(query).all())
+
+
+def get_incident(conn: Connection, incident_id: int) -> Row[Any]:
+    """Return the incident row; raises NotFound."""
+    row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
+    if row is None:
+        raise NotFound(f"incident {incident_id} not found", "id")
+    return row
+
+
+def incident_details(conn: Connection, incident_id: int
+                     ) -> tuple[Row[Any], list[Row[Any]], list[Row[Any]]]:
+    """Return the incident with its alerts and timeline (oldest first); raises NotFound."""
+    row = get_incident(conn, incident_id)
+    alert_rows = conn.execute(select(alerts).where(alerts.c.incident_id == incident_id)
+                              .order_by(alerts.c.id)).all()
+    events = conn.execute(select(incident_events)
+                          .where(incident_events.c.incident_id == incident_id)
+                          .order_by(incident_events.c.id)).all()
+    return row, list(alert_rows), list(events)
+
+
+def acknowledge(conn: Connection, incident_id: int, actor: str, now: datetime,
+                closing: Closing) -> ActionResult:
+    """Acknowledge a triggered incident and stop its escalation.
+
+    Raises NotFound, or Conflict when the incident is resolved. Acknowledging twice is a no-op.
+    """
+    row = get_incident(conn, incident_id)
+    if row.status == RESOLVED:
+        raise Conflict(f"incident {incident_id} is resolved", "status")
+    if row.status == ACKNOWLEDGED:
+        return ActionResult(row, False)
+    claimed = conn.execute(
+        update(incidents).where(incidents.c.id == incident_id,
+                                incidents.c.status == TRIGGERED)
+        .values(status=ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=actor,
+                updated_at=now, next_due_at=None)).rowcount
+    if claimed != 1:  # changed under us between the read and the update
+        return ActionResult(get_incident(conn, incident_id), False)
+    _insert_event.execute(conn, entry(incident_id, now, "incident.acknowledged", actor, {}))
+    followups = closing.close_in(conn, incident_id, False, now)
+    return ActionResult(get_incident(conn, incident_id), True, followups)
+
+
+def resolve(conn: Connection, incident_id: int, actor: str, now: datetime, closing: Closing,
+            reason: str = "manual") -> ActionResult:
+    """Resolve an incident (by hand, or by an event) and stop its escalation.
+
+    Raises NotFound."""
+    row = get_incident(conn, incident_id)
+    if row.status == RESOLVED:
+        return ActionResult(row, False)
+    claimed = conn.execute(
+        update(incidents).where(incidents.c.id == incident_id,
+                                incidents.c.status != RESOLVED)
+        .values(status=RESOLVED, resolved_at=now, resolved_by=actor,
+                updated_at=now, next_due_at=None)).rowcount
+    if claimed != 1:
+        return ActionResult(get_incident(conn, incident_id), False)
+    _insert_event.execute(conn, entry(incident_id, now, "incident.resolved", actor,
+                                      {"reason": reason}))
+    followups = closing.close_in(conn, incident_id, True, now)
+    return ActionResult(get_incident(conn, incident_id), True, followups)

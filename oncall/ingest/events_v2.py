@@ -1,0 +1,149 @@
+"""PagerDuty Events API v2 bodies, normalised where they enter. Pure.
+
+    {"routing_key": "...", "event_action": "trigger", "dedup_key": "disk-db1",
+     "payload": {"summary": "Disk full on db1", "source": "db1", "severity": "critical",
+                 "timestamp": "2026-11-28T01:30:50.340Z", "component": "postgres",
+                 "group": "db", "class": "disk", "custom_details": {"free": "2%"}},
+     "links": [{"href": "https://...", "text": "Graph"}], "images": [],
+     "client": "Alertmanager", "client_url": "http://alertmanager:9093"}
+
+Errors are collected, as PagerDuty reports them: every problem in one 400 answer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from oncall.ingest.alertmanager import AlertGroup, IncomingAlert, fallback_fingerprint
+
+ACTIONS = ("trigger", "acknowledge", "resolve")
+SEVERITIES = ("critical", "error", "warning", "info")
+MAX_DEDUP_KEY = 255
+MAX_SUMMARY = 1024
+MAX_BODY = 512 * 1024
+
+
+class InvalidEvent(Exception):
+    """The event is invalid; `errors` lists every problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Event:
+    routing_key: str
+    action: str
+    dedup_key: str | None
+    summary: str = ""
+    source: str = ""
+    severity: str = ""
+    timestamp: datetime | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # routing labels
+    annotations: dict[str, str] = field(default_factory=dict)
+    client_url: str = ""
+
+
+def _optional_string(data: dict[str, Any], key: str, errors: list[str], where: str) -> str:
+    value = data.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        errors.append(f"'{where}{key}' must be a string")
+        return ""
+    return value
+
+
+def parse_event(body: Any) -> Event:
+    """Return the Event of a decoded body; raises InvalidEvent listing every problem."""
+    if not isinstance(body, dict):
+        raise InvalidEvent(["Event object is not a JSON object"])
+    errors: list[str] = []
+    routing_key = body.get("routing_key")
+    if not isinstance(routing_key, str) or not routing_key:
+        errors.append("'routing_key' is missing or blank")
+    action = body.get("event_action")
+    if action not in ACTIONS:
+        errors.append(f"'event_action' must be one of {', '.join(ACTIONS)}")
+    dedup_key = body.get("dedup_key")
+    if dedup_key is not None and (not isinstance(dedup_key, str) or not dedup_key
+                                  or len(dedup_key) > MAX_DEDUP_KEY):
+        errors.append(f"'dedup_key' must be a non-empty string of at most {MAX_DEDUP_KEY} "
+                      "characters")
+        dedup_key = None
+    if action in ("acknowledge", "resolve") and body.get("dedup_key") is None:
+        errors.append(f"'dedup_key' is required to {action}")
+    summary = source = severity = ""
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    timestamp = None
+    if action == "trigger":
+        payload = body.get("payload")
+        if not isinstance(payload, dict):
+            errors.append("'payload' is missing or not an object")
+            payload = {}
+        summary = _optional_string(payload, "summary", errors, "payload.")
+        if not summary:
+            errors.append("'payload.summary' is missing or blank")
+        elif len(summary) > MAX_SUMMARY:
+            errors.append(f"'payload.summary' is longer than {MAX_SUMMARY} characters")
+        source = _optional_string(payload, "source", errors, "payload.")
+        if not source:
+            errors.append("'payload.source' is missing or blank")
+        given = payload.get("severity")
+        severity = given if isinstance(given, str) else ""
+        if severity not in SEVERITIES:
+            errors.append(f"'payload.severity' must be one of {', '.join(SEVERITIES)}")
+        if payload.get("timestamp") is not None:
+            try:
+                timestamp = datetime.fromisoformat(str(payload["timestamp"]))
+                if timestamp.tzinfo is None:
+                    raise ValueError
+            except ValueError:
+                errors.append("'payload.timestamp' must be an ISO 8601 time with an offset")
+                timestamp = None
+        for key in ("component", "group", "class"):
+            value = _optional_string(payload, key, errors, "payload.")
+            if value:
+                labels[key] = value
+        labels.update(severity=severity, source=source)
+        annotations["summary"] = summary
+        details = payload.get("custom_details")
+        if details is not None:
+            annotations["custom_details"] = json.dumps(details, sort_keys=True)[:8192]
+    for key in ("links", "images"):
+        listed = body.get(key)
+        if listed is not None and not isinstance(listed, list):
+            errors.append(f"'{key}' must be a list")
+        elif listed:
+            annotations[key] = json.dumps(listed)[:8192]
+    client = _optional_string(body, "client", errors, "")
+    client_url = _optional_string(body, "client_url", errors, "")
+    if client:
+        annotations["client"] = client
+    if errors:
+        raise InvalidEvent(errors)
+    assert isinstance(routing_key, str) and isinstance(action, str)  # else an error above
+    return Event(routing_key, action, dedup_key, summary, source, severity, timestamp,
+                 labels, annotations, client_url)
+
+
+def trigger_group(event: Event, lifecycle: int, now: datetime) -> AlertGroup:
+    """Return a trigger as the one-alert group that opens its incident.
+
+    `lifecycle` counts the incidents its dedup_key has had: each lifecycle is its own
+    occurrence (fingerprint), whatever the clock says.
+    """
+    assert event.dedup_key is not None
+    alert = IncomingAlert(
+        fingerprint=fallback_fingerprint({"dedup_key": event.dedup_key,
+                                          "lifecycle": str(lifecycle)}),
+        status="firing", labels=event.labels, annotations=event.annotations, starts_at=now,
+        ends_at=None, generator_url=event.client_url)
+    return AlertGroup(group_key=event.dedup_key, status="firing", receiver="", group_labels={},
+                      common_labels=event.labels, common_annotations=event.annotations,
+                      external_url=event.client_url, truncated_alerts=0, alerts=(alert,))

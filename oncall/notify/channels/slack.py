@@ -1,0 +1,16 @@
+"""Slack incoming webhook: a message with blocks (title, severity, labels, links, buttons)."""
+
+from __future__ import annotations
+
+import json
+
+from oncall.directory.model import Contact
+from oncall.notify.channels import ChannelContext
+from oncall.notify.messages import Page, slack_json
+
+
+async def send(page: Page, contact: Contact, ctx: ChannelContext) -> None:
+    """POST the message to the contact's webhook URL; raises DeliveryError."""
+    body = json.dumps(slack_json(page)).encode()
+    await ctx.http.post(contact.address, body, {"Content-Type": "application/json",
+                                                "X-Oncall-Delivery": str(page.delivery_id)})

@@ -1,0 +1,225 @@
+"""The notifier: sends pages from the outbox, records every attempt, schedules retries.
+
+A page is written, with its first attempt claimed, in the transaction that decided it (an
+escalation step's, a resolution's); `dispatch` then sends it at once from this process.
+Retries are jobs in the `notification` store. The outbox row is what makes a page durable:
+after a crash the reconciler finds it pending and schedules a job for when its lease ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from oncall.clock import Clock
+from oncall.db.engine import Connection, Database
+from oncall.directory.holder import DirectoryHolder
+from oncall.directory.model import Contact, User
+from oncall.incidents.lifecycle import Opened
+from oncall.metrics import Metrics
+from oncall.notify import links, store
+from oncall.notify.channels import ChannelContext, DeliveryError, channel
+from oncall.notify.http import HttpPoster
+from oncall.notify.messages import Page
+from oncall.notify.outbox import Attempt, Claimed
+from oncall.notify.retry import DELIVERED, NOTIFICATION_BACKOFF, PERMANENT, RETRY
+from oncall.settings import Settings
+from oncall.timers.background import Background
+from oncall.timers.followups import NOTIFICATION, Followups, JobSpec, delivery_job
+from oncall.timers.scheduler import Timers
+
+log = logging.getLogger(__name__)
+SEND_TIMEOUT = 10.0  # seconds an HTTP page may take before it is retried
+
+
+async def link_key(db: Database, settings: Settings) -> bytes:
+    """Return the key signing action links: `[security] secret_key`, or one generated once
+    and kept in the database, so links in pages already sent stay valid across restarts."""
+    secret = settings.security.secret_key
+    return secret.encode() if secret else await db.run(store.link_secret)
+
+
+class Notifier:
+    """Pages out of the outbox, one per process."""
+
+    job_store = NOTIFICATION  # the job store of its retries (for the reconciler)
+
+    def __init__(self, db: Database, directory: DirectoryHolder, settings: Settings,
+                 clock: Clock, metrics: Metrics, timers: Timers, background: Background,
+                 link_key: bytes) -> None:
+        self.db = db
+        self.directory = directory
+        self.clock = clock
+        self.metrics = metrics
+        self.timers = timers
+        self.background = background
+        self.link_key = link_key
+        self.public_url = settings.server.public_url
+        self.http = HttpPoster(clock, timeout=SEND_TIMEOUT)
+        self.context = ChannelContext(self.http, settings.smtp, clock)
+        self.retry_base = NOTIFICATION_BACKOFF
+        # Attempts waiting to be recorded together, each with its sender's future.
+        self._to_record: list[tuple[Attempt, asyncio.Future[JobSpec | None]]] = []
+
+    # Inside another domain's transaction.
+
+    def write_pages_in(self, conn: Connection, incident_id: int, level: int, repeat: int,
+                       users: Sequence[User], now: datetime,
+                       opened: Opened | None) -> list[Claimed]:
+        """Write a level's pages, their first attempts claimed; return the claims."""
+        return store.create_pages(conn, incident_id, level, repeat, users, now, opened)
+
+    def close_pages_in(self, conn: Connection, incident_id: int, resolved: bool,
+                       now: datetime) -> Followups:
+        """Cancel a closed incident's unsent pages; on resolution queue its resolved
+        messages. Returns the jobs to remove and the messages to send."""
+        return store.on_incident_closed(conn, incident_id, resolved, now)
+
+    # Sending.
+
+    def dispatch(self, pages: Sequence[Claimed]) -> None:
+        """Send pages claimed in a committed transaction, at once, in the background.
+
+        A new page is sent from this process rather than through a job: a job would cost
+        several Redis round trips and a scheduler wake-up per page.
+        """
+        for claimed in pages:
+            self.background.spawn(self._send_now(claimed))
+
+    async def _send_now(self, claimed: Claimed) -> None:
+        try:
+            await self.send(claimed, self.clock())
+        except Exception as error:  # recording failed: the lease runs out, a job resends
+            row = claimed.notification
+            log.warning("recording a delivery failed; it is sent again after its lease",
+                        extra={"notification": row.id, "error": repr(error)})
+            self.timers.schedule([delivery_job(row.id, row.next_attempt_at)])
+
+    def link(self, incident_id: int, action: str, user: str, now: datetime) -> str:
+        """Return the signed link acting on an incident as `user`."""
+        token = links.sign(self.link_key, incident_id, action, user, now + links.LINK_LIFETIME)
+        return f"{self.public_url}/a/{token}"
+
+    def page(self, claimed: Claimed, now: datetime) -> Page:
+        """Return the page for a claimed attempt, with action links on trigger pages."""
+        row, incident = claimed.notification, claimed.incident
+        resolved = row.kind == "resolved"
+        action_links = {} if resolved else {
+            action: self.link(incident.id, action, row.user_name, now)
+            for action in links.ACTIONS}
+        return Page(
+            delivery_id=row.id,
+            event="incident.resolved" if resolved else "incident.triggered",
+            incident_id=incident.id, status=incident.status, title=incident.title,
+            severity=incident.severity, labels=dict(incident.labels),
+            annotations=claimed.annotations, level=row.level, repeat=row.repeat,
+            user=row.user_name, alert_count=incident.alert_count,
+            incident_url=f"{self.public_url}/api/v1/incidents/{incident.id}",
+            external_url=incident.external_url, source_urls=claimed.source_urls,
+            links=action_links)
+
+    def contact(self, user_name: str, index: int) -> Contact:
+        """Return a user's contact by its index; raises DeliveryError(permanent) when the
+        directory no longer has it."""
+        user = self.directory.current.users.get(user_name)
+        if user is None or index >= len(user.contacts):
+            raise DeliveryError("the contact is no longer in the directory", permanent=True)
+        return user.contacts[index]
+
+    async def deliver(self, notification_id: int) -> str:
+        """Make one delivery attempt; return its outcome (or "stale" when nothing was due)."""
+        now = self.clock()
+        claimed = await self.db.run(store.claim, notification_id, now)
+        if isinstance(claimed, str):
+            log.debug("delivery job did nothing", extra={"notification": notification_id,
+                                                         "reason": claimed})
+            return "stale"
+        return await self.send(claimed, now)
+
+    async def send(self, claimed: Claimed, now: datetime) -> str:
+        """Send a claimed attempt and record it; return its outcome. Raises what
+        recording raised."""
+        row = claimed.notification
+        started = time.perf_counter()
+        error: str | None = None
+        retry_after = None
+        try:
+            contact = self.contact(row.user_name, row.contact_index)
+            await channel(contact.type)(self.page(claimed, now), contact, self.context)
+            outcome = DELIVERED
+        except DeliveryError as failure:
+            outcome = PERMANENT if failure.permanent else RETRY
+            error, retry_after = failure.message, failure.retry_after
+        except Exception as failure:  # a bug in a channel must not lose the page: retry
+            log.exception("channel raised unexpectedly", extra={"notification": row.id})
+            outcome, error = RETRY, f"{type(failure).__name__}: {failure}"
+        duration_ms = int((time.perf_counter() - started) * 1000)
+        self.metrics.notifications.labels(row.contact_type, outcome).inc()
+        log.info("delivery attempt", extra={
+            "notification": row.id, "incident": row.incident_id, "user": row.user_name,
+            "contact": row.contact_type, "attempt": claimed.attempt, "outcome": outcome,
+            "ms": duration_ms, "error": error})
+        following = await self._record(Attempt(row, claimed.attempt, outcome, error,
+                                               duration_ms, retry_after))
+        if following is not None:
+            self.timers.schedule([following])
+        return outcome
+
+    async def _record(self, attempt: Attempt) -> JobSpec | None:
+        """Record an attempt, with the others that finish in this loop iteration, in one
+        unit of work (`store.record_attempts`); return its next attempt's job, if any.
+        Raises what recording raised."""
+        loop = asyncio.get_running_loop()
+        recorded: asyncio.Future[JobSpec | None] = loop.create_future()
+        if not self._to_record:  # the task's first step runs on the next iteration
+            self.background.spawn(self._record_queued())
+        self._to_record.append((attempt, recorded))
+        return await recorded
+
+    async def _record_queued(self) -> None:
+        queued, self._to_record = self._to_record, []
+        try:
+            following = await self.db.run(store.record_attempts,
+                                          [attempt for attempt, _ in queued],
+                                          self.retry_base, self.clock())
+        except asyncio.CancelledError:  # a shutdown past its grace: the senders stop too
+            for _, recorded in queued:
+                recorded.cancel()
+            raise
+        except Exception as error:  # each sender handles it: the page is resent after its lease
+            for _, recorded in queued:
+                if not recorded.done():
+                    recorded.set_exception(error)
+            return
+        for (_, recorded), result in zip(queued, following, strict=True):
+            if not recorded.done():  # its sender may have been cancelled meanwhile
+                recorded.set_result(result)
+
+    # Reading.
+
+    async def list_notifications(self, statuses: Sequence[str], incident_id: int | None,
+                                 limit: int) -> list[tuple[Any, list[Any]]]:
+        """Return notifications, newest first, each with its attempts (oldest first)."""
+        return await self.db.run(store.list_notifications, statuses, incident_id, limit)
+
+    async def stats(self, now: datetime) -> dict[str, int]:
+        """Return the count of dead letters and of overdue pending pages."""
+        return await self.db.run(store.notification_stats, now)
+
+    # The reconciler's source of notification timers.
+
+    async def expected(self) -> Mapping[str, tuple[int, datetime]]:
+        """Return the retry job every pending page must have, by job id."""
+        attempts = await self.db.run(store.pending_attempts)
+        return {delivery_job(n, due).job_id: (n, due) for n, due in attempts}
+
+    def jobs(self, items: Iterable[tuple[int, datetime]]) -> list[JobSpec]:
+        """Return the jobs of `expected` items."""
+        return [delivery_job(n, due) for n, due in items]
+
+    async def close(self) -> None:
+        await self.http.close()

@@ -1,0 +1,1 @@
+"""Routing: which escalation policy an incident follows, by Alertmanager label matchers."""

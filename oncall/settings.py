@@ -1,0 +1,297 @@
+"""Settings: `settings.ini` plus environment overrides, parsed once into frozen dataclasses.
+
+Precedence, lowest first: built-in defaults, the settings file (`ONCALL_SETTINGS`, else
+`./settings.ini` when present), the seed service's `REDIS_HOST` / `REDIS_PORT` /
+`REDIS_PASSWORD`, then `ONCALL_<SECTION>_<KEY>`. Unknown sections and keys are errors, and
+every bad key is reported at once.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from oncall.durations import parse_duration
+from oncall.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str
+    port: int
+    public_url: str
+    max_body_bytes: int
+    log_format: str
+    log_level: str
+    metrics_token: str
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str
+    schema: str
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    host: str
+    port: int
+    password: str
+    db: int
+    key_prefix: str
+    socket_timeout: timedelta
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    reconcile_interval: timedelta
+
+
+@dataclass(frozen=True)
+class DirectorySettings:
+    path: str
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    secret_key: str
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    username: str
+    password: str
+    from_: str
+    starttls: bool
+    tls: bool
+    timeout: timedelta
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings
+    database: DatabaseSettings
+    redis: RedisSettings
+    scheduler: SchedulerSettings
+    directory: DirectorySettings
+    security: SecuritySettings
+    smtp: SmtpSettings
+    source: str  # which settings file was read, for messages
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected an integer from {low} to {high}, got {value}")
+        return value
+    return parse
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text.lower() not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {text!r}")
+        return text.lower()
+    return parse
+
+
+def _positive_duration(text: str) -> timedelta:
+    value = parse_duration(text)
+    if value <= timedelta(0):
+        raise ValueError("expected a duration above zero")
+    return value
+
+
+def _http_url(text: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", text):
+        raise ValueError(f"expected an http(s) URL, got {text!r}")
+    return text.rstrip("/")
+
+
+def _database_url(text: str) -> str:
+    if not text.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ValueError("expected a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
+    return text
+
+
+def _identifier(text: str) -> str:
+    if text and not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$", text):
+        raise ValueError(f"expected an SQL identifier, got {text!r}")
+    return text
+
+
+def _prefix(text: str) -> str:
+    if not re.match(r"^[A-Za-z0-9_.:-]+$", text):
+        raise ValueError("expected a non-empty key prefix of letters, digits and _ . : -")
+    return text
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("true", "yes", "on", "1"):
+        return True
+    if lowered in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _address(text: str) -> str:
+    if not re.match(r"^[^@\s]+@[^@\s]+$", text.split("<")[-1].rstrip(">").strip()):
+        raise ValueError(f"expected an e-mail address, got {text!r}")
+    return text
+
+
+def _text(text: str) -> str:
+    return text
+
+
+def _nonempty(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text
+
+
+def _secret(text: str) -> str:
+    if text and len(text) < 16:
+        raise ValueError("expected at least 16 characters (or empty to generate one)")
+    return text
+
+
+# section -> key -> (parser, default). The single description of every setting.
+SPEC: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
+    "server": {
+        "host": (_nonempty, "0.0.0.0"),
+        "port": (_integer(0, 65535), "8080"),
+        "public_url": (_http_url, "http://localhost:8080"),
+        "max_body_bytes": (_integer(1024, 1 << 30), str(16 << 20)),
+        "log_format": (_choice("text", "json"), "text"),
+        "log_level": (_choice("debug", "info", "warning", "error"), "info"),
+        "metrics_token": (_text, ""),
+    },
+    "database": {
+        "url": (_database_url, "sqlite+aiosqlite:///data/oncall.db"),
+        "schema": (_identifier, ""),
+    },
+    "redis": {
+        "host": (_nonempty, "localhost"),
+        "port": (_integer(1, 65535), "6379"),
+        "password": (_text, ""),
+        "db": (_integer(0, 1 << 16), "0"),
+        "key_prefix": (_prefix, "oncall"),
+        "socket_timeout": (_positive_duration, "1s"),
+    },
+    "scheduler": {
+        "reconcile_interval": (_positive_duration, "30s"),
+    },
+    "directory": {
+        "path": (_nonempty, "oncall.yaml"),
+    },
+    "security": {
+        "secret_key": (_secret, ""),
+    },
+    "smtp": {
+        "host": (_nonempty, "localhost"),
+        "port": (_integer(1, 65535), "25"),
+        "username": (_text, ""),
+        "password": (_text, ""),
+        "from": (_address, "oncall@localhost"),
+        "starttls": (_boolean, "false"),
+        "tls": (_boolean, "false"),
+        "timeout": (_positive_duration, "10s"),
+    },
+}
+
+_SEED_REDIS_ENV = {"REDIS_HOST": "host", "REDIS_PORT": "port", "REDIS_PASSWORD": "password"}
+_SECRET_KEYS = {("redis", "password"), ("security", "secret_key"), ("smtp", "password"),
+                ("server", "metrics_token")}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Return the settings from defaults, the settings file and the environment.
+
+    Raises ConfigError listing every unreadable file, unknown key and bad value.
+    """
+    env = os.environ if environ is None else environ
+    problems: list[str] = []
+    raw = {section: {key: default for key, (_, default) in keys.items()}
+           for section, keys in SPEC.items()}
+    origin = {(section, key): "default" for section, keys in SPEC.items() for key in keys}
+
+    path = env.get("ONCALL_SETTINGS")
+    if path is None and os.path.exists("settings.ini"):
+        path = "settings.ini"
+    if path is not None:
+        _read_file(path, raw, origin, problems)
+
+    for name, key in _SEED_REDIS_ENV.items():
+        if name in env:
+            raw["redis"][key] = env[name]
+            origin[("redis", key)] = name
+    for name, value in env.items():
+        if not name.startswith("ONCALL_") or name == "ONCALL_SETTINGS":
+            continue
+        section, _, key = name[len("ONCALL_"):].lower().partition("_")
+        if section not in SPEC:
+            continue  # other software may share the prefix; only our sections are strict
+        if key not in SPEC[section]:
+            problems.append(f"{name}: unknown setting [{section}] {key}")
+            continue
+        raw[section][key] = value
+        origin[(section, key)] = name
+
+    parsed: dict[str, dict[str, Any]] = {}
+    for section, keys in SPEC.items():
+        parsed[section] = {}
+        for key, (parse, _) in keys.items():
+            text = raw[section][key].strip()
+            try:
+                parsed[section][key] = parse(text)
+            except ValueError as exc:
+                shown = "<hidden>" if (section, key) in _SECRET_KEYS else repr(text)
+                where = origin[(section, key)]
+                problems.append(f"[{section}] {key} (from {where}) = {shown}: {exc}")
+    if problems:
+        raise ConfigError(problems, raw["directory"]["path"].strip())
+    return Settings(
+        server=ServerSettings(**parsed["server"]),
+        database=DatabaseSettings(**parsed["database"]),
+        redis=RedisSettings(**parsed["redis"]),
+        scheduler=SchedulerSettings(**parsed["scheduler"]),
+        directory=DirectorySettings(**parsed["directory"]),
+        security=SecuritySettings(**parsed["security"]),
+        smtp=SmtpSettings(**{("from_" if k == "from" else k): v
+                             for k, v in parsed["smtp"].items()}),
+        source=path or "defaults",
+    )
+
+
+def _read_file(path: str, raw: dict[str, dict[str, str]],
+               origin: dict[tuple[str, str], str], problems: list[str]) -> None:
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except (OSError, configparser.Error) as exc:
+        problems.append(f"{path}: cannot read settings: {exc}")
+        return
+    for section in parser.sections():
+        if section not in SPEC:
+            problems.append(f"{path}: unknown section [{section}]")
+            continue
+        for key, value in parser.items(section):
+            if key not in SPEC[section]:
+                problems.append(f"{path}: unknown key [{section}] {key}")
+                continue
+            raw[section][key] = value
+            origin[(section, key)] = path

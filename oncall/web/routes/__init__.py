@@ -1,0 +1,1 @@
+"""One module of routes per area; each has `add_routes(app)`."""

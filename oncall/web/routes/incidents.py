@@ -1,0 +1,91 @@
+"""The incidents API: list, read, acknowledge, resolve; and the notifications sent for them."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from aiohttp import web
+
+from oncall.errors import InvalidInput
+from oncall.incidents.lifecycle import STATUSES
+from oncall.web.auth import require_user
+from oncall.web.keys import CLOCK, RUNTIME
+from oncall.web.params import limit_param, statuses_param
+from oncall.web.views import alert_json, event_json, incident_json, notification_json
+
+NOTIFICATION_STATUSES = ("pending", "sent", "failed", "cancelled")
+
+
+def _cursor_id(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = text.partition(":")
+        if kind != "id":
+            raise ValueError(kind)
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("not a cursor returned by this API", "cursor") from None
+
+
+def _make_cursor(incident_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{incident_id}".encode()).decode().rstrip("=")
+
+
+async def list_incidents(request: web.Request) -> web.Response:
+    require_user(request)
+    query = request.rel_url.query
+    statuses = statuses_param(query, STATUSES)
+    limit = limit_param(query, 50)
+    before = _cursor_id(query["cursor"]) if query.get("cursor") else None
+    rows = await request.app[RUNTIME].incidents.list_incidents(statuses, limit + 1, before)
+    next_cursor = _make_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return web.json_response({"incidents": [incident_json(r) for r in rows[:limit]],
+                              "next_cursor": next_cursor})
+
+
+async def get_incident(request: web.Request) -> web.Response:
+    require_user(request)
+    incident_id = int(request.match_info["id"])
+    row, alerts, events = await request.app[RUNTIME].incidents.details(incident_id)
+    body = incident_json(row)
+    body["alerts"] = [alert_json(a) for a in alerts]
+    body["timeline"] = [event_json(e) for e in events]
+    return web.json_response(body)
+
+
+async def acknowledge(request: web.Request) -> web.Response:
+    user = require_user(request)
+    result = await request.app[RUNTIME].incidents.acknowledge(
+        int(request.match_info["id"]), user.name, request.app[CLOCK]())
+    return web.json_response(incident_json(result.row))
+
+
+async def resolve(request: web.Request) -> web.Response:
+    user = require_user(request)
+    result = await request.app[RUNTIME].incidents.resolve(
+        int(request.match_info["id"]), user.name, request.app[CLOCK]())
+    return web.json_response(incident_json(result.row))
+
+
+async def list_notifications(request: web.Request) -> web.Response:
+    """Notifications newest first, each with its attempts; `?status=failed` lists dead letters."""
+    require_user(request)
+    query = request.rel_url.query
+    statuses = statuses_param(query, NOTIFICATION_STATUSES)
+    incident = query.get("incident")
+    if incident is not None and not incident.isdigit():
+        raise InvalidInput("expected an incident id", "incident")
+    limit = limit_param(query, 100)
+    rows = await request.app[RUNTIME].notifier.list_notifications(
+        statuses, int(incident) if incident else None, limit)
+    return web.json_response({"notifications": [notification_json(row, attempts)
+                                                for row, attempts in rows]})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/incidents", list_incidents)
+    app.router.add_get(r"/api/v1/incidents/{id:\d+}", get_incident)
+    app.router.add_post(r"/api/v1/incidents/{id:\d+}/acknowledge", acknowledge)
+    app.router.add_post(r"/api/v1/incidents/{id:\d+}/resolve", resolve)
+    app.router.add_get("/api/v1/notifications", list_notifications)

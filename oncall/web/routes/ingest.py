@@ -1,0 +1,95 @@
+"""Where alerts come in: the Alertmanager webhook, heartbeat pings, and PagerDuty's Events
+API v2 (`POST /v2/enqueue`, also `/api/v1/integrations/events`).
+
+Events v2 answers as PagerDuty does, so its clients (Alertmanager's pagerduty_configs among
+them) work unchanged: 202 with the dedup_key, 400 with every error, 413, 429 with
+Retry-After.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import uuid
+
+from aiohttp import web
+
+from oncall.clock import isoformat
+from oncall.errors import InvalidInput, Unauthorized
+from oncall.ingest.alertmanager import parse_webhook
+from oncall.ingest.events_v2 import MAX_BODY, InvalidEvent, parse_event
+from oncall.web.auth import require_integration
+from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME
+from oncall.web.params import read_json
+
+
+async def alertmanager_webhook(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    counter = runtime.metrics.alerts
+    try:
+        integration = require_integration(request, "alertmanager")
+    except Unauthorized:
+        counter.labels("unknown", "unauthorized").inc()
+        raise
+    try:
+        group = parse_webhook(await read_json(request))
+    except InvalidInput:
+        counter.labels(integration.name, "invalid").inc()  # one per rejected request
+        raise
+    result = await runtime.ingest.ingest(integration, group, request.app[CLOCK]())
+    return web.json_response({"status": "ok", "incidents": result.incidents})
+
+
+async def heartbeat_ping(request: web.Request) -> web.Response:
+    """`POST /api/v1/heartbeats/{name}` with the heartbeat's token: resets its deadline."""
+    heartbeat = require_integration(request, "heartbeat")
+    if heartbeat.name != request.match_info["name"]:
+        raise Unauthorized("the token is not this heartbeat's", "Authorization")
+    deadline = await request.app[RUNTIME].ingest.ping(heartbeat, request.app[CLOCK]())
+    return web.json_response({"status": "ok", "deadline": isoformat(deadline)})
+
+
+def _invalid(errors: list[str]) -> web.Response:
+    return web.json_response({"status": "invalid event", "message": "Event object is invalid",
+                              "errors": errors}, status=400)
+
+
+async def enqueue(request: web.Request) -> web.Response:
+    raw = await request.read()
+    if len(raw) > MAX_BODY:
+        return web.json_response({"status": "invalid event",
+                                  "message": f"Request bodies are limited to {MAX_BODY} bytes"},
+                                 status=413)
+    try:
+        event = parse_event(json.loads(raw))
+    except (ValueError, UnicodeDecodeError):
+        return _invalid(["Request body is not valid JSON"])
+    except InvalidEvent as error:
+        return _invalid(error.errors)
+    integration = request.app[DIRECTORY].current.integration_for_token("events_v2",
+                                                                       event.routing_key)
+    runtime = request.app[RUNTIME]
+    if integration is None:
+        runtime.metrics.alerts.labels("unknown", "unauthorized").inc()
+        return _invalid(["Invalid routing key"])
+    now = request.app[CLOCK]()
+    wait = runtime.ingest.rate_limited(integration, now)
+    if wait is not None:
+        return web.json_response(
+            {"status": "throttle event",
+             "message": "Requests for this service are arriving too quickly. Please retry "
+                        "later."},
+            status=429, headers={"Retry-After": str(math.ceil(wait.total_seconds()))})
+    if event.dedup_key is None:  # a trigger without one gets one, returned to the sender
+        event = dataclasses.replace(event, dedup_key=uuid.uuid4().hex)
+    await runtime.ingest.ingest_event(integration, event, now)
+    return web.json_response({"status": "success", "message": "Event processed",
+                              "dedup_key": event.dedup_key}, status=202)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/integrations/alertmanager", alertmanager_webhook)
+    app.router.add_post("/api/v1/heartbeats/{name}", heartbeat_ping)
+    app.router.add_post("/v2/enqueue", enqueue)
+    app.router.add_post("/api/v1/integrations/events", enqueue)

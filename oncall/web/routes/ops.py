@@ -1,0 +1,173 @@
+"""What operators and monitoring call: `/health` with one check per dependency, the
+Alertmanager-style probes, `/-/reload`, and `/metrics`."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import Awaitable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from oncall.clock import isoformat
+from oncall.errors import ConfigError
+from oncall.runtime import Runtime
+from oncall.web.auth import presented_token
+from oncall.web.keys import CLOCK, DIRECTORY, REDIS, RUNTIME, SETTINGS
+
+log = logging.getLogger(__name__)
+CHECK_TIMEOUT = 2.0
+
+
+async def _timed(probe: Awaitable[Any]) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(probe, CHECK_TIMEOUT)
+    except Exception as exc:  # a failing dependency is data here, not an error
+        reason = str(exc) or type(exc).__name__
+        return {"status": "fail", "error": reason[:300]}
+    return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+async def _counts(runtime: Runtime, now: datetime) -> dict[str, int]:
+    return {**await runtime.escalation.queue_stats(now), **await runtime.notifier.stats(now)}
+
+
+async def read_queues(runtime: Runtime, now: datetime) -> dict[str, Any]:
+    """Return the queues' state, each part bounded in time: `pending` jobs per store (None,
+    with `pending_error`, when Redis is unreachable) and the overdue and failed counts of
+    steps and notifications (missing, with `counts_error`, when the database is)."""
+    state: dict[str, Any] = {}
+    try:
+        state["pending"] = await asyncio.wait_for(
+            asyncio.to_thread(runtime.timers.pending_counts), CHECK_TIMEOUT)
+    except Exception as exc:
+        state["pending"] = None
+        state["pending_error"] = str(exc) or type(exc).__name__
+    try:
+        state.update(await asyncio.wait_for(_counts(runtime, now), CHECK_TIMEOUT))
+    except Exception as exc:
+        state["counts_error"] = str(exc) or type(exc).__name__
+    return state
+
+
+async def scheduler_check(app: web.Application) -> dict[str, Any]:
+    """Return the timers' state: pending jobs per store, overdue and failed steps, overdue
+    and failed notifications, reconciles.
+
+    Fails when the scheduler is not running, a step is overdue or failed, a notification is
+    overdue, or the reconciler has not succeeded within three intervals.
+    """
+    runtime = app[RUNTIME]
+    status = runtime.reconciler.status
+    now = app[CLOCK]()
+    check: dict[str, Any] = {"running": runtime.timers.running,
+                             "last_reconcile": isoformat(status.last_run),
+                             "reconcile_runs": status.runs, "repairs": status.repairs}
+    problems = []
+    check.update(await read_queues(runtime, now))
+    if "pending_error" in check:
+        problems.append(f"job stores unreachable: {check.pop('pending_error')}")
+    if "counts_error" in check:
+        problems.append(f"queue state unreadable: {check.pop('counts_error')}")
+    if not runtime.timers.running:
+        problems.append("scheduler not running")
+    if check.get("overdue_steps"):
+        problems.append(f"{check['overdue_steps']} escalation steps overdue")
+    if check.get("failed_steps"):
+        problems.append(f"{check['failed_steps']} escalation steps failed")
+    if check.get("overdue_notifications"):
+        problems.append(f"{check['overdue_notifications']} notifications overdue")
+    # Failed notifications are dead letters kept for inspection: counted, not failing.
+    interval = app[SETTINGS].scheduler.reconcile_interval
+    if status.last_run is None or now - status.last_run > 3 * interval:
+        problems.append(f"no successful reconcile within {3 * interval}"
+                        + (f": {status.last_error}" if status.last_error else ""))
+    check["status"] = "fail" if problems else "ok"
+    if problems:
+        check["error"] = "; ".join(problems)
+    return check
+
+
+async def run_checks(app: web.Application) -> dict[str, dict[str, Any]]:
+    """Return each dependency's check result, run concurrently, each bounded in time."""
+    names = ["database", "redis", "scheduler"]
+    results = await asyncio.gather(_timed(app[RUNTIME].db.ping()), _timed(app[REDIS].ping()),
+                                   scheduler_check(app))
+    return dict(zip(names, results, strict=True))
+
+
+async def health(request: web.Request) -> web.Response:
+    checks = await run_checks(request.app)
+    failing = [name for name, check in checks.items() if check["status"] != "ok"]
+    body: dict[str, Any] = {"status": "fail" if failing else "ok", "checks": checks}
+    if failing:
+        body["failing"] = failing
+    return web.json_response(body, status=503 if failing else 200)
+
+
+async def healthy(_request: web.Request) -> web.Response:
+    return web.Response(text="OK\n")
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Ready means alerts can be accepted: the database answers (Redis only holds timers)."""
+    check = await _timed(request.app[RUNTIME].db.ping())
+    if check["status"] != "ok":
+        return web.Response(status=503, text=f"not ready: database: {check['error']}\n")
+    return web.Response(text="OK\n")
+
+
+def reload_directory(app: web.Application) -> list[str]:
+    """Re-read the directory file; return its problems (empty when the new file is active)."""
+    try:
+        directory = app[DIRECTORY].reload()
+    except ConfigError as error:
+        log.error("directory reload rejected; the previous file stays active",
+                  extra={"problems": error.problems})
+        return error.problems
+    log.info("directory reloaded", extra={"source": directory.source,
+                                          "users": len(directory.users)})
+    return []
+
+
+async def reload(request: web.Request) -> web.Response:
+    problems = reload_directory(request.app)
+    if problems:
+        return web.json_response({"error": "invalid directory file", "problems": problems},
+                                 status=400)
+    return web.json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    expected = request.app[SETTINGS].server.metrics_token
+    if expected and not hmac.compare_digest((presented_token(request) or "").encode(),
+                                            expected.encode()):
+        return web.json_response({"error": "missing or invalid metrics token",
+                                  "field": "Authorization"}, status=401)
+    runtime = request.app[RUNTIME]
+    gauges = runtime.metrics
+    state = await read_queues(runtime, request.app[CLOCK]())
+    # On a Redis or database error the affected gauges keep their last values; /health
+    # says what is wrong.
+    for store, count in (state["pending"] or {}).items():
+        gauges.pending.labels(store).set(count)
+    if "counts_error" not in state:
+        gauges.overdue.set(state["overdue_steps"])
+        gauges.failed_steps.set(state["failed_steps"])
+        gauges.failed_notifications.set(state["failed_notifications"])
+    return web.Response(body=generate_latest(gauges.registry),
+                        headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/health", health)
+    app.router.add_get("/-/healthy", healthy)
+    app.router.add_get("/-/ready", ready)
+    app.router.add_post("/-/reload", reload)
+    app.router.add_get("/metrics", metrics)

@@ -1,0 +1,1 @@
+"""What the tests share: data builders, real servers and receivers, database helpers."""

@@ -1,0 +1,135 @@
+"""Timers written in batches are the jobs APScheduler itself would have written."""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from apscheduler.job import Job
+from apscheduler.triggers.date import DateTrigger
+
+from oncall.clock import system_clock
+from oncall.settings import RedisSettings
+from oncall.timers.followups import ESCALATION, HEARTBEAT_JOB, STEP_JOB, JobSpec
+from oncall.timers.scheduler import JOBS_LAYOUT, Timers
+from tests.support.redis_server import REDIS_HOST, REDIS_PORT
+from tests.support.waiting import eventually
+
+T0 = datetime(2026, 11, 28, 9, 0, 0, 250000, tzinfo=UTC)
+
+
+def redis_settings(key_prefix: str) -> RedisSettings:
+    return RedisSettings(REDIS_HOST, REDIS_PORT, "", 0, key_prefix, timedelta(seconds=1))
+
+
+@pytest.fixture
+def timers(key_prefix: str) -> Iterator[Timers]:
+    timers = Timers(redis_settings(key_prefix), system_clock)
+    try:
+        yield timers
+    finally:
+        timers.close()
+
+
+def step(n: int, due: datetime = T0) -> JobSpec:
+    """Return the level-2 job of incident `n`, due at `due`."""
+    return JobSpec(ESCALATION, f"incident:{n}:level:2:repeat:0", STEP_JOB, (n, 2, 0), due)
+
+
+def written(timers: Timers) -> set[str]:
+    """Return the ids of the escalation jobs in Redis."""
+    store = timers.stores["escalation"]
+    return {key.decode() for key in store.redis.hkeys(store.jobs_key)}
+
+
+def test_batched_jobs_carry_the_state_a_job_of_their_own_would(timers: Timers) -> None:
+    specs = [step(n, T0 + timedelta(seconds=n)) for n in (1, 2)]
+    specs.append(JobSpec(ESCALATION, "heartbeat:backup", HEARTBEAT_JOB, ("backup",), T0))
+    assert timers.write_many(specs) == 3
+    store = timers.stores["escalation"]
+    for spec in specs:
+        state = pickle.loads(store.redis.hget(store.jobs_key, spec.job_id))
+        expected = Job(timers.scheduler, id=spec.job_id, func=spec.func,
+                       args=tuple(spec.args), kwargs={},
+                       trigger=DateTrigger(spec.run_date, timezone=UTC),
+                       executor="default", misfire_grace_time=None, coalesce=True,
+                       max_instances=1, next_run_time=spec.run_date).__getstate__()
+        assert state.pop("trigger").run_date == expected.pop("trigger").run_date
+        assert state == expected
+        assert store.redis.zscore(store.run_times_key, spec.job_id) == \
+            spec.run_date.timestamp()
+
+
+async def test_changes_queued_together_are_written_in_order_in_one_flush(timers: Timers
+                                                                         ) -> None:
+    store = timers.stores["escalation"]
+    timers.schedule([step(1), step(2)])
+    timers.remove([(ESCALATION, step(1).job_id)])  # after its write: gone
+    timers.remove([(ESCALATION, step(3).job_id)])  # before its write: kept
+    timers.schedule([step(3)])
+    assert store.redis.hlen(store.jobs_key) == 0  # nothing written before the flush
+    await asyncio.sleep(0)  # one loop iteration: the flush runs
+    assert written(timers) == {step(2).job_id, step(3).job_id}
+    assert store.redis.zcard(store.run_times_key) == 2
+
+
+async def test_far_jobs_wait_for_company_and_a_due_job_takes_them_along(timers: Timers
+                                                                        ) -> None:
+    now = datetime.now(UTC)
+    later = now + timedelta(minutes=10)
+    timers.schedule([step(1, later)])
+    await asyncio.sleep(0)  # one loop iteration: not yet, it waits for company
+    assert written(timers) == set()
+    timers.schedule([step(2, now)])  # due now: written at once
+    await asyncio.sleep(0)
+    assert written(timers) == {step(1).job_id, step(2).job_id}
+
+    timers.schedule([step(3, later)])
+    timers.remove([(ESCALATION, step(1).job_id)])  # a removal goes at once
+    await asyncio.sleep(0)
+    assert written(timers) == {step(2).job_id, step(3).job_id}
+
+    timers.schedule([step(4, later)])
+    await asyncio.sleep(0)
+    assert step(4).job_id not in written(timers)
+
+    async def all_written() -> bool:
+        return written(timers) == {step(n).job_id for n in (2, 3, 4)}
+
+    # Alone, it goes at the end of the coalescing window.
+    await eventually(all_written, what="the coalesced write")
+
+
+def test_jobs_run_when_the_services_clock_reaches_their_due_time(key_prefix: str) -> None:
+    """A job due an hour from the service's clock runs an hour from now on the wall clock
+    (APScheduler's), and an overdue one at once, whatever date the service's clock says."""
+    fixed = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+    timers = Timers(redis_settings(key_prefix), lambda: fixed)
+    try:
+        store = timers.stores[ESCALATION]
+        before = system_clock()
+        timers.write_many([step(1, fixed + timedelta(hours=1)),
+                           step(2, fixed - timedelta(minutes=5))])
+        after = system_clock()
+        later = store.redis.zscore(store.run_times_key, step(1).job_id)
+        overdue = store.redis.zscore(store.run_times_key, step(2).job_id)
+        assert (before + timedelta(hours=1)).timestamp() <= later
+        assert later <= (after + timedelta(hours=1)).timestamp()
+        assert (before - timedelta(minutes=5)).timestamp() <= overdue <= after.timestamp()
+        state = pickle.loads(store.redis.hget(store.jobs_key, step(1).job_id))
+        assert state["next_run_time"].timestamp() == later
+    finally:
+        timers.close()
+
+
+def test_a_marker_of_another_jobs_layout_counts_as_lost(timers: Timers) -> None:
+    store = timers.stores[ESCALATION]
+    assert timers.lost_since_reconcile()  # never marked
+    timers.mark_reconciled()
+    assert not timers.lost_since_reconcile()
+    assert store.redis.get(timers.marker_key) == JOBS_LAYOUT
+    store.redis.set(timers.marker_key, b"1")  # what the flat layout's service left
+    assert timers.lost_since_reconcile()

@@ -1,0 +1,71 @@
+"""/metrics parses with prometheus_client's parser and its counters move as the service acts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from oncall.clock import system_clock
+from tests.support.factories import ALICE_TOKEN, AM_AUTH, fast_directory, make_alert, make_webhook
+from tests.support.waiting import eventually
+
+URL = "/api/v1/integrations/alertmanager"
+
+
+async def scrape(client: Any, headers: dict[str, str] | None = None) -> dict[tuple, float]:
+    response = await client.get("/metrics", headers=headers or {})
+    assert response.status == 200
+    samples = {}
+    for family in text_string_to_metric_families(await response.text()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples: dict[tuple, float], name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def test_counters_move_as_the_service_acts(make_client):
+    client = await make_client(directory=fast_directory(levels=("1h", "1h")),
+                               clock=system_clock)
+    before = await scrape(client)
+    response = await client.post(URL, json=make_webhook([make_alert("db1"), make_alert("db2")]),
+                                 headers=AM_AUTH)
+    [incident_id] = (await response.json())["incidents"]
+    await client.post(URL, data=b"{", headers=AM_AUTH)
+    await client.post(URL, json={}, headers={"Authorization": "Bearer wrong-token-123"})
+
+    async def step_fired() -> Any:
+        samples = await scrape(client)
+        fired = value(samples, "oncall_escalation_steps_total", outcome="fired")
+        next_pending = value(samples, "oncall_jobs_pending", store="escalation")
+        return samples if fired and next_pending else None
+
+    after = await eventually(step_fired, what="level 1 fired")
+    assert value(after, "oncall_alerts_received_total", integration="prometheus",
+                 outcome="accepted") - value(before, "oncall_alerts_received_total",
+                                             integration="prometheus", outcome="accepted") == 2
+    assert value(after, "oncall_alerts_received_total", integration="prometheus",
+                 outcome="invalid") == 1
+    assert value(after, "oncall_alerts_received_total", integration="unknown",
+                 outcome="unauthorized") == 1
+    assert value(after, "oncall_incidents_total", event="opened") == 1
+    assert value(after, "oncall_escalation_step_lateness_seconds_count") == 1
+    assert value(after, "oncall_reconcile_runs_total", outcome="ok") >= 1
+    assert value(after, "oncall_jobs_pending", store="escalation") == 1
+    assert value(after, "oncall_http_request_duration_seconds_count",
+                 route="/api/v1/integrations/alertmanager", method="POST", status="200") == 1
+    await client.post(f"/api/v1/incidents/{incident_id}/acknowledge",
+                      headers={"Authorization": f"Bearer {ALICE_TOKEN}"})
+    final = await scrape(client)
+    assert value(final, "oncall_incidents_total", event="acknowledged") == 1
+    assert value(final, "oncall_jobs_pending", store="escalation") == 0
+
+
+async def test_metrics_can_require_a_token(make_client):
+    client = await make_client(server_metrics_token="scrape-token-123")
+    assert (await client.get("/metrics")).status == 401
+    samples = await scrape(client, {"Authorization": "Bearer scrape-token-123"})
+    assert ("oncall_escalation_steps_overdue", ()) in samples
