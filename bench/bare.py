@@ -66,8 +66,10 @@ def deliver(conn: sqlite3.Connection, body: dict[str, Any]) -> int:
     firing = [a for a in alerts if a["status"] == "firing"]
     conn.execute("BEGIN IMMEDIATE")
     try:
-        row = conn.execute("SELECT id FROM incidents WHERE dedup_key = ? AND status != ?",
-                           (body["groupKey"], "resolved")).fetchone()
+        row = conn.execute(
+            "SELECT id FROM incidents WHERE dedup_key = ? AND status != ?",
+            (body["groupKey"], "resolved"),
+        ).fetchone()
         events = []
         if row is None:
             if not firing:
@@ -76,26 +78,56 @@ def deliver(conn: sqlite3.Connection, body: dict[str, Any]) -> int:
             incident_id = conn.execute(
                 "INSERT INTO incidents (dedup_key, status, title, labels, created_at,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (body["groupKey"], "triggered", body["commonLabels"].get("alertname", ""),
-                 orjson.dumps(body["commonLabels"]).decode(), now, now)).lastrowid
+                (
+                    body["groupKey"],
+                    "triggered",
+                    body["commonLabels"].get("alertname", ""),
+                    orjson.dumps(body["commonLabels"]).decode(),
+                    now,
+                    now,
+                ),
+            ).lastrowid
             events.append((incident_id, now, "incident.triggered", "{}"))
         else:
             incident_id = row[0]
-        conn.executemany(UPSERT_ALERT, [
-            (incident_id, a["fingerprint"], a["startsAt"], a["status"],
-             orjson.dumps(a["labels"]).decode(), orjson.dumps(a.get("annotations", {})).decode(),
-             a.get("endsAt"), now, now) for a in alerts])
-        events.append((incident_id, now, "alerts.received",
-                       orjson.dumps({"count": len(alerts), "firing": len(firing)}).decode()))
+        conn.executemany(
+            UPSERT_ALERT,
+            [
+                (
+                    incident_id,
+                    a["fingerprint"],
+                    a["startsAt"],
+                    a["status"],
+                    orjson.dumps(a["labels"]).decode(),
+                    orjson.dumps(a.get("annotations", {})).decode(),
+                    a.get("endsAt"),
+                    now,
+                    now,
+                )
+                for a in alerts
+            ],
+        )
+        events.append(
+            (
+                incident_id,
+                now,
+                "alerts.received",
+                orjson.dumps({"count": len(alerts), "firing": len(firing)}).decode(),
+            )
+        )
         still_firing = conn.execute(
             "SELECT count(*) FROM alerts WHERE incident_id = ? AND status = ?",
-            (incident_id, "firing")).fetchone()[0]
+            (incident_id, "firing"),
+        ).fetchone()[0]
         if not still_firing:
-            conn.execute("UPDATE incidents SET status = ?, updated_at = ?, resolved_at = ?"
-                         " WHERE id = ?", ("resolved", now, now, incident_id))
+            conn.execute(
+                "UPDATE incidents SET status = ?, updated_at = ?, resolved_at = ? WHERE id = ?",
+                ("resolved", now, now, incident_id),
+            )
             events.append((incident_id, now, "incident.resolved", "{}"))
-        conn.executemany("INSERT INTO events (incident_id, at, type, detail)"
-                         " VALUES (?, ?, ?, ?)", events)
+        conn.executemany(
+            "INSERT INTO events (incident_id, at, type, detail) VALUES (?, ?, ?, ?)", events
+        )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -109,8 +141,7 @@ def main() -> None:
 
     async def hook(request: web.Request) -> web.Response:
         body = orjson.loads(await request.read())
-        incident_id = await asyncio.get_running_loop().run_in_executor(
-            worker, deliver, conn, body)
+        incident_id = await asyncio.get_running_loop().run_in_executor(worker, deliver, conn, body)
         return web.json_response({"incident": incident_id})
 
     app = web.Application(client_max_size=64 * 1024 * 1024)

@@ -67,20 +67,27 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
     if not values:
         return {"p50": float("nan"), "p99": float("nan"), "max": float("nan")}
     ordered = sorted(values)
-    return {"p50": round(nearest_rank(ordered, 0.50), 1),
-            "p99": round(nearest_rank(ordered, 0.99), 1), "max": round(ordered[-1], 1)}
+    return {
+        "p50": round(nearest_rank(ordered, 0.50), 1),
+        "p99": round(nearest_rank(ordered, 0.99), 1),
+        "max": round(ordered[-1], 1),
+    }
 
 
-def directory_yaml(receiver_url: str, levels: Sequence[str] = ("10m",),
-                   group_by_alertname: bool = True) -> str:
+def directory_yaml(
+    receiver_url: str, levels: Sequence[str] = ("10m",), group_by_alertname: bool = True
+) -> str:
     """Return a directory: one Alertmanager integration, one policy whose level N pages
     user `uN` through a webhook to `receiver_url/uN`."""
     users = "\n".join(
         f'  - {{name: u{n}, api_token: "{USER_TOKEN}{n}", '
         f'contacts: [{{type: webhook, url: "{receiver_url}/u{n}"}}]}}'
-        for n in range(1, len(levels) + 1))
-    level_lines = "\n".join(f'      - {{notify: ["user:u{n}"], escalate_after: {after}}}'
-                            for n, after in enumerate(levels, start=1))
+        for n in range(1, len(levels) + 1)
+    )
+    level_lines = "\n".join(
+        f'      - {{notify: ["user:u{n}"], escalate_after: {after}}}'
+        for n, after in enumerate(levels, start=1)
+    )
     return f"""
 integrations:
   - {{name: prometheus, type: alertmanager, token: "{TOKEN}"}}
@@ -96,16 +103,19 @@ routes:
 """
 
 
-def alert(alertname: str, instance: str, status: str = "firing",
-          starts_at: str = "2026-11-28T00:00:00.000Z") -> dict[str, Any]:
+def alert(
+    alertname: str,
+    instance: str,
+    status: str = "firing",
+    starts_at: str = "2026-11-28T00:00:00.000Z",
+) -> dict[str, Any]:
     """Return one alert as Alertmanager sends it (labels alertname, instance, severity)."""
     return {
         "status": status,
         "labels": {"alertname": alertname, "instance": instance, "severity": "critical"},
         "annotations": {"summary": f"{alertname} on {instance}"},
         "startsAt": starts_at,
-        "endsAt": "2026-11-28T01:00:00.000Z" if status == "resolved"
-        else "0001-01-01T00:00:00Z",
+        "endsAt": "2026-11-28T01:00:00.000Z" if status == "resolved" else "0001-01-01T00:00:00Z",
         "generatorURL": f"http://prometheus:9090/graph?g0.expr={alertname}",
         "fingerprint": hashlib.sha256(f"{alertname}/{instance}".encode()).hexdigest()[:16],
     }
@@ -114,13 +124,20 @@ def alert(alertname: str, instance: str, status: str = "firing",
 def webhook(alertname: str, alerts: list[dict[str, Any]]) -> bytes:
     """Return a version 4 webhook body for the group of one alertname."""
     status = "firing" if any(a["status"] == "firing" for a in alerts) else "resolved"
-    return json.dumps({
-        "receiver": "oncall", "status": status, "alerts": alerts,
-        "groupLabels": {"alertname": alertname},
-        "commonLabels": {"alertname": alertname, "severity": "critical"},
-        "commonAnnotations": {}, "externalURL": "http://alertmanager:9093", "version": "4",
-        "groupKey": f'{{}}:{{alertname="{alertname}"}}', "truncatedAlerts": 0,
-    }).encode()
+    return json.dumps(
+        {
+            "receiver": "oncall",
+            "status": status,
+            "alerts": alerts,
+            "groupLabels": {"alertname": alertname},
+            "commonLabels": {"alertname": alertname, "severity": "critical"},
+            "commonAnnotations": {},
+            "externalURL": "http://alertmanager:9093",
+            "version": "4",
+            "groupKey": f'{{}}:{{alertname="{alertname}"}}',
+            "truncatedAlerts": 0,
+        }
+    ).encode()
 
 
 @dataclass
@@ -133,8 +150,16 @@ class Receiver:
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.json()
-        self.pages.append((time.time(), body["user"], body["incident"]["id"], body["event"],
-                           body["level"], body["repeat"]))
+        self.pages.append(
+            (
+                time.time(),
+                body["user"],
+                body["incident"]["id"],
+                body["event"],
+                body["level"],
+                body["repeat"],
+            )
+        )
         return web.Response(text="ok")
 
     async def start(self) -> None:
@@ -152,14 +177,17 @@ class Receiver:
 
     async def wait_pages(self, count: int, timeout: float) -> float:
         """Return the seconds until `count` pages had arrived. Raises CheckFailed."""
-        return await wait_for(lambda: len(self.pages) >= count, timeout, f"{count} pages",
-                              interval=0.05)
+        return await wait_for(
+            lambda: len(self.pages) >= count, timeout, f"{count} pages", interval=0.05
+        )
 
     def pages_per(self, event: str = "incident.triggered") -> Counter[tuple[str, int, int, int]]:
         """Return how many times each (user, incident, level, repeat) got an `event` page."""
-        return Counter((user, incident, level, repeat)
-                       for _, user, incident, kind, level, repeat in self.pages
-                       if kind == event)
+        return Counter(
+            (user, incident, level, repeat)
+            for _, user, incident, kind, level, repeat in self.pages
+            if kind == event
+        )
 
 
 class Oncall:
@@ -167,19 +195,28 @@ class Oncall:
     checkout or, with BENCH_SERVICE_ROOT set, from that one (`bench/compare.py` runs two
     versions side by side that way)."""
 
-    def __init__(self, workdir: pathlib.Path, directory: str, redis_port: int = 6379,
-                 key_prefix: str | None = None, **settings: str) -> None:
+    def __init__(
+        self,
+        workdir: pathlib.Path,
+        directory: str,
+        redis_port: int = 6379,
+        key_prefix: str | None = None,
+        **settings: str,
+    ) -> None:
         self.workdir = workdir
         self.db_path = workdir / "oncall.db"
         self.key_prefix = key_prefix or f"oncall-bench-{uuid.uuid4().hex[:10]}"
         self.redis_port = redis_port
         (workdir / "directory.yaml").write_text(directory)
-        env = {"ONCALL_DATABASE_URL": f"sqlite+aiosqlite:///{self.db_path}",
-               "ONCALL_DIRECTORY_PATH": str(workdir / "directory.yaml"),
-               "ONCALL_REDIS_HOST": "127.0.0.1", "ONCALL_REDIS_PORT": str(redis_port),
-               "ONCALL_REDIS_KEY_PREFIX": self.key_prefix,
-               "ONCALL_SECURITY_SECRET_KEY": "bench-secret-key-0123456789",
-               "ONCALL_SERVER_LOG_LEVEL": "warning"}
+        env = {
+            "ONCALL_DATABASE_URL": f"sqlite+aiosqlite:///{self.db_path}",
+            "ONCALL_DIRECTORY_PATH": str(workdir / "directory.yaml"),
+            "ONCALL_REDIS_HOST": "127.0.0.1",
+            "ONCALL_REDIS_PORT": str(redis_port),
+            "ONCALL_REDIS_KEY_PREFIX": self.key_prefix,
+            "ONCALL_SECURITY_SECRET_KEY": "bench-secret-key-0123456789",
+            "ONCALL_SERVER_LOG_LEVEL": "warning",
+        }
         env.update({f"ONCALL_{k.upper()}": v for k, v in settings.items()})
         root = pathlib.Path(os.environ.get("BENCH_SERVICE_ROOT", str(ROOT)))
         self.process = ServiceProcess(env, workdir / "oncall.log", root)
@@ -199,16 +236,31 @@ class Oncall:
         profile = os.environ.get("BENCH_PYSPY")  # a path: record collapsed stacks there
         if profile:
             self._profiler = subprocess.Popen(
-                ["py-spy", "record", "--pid", str(self.pid), "--format", "raw", "--rate", "200",
-                 "--output", profile, *os.environ.get("BENCH_PYSPY_ARGS", "").split()],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                [
+                    "py-spy",
+                    "record",
+                    "--pid",
+                    str(self.pid),
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "200",
+                    "--output",
+                    profile,
+                    *os.environ.get("BENCH_PYSPY_ARGS", "").split(),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
 
     def stop(self) -> None:
         code = self.process.stop()
         if self._profiler is not None:
             self._profiler.wait(timeout=30)
-        check(code == 0, f"oncall exited with {code}: "
-              + (self.workdir / "oncall.log").read_text()[-2000:])
+        check(
+            code == 0,
+            f"oncall exited with {code}: " + (self.workdir / "oncall.log").read_text()[-2000:],
+        )
 
     def pids(self) -> list[int]:
         """Return the service's process and its children."""
@@ -269,9 +321,13 @@ class Oncall:
             client.close()
 
 
-async def closed_loop(session: aiohttp.ClientSession, url: str, bodies: Sequence[bytes],
-                      in_flight: int, headers: dict[str, str] | None = None
-                      ) -> tuple[float, list[float]]:
+async def closed_loop(
+    session: aiohttp.ClientSession,
+    url: str,
+    bodies: Sequence[bytes],
+    in_flight: int,
+    headers: dict[str, str] | None = None,
+) -> tuple[float, list[float]]:
     """POST every body with `in_flight` requests outstanding; return (elapsed seconds,
     latencies in ms). Raises CheckFailed on any non-200 answer."""
     latencies: list[float] = []
@@ -316,8 +372,9 @@ def auth(token: str = TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
 
-async def wait_for(condition: Callable[[], bool], timeout: float, what: str,
-                   interval: float = 0.2) -> float:
+async def wait_for(
+    condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.2
+) -> float:
     """Poll `condition` until it holds; return the seconds it took. Raises CheckFailed."""
     started = time.perf_counter()
     while not condition():
@@ -333,8 +390,7 @@ def report(name: str, figures: dict[str, Any], checks: Iterable[str]) -> None:
         print(f"  {key}: {value}")
     for passed in checks:
         print(f"  check ok: {passed}")
-    print(RESULT_MARK + json.dumps({"benchmark": name, "figures": figures,
-                                    "checks": list(checks)}))
+    print(RESULT_MARK + json.dumps({"benchmark": name, "figures": figures, "checks": list(checks)}))
 
 
 def run_main(main: Callable[[], Awaitable[None]]) -> None:
@@ -369,9 +425,12 @@ def cpu_steadiness(samples: int = 2000) -> dict[str, float]:
         times.append((time.thread_time() - started) * 1000)
     ordered = sorted(times)
     median = nearest_rank(ordered, 0.50)
-    return {"p50": round(median, 2), "p999": round(nearest_rank(ordered, 0.999), 2),
-            "max": round(ordered[-1], 2),
-            "share_over_2x_p50": round(sum(t > 2 * median for t in times) / len(times), 4)}
+    return {
+        "p50": round(median, 2),
+        "p999": round(nearest_rank(ordered, 0.999), 2),
+        "max": round(ordered[-1], 2),
+        "share_over_2x_p50": round(sum(t > 2 * median for t in times) / len(times), 4),
+    }
 
 
 def machine() -> str:

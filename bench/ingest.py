@@ -58,9 +58,13 @@ REPEATS = 3  # whole runs, each on a fresh service; the figures are their median
 
 
 def payloads(status: str, name: str = "Bench", groups: int = GROUPS) -> list[bytes]:
-    return [webhook(f"{name}{g:04d}", [alert(f"{name}{g:04d}", f"host-{g:04d}-{i}", status)
-                                       for i in range(PER_GROUP)])
-            for g in range(groups)]
+    return [
+        webhook(
+            f"{name}{g:04d}",
+            [alert(f"{name}{g:04d}", f"host-{g:04d}-{i}", status) for i in range(PER_GROUP)],
+        )
+        for g in range(groups)
+    ]
 
 
 @dataclass(frozen=True)
@@ -74,9 +78,9 @@ async def script_server(script: str, *args: str) -> AsyncIterator[Server]:
     """Run `python bench/<script> PORT *args` until the block ends; yield its hook URL and
     process id."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / script), str(port),
-                             *args])
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / script), str(port), *args])
     try:
+
         def answering() -> bool:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.2):
@@ -100,33 +104,36 @@ async def http_ceiling(session: aiohttp.ClientSession, bodies: list[bytes]) -> f
         return CEILING_REQUESTS / elapsed
 
 
-async def bare_path(session: aiohttp.ClientSession, firing: list[bytes],
-                    resolved: list[bytes], workdir: Path) -> dict[str, float]:
+async def bare_path(
+    session: aiohttp.ClientSession, firing: list[bytes], resolved: list[bytes], workdir: Path
+) -> dict[str, float]:
     """Drive the bare write path (`bench/bare.py`) through the same three phases; return
     its rate and latencies per phase. Raises CheckFailed unless it ends with every group's
     incident and alerts resolved."""
     figures: dict[str, float] = {}
     db_path = workdir / "bare.db"
     async with script_server("bare.py", str(db_path)) as bare:
-        for warm_up in (payloads("firing", "Warm", WARM_UP),
-                        payloads("resolved", "Warm", WARM_UP)):
+        for warm_up in (payloads("firing", "Warm", WARM_UP), payloads("resolved", "Warm", WARM_UP)):
             await closed_loop(session, bare.url, warm_up, IN_FLIGHT, auth())
         for phase, bodies in (("new", firing), ("duplicate", firing), ("resolve", resolved)):
             cpu_before = cpu_seconds([bare.pid])
-            elapsed, latencies = await closed_loop(session, bare.url, bodies, IN_FLIGHT,
-                                                   auth())
+            elapsed, latencies = await closed_loop(session, bare.url, bodies, IN_FLIGHT, auth())
             figures[f"bare_{phase}_alerts_per_s"] = round(GROUPS * PER_GROUP / elapsed)
             for name, value in percentiles(latencies).items():
                 figures[f"bare_{phase}_latency_ms_{name}"] = value
             figures[f"bare_{phase}_cpu_ms_per_request"] = round(
-                (cpu_seconds([bare.pid]) - cpu_before) * 1000 / GROUPS, 2)
+                (cpu_seconds([bare.pid]) - cpu_before) * 1000 / GROUPS, 2
+            )
     with sqlite3.connect(db_path) as conn:
-        incidents = conn.execute("SELECT status, count(*) FROM incidents "
-                                 "WHERE title LIKE 'Bench%' GROUP BY status").fetchall()
-        alerts = conn.execute("SELECT status, count(*) FROM alerts WHERE fingerprint IN "
-                              "(SELECT a.fingerprint FROM alerts a JOIN incidents i "
-                              "ON i.id = a.incident_id WHERE i.title LIKE 'Bench%') "
-                              "GROUP BY status").fetchall()
+        incidents = conn.execute(
+            "SELECT status, count(*) FROM incidents WHERE title LIKE 'Bench%' GROUP BY status"
+        ).fetchall()
+        alerts = conn.execute(
+            "SELECT status, count(*) FROM alerts WHERE fingerprint IN "
+            "(SELECT a.fingerprint FROM alerts a JOIN incidents i "
+            "ON i.id = a.incident_id WHERE i.title LIKE 'Bench%') "
+            "GROUP BY status"
+        ).fetchall()
     check(incidents == [("resolved", GROUPS)], f"bare path: incidents by status {incidents}")
     check(alerts == [("resolved", GROUPS * PER_GROUP)], f"bare path: alerts by status {alerts}")
     return figures
@@ -145,8 +152,7 @@ async def main() -> None:
         values = [run[key] for run, _ in runs]
         figures[key] = statistics.median(values)  # type: ignore[type-var]
     for phase in ("new", "duplicate", "resolve"):
-        figures[f"{phase}_alerts_per_s_runs"] = [run[f"{phase}_alerts_per_s"]
-                                                 for run, _ in runs]
+        figures[f"{phase}_alerts_per_s_runs"] = [run[f"{phase}_alerts_per_s"] for run, _ in runs]
     checks = [f"{check} (in each of {REPEATS} runs)" for check in runs[0][1]]
     report("ingest", figures, checks)
 
@@ -163,7 +169,8 @@ async def one_run() -> tuple[dict[str, object], list[str]]:
             ceiling = await http_ceiling(session, firing)
             figures: dict[str, object] = {
                 "http_ceiling_requests_per_s": round(ceiling),
-                "http_ceiling_alerts_per_s": round(ceiling * PER_GROUP)}
+                "http_ceiling_alerts_per_s": round(ceiling * PER_GROUP),
+            }
             # How steady this machine's CPU is in this run: a stall of the same fixed work
             # is a stall of the service's requests too (see the p99s).
             for name, value in cpu_steadiness().items():
@@ -172,33 +179,41 @@ async def one_run() -> tuple[dict[str, object], list[str]]:
             figures.update(bare)
             await oncall.start()
             try:
-                for warm_up in (payloads("firing", "Warm", WARM_UP),
-                                payloads("resolved", "Warm", WARM_UP)):
+                for warm_up in (
+                    payloads("firing", "Warm", WARM_UP),
+                    payloads("resolved", "Warm", WARM_UP),
+                ):
                     await closed_loop(session, oncall.url + WEBHOOK, warm_up, IN_FLIGHT, auth())
                 await receiver.wait_pages(WARM_UP, 60)
                 receiver.pages.clear()
-                for phase, bodies in (("new", firing), ("duplicate", firing),
-                                      ("resolve", resolved)):
+                for phase, bodies in (
+                    ("new", firing),
+                    ("duplicate", firing),
+                    ("resolve", resolved),
+                ):
                     cpu_before = oncall.cpu_seconds()
                     client_before = time.process_time()
-                    elapsed, latencies = await closed_loop(session, oncall.url + WEBHOOK,
-                                                           bodies, IN_FLIGHT, auth())
+                    elapsed, latencies = await closed_loop(
+                        session, oncall.url + WEBHOOK, bodies, IN_FLIGHT, auth()
+                    )
                     rate = GROUPS * PER_GROUP / elapsed
                     figures[f"{phase}_alerts_per_s"] = round(rate)
-                    figures[f"{phase}_fraction_of_ceiling"] = round(
-                        rate / (ceiling * PER_GROUP), 3)
+                    figures[f"{phase}_fraction_of_ceiling"] = round(rate / (ceiling * PER_GROUP), 3)
                     latency = percentiles(latencies)
                     for name, value in latency.items():
                         figures[f"{phase}_latency_ms_{name}"] = value
                     # The issue's latency target is "within 2x of the bare write path":
                     # measured here against the bare path on this machine, in this run.
                     figures[f"{phase}_p99_over_bare"] = round(
-                        latency["p99"] / bare[f"bare_{phase}_latency_ms_p99"], 2)
+                        latency["p99"] / bare[f"bare_{phase}_latency_ms_p99"], 2
+                    )
                     figures[f"{phase}_rate_over_bare"] = round(
-                        rate / bare[f"bare_{phase}_alerts_per_s"], 3)
+                        rate / bare[f"bare_{phase}_alerts_per_s"], 3
+                    )
                     if phase == "new":  # every incident pages level 1 before the next phase
                         figures["new_pages_settled_s"] = round(
-                            await receiver.wait_pages(GROUPS, 60), 2)
+                            await receiver.wait_pages(GROUPS, 60), 2
+                        )
                     # The service's CPU per request, pages included: steadier than the
                     # rates on a shared machine, and the GIL makes it the budget that counts.
                     service_cpu = (oncall.cpu_seconds() - cpu_before) * 1000 / GROUPS
@@ -206,10 +221,12 @@ async def one_run() -> tuple[dict[str, object], list[str]]:
                     # How much more work a request is than on the bare path: steadier than
                     # the rates' ratio when the machine's speed moves between the two.
                     figures[f"{phase}_cpu_over_bare"] = round(
-                        service_cpu / bare[f"bare_{phase}_cpu_ms_per_request"], 2)
+                        service_cpu / bare[f"bare_{phase}_cpu_ms_per_request"], 2
+                    )
                     # The benchmark's own client and page receiver share the 2 cores.
                     figures[f"{phase}_bench_cpu_ms_per_request"] = round(
-                        (time.process_time() - client_before) * 1000 / GROUPS, 2)
+                        (time.process_time() - client_before) * 1000 / GROUPS, 2
+                    )
                 checks = await verify(oncall, receiver)
                 figures["peak_rss_mb"] = oncall.peak_rss_mb()
             finally:
@@ -222,38 +239,49 @@ async def one_run() -> tuple[dict[str, object], list[str]]:
 async def verify(oncall: Oncall, receiver: Receiver) -> list[str]:
     """Check the end state; return what was checked. Raises CheckFailed."""
     started = time.perf_counter()
-    await wait_for(lambda: oncall.job_count("escalation") == 0, 60,
-                   "every escalation timer to leave Redis")
-    await wait_for(lambda: oncall.scalar(
-        "SELECT count(*) FROM notifications WHERE status = 'pending'") == 0, 60,
-        "every notification to settle")
+    await wait_for(
+        lambda: oncall.job_count("escalation") == 0, 60, "every escalation timer to leave Redis"
+    )
+    await wait_for(
+        lambda: oncall.scalar("SELECT count(*) FROM notifications WHERE status = 'pending'") == 0,
+        60,
+        "every notification to settle",
+    )
     settled = time.perf_counter() - started
-    counts = oncall.query("SELECT status, count(*) FROM incidents WHERE title LIKE 'Bench%' "
-                          "GROUP BY status")
+    counts = oncall.query(
+        "SELECT status, count(*) FROM incidents WHERE title LIKE 'Bench%' GROUP BY status"
+    )
     check(counts == [("resolved", GROUPS)], f"incidents by status: {counts}")
-    check(oncall.scalar("SELECT count(*) FROM incidents") == GROUPS + WARM_UP,
-          "incidents other than the benchmark's and the warm-up's")
-    alerts = oncall.query("SELECT a.status, count(*) FROM alerts a JOIN incidents i "
-                          "ON i.id = a.incident_id WHERE i.title LIKE 'Bench%' "
-                          "GROUP BY a.status")
+    check(
+        oncall.scalar("SELECT count(*) FROM incidents") == GROUPS + WARM_UP,
+        "incidents other than the benchmark's and the warm-up's",
+    )
+    alerts = oncall.query(
+        "SELECT a.status, count(*) FROM alerts a JOIN incidents i "
+        "ON i.id = a.incident_id WHERE i.title LIKE 'Bench%' "
+        "GROUP BY a.status"
+    )
     check(alerts == [("resolved", GROUPS * PER_GROUP)], f"alerts by status: {alerts}")
     pages = receiver.pages_per()
     twice = {key: n for key, n in pages.items() if n > 1}
     check(not twice, f"pages sent more than once: {list(twice.items())[:5]}")
     incident_ids = {incident for _, incident, _, _ in pages}
-    bench_ids = {i for (i,) in oncall.query("SELECT id FROM incidents "
-                                             "WHERE title LIKE 'Bench%'")}
+    bench_ids = {i for (i,) in oncall.query("SELECT id FROM incidents WHERE title LIKE 'Bench%'")}
     check(incident_ids == bench_ids, "an incident without its level-1 page")
     resolved = receiver.pages_per("incident.resolved")
     check(all(n == 1 for n in resolved.values()), "a resolved message sent twice")
-    sent = oncall.scalar("SELECT count(*) FROM notifications n JOIN incidents i "
-                         "ON i.id = n.incident_id WHERE n.kind = 'trigger' "
-                         "AND n.status = 'sent' AND i.title LIKE 'Bench%'")
+    sent = oncall.scalar(
+        "SELECT count(*) FROM notifications n JOIN incidents i "
+        "ON i.id = n.incident_id WHERE n.kind = 'trigger' "
+        "AND n.status = 'sent' AND i.title LIKE 'Bench%'"
+    )
     check(sent == len(pages), f"{sent} pages recorded sent, {len(pages)} received")
-    return [f"{GROUPS} incidents, all resolved",
-            f"{GROUPS * PER_GROUP} alerts, all resolved",
-            f"{len(pages)} level-1 pages (one per incident), none twice",
-            f"no escalation timer left in Redis ({settled:.1f} s to settle)"]
+    return [
+        f"{GROUPS} incidents, all resolved",
+        f"{GROUPS * PER_GROUP} alerts, all resolved",
+        f"{len(pages)} level-1 pages (one per incident), none twice",
+        f"no escalation timer left in Redis ({settled:.1f} s to settle)",
+    ]
 
 
 if __name__ == "__main__":

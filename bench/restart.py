@@ -38,29 +38,77 @@ HEALTH_BOUND = 1.0  # seconds /health must answer within during the rebuild
 
 def seed(oncall: Oncall, count: int, due: datetime) -> None:
     """Migrate the database, then write `count` triggered incidents whose level 2 is due."""
-    subprocess.run([sys.executable, "app.py", "migrate"], cwd=ROOT, env=oncall.process.env,
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "app.py", "migrate"],
+        cwd=ROOT,
+        env=oncall.process.env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     engine = create_engine(f"sqlite:///{oncall.db_path}")
     opened = due - timedelta(hours=1)
     with engine.begin() as conn:
         for start in range(1, count + 1, 10_000):
             ids = range(start, min(start + 10_000, count + 1))
-            conn.execute(insert(incidents), [{
-                "id": i, "integration": "prometheus", "dedup_key": f"group-{i}",
-                "status": "triggered", "title": f"Scale{i}", "severity": "critical",
-                "labels": {"alertname": f"Scale{i}"}, "annotations": {},
-                "alert_count": 1, "firing_count": 1, "created_at": opened,
-                "updated_at": opened, "route": "routes[0]", "policy": "bench",
-                "next_level": 2, "next_repeat": 0, "next_due_at": due} for i in ids])
-            conn.execute(insert(alerts), [{
-                "incident_id": i, "integration": "prometheus", "fingerprint": f"{i:016x}",
-                "starts_at": opened, "status": "firing",
-                "labels": {"alertname": f"Scale{i}", "instance": "host-1"},
-                "annotations": {}, "created_at": opened, "updated_at": opened} for i in ids])
-            conn.execute(insert(escalation_jobs), [{
-                "id": f"incident:{i}:level:2:repeat:0", "incident_id": i, "level": 2,
-                "repeat": 0, "due_at": due, "state": "scheduled", "attempts": 0,
-                "created_at": opened, "updated_at": opened} for i in ids])
+            conn.execute(
+                insert(incidents),
+                [
+                    {
+                        "id": i,
+                        "integration": "prometheus",
+                        "dedup_key": f"group-{i}",
+                        "status": "triggered",
+                        "title": f"Scale{i}",
+                        "severity": "critical",
+                        "labels": {"alertname": f"Scale{i}"},
+                        "annotations": {},
+                        "alert_count": 1,
+                        "firing_count": 1,
+                        "created_at": opened,
+                        "updated_at": opened,
+                        "route": "routes[0]",
+                        "policy": "bench",
+                        "next_level": 2,
+                        "next_repeat": 0,
+                        "next_due_at": due,
+                    }
+                    for i in ids
+                ],
+            )
+            conn.execute(
+                insert(alerts),
+                [
+                    {
+                        "incident_id": i,
+                        "integration": "prometheus",
+                        "fingerprint": f"{i:016x}",
+                        "starts_at": opened,
+                        "status": "firing",
+                        "labels": {"alertname": f"Scale{i}", "instance": "host-1"},
+                        "annotations": {},
+                        "created_at": opened,
+                        "updated_at": opened,
+                    }
+                    for i in ids
+                ],
+            )
+            conn.execute(
+                insert(escalation_jobs),
+                [
+                    {
+                        "id": f"incident:{i}:level:2:repeat:0",
+                        "incident_id": i,
+                        "level": 2,
+                        "repeat": 0,
+                        "due_at": due,
+                        "state": "scheduled",
+                        "attempts": 0,
+                        "created_at": opened,
+                        "updated_at": opened,
+                    }
+                    for i in ids
+                ],
+            )
     engine.dispose()
 
 
@@ -76,15 +124,20 @@ def verify_store(oncall: Oncall, count: int, due: datetime) -> None:
     """Check the job store holds exactly the pending steps, each due at its time."""
     client = oncall.redis()
     try:
-        run_times = client.zrange(f"{oncall.key_prefix}:escalation:run_times", 0, -1,
-                                  withscores=True)
+        run_times = client.zrange(
+            f"{oncall.key_prefix}:escalation:run_times", 0, -1, withscores=True
+        )
     finally:
         client.close()
     expected = {f"incident:{i}:level:2:repeat:0" for i in range(1, count + 1)}
-    check({key.decode() for key, _ in run_times} == expected,
-          f"{len(run_times)} timers in the job store, not the {count} pending steps")
-    check(all(abs(score - due.timestamp()) < 0.001 for _, score in run_times),
-          "a timer due at another time than the database says")
+    check(
+        {key.decode() for key, _ in run_times} == expected,
+        f"{len(run_times)} timers in the job store, not the {count} pending steps",
+    )
+    check(
+        all(abs(score - due.timestamp()) < 0.001 for _, score in run_times),
+        "a timer due at another time than the database says",
+    )
     check(oncall.job_count("escalation") == count, "the jobs hash and run times disagree")
 
 
@@ -96,13 +149,18 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         redis_server = RedisServer(Path(tmp))
         redis_server.start()
-        oncall = Oncall(Path(tmp), directory_yaml("http://127.0.0.1:9", ("1m", "1h")),
-                        redis_port=redis_server.port)
+        oncall = Oncall(
+            Path(tmp),
+            directory_yaml("http://127.0.0.1:9", ("1m", "1h")),
+            redis_port=redis_server.port,
+        )
         due = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
         started = time.perf_counter()
         seed(oncall, count, due)
-        figures: dict[str, object] = {"open_incidents": count,
-                                      "seed_s": round(time.perf_counter() - started, 1)}
+        figures: dict[str, object] = {
+            "open_incidents": count,
+            "seed_s": round(time.perf_counter() - started, 1),
+        }
         peaks = []
         try:
             async with aiohttp.ClientSession() as session:
@@ -121,8 +179,10 @@ async def main() -> None:
                 figures["restart_healthy_s"] = round(time.perf_counter() - started, 2)
                 check(status == 200, f"/health {status} after the restart")
                 scheduler = body["checks"]["scheduler"]
-                check(scheduler["reconcile_runs"] >= 1 and scheduler["repairs"] == 0,
-                      f"the restart's reconcile: {scheduler}")
+                check(
+                    scheduler["reconcile_runs"] >= 1 and scheduler["repairs"] == 0,
+                    f"the restart's reconcile: {scheduler}",
+                )
                 verify_store(oncall, count, due)
 
                 redis_server.flushall()
@@ -141,19 +201,26 @@ async def main() -> None:
                 figures["health_statuses_during_rebuild"] = statuses
                 check(worst < HEALTH_BOUND, f"/health took {worst:.2f} s during the rebuild")
                 verify_store(oncall, count, due)
-                fired = oncall.scalar("SELECT count(*) FROM escalation_jobs "
-                                      "WHERE state != 'scheduled'")
+                fired = oncall.scalar(
+                    "SELECT count(*) FROM escalation_jobs WHERE state != 'scheduled'"
+                )
                 check(fired == 0, f"{fired} steps changed state; none was due")
                 peaks.append(oncall.peak_rss_mb())
         finally:
             oncall.stop()
             redis_server.stop()
         figures["peak_rss_mb"] = max(peaks)
-    report("restart", figures, [
-        f"{count} timers in the job store after the cold start, the restart and the flush, "
-        "each due when the database says",
-        "the restart's reconcile found nothing missing", "/health answered within 1 s "
-        "throughout the rebuild", "no step fired early"])
+    report(
+        "restart",
+        figures,
+        [
+            f"{count} timers in the job store after the cold start, the restart and the flush, "
+            "each due when the database says",
+            "the restart's reconcile found nothing missing",
+            "/health answered within 1 s throughout the rebuild",
+            "no step fired early",
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -54,24 +54,38 @@ TARGETS: list[tuple[str, str, str, float]] = [
 def commit() -> str:
     """Return the short commit, with `-dirty` when tracked files other than documentation
     (*.md) and results (bench/results/, this script's own output) have changes."""
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                          capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                            ".", ":(exclude)*.md", ":(exclude)bench/results/*"],
-                           cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        [
+            "git",
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ".",
+            ":(exclude)*.md",
+            ":(exclude)bench/results/*",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     return head + ("-dirty" if dirty else "")
 
 
 def run(name: str) -> dict[str, Any] | None:
     """Run one benchmark, echoing its output; return its result, or None when it failed."""
     print(f"== {name}", flush=True)
-    proc = subprocess.Popen([sys.executable, str(BENCH / f"{name}.py")], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(BENCH / f"{name}.py")], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     result = None
     for line in proc.stdout:
         if line.startswith(RESULT_MARK):
-            result = json.loads(line[len(RESULT_MARK):])
+            result = json.loads(line[len(RESULT_MARK) :])
         else:
             print(line, end="", flush=True)
     if proc.wait() != 0 or result is None:
@@ -87,31 +101,48 @@ def met(value: Any, comparison: str, target: float) -> bool:
 def table(runs: list[dict[str, Any]]) -> str:
     """Return the markdown results: the targets against each run, newest first."""
     # Newest day first; on a day, the untagged run (the machine's `python`) first.
-    runs = sorted(runs, key=lambda r: (r["date"], not r.get("tag"), -r.get("number", 1)),
-                  reverse=True)
+    runs = sorted(
+        runs, key=lambda r: (r["date"], not r.get("tag"), -r.get("number", 1)), reverse=True
+    )
     lines = []
     for record in runs:
-        title = (record["date"] + (f" ({record['tag']})" if record.get("tag") else "")
-                 + (f", machine {record['number']}" if record.get("number") else ""))
-        lines += [f"### {title}", "", f"Machine: {record['machine']}", "",
-                  "| benchmark | commit | figure | value | target | met |",
-                  "|---|---|---|---|---|---|"]
+        title = (
+            record["date"]
+            + (f" ({record['tag']})" if record.get("tag") else "")
+            + (f", machine {record['number']}" if record.get("number") else "")
+        )
+        lines += [
+            f"### {title}",
+            "",
+            f"Machine: {record['machine']}",
+            "",
+            "| benchmark | commit | figure | value | target | met |",
+            "|---|---|---|---|---|---|",
+        ]
         results, commits = record["results"], record["commits"]
         for bench, figure, comparison, target in TARGETS:
             value = results.get(bench, {}).get(figure)
             at = f"`{commits[bench]}`" if bench in commits else ""
             if value is None:
-                lines.append(f"| {bench} | {at} | {figure} | not run "
-                             f"| {comparison} {target:g} | |")
+                lines.append(f"| {bench} | {at} | {figure} | not run | {comparison} {target:g} | |")
                 continue
             mark = "yes" if met(value, comparison, target) else "**no**"
-            lines.append(f"| {bench} | {at} | {figure} | {value} | {comparison} {target:g} "
-                         f"| {mark} |")
-        others = [(bench, key, value) for bench in ORDER
-                  for key, value in results.get(bench, {}).items()
-                  if (bench, key) not in {(b, f) for b, f, _, _ in TARGETS}]
-        lines += ["", "<details><summary>Every other figure</summary>", "",
-                  "| benchmark | figure | value |", "|---|---|---|"]
+            lines.append(
+                f"| {bench} | {at} | {figure} | {value} | {comparison} {target:g} | {mark} |"
+            )
+        others = [
+            (bench, key, value)
+            for bench in ORDER
+            for key, value in results.get(bench, {}).items()
+            if (bench, key) not in {(b, f) for b, f, _, _ in TARGETS}
+        ]
+        lines += [
+            "",
+            "<details><summary>Every other figure</summary>",
+            "",
+            "| benchmark | figure | value |",
+            "|---|---|---|",
+        ]
         lines += [f"| {bench} | {key} | {value} |" for bench, key, value in others]
         lines += ["", "</details>", ""]
     return "\n".join(lines)
@@ -151,8 +182,12 @@ def main() -> None:
     parser.add_argument("--no-table", action="store_true")
     args = parser.parse_args()
     names = [n for n in args.only.split(",") if n]
-    record: dict[str, Any] = {"date": datetime.now(UTC).strftime("%Y-%m-%d"),
-                              "machine": machine(), "commits": {}, "results": {}}
+    record: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "commits": {},
+        "results": {},
+    }
     if args.tag:
         record["tag"] = args.tag
     failed = []

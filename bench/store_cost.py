@@ -62,7 +62,8 @@ def main() -> None:
         with writer.connect() as conn:
             statements = [0]
             conn.connection.driver_connection.set_trace_callback(  # type: ignore[union-attr]
-                lambda _sql: statements.__setitem__(0, statements[0] + 1))
+                lambda _sql: statements.__setitem__(0, statements[0] + 1)
+            )
             figures = run(conn, directory, count, statements)
         writer.dispose()
     report("store_cost", figures, [f"{count} incidents opened, paged and resolved"])
@@ -79,8 +80,9 @@ def run(conn: Any, directory: Any, count: int, statements: list[int]) -> dict[st
         return start + timedelta(seconds=phase * 3600, milliseconds=n)
 
     def group(n: int, status: str) -> Any:
-        body = webhook(f"Cost{n:05d}", [alert(f"Cost{n:05d}", f"host-{n}-{i}", status)
-                                        for i in range(10)])
+        body = webhook(
+            f"Cost{n:05d}", [alert(f"Cost{n:05d}", f"host-{n}-{i}", status) for i in range(10)]
+        )
         return parse_webhook(json.loads(body))
 
     def unit(work: Callable[..., Any], *args: Any) -> Any:
@@ -94,13 +96,15 @@ def run(conn: Any, directory: Any, count: int, statements: list[int]) -> dict[st
 
     phases: dict[str, Callable[[int], Any]] = {
         "open": lambda n: opened.append(
-            unit(store.ingest_group, "prometheus", firing[n], directory, at(n, 0), *ports)),
+            unit(store.ingest_group, "prometheus", firing[n], directory, at(n, 0), *ports)
+        ),
         "page_recorded": lambda n: record(opened[n], at(n, 1)),
-        "duplicate": lambda n: unit(store.ingest_group, "prometheus", firing[n], directory,
-                                    at(n, 2), *ports),
+        "duplicate": lambda n: unit(
+            store.ingest_group, "prometheus", firing[n], directory, at(n, 2), *ports
+        ),
         "resolve": lambda n: resolved.append(
-            unit(store.ingest_group, "prometheus", resolving[n], directory, at(n, 3),
-                 *ports)),
+            unit(store.ingest_group, "prometheus", resolving[n], directory, at(n, 3), *ports)
+        ),
         "resolved_message_recorded": lambda n: record(resolved[n], at(n, 4)),
     }
     total = WARM_UP + count
@@ -121,11 +125,11 @@ def run(conn: Any, directory: Any, count: int, statements: list[int]) -> dict[st
         figures[f"{name}_statements"] = round(statements[0] / count, 2)
     check(all(len(r.opened) == 1 for r in opened), "every group opened one incident")
     check(all(len(r.resolved) == 1 for r in resolved), "every incident resolved")
-    rows = conn.exec_driver_sql(
-        "SELECT count(*), sum(status = 'resolved') FROM incidents").one()
+    rows = conn.exec_driver_sql("SELECT count(*), sum(status = 'resolved') FROM incidents").one()
     check(tuple(rows) == (total, total), f"{total} incidents, all resolved: {tuple(rows)}")
     sent = conn.exec_driver_sql(
-        "SELECT count(*) FROM notifications WHERE status = 'sent'").scalar_one()
+        "SELECT count(*) FROM notifications WHERE status = 'sent'"
+    ).scalar_one()
     check(sent == 2 * total, f"{2 * total} messages sent (page and resolved): {sent}")
     return figures
 

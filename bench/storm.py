@@ -42,22 +42,28 @@ async def main() -> None:
             async with aiohttp.ClientSession() as session:
                 for _ in range(SENDS):
                     started = time.perf_counter()
-                    async with session.post(oncall.url + WEBHOOK, data=body,
-                                            headers=auth()) as response:
+                    async with session.post(
+                        oncall.url + WEBHOOK, data=body, headers=auth()
+                    ) as response:
                         answer = await response.json()
                         check(response.status == 200, f"answered {response.status}: {answer}")
                     latencies.append((time.perf_counter() - started) * 1000)
             await receiver.wait_pages(1, 60)
-            check(oncall.query("SELECT count(*), sum(alert_count) FROM incidents")
-                  == [(1, ALERTS)], "not exactly 1 incident of 5,000 alerts")
-            check(oncall.scalar("SELECT count(*) FROM alerts") == ALERTS,
-                  "not exactly 5,000 alert rows")
-            check(oncall.scalar("SELECT count(*) FROM notifications") == 1,
-                  "not exactly one page written")
+            check(
+                oncall.query("SELECT count(*), sum(alert_count) FROM incidents") == [(1, ALERTS)],
+                "not exactly 1 incident of 5,000 alerts",
+            )
+            check(
+                oncall.scalar("SELECT count(*) FROM alerts") == ALERTS,
+                "not exactly 5,000 alert rows",
+            )
+            check(
+                oncall.scalar("SELECT count(*) FROM notifications") == 1,
+                "not exactly one page written",
+            )
             check(sum(receiver.pages_per().values()) == 1, "not exactly one page received")
             check(oncall.job_count("escalation") == 1, "not exactly one timer (level 2)")
-            figures: dict[str, object] = {"alerts_per_request": ALERTS,
-                                          "request_bytes": len(body)}
+            figures: dict[str, object] = {"alerts_per_request": ALERTS, "request_bytes": len(body)}
             figures.update({f"latency_ms_{k}": v for k, v in percentiles(latencies).items()})
             figures["first_request_ms"] = round(latencies[0], 1)
             figures["peak_rss_mb"] = oncall.peak_rss_mb()
@@ -65,8 +71,11 @@ async def main() -> None:
             oncall.stop()
             oncall.delete_keys()
             await receiver.stop()
-    report("storm", figures, [f"1 incident, {ALERTS} alerts after {SENDS} sends",
-                              "1 page (level 1), 1 timer (level 2)"])
+    report(
+        "storm",
+        figures,
+        [f"1 incident, {ALERTS} alerts after {SENDS} sends", "1 page (level 1), 1 timer (level 2)"],
+    )
 
 
 if __name__ == "__main__":

@@ -46,10 +46,12 @@ def check_config() -> int:
         return 1
     for warning in schedule_gaps(directory, system_clock()) + unreachable_targets(directory):
         print(f"warning: {warning}")
-    print(f"settings ({settings.source if settings else '?'}) and directory ({path}) are valid: "
-          f"{len(directory.integrations)} integrations, {len(directory.users)} users, "
-          f"{len(directory.schedules)} schedules, {len(directory.policies)} policies, "
-          f"{len(directory.routes)} routes")
+    print(
+        f"settings ({settings.source if settings else '?'}) and directory ({path}) are valid: "
+        f"{len(directory.integrations)} integrations, {len(directory.users)} users, "
+        f"{len(directory.schedules)} schedules, {len(directory.policies)} policies, "
+        f"{len(directory.routes)} routes"
+    )
     return 0
 
 
@@ -101,8 +103,9 @@ def serve() -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the command named in `argv` (default: serve); return its exit code."""
     parser = argparse.ArgumentParser(prog="app.py", description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", default="serve",
-                        choices=["serve", "check-config", "migrate"])
+    parser.add_argument(
+        "command", nargs="?", default="serve", choices=["serve", "check-config", "migrate"]
+    )
     args = parser.parse_args(argv)
     if args.command == "check-config":
         return check_config()

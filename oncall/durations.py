@@ -5,8 +5,15 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-_UNITS = (("y", 365 * 86400_000), ("w", 7 * 86400_000), ("d", 86400_000),
-          ("h", 3600_000), ("m", 60_000), ("s", 1000), ("ms", 1))
+_UNITS = (
+    ("y", 365 * 86400_000),
+    ("w", 7 * 86400_000),
+    ("d", 86400_000),
+    ("h", 3600_000),
+    ("m", 60_000),
+    ("s", 1000),
+    ("ms", 1),
+)
 # Same grammar as Prometheus' model.ParseDuration: units in descending order, each at most once.
 _PATTERN = re.compile(
     r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
@@ -23,8 +30,11 @@ def parse_duration(text: str) -> timedelta:
     match = _PATTERN.match(text)
     if not text or match is None:
         raise ValueError(f"{text!r} is not a duration like 30s, 5m or 1h30m")
-    millis = sum(int(group) * factor
-                 for group, (_, factor) in zip(match.groups(), _UNITS, strict=True) if group)
+    millis = sum(
+        int(group) * factor
+        for group, (_, factor) in zip(match.groups(), _UNITS, strict=True)
+        if group
+    )
     return timedelta(milliseconds=millis)
 
 

@@ -11,31 +11,61 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.alerts = Counter("oncall_alerts_received", "Alerts received, by integration and "
-                              "outcome (accepted, invalid, unauthorized).",
-                              ["integration", "outcome"], registry=r)
-        self.incidents = Counter("oncall_incidents", "Incident transitions (opened, "
-                                 "acknowledged, resolved).", ["event"], registry=r)
-        self.steps = Counter("oncall_escalation_steps", "Escalation step runs, by outcome "
-                             "(fired, stale, failed).", ["outcome"], registry=r)
-        self.lateness = Histogram("oncall_escalation_step_lateness_seconds",
-                                  "How late each fired step was (fired minus due).",
-                                  buckets=LATENESS_BUCKETS, registry=r)
-        self.notifications = Counter("oncall_notification_attempts", "Delivery attempts, by "
-                                     "channel and outcome (delivered, retry, permanent).",
-                                     ["channel", "outcome"], registry=r)
-        self.reconciles = Counter("oncall_reconcile_runs", "Reconciler passes, by outcome.",
-                                  ["outcome"], registry=r)
-        self.repairs = Counter("oncall_reconcile_repairs", "Timers the reconciler recreated.",
-                               registry=r)
-        self.requests = Histogram("oncall_http_request_duration_seconds",
-                                  "HTTP request latency by route.",
-                                  ["route", "method", "status"], registry=r)
-        self.pending = Gauge("oncall_jobs_pending", "Jobs in each job store.", ["store"],
-                             registry=r)
-        self.overdue = Gauge("oncall_escalation_steps_overdue",
-                             "Steps due more than 30 s ago and not fired.", registry=r)
-        self.failed_steps = Gauge("oncall_escalation_steps_failed",
-                                  "Steps marked failed, waiting for the reconciler.", registry=r)
-        self.failed_notifications = Gauge("oncall_notifications_failed",
-                                          "Dead letters: notifications that failed.", registry=r)
+        self.alerts = Counter(
+            "oncall_alerts_received",
+            "Alerts received, by integration and outcome (accepted, invalid, unauthorized).",
+            ["integration", "outcome"],
+            registry=r,
+        )
+        self.incidents = Counter(
+            "oncall_incidents",
+            "Incident transitions (opened, acknowledged, resolved).",
+            ["event"],
+            registry=r,
+        )
+        self.steps = Counter(
+            "oncall_escalation_steps",
+            "Escalation step runs, by outcome (fired, stale, failed).",
+            ["outcome"],
+            registry=r,
+        )
+        self.lateness = Histogram(
+            "oncall_escalation_step_lateness_seconds",
+            "How late each fired step was (fired minus due).",
+            buckets=LATENESS_BUCKETS,
+            registry=r,
+        )
+        self.notifications = Counter(
+            "oncall_notification_attempts",
+            "Delivery attempts, by channel and outcome (delivered, retry, permanent).",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.reconciles = Counter(
+            "oncall_reconcile_runs", "Reconciler passes, by outcome.", ["outcome"], registry=r
+        )
+        self.repairs = Counter(
+            "oncall_reconcile_repairs", "Timers the reconciler recreated.", registry=r
+        )
+        self.requests = Histogram(
+            "oncall_http_request_duration_seconds",
+            "HTTP request latency by route.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.pending = Gauge(
+            "oncall_jobs_pending", "Jobs in each job store.", ["store"], registry=r
+        )
+        self.overdue = Gauge(
+            "oncall_escalation_steps_overdue",
+            "Steps due more than 30 s ago and not fired.",
+            registry=r,
+        )
+        self.failed_steps = Gauge(
+            "oncall_escalation_steps_failed",
+            "Steps marked failed, waiting for the reconciler.",
+            registry=r,
+        )
+        self.failed_notifications = Gauge(
+            "oncall_notifications_failed", "Dead letters: notifications that failed.", registry=r
+        )

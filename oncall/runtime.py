@@ -31,8 +31,14 @@ JOB_GRACE = 5.0  # seconds running jobs get to finish at shutdown
 class Runtime:
     """Everything a process runs, wired once: each service gets what it uses."""
 
-    def __init__(self, settings: Settings, directory: DirectoryHolder, clock: Clock,
-                 db: Database, link_key: bytes) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        directory: DirectoryHolder,
+        clock: Clock,
+        db: Database,
+        link_key: bytes,
+    ) -> None:
         self.settings = settings
         self.directory = directory
         self.clock = clock
@@ -40,23 +46,25 @@ class Runtime:
         self.metrics = Metrics()
         self.background = Background()
         self.timers = Timers(settings.redis, clock)
-        self.notifier = Notifier(db, directory, settings, clock, self.metrics, self.timers,
-                                 self.background, link_key)
+        self.notifier = Notifier(
+            db, directory, settings, clock, self.metrics, self.timers, self.background, link_key
+        )
         after_commit = AfterCommit(self.timers, self.notifier.dispatch)
         self.schedules = Schedules(db, directory)
-        self.escalation = Escalation(db, directory, clock, self.metrics, after_commit,
-                                     self.schedules, self.notifier)
-        self.incidents = Incidents(db, self.metrics, after_commit, self.escalation,
-                                   self.notifier)
-        self.ingest = Ingest(db, directory, clock, self.metrics, after_commit, self.incidents,
-                             self.escalation)
-        self.reconciler = Reconciler(self.timers, [self.escalation, self.ingest, self.notifier],
-                                     self.metrics, clock)
+        self.escalation = Escalation(
+            db, directory, clock, self.metrics, after_commit, self.schedules, self.notifier
+        )
+        self.incidents = Incidents(db, self.metrics, after_commit, self.escalation, self.notifier)
+        self.ingest = Ingest(
+            db, directory, clock, self.metrics, after_commit, self.incidents, self.escalation
+        )
+        self.reconciler = Reconciler(
+            self.timers, [self.escalation, self.ingest, self.notifier], self.metrics, clock
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
-    async def open(cls, settings: Settings, directory: DirectoryHolder,
-                   clock: Clock) -> Runtime:
+    async def open(cls, settings: Settings, directory: DirectoryHolder, clock: Clock) -> Runtime:
         """Return the runtime of `settings`, its database migrated to the newest revision."""
         engine = make_engine(settings.database)
         await upgrade(engine, settings.database.schema)
@@ -69,12 +77,16 @@ class Runtime:
         try:
             await self.reconciler.run_once()
         except Exception as error:  # Redis down at start-up: alerts are still taken
-            log.warning("start-up reconcile failed; retrying every reconcile_interval",
-                        extra={"error": repr(error)})
+            log.warning(
+                "start-up reconcile failed; retrying every reconcile_interval",
+                extra={"error": repr(error)},
+            )
         self.timers.start()
         interval = self.settings.scheduler.reconcile_interval
-        self._tasks = [asyncio.create_task(self.reconciler.loop(interval)),
-                       asyncio.create_task(self.reconciler.watchdog())]
+        self._tasks = [
+            asyncio.create_task(self.reconciler.loop(interval)),
+            asyncio.create_task(self.reconciler.watchdog()),
+        ]
 
     async def stop(self) -> None:
         """Stop the timers, let running work finish, then close every connection."""

@@ -95,6 +95,7 @@ def _integer(low: int, high: int) -> Callable[[str], int]:
         if not low <= value <= high:
             raise ValueError(f"expected an integer from {low} to {high}, got {value}")
         return value
+
     return parse
 
 
@@ -103,6 +104,7 @@ def _choice(*options: str) -> Callable[[str], str]:
         if text.lower() not in options:
             raise ValueError(f"expected one of {', '.join(options)}, got {text!r}")
         return text.lower()
+
     return parse
 
 
@@ -213,8 +215,12 @@ SPEC: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
 }
 
 _SEED_REDIS_ENV = {"REDIS_HOST": "host", "REDIS_PORT": "port", "REDIS_PASSWORD": "password"}
-_SECRET_KEYS = {("redis", "password"), ("security", "secret_key"), ("smtp", "password"),
-                ("server", "metrics_token")}
+_SECRET_KEYS = {
+    ("redis", "password"),
+    ("security", "secret_key"),
+    ("smtp", "password"),
+    ("server", "metrics_token"),
+}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -224,8 +230,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """
     env = os.environ if environ is None else environ
     problems: list[str] = []
-    raw = {section: {key: default for key, (_, default) in keys.items()}
-           for section, keys in SPEC.items()}
+    raw = {
+        section: {key: default for key, (_, default) in keys.items()}
+        for section, keys in SPEC.items()
+    }
     origin = {(section, key): "default" for section, keys in SPEC.items() for key in keys}
 
     path = env.get("ONCALL_SETTINGS")
@@ -241,7 +249,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for name, value in env.items():
         if not name.startswith("ONCALL_") or name == "ONCALL_SETTINGS":
             continue
-        section, _, key = name[len("ONCALL_"):].lower().partition("_")
+        section, _, key = name[len("ONCALL_") :].lower().partition("_")
         if section not in SPEC:
             continue  # other software may share the prefix; only our sections are strict
         if key not in SPEC[section]:
@@ -270,14 +278,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         scheduler=SchedulerSettings(**parsed["scheduler"]),
         directory=DirectorySettings(**parsed["directory"]),
         security=SecuritySettings(**parsed["security"]),
-        smtp=SmtpSettings(**{("from_" if k == "from" else k): v
-                             for k, v in parsed["smtp"].items()}),
+        smtp=SmtpSettings(
+            **{("from_" if k == "from" else k): v for k, v in parsed["smtp"].items()}
+        ),
         source=path or "defaults",
     )
 
 
-def _read_file(path: str, raw: dict[str, dict[str, str]],
-               origin: dict[tuple[str, str], str], problems: list[str]) -> None:
+def _read_file(
+    path: str,
+    raw: dict[str, dict[str, str]],
+    origin: dict[tuple[str, str], str],
+    problems: list[str],
+) -> None:
     parser = configparser.ConfigParser(interpolation=None)
     try:
         with open(path, encoding="utf-8") as handle:

@@ -85,17 +85,22 @@ def database_env(tmp_path: Path, backend: str) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path, database_env: dict[str, str],
-                  key_prefix: str) -> Callable[..., Settings]:
+def make_settings(
+    tmp_path: Path, database_env: dict[str, str], key_prefix: str
+) -> Callable[..., Settings]:
     """Return a factory of Settings for this test; keyword arguments override ONCALL_ vars."""
     empty = tmp_path / "settings.ini"
     empty.write_text("")
 
     def build(**overrides: str) -> Settings:
-        env = {"ONCALL_SETTINGS": str(empty), "ONCALL_REDIS_HOST": REDIS_HOST,
-               "ONCALL_REDIS_PORT": str(REDIS_PORT), "ONCALL_REDIS_KEY_PREFIX": key_prefix,
-               "ONCALL_DIRECTORY_PATH": str(tmp_path / "oncall.yaml"),
-               **database_env}
+        env = {
+            "ONCALL_SETTINGS": str(empty),
+            "ONCALL_REDIS_HOST": REDIS_HOST,
+            "ONCALL_REDIS_PORT": str(REDIS_PORT),
+            "ONCALL_REDIS_KEY_PREFIX": key_prefix,
+            "ONCALL_DIRECTORY_PATH": str(tmp_path / "oncall.yaml"),
+            **database_env,
+        }
         env.update({f"ONCALL_{k.upper()}": v for k, v in overrides.items()})
         return load_settings(env)
 
@@ -110,8 +115,12 @@ def directory_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_client(make_settings: Callable[..., Settings], directory_file: Path,
-                clock: FakeClock, aiohttp_client: Any) -> Callable[..., Any]:
+def make_client(
+    make_settings: Callable[..., Settings],
+    directory_file: Path,
+    clock: FakeClock,
+    aiohttp_client: Any,
+) -> Callable[..., Any]:
     """Return a factory of test clients for an app built from this test's settings.
 
     `aiohttp_client` comes last on purpose: fixtures are torn down in reverse order, so the
@@ -122,8 +131,9 @@ def make_client(make_settings: Callable[..., Settings], directory_file: Path,
     ONCALL_<SECTION>_<KEY>.
     """
 
-    async def build(directory: str | None = None, clock: Clock = clock,
-                    **overrides: str) -> TestClient[Any, Any]:
+    async def build(
+        directory: str | None = None, clock: Clock = clock, **overrides: str
+    ) -> TestClient[Any, Any]:
         settings = make_settings(**overrides)
         if directory is not None:
             directory_file.write_text(directory)

@@ -17,8 +17,18 @@ import pathlib
 import pytest
 
 PACKAGE = pathlib.Path(__file__).parent.parent / "oncall"
-IO_LIBRARIES = {"aiohttp", "sqlalchemy", "redis", "apscheduler", "aiosqlite", "asyncpg",
-                "aiosmtplib", "apprise", "alembic", "hiredis"}
+IO_LIBRARIES = {
+    "aiohttp",
+    "sqlalchemy",
+    "redis",
+    "apscheduler",
+    "aiosqlite",
+    "asyncpg",
+    "aiosmtplib",
+    "apprise",
+    "alembic",
+    "hiredis",
+}
 DOMAINS = {"directory", "ingest", "routing", "incidents", "escalation", "schedules", "notify"}
 IO_PLACES = ("db", "timers", "notify.http", "notify.channels", "web")
 
@@ -29,8 +39,7 @@ def module_name(path: pathlib.Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))
-           if "migrations" not in p.parts}
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py")) if "migrations" not in p.parts}
 
 
 def imports(tree: ast.AST) -> set[str]:
@@ -50,7 +59,8 @@ def may_do_io(module: str) -> bool:
     """Return whether a module is one of the places allowed to import I/O libraries."""
     inner = module.removeprefix("oncall.")
     return inner.endswith(".store") or any(
-        inner == place or inner.startswith(f"{place}.") for place in IO_PLACES)
+        inner == place or inner.startswith(f"{place}.") for place in IO_PLACES
+    )
 
 
 def io_imports(module: str, tree: ast.AST) -> set[str]:
@@ -63,9 +73,11 @@ def io_imports(module: str, tree: ast.AST) -> set[str]:
 def foreign_stores(module: str, tree: ast.AST) -> set[str]:
     """Return the other packages' `store` modules a module imports."""
     own = module.split(".")[1] if module.count(".") >= 1 else ""
-    return {name for name in imports(tree)
-            if name.startswith("oncall.") and name.endswith(".store")
-            and name.split(".")[1] != own}
+    return {
+        name
+        for name in imports(tree)
+        if name.startswith("oncall.") and name.endswith(".store") and name.split(".")[1] != own
+    }
 
 
 def parse(module: str) -> ast.AST:
@@ -86,11 +98,22 @@ def test_the_pure_modules_are_every_module_outside_the_io_places() -> None:
     pure = {m for m in MODULES if not may_do_io(m)}
     # Each domain package has pure modules, and those an older test left out are covered.
     assert {m.split(".")[1] for m in pure if m.count(".") >= 2} >= DOMAINS
-    assert {"oncall.schedules.rotation", "oncall.ingest.events_v2", "oncall.ingest.ratelimit",
-            "oncall.directory.coverage", "oncall.escalation.steps", "oncall.settings",
-            "oncall.notify.messages"} <= pure
-    assert {"oncall.ingest.store", "oncall.db.engine", "oncall.web.app",
-            "oncall.notify.http", "oncall.notify.channels.email"}.isdisjoint(pure)
+    assert {
+        "oncall.schedules.rotation",
+        "oncall.ingest.events_v2",
+        "oncall.ingest.ratelimit",
+        "oncall.directory.coverage",
+        "oncall.escalation.steps",
+        "oncall.settings",
+        "oncall.notify.messages",
+    } <= pure
+    assert {
+        "oncall.ingest.store",
+        "oncall.db.engine",
+        "oncall.web.app",
+        "oncall.notify.http",
+        "oncall.notify.channels.email",
+    }.isdisjoint(pure)
 
 
 def test_each_domain_package_has_its_store_and_only_it_reaches_it() -> None:
@@ -106,7 +129,9 @@ def test_the_checks_catch_what_they_forbid() -> None:
     assert io_imports("oncall.notify.channels.slack", io) == set()
     reach = ast.parse("from oncall.notify import store\nfrom oncall.ingest.store import x\n")
     assert foreign_stores("oncall.escalation.service", reach) == {
-        "oncall.notify.store", "oncall.ingest.store"}
+        "oncall.notify.store",
+        "oncall.ingest.store",
+    }
     assert foreign_stores("oncall.notify.notifier", reach) == {"oncall.ingest.store"}
 
 
@@ -114,13 +139,15 @@ def test_only_the_clock_module_reads_the_wall_clock() -> None:
     offenders = []
     for module, path in MODULES.items():
         text = path.read_text()
-        if module != "oncall.clock" and ("datetime.now(" in text or "utcnow(" in text
-                                         or "time.time(" in text):
+        if module != "oncall.clock" and (
+            "datetime.now(" in text or "utcnow(" in text or "time.time(" in text
+        ):
             offenders.append(module)
     assert offenders == []
 
 
 def test_only_the_scheduler_imports_apscheduler() -> None:
-    importers = sorted(m for m in MODULES
-                       if any(n.split(".")[0] == "apscheduler" for n in imports(parse(m))))
+    importers = sorted(
+        m for m in MODULES if any(n.split(".")[0] == "apscheduler" for n in imports(parse(m)))
+    )
     assert importers == ["oncall.timers.scheduler"]

@@ -16,14 +16,25 @@ from tests.support.redis_server import REDIS_HOST, REDIS_PORT
 
 @pytest.fixture
 def service_env(database_env, key_prefix):
-    return {**database_env, "ONCALL_REDIS_KEY_PREFIX": key_prefix,
-            "ONCALL_REDIS_HOST": REDIS_HOST, "ONCALL_REDIS_PORT": str(REDIS_PORT)}
+    return {
+        **database_env,
+        "ONCALL_REDIS_KEY_PREFIX": key_prefix,
+        "ONCALL_REDIS_HOST": REDIS_HOST,
+        "ONCALL_REDIS_PORT": str(REDIS_PORT),
+    }
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     import os
-    return subprocess.run([sys.executable, "app.py", *args], cwd=ROOT, capture_output=True,
-                          text=True, env={**os.environ, **env}, timeout=60)
+
+    return subprocess.run(
+        [sys.executable, "app.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+    )
 
 
 async def test_the_service_runs_with_the_shipped_example_files(service_env, tmp_path):
@@ -36,14 +47,19 @@ async def test_the_service_runs_with_the_shipped_example_files(service_env, tmp_
                 assert (await response.json())["status"] == "ok"
             payload = (DATA / "am_firing_two.json").read_bytes()
             async with session.post(
-                    f"{service.url}/api/v1/integrations/alertmanager", data=payload,
-                    headers={"Authorization": "Bearer example-alertmanager-token",
-                             "Content-Type": "application/json"}) as response:
+                f"{service.url}/api/v1/integrations/alertmanager",
+                data=payload,
+                headers={
+                    "Authorization": "Bearer example-alertmanager-token",
+                    "Content-Type": "application/json",
+                },
+            ) as response:
                 assert response.status == 200
                 [incident_id] = (await response.json())["incidents"]
-            async with session.get(f"{service.url}/api/v1/incidents",
-                                   headers={"Authorization": "Bearer example-alice-token"}
-                                   ) as response:
+            async with session.get(
+                f"{service.url}/api/v1/incidents",
+                headers={"Authorization": "Bearer example-alice-token"},
+            ) as response:
                 listed = (await response.json())["incidents"]
             assert [i["id"] for i in listed] == [incident_id]
             assert listed[0]["title"] == "DiskFull"
@@ -54,8 +70,9 @@ async def test_the_service_runs_with_the_shipped_example_files(service_env, tmp_
 
 
 async def test_json_logs_are_one_object_per_line(service_env, tmp_path):
-    service = ServiceProcess({**service_env, "ONCALL_SERVER_LOG_FORMAT": "json"},
-                             tmp_path / "oncall.log")
+    service = ServiceProcess(
+        {**service_env, "ONCALL_SERVER_LOG_FORMAT": "json"}, tmp_path / "oncall.log"
+    )
     await service.start()
     service.stop()
     lines = [line for line in (tmp_path / "oncall.log").read_text().splitlines() if line]

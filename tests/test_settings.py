@@ -38,16 +38,30 @@ def test_the_environment_overrides_the_file(tmp_path):
 
 
 def test_every_bad_key_is_reported_at_once(tmp_path):
-    env = settings_file(tmp_path, "[server]\nport = eighty\ncolour = blue\n[nonsense]\na = 1\n"
-                                  "[scheduler]\nreconcile_interval = 30 seconds\n")
-    env.update(ONCALL_REDIS_PORT="0", ONCALL_DATABASE_URL="mysql://x",
-               ONCALL_SECURITY_SECRET_KEY="short", ONCALL_REDIS_BOGUS="1")
+    env = settings_file(
+        tmp_path,
+        "[server]\nport = eighty\ncolour = blue\n[nonsense]\na = 1\n"
+        "[scheduler]\nreconcile_interval = 30 seconds\n",
+    )
+    env.update(
+        ONCALL_REDIS_PORT="0",
+        ONCALL_DATABASE_URL="mysql://x",
+        ONCALL_SECURITY_SECRET_KEY="short",
+        ONCALL_REDIS_BOGUS="1",
+    )
     with pytest.raises(ConfigError) as caught:
         load_settings(env)
     text = "\n".join(caught.value.problems)
-    for expected in ("[server] port", "colour", "[nonsense]", "reconcile_interval",
-                     "[redis] port", "[database] url", "[security] secret_key",
-                     "ONCALL_REDIS_BOGUS"):
+    for expected in (
+        "[server] port",
+        "colour",
+        "[nonsense]",
+        "reconcile_interval",
+        "[redis] port",
+        "[database] url",
+        "[security] secret_key",
+        "ONCALL_REDIS_BOGUS",
+    ):
         assert expected in text, expected
     assert "short" not in text  # secrets are never echoed
     assert len(caught.value.problems) == 8

@@ -129,14 +129,19 @@ class GroupCommit:
             outcome = error
         done(outcome)
 
-    def _finished(self, batch: list[tuple[Any, Any, asyncio.Future[Any]]],
-                  settled: asyncio.Future[None], outcome: Any) -> None:
+    def _finished(
+        self,
+        batch: list[tuple[Any, Any, asyncio.Future[Any]]],
+        settled: asyncio.Future[None],
+        outcome: Any,
+    ) -> None:
         """On the loop: settle each unit of an answered batch, then start the next."""
         self._in_flight.discard(settled)
         settled.set_result(None)
         self._busy = False
-        outcomes = ([(False, outcome)] * len(batch) if isinstance(outcome, BaseException)
-                    else outcome)
+        outcomes = (
+            [(False, outcome)] * len(batch) if isinstance(outcome, BaseException) else outcome
+        )
         for (_, _, waiter), (ok, value) in zip(batch, outcomes, strict=True):
             if waiter.done():
                 continue

@@ -36,8 +36,14 @@ T = TypeVar("T")
 JSON_CODEC = {"json_serializer": jsoncodec.dumps, "json_deserializer": jsoncodec.loads}
 
 # Errors that say "try again later", not "your request is wrong".
-TRANSIENT = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, OSError,
-             asyncio.TimeoutError, ConnectionError)
+TRANSIENT = (
+    exc.OperationalError,
+    exc.InterfaceError,
+    exc.TimeoutError,
+    OSError,
+    asyncio.TimeoutError,
+    ConnectionError,
+)
 
 
 def is_sqlite(url: str) -> bool:
@@ -57,15 +63,28 @@ def make_engine(settings: DatabaseSettings) -> AsyncEngine:
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        engine = create_async_engine(url, poolclass=AsyncAdaptedQueuePool, pool_size=1,
-                                     max_overflow=0, pool_timeout=30, **JSON_CODEC)
+        engine = create_async_engine(
+            url,
+            poolclass=AsyncAdaptedQueuePool,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=30,
+            **JSON_CODEC,
+        )
         _tune_sqlite(engine.sync_engine)
         return engine
     connect_args: dict[str, Any] = {"timeout": 5, "command_timeout": 10}
     if settings.schema:
         connect_args["server_settings"] = {"search_path": settings.schema}
-    return create_async_engine(url, pool_size=10, max_overflow=5, pool_timeout=10,
-                               pool_pre_ping=True, connect_args=connect_args, **JSON_CODEC)
+    return create_async_engine(
+        url,
+        pool_size=10,
+        max_overflow=5,
+        pool_timeout=10,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+        **JSON_CODEC,
+    )
 
 
 def _tune_sqlite(engine: Engine) -> None:
@@ -83,8 +102,13 @@ def _tune_sqlite(engine: Engine) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
-                       "temp_store=MEMORY", "busy_timeout=5000"):
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "foreign_keys=ON",
+            "temp_store=MEMORY",
+            "busy_timeout=5000",
+        ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
@@ -104,9 +128,15 @@ def sqlite_url(engine: AsyncEngine) -> str:
 def sqlite_engine(url: str) -> Engine:
     """Return a synchronous engine on a stdlib `sqlite3` URL, with one connection, tuned as
     `make_engine` tunes SQLite: the database thread's."""
-    engine = create_engine(url, poolclass=QueuePool, pool_size=1, max_overflow=0,
-                           pool_timeout=30, connect_args={"check_same_thread": False},
-                           **JSON_CODEC)
+    engine = create_engine(
+        url,
+        poolclass=QueuePool,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=30,
+        connect_args={"check_same_thread": False},
+        **JSON_CODEC,
+    )
     _tune_sqlite(engine)
     return engine
 

@@ -51,8 +51,11 @@ class Rows:
     def one(self) -> Any:
         """Return the only row; raises NoResultFound or MultipleResultsFound."""
         if len(self._rows) != 1:
-            raise (exc.NoResultFound("no row was found") if not self._rows
-                   else exc.MultipleResultsFound("multiple rows were found"))
+            raise (
+                exc.NoResultFound("no row was found")
+                if not self._rows
+                else exc.MultipleResultsFound("multiple rows were found")
+            )
         return self._rows[0]
 
     def scalar(self) -> Any:
@@ -97,8 +100,10 @@ class _Form:
         """Return the positional values for `params`, converted for the driver."""
         get = params.get
         if not self.expanding:
-            return [get(name, default) if processor is None else processor(get(name, default))
-                    for name, default, processor, _ in self.slots]
+            return [
+                get(name, default) if processor is None else processor(get(name, default))
+                for name, default, processor, _ in self.slots
+            ]
         out: list[Any] = []
         for name, default, processor, expanding in self.slots:
             value = get(name, default)
@@ -110,13 +115,17 @@ class _Form:
 
     def expanded_sql(self, params: Mapping[str, Any]) -> str:
         """Return the SQL with each expanding IN list written out for these values."""
-        sizes = tuple(len(params.get(name, default))
-                      for name, default, _, expanding in self.slots if expanding)
+        sizes = tuple(
+            len(params.get(name, default))
+            for name, default, _, expanding in self.slots
+            if expanding
+        )
         sql = self._expanded.get(sizes)
         if sql is None:
             sql = self.sql
             for (name, _, _, _), size in zip(
-                    (slot for slot in self.slots if slot[3]), sizes, strict=True):
+                (slot for slot in self.slots if slot[3]), sizes, strict=True
+            ):
                 # An empty IN list matches nothing, as SQLAlchemy renders it.
                 sql = sql.replace(_EXPANDING.format(name), ", ".join("?" * size) or "NULL")
             self._expanded[sizes] = sql
@@ -143,8 +152,11 @@ class Prepared:
         self.statement = statement
         self._forms: dict[tuple[str, ...], _Form] = {}
 
-    def execute(self, conn: Connection,
-                params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None) -> Any:
+    def execute(
+        self,
+        conn: Connection,
+        params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+    ) -> Any:
         """Execute with one set of parameters, or a list of them (executemany, no rows).
 
         Returns `Rows` on stdlib SQLite, SQLAlchemy's result elsewhere. Raises SQLAlchemy's
@@ -164,7 +176,6 @@ class Prepared:
         except _DBAPI_ERROR as error:
             raise _wrapped(conn, sql, params, error) from error
         return Rows(form.rows(raw) if raw else [], cursor.rowcount)
-
 
     def _form(self, conn: Connection, params: Mapping[str, Any]) -> _Form:
         keys = tuple(params)

@@ -15,8 +15,9 @@ import orjson
 
 # {1: x} becomes {"1": x}, as json.dumps writes it; datetimes and dataclasses are refused,
 # as json.dumps refuses them, instead of being written in orjson's own way.
-_OPTIONS = (orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
-            | orjson.OPT_PASSTHROUGH_DATACLASS)
+_OPTIONS = (
+    orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+)
 
 
 def dumps(value: Any) -> str:

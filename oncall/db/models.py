@@ -27,12 +27,14 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-metadata = MetaData(naming_convention={
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-})
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -95,7 +97,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 Json = JSON().with_variant(JSONB(), "postgresql")
 
 incidents = Table(
-    "incidents", metadata,
+    "incidents",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("integration", String(64), nullable=False),
     Column("dedup_key", Text, nullable=False),
@@ -125,16 +128,28 @@ incidents = Table(
     Column("next_due_at", UTCDateTime),
 )
 # At most one open incident per group: a concurrent second insert fails and is retried.
-Index("uq_incidents_open_group", incidents.c.integration, incidents.c.dedup_key, unique=True,
-      sqlite_where=text("status != 'resolved'"), postgresql_where=text("status != 'resolved'"))
+Index(
+    "uq_incidents_open_group",
+    incidents.c.integration,
+    incidents.c.dedup_key,
+    unique=True,
+    sqlite_where=text("status != 'resolved'"),
+    postgresql_where=text("status != 'resolved'"),
+)
 Index("ix_incidents_status_id", incidents.c.status, incidents.c.id)
 Index("ix_incidents_next_due_at", incidents.c.next_due_at)
 
 alerts = Table(
-    "alerts", metadata,
+    "alerts",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"),
-           nullable=False, index=True),
+    Column(
+        "incident_id",
+        Integer,
+        ForeignKey("incidents.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     Column("integration", String(64), nullable=False),
     Column("fingerprint", String(128), nullable=False),
     Column("starts_at", UTCDateTime, nullable=False),
@@ -150,10 +165,10 @@ alerts = Table(
 )
 
 incident_events = Table(
-    "incident_events", metadata,
+    "incident_events",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"),
-           nullable=False),
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Column("type", String(64), nullable=False),
     Column("actor", String(128), nullable=False),
@@ -162,10 +177,16 @@ incident_events = Table(
 Index("ix_incident_events_incident_id", incident_events.c.incident_id, incident_events.c.id)
 
 escalation_jobs = Table(
-    "escalation_jobs", metadata,
+    "escalation_jobs",
+    metadata,
     Column("id", String(96), primary_key=True),  # incident:{id}:level:{l}:repeat:{r}
-    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"),
-           nullable=False, index=True),
+    Column(
+        "incident_id",
+        Integer,
+        ForeignKey("incidents.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     Column("level", Integer, nullable=False),
     Column("repeat", Integer, nullable=False),
     Column("due_at", UTCDateTime, nullable=False),
@@ -181,10 +202,16 @@ Index("ix_escalation_jobs_state", escalation_jobs.c.state)
 # The outbox: one row per page (or resolved message) per contact, written in the transaction
 # that decided it; delivery jobs only carry the row id.
 notifications = Table(
-    "notifications", metadata,
+    "notifications",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"),
-           nullable=False, index=True),
+    Column(
+        "incident_id",
+        Integer,
+        ForeignKey("incidents.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     Column("kind", String(16), nullable=False),  # trigger, resolved
     Column("level", Integer, nullable=False),  # 0 for resolved messages
     Column("repeat", Integer, nullable=False),
@@ -198,16 +225,29 @@ notifications = Table(
     Column("sent_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    UniqueConstraint("incident_id", "kind", "level", "repeat", "user_name", "contact_index",
-                     name="uq_notifications_page"),
+    UniqueConstraint(
+        "incident_id",
+        "kind",
+        "level",
+        "repeat",
+        "user_name",
+        "contact_index",
+        name="uq_notifications_page",
+    ),
 )
 Index("ix_notifications_status_next", notifications.c.status, notifications.c.next_attempt_at)
 
 notification_attempts = Table(
-    "notification_attempts", metadata,
+    "notification_attempts",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("notification_id", Integer, ForeignKey("notifications.id", ondelete="CASCADE"),
-           nullable=False, index=True),
+    Column(
+        "notification_id",
+        Integer,
+        ForeignKey("notifications.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     Column("at", UTCDateTime, nullable=False),
     Column("outcome", String(16), nullable=False),  # delivered, retry, permanent
     Column("error", Text),
@@ -216,13 +256,15 @@ notification_attempts = Table(
 
 # Small key-value facts the service keeps about itself (a generated link-signing key).
 meta = Table(
-    "meta", metadata,
+    "meta",
+    metadata,
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
 
 schedule_overrides = Table(
-    "schedule_overrides", metadata,
+    "schedule_overrides",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("schedule", String(64), nullable=False),
     Column("user_name", String(64), nullable=False),
@@ -231,12 +273,14 @@ schedule_overrides = Table(
     Column("created_by", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
-Index("ix_schedule_overrides_schedule_end", schedule_overrides.c.schedule,
-      schedule_overrides.c.end_at)
+Index(
+    "ix_schedule_overrides_schedule_end", schedule_overrides.c.schedule, schedule_overrides.c.end_at
+)
 
 # A heartbeat's deadline is a timer like an escalation step: this row is the truth.
 heartbeats = Table(
-    "heartbeats", metadata,
+    "heartbeats",
+    metadata,
     Column("name", String(64), primary_key=True),
     Column("last_ping_at", UTCDateTime),
     Column("deadline_at", UTCDateTime),  # NULL: not armed (never pinged, or already missed)

@@ -21,9 +21,11 @@ def schedule_gaps(directory: Directory, now: datetime) -> list[str]:
         for shift in [*shifts(schedule, [], now, end), None]:
             until = shift.start if shift is not None else end
             if until > cursor:
-                warnings.append(f"schedule {schedule.name}: nobody on call from "
-                                f"{cursor.astimezone(zone):%Y-%m-%d %H:%M} to "
-                                f"{until.astimezone(zone):%Y-%m-%d %H:%M} ({schedule.time_zone})")
+                warnings.append(
+                    f"schedule {schedule.name}: nobody on call from "
+                    f"{cursor.astimezone(zone):%Y-%m-%d %H:%M} to "
+                    f"{until.astimezone(zone):%Y-%m-%d %H:%M} ({schedule.time_zone})"
+                )
             if shift is not None:
                 cursor = shift.end
     return warnings
@@ -42,6 +44,8 @@ def unreachable_targets(directory: Directory) -> list[str]:
                     people = sorted({m for layer in schedule.layers for m in layer.members})
                 silent = [p for p in people if not directory.users[p].contacts]
                 if silent:
-                    warnings.append(f"policy {policy.name} level {number}: {target} pages "
-                                    f"{', '.join(silent)}, who have no contact methods")
+                    warnings.append(
+                        f"policy {policy.name} level {number}: {target} pages "
+                        f"{', '.join(silent)}, who have no contact methods"
+                    )
     return warnings

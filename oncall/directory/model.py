@@ -107,17 +107,20 @@ class Directory:
         Compares against every candidate in constant time so timing reveals nothing.
         """
         return _find_by_token(
-            ((i, i.token) for i in self.integrations.values() if i.type == type_), token)
+            ((i, i.token) for i in self.integrations.values() if i.type == type_), token
+        )
 
     def user_for_token(self, token: str) -> User | None:
         """Return the user whose API token is `token`, or None (constant-time comparison)."""
-        return _find_by_token(((u, u.api_token) for u in self.users.values() if u.api_token),
-                              token)
+        return _find_by_token(((u, u.api_token) for u in self.users.values() if u.api_token), token)
 
     def heartbeats_fed_by(self, integration: str) -> list[Integration]:
         """Return the heartbeats whose pings are `integration`'s Watchdog alert."""
-        return [i for i in self.integrations.values()
-                if i.type == "heartbeat" and i.watchdog_of == integration]
+        return [
+            i
+            for i in self.integrations.values()
+            if i.type == "heartbeat" and i.watchdog_of == integration
+        ]
 
 
 def _find_by_token(candidates: Iterable[tuple[_Found, str]], token: str) -> _Found | None:

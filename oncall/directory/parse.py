@@ -86,8 +86,9 @@ class _Checker:
     def fail(self, path: str, message: str) -> None:
         self.problems.append(f"{self.source}: {path}: {message}")
 
-    def mapping(self, value: Any, path: str, required: set[str],
-                optional: set[str]) -> dict[str, Any] | None:
+    def mapping(
+        self, value: Any, path: str, required: set[str], optional: set[str]
+    ) -> dict[str, Any] | None:
         if not isinstance(value, dict):
             self.fail(path, "expected a mapping")
             return None
@@ -135,8 +136,9 @@ class _Checker:
             self.fail(path, f"environment variable {name} is not set (write ${{{name}:-default}})")
         return None if missing else expanded
 
-    def section(self, top: dict[str, Any], key: str,
-                parse: Callable[[Any, str, set[str]], Any]) -> tuple[dict[str, Any], set[str]]:
+    def section(
+        self, top: dict[str, Any], key: str, parse: Callable[[Any, str, set[str]], Any]
+    ) -> tuple[dict[str, Any], set[str]]:
         """Parse each item of a top-level list; return the valid ones by name, and every
         declared name (valid or not) for references to resolve against."""
         found: dict[str, Any] = {}
@@ -176,24 +178,27 @@ class _Checker:
         return text
 
     def directory(self, document: Any) -> Directory | None:
-        top = self.mapping(document, "(top)", set(),
-                           {"integrations", "users", "schedules", "policies", "routes"})
+        top = self.mapping(
+            document, "(top)", set(), {"integrations", "users", "schedules", "policies", "routes"}
+        )
         if top is None:
             return None
         tokens: dict[str, str] = {}
         integrations, _ = self.section(
-            top, "integrations",
-            lambda item, path, seen: self.integration(item, path, seen, tokens))
+            top, "integrations", lambda item, path, seen: self.integration(item, path, seen, tokens)
+        )
         # References resolve against declared names, so an invalid user or policy is
         # reported once, where it is, and not again at every place that names it.
         users, user_names = self.section(
-            top, "users", lambda item, path, seen: self.user(item, path, seen, tokens))
+            top, "users", lambda item, path, seen: self.user(item, path, seen, tokens)
+        )
         schedules, schedule_names = self.section(
-            top, "schedules",
-            lambda item, path, seen: self.schedule(item, path, seen, user_names))
+            top, "schedules", lambda item, path, seen: self.schedule(item, path, seen, user_names)
+        )
         self.names = {"user": user_names, "schedule": schedule_names}
         policies, policy_names = self.section(
-            top, "policies", lambda item, path, seen: self.policy(item, path, seen, user_names))
+            top, "policies", lambda item, path, seen: self.policy(item, path, seen, user_names)
+        )
         routes = []
         raw_routes = self.sequence(top.get("routes"), "routes")
         for index, item in enumerate(raw_routes):
@@ -206,18 +211,20 @@ class _Checker:
             target = integrations.get(integration.watchdog_of)
             if integration.watchdog_of and (target is None or target.type != "alertmanager"):
                 # Named, not indexed: only valid integrations are here, so an index would lie.
-                self.fail(f"integrations[name={integration.name}].watchdog_of",
-                          f"{integration.watchdog_of!r} is not an alertmanager integration")
+                self.fail(
+                    f"integrations[name={integration.name}].watchdog_of",
+                    f"{integration.watchdog_of!r} is not an alertmanager integration",
+                )
         return Directory(integrations, users, policies, tuple(routes), self.source, schedules)
 
-    def schedule(self, item: Any, path: str, seen: set[str],
-                 users: set[str]) -> Schedule | None:
+    def schedule(self, item: Any, path: str, seen: set[str], users: set[str]) -> Schedule | None:
         data = self.mapping(item, path, {"name", "time_zone", "layers"}, set())
         if data is None:
             return None
         name = self.name(data.get("name"), f"{path}.name", seen) if "name" in data else None
-        zone = self.string(data.get("time_zone"), f"{path}.time_zone") if "time_zone" in data \
-            else None
+        zone = (
+            self.string(data.get("time_zone"), f"{path}.time_zone") if "time_zone" in data else None
+        )
         if zone is not None:
             try:
                 ZoneInfo(zone)
@@ -227,8 +234,7 @@ class _Checker:
         raw_layers = self.sequence(data.get("layers"), f"{path}.layers")
         if "layers" in data and not raw_layers:
             self.fail(f"{path}.layers", "at least one layer is required")
-        layers = [self.layer(raw, f"{path}.layers[{i}]", users)
-                  for i, raw in enumerate(raw_layers)]
+        layers = [self.layer(raw, f"{path}.layers[{i}]", users) for i, raw in enumerate(raw_layers)]
         if name is None or zone is None or not layers or None in layers:
             return None
         return Schedule(name, zone, tuple(layer for layer in layers if layer is not None))
@@ -250,8 +256,11 @@ class _Checker:
                 member = None
             ok = ok and member is not None
             members.append(member)
-        rotation = (self.positive_duration(data["rotation"], f"{path}.rotation")
-                    if "rotation" in data else None)
+        rotation = (
+            self.positive_duration(data["rotation"], f"{path}.rotation")
+            if "rotation" in data
+            else None
+        )
         handoff = None
         if "handoff" in data:
             text = self.string(data["handoff"], f"{path}.handoff")
@@ -303,20 +312,31 @@ class _Checker:
         tokens[token] = path
         return token
 
-    def integration(self, item: Any, path: str, seen: set[str],
-                    tokens: dict[str, str]) -> Integration | None:
-        data = self.mapping(item, path, {"name", "type", "token"},
-                            {"rate_limit", "interval", "grace", "watchdog_of"})
+    def integration(
+        self, item: Any, path: str, seen: set[str], tokens: dict[str, str]
+    ) -> Integration | None:
+        data = self.mapping(
+            item,
+            path,
+            {"name", "type", "token"},
+            {"rate_limit", "interval", "grace", "watchdog_of"},
+        )
         if data is None:
             return None
         interval = grace = None
         if data.get("type") == "heartbeat":
-            interval = (self.positive_duration(data["interval"], f"{path}.interval")
-                        if "interval" in data else None)
+            interval = (
+                self.positive_duration(data["interval"], f"{path}.interval")
+                if "interval" in data
+                else None
+            )
             if "interval" not in data:
                 self.fail(f"{path}.interval", "required for a heartbeat")
-            grace = (self.positive_duration(data["grace"], f"{path}.grace")
-                     if "grace" in data else timedelta(0))
+            grace = (
+                self.positive_duration(data["grace"], f"{path}.grace")
+                if "grace" in data
+                else timedelta(0)
+            )
             if interval is None or grace is None:
                 return None
         elif {"interval", "grace", "watchdog_of"} & set(data):
@@ -339,22 +359,27 @@ class _Checker:
         if type_ is not None and type_ not in INTEGRATION_TYPES:
             self.fail(f"{path}.type", f"expected one of {', '.join(INTEGRATION_TYPES)}")
             type_ = None
-        token = (self.secret(data.get("token"), f"{path}.token", "token", tokens)
-                 if "token" in data else None)
+        token = (
+            self.secret(data.get("token"), f"{path}.token", "token", tokens)
+            if "token" in data
+            else None
+        )
         if name is None or type_ is None or token is None:
             return None
-        return Integration(name, type_, token, rate_limit, interval, grace or timedelta(0),
-                           watchdog_of)
+        return Integration(
+            name, type_, token, rate_limit, interval, grace or timedelta(0), watchdog_of
+        )
 
-    def user(self, item: Any, path: str, seen: set[str],
-             tokens: dict[str, str]) -> User | None:
-        data = self.mapping(item, path, {"name"},
-                            {"full_name", "time_zone", "api_token", "contacts"})
+    def user(self, item: Any, path: str, seen: set[str], tokens: dict[str, str]) -> User | None:
+        data = self.mapping(
+            item, path, {"name"}, {"full_name", "time_zone", "api_token", "contacts"}
+        )
         if data is None:
             return None
         name = self.name(data.get("name"), f"{path}.name", seen) if "name" in data else None
-        full_name = self.string(data.get("full_name", name or ""), f"{path}.full_name",
-                                allow_empty=True)
+        full_name = self.string(
+            data.get("full_name", name or ""), f"{path}.full_name", allow_empty=True
+        )
         time_zone = self.string(data.get("time_zone", "UTC"), f"{path}.time_zone")
         if time_zone is not None:
             try:
@@ -364,8 +389,9 @@ class _Checker:
                 time_zone = None
         api_token = ""
         if "api_token" in data:
-            api_token = self.secret(data["api_token"], f"{path}.api_token", "api_token",
-                                    tokens) or ""
+            api_token = (
+                self.secret(data["api_token"], f"{path}.api_token", "api_token", tokens) or ""
+            )
         contacts = []
         for index, raw in enumerate(self.sequence(data.get("contacts"), f"{path}.contacts")):
             contact = self.contact(raw, f"{path}.contacts[{index}]", index)
@@ -396,8 +422,7 @@ class _Checker:
         secret = self.string(data.get("secret", ""), f"{path}.secret", allow_empty=True)
         return Contact(index, item["type"], address, secret or "")
 
-    def policy(self, item: Any, path: str, seen: set[str],
-               users: set[str]) -> Policy | None:
+    def policy(self, item: Any, path: str, seen: set[str], users: set[str]) -> Policy | None:
         data = self.mapping(item, path, {"name", "levels"}, {"repeat"})
         if data is None:
             return None
@@ -430,8 +455,11 @@ class _Checker:
             target = self.target(raw, f"{path}.notify[{index}]", users)
             if target is not None:
                 targets.append(target)
-        after = (self.positive_duration(data["escalate_after"], f"{path}.escalate_after")
-                 if "escalate_after" in data else None)
+        after = (
+            self.positive_duration(data["escalate_after"], f"{path}.escalate_after")
+            if "escalate_after" in data
+            else None
+        )
         if after is None or len(targets) != len(raw_targets) or not targets:
             return None
         return Level(tuple(targets), after)

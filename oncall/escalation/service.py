@@ -28,9 +28,17 @@ BACKOFF = timedelta(seconds=5)  # 5, 10, 20 s between them
 class Escalation:
     job_store = ESCALATION  # the job store of its steps (for the reconciler)
 
-    def __init__(self, db: Database, directory: DirectoryHolder, clock: Clock,
-                 metrics: Metrics, after_commit: AfterCommit, rota: store.Rota,
-                 pager: store.Pager, retry_base: timedelta = BACKOFF) -> None:
+    def __init__(
+        self,
+        db: Database,
+        directory: DirectoryHolder,
+        clock: Clock,
+        metrics: Metrics,
+        after_commit: AfterCommit,
+        rota: store.Rota,
+        pager: store.Pager,
+        retry_base: timedelta = BACKOFF,
+    ) -> None:
         self.db = db
         self.directory = directory
         self.clock = clock
@@ -42,19 +50,27 @@ class Escalation:
 
     # Inside another domain's transaction.
 
-    def fire_in(self, conn: Connection, incident_id: int, step: Step, directory: Directory,
-                now: datetime, opened: Opened | None) -> store.FireResult:
+    def fire_in(
+        self,
+        conn: Connection,
+        incident_id: int,
+        step: Step,
+        directory: Directory,
+        now: datetime,
+        opened: Opened | None,
+    ) -> store.FireResult:
         """Fire a step (a new incident's first, when `opened`): see `store.fire_step`."""
-        return store.fire_step(conn, incident_id, step, directory, now, self.rota, self.pager,
-                               opened)
+        return store.fire_step(
+            conn, incident_id, step, directory, now, self.rota, self.pager, opened
+        )
 
-    def first_timer_in(self, conn: Connection, incident_id: int, policy: Policy,
-                       now: datetime) -> JobSpec:
+    def first_timer_in(
+        self, conn: Connection, incident_id: int, policy: Policy, now: datetime
+    ) -> JobSpec:
         """Leave a new incident's first step to a timer due now; return its job."""
         return store.first_timer(conn, incident_id, policy, now)
 
-    def stop_in(self, conn: Connection, incident_id: int,
-                now: datetime) -> list[tuple[str, str]]:
+    def stop_in(self, conn: Connection, incident_id: int, now: datetime) -> list[tuple[str, str]]:
         """Cancel a closed incident's pending steps; return their jobs to remove."""
         return [(ESCALATION, job) for job in store.stop_escalation(conn, incident_id, now)]
 
@@ -77,14 +93,27 @@ class Escalation:
         for attempt in range(1, ATTEMPTS + 1):
             now = self.clock()
             try:
-                result = await self.db.run(store.fire_step, incident_id, step,
-                                           self.directory.current, now, self.rota,
-                                           self.pager)
+                result = await self.db.run(
+                    store.fire_step,
+                    incident_id,
+                    step,
+                    self.directory.current,
+                    now,
+                    self.rota,
+                    self.pager,
+                )
             except Exception as failure:  # a pager retries, then reports
                 error = failure
-                log.warning("escalation step failed", extra={
-                    "incident": incident_id, "level": step.level, "repeat": step.repeat,
-                    "attempt": attempt, "error": repr(failure)})
+                log.warning(
+                    "escalation step failed",
+                    extra={
+                        "incident": incident_id,
+                        "level": step.level,
+                        "repeat": step.repeat,
+                        "attempt": attempt,
+                        "error": repr(failure),
+                    },
+                )
                 if attempt < ATTEMPTS:
                     await asyncio.sleep(backoff(attempt, self.retry_base).total_seconds())
                 continue
@@ -94,9 +123,15 @@ class Escalation:
             if result.fired and result.due_at is not None:
                 self.metrics.lateness.observe(max(0.0, (now - result.due_at).total_seconds()))
             if not result.fired:
-                log.info("stale escalation job did nothing", extra={
-                    "incident": incident_id, "level": step.level, "repeat": step.repeat,
-                    "reason": result.reason})
+                log.info(
+                    "stale escalation job did nothing",
+                    extra={
+                        "incident": incident_id,
+                        "level": step.level,
+                        "repeat": step.repeat,
+                        "reason": result.reason,
+                    },
+                )
             return result.fired
         self.metrics.steps.labels("failed").inc()
         await self._mark_failed(incident_id, step, repr(error))
@@ -104,11 +139,11 @@ class Escalation:
 
     async def _mark_failed(self, incident_id: int, step: Step, error: str) -> None:
         try:
-            await self.db.run(store.mark_failed, incident_id, step, ATTEMPTS, error,
-                              self.clock())
+            await self.db.run(store.mark_failed, incident_id, step, ATTEMPTS, error, self.clock())
         except Exception:  # the database is what failed; the reconciler retries
-            log.error("could not record the failed step", exc_info=True,
-                      extra={"incident": incident_id})
+            log.error(
+                "could not record the failed step", exc_info=True, extra={"incident": incident_id}
+            )
 
     async def queue_stats(self, now: datetime) -> dict[str, int]:
         """Return the count of overdue and of failed steps."""
@@ -124,14 +159,24 @@ class Escalation:
         return await asyncio.to_thread(self._by_job_id, steps, self.directory.current)
 
     @staticmethod
-    def _by_job_id(steps: Iterable[store.Pending],
-                   directory: Directory) -> dict[str, store.Pending]:
-        return {job_id(incident_id, Step(level, repeat), directory.policies.get(policy or "")):
-                (incident_id, policy, level, repeat, due)
-                for incident_id, policy, level, repeat, due in steps}
+    def _by_job_id(
+        steps: Iterable[store.Pending], directory: Directory
+    ) -> dict[str, store.Pending]:
+        return {
+            job_id(incident_id, Step(level, repeat), directory.policies.get(policy or "")): (
+                incident_id,
+                policy,
+                level,
+                repeat,
+                due,
+            )
+            for incident_id, policy, level, repeat, due in steps
+        }
 
     def jobs(self, items: Iterable[store.Pending]) -> list[JobSpec]:
         """Return the jobs of `expected` items."""
         policies = self.directory.current.policies
-        return [step_job(incident_id, Step(level, repeat), policies.get(policy or ""), due)
-                for incident_id, policy, level, repeat, due in items]
+        return [
+            step_job(incident_id, Step(level, repeat), policies.get(policy or ""), due)
+            for incident_id, policy, level, repeat, due in items
+        ]

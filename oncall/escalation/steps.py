@@ -44,8 +44,13 @@ def exhaustion_step(policy: Policy) -> Step:
 
 def step_job(incident_id: int, step: Step, policy: Policy | None, due: datetime) -> JobSpec:
     """Return the timer job of an incident's step."""
-    return JobSpec(ESCALATION, job_id(incident_id, step, policy), STEP_JOB,
-                   (incident_id, step.level, step.repeat), due)
+    return JobSpec(
+        ESCALATION,
+        job_id(incident_id, step, policy),
+        STEP_JOB,
+        (incident_id, step.level, step.repeat),
+        due,
+    )
 
 
 def after(policy: Policy, step: Step, now: datetime) -> tuple[Step, datetime] | None:
@@ -66,16 +71,18 @@ def after(policy: Policy, step: Step, now: datetime) -> tuple[Step, datetime] | 
 
 def all_steps(policy: Policy) -> list[Step]:
     """Return every paging step of the policy in firing order (no exhaustion marker)."""
-    return [Step(level, repeat) for repeat in range(policy.repeat + 1)
-            for level in range(1, len(policy.levels) + 1)]
+    return [
+        Step(level, repeat)
+        for repeat in range(policy.repeat + 1)
+        for level in range(1, len(policy.levels) + 1)
+    ]
 
 
 # Where firing a step leaves its incident: its next level, repeat and due time (None: none).
 Pointer = tuple[int, int, datetime | None]
 
 
-def following(policy: Policy | None, step: Step, now: datetime
-              ) -> tuple[Step, datetime] | None:
+def following(policy: Policy | None, step: Step, now: datetime) -> tuple[Step, datetime] | None:
     """Return the step after `step` fires at `now` and when it is due; None after
     exhaustion or when the policy is gone."""
     return after(policy, step, now) if policy is not None else None

@@ -40,16 +40,24 @@ log = logging.getLogger(__name__)
 class Rota(Protocol):
     """Who is on call: the schedules' overrides at an instant."""
 
-    def overrides_in(self, conn: Connection, schedules: Iterable[str],
-                     at: datetime) -> Mapping[str, Sequence[Override]]: ...
+    def overrides_in(
+        self, conn: Connection, schedules: Iterable[str], at: datetime
+    ) -> Mapping[str, Sequence[Override]]: ...
 
 
 class Pager(Protocol):
     """The outbox: writes a level's pages, their first attempts claimed."""
 
-    def write_pages_in(self, conn: Connection, incident_id: int, level: int, repeat: int,
-                       users: Sequence[User], now: datetime,
-                       opened: Opened | None) -> list[Claimed]: ...
+    def write_pages_in(
+        self,
+        conn: Connection,
+        incident_id: int,
+        level: int,
+        repeat: int,
+        users: Sequence[User],
+        now: datetime,
+        opened: Opened | None,
+    ) -> list[Claimed]: ...
 
 
 @dataclass(frozen=True)
@@ -62,44 +70,91 @@ class FireResult:
 
 _insert_event = Prepared(insert(incident_events))
 _find_step = Prepared(
-    select(incidents.c.status, incidents.c.policy, incidents.c.next_level,
-           incidents.c.next_repeat, incidents.c.next_due_at)
-    .where(incidents.c.id == bindparam("incident_id")))
+    select(
+        incidents.c.status,
+        incidents.c.policy,
+        incidents.c.next_level,
+        incidents.c.next_repeat,
+        incidents.c.next_due_at,
+    ).where(incidents.c.id == bindparam("incident_id"))
+)
 _claim_step = Prepared(
     update(incidents)
-    .where(incidents.c.id == bindparam("incident_id"), incidents.c.status == TRIGGERED,
-           incidents.c.next_level == bindparam("level"),
-           incidents.c.next_repeat == bindparam("repeat"),
-           incidents.c.next_due_at.is_not(None))
-    .values(next_level=bindparam("next_level"), next_repeat=bindparam("next_repeat"),
-            next_due_at=bindparam("next_due_at"), updated_at=bindparam("now")))
+    .where(
+        incidents.c.id == bindparam("incident_id"),
+        incidents.c.status == TRIGGERED,
+        incidents.c.next_level == bindparam("level"),
+        incidents.c.next_repeat == bindparam("repeat"),
+        incidents.c.next_due_at.is_not(None),
+    )
+    .values(
+        next_level=bindparam("next_level"),
+        next_repeat=bindparam("next_repeat"),
+        next_due_at=bindparam("next_due_at"),
+        updated_at=bindparam("now"),
+    )
+)
 _update_job = update(escalation_jobs).where(escalation_jobs.c.id == bindparam("job_id"))
 _insert_job = Prepared(insert(escalation_jobs))
-_mark_job_fired = Prepared(_update_job.values(
-    state="fired", fired_at=bindparam("now"), updated_at=bindparam("now"),
-    attempts=escalation_jobs.c.attempts + 1))
-_TIMER_COLUMNS = ("incident_id", "level", "repeat", "due_at", "state", "attempts",
-                  "last_error", "fired_at", "updated_at")
+_mark_job_fired = Prepared(
+    _update_job.values(
+        state="fired",
+        fired_at=bindparam("now"),
+        updated_at=bindparam("now"),
+        attempts=escalation_jobs.c.attempts + 1,
+    )
+)
+_TIMER_COLUMNS = (
+    "incident_id",
+    "level",
+    "repeat",
+    "due_at",
+    "state",
+    "attempts",
+    "last_error",
+    "fired_at",
+    "updated_at",
+)
 _reset_job = Prepared(_update_job.values({name: bindparam(name) for name in _TIMER_COLUMNS}))
-_point_at = Prepared(update(incidents).where(incidents.c.id == bindparam("incident_id"))
-                     .values(next_level=bindparam("level"), next_repeat=bindparam("repeat"),
-                             next_due_at=bindparam("due_at"), updated_at=bindparam("now")))
+_point_at = Prepared(
+    update(incidents)
+    .where(incidents.c.id == bindparam("incident_id"))
+    .values(
+        next_level=bindparam("level"),
+        next_repeat=bindparam("repeat"),
+        next_due_at=bindparam("due_at"),
+        updated_at=bindparam("now"),
+    )
+)
 # One statement that cancels and names the cancelled (UPDATE ... RETURNING: SQLite 3.35+,
 # PostgreSQL), instead of a SELECT and an UPDATE.
 _cancel_jobs = Prepared(
     update(escalation_jobs)
-    .where(escalation_jobs.c.incident_id == bindparam("of_incident"),
-           escalation_jobs.c.state.in_(("scheduled", "failed")))
+    .where(
+        escalation_jobs.c.incident_id == bindparam("of_incident"),
+        escalation_jobs.c.state.in_(("scheduled", "failed")),
+    )
     .values(state="cancelled", updated_at=bindparam("now"))
-    .returning(escalation_jobs.c.id))
+    .returning(escalation_jobs.c.id)
+)
 
 
-def _record_timer(conn: Connection, job: JobSpec, step: Step, incident_id: int,
-                  now: datetime, new: bool = False) -> None:
+def _record_timer(
+    conn: Connection, job: JobSpec, step: Step, incident_id: int, now: datetime, new: bool = False
+) -> None:
     """Write the timer's job row: reset it if it exists; `new` says it cannot yet."""
-    values = {"job_id": job.job_id, "incident_id": incident_id, "level": step.level,
-              "repeat": step.repeat, "due_at": job.run_date, "state": "scheduled",
-              "attempts": 0, "last_error": None, "fired_at": None, "updated_at": now}
+    values = {
+        "job_id": job.job_id,
+        "incident_id": incident_id,
+        "level": step.level,
+        "repeat": step.repeat,
+        "due_at": job.run_date,
+        "state": "scheduled",
+        "attempts": 0,
+        "last_error": None,
+        "fired_at": None,
+        "updated_at": now,
+    }
     if new or not _reset_job.execute(conn, values).rowcount:
         values["id"] = values.pop("job_id")
         _insert_job.execute(conn, {**values, "created_at": now})
@@ -110,35 +165,68 @@ def first_timer(conn: Connection, incident_id: int, policy: Policy, now: datetim
     return its job: the way back when paging the first level with the incident failed (its
     INSERT had already pointed it past that step)."""
     step = FIRST_STEP
-    _point_at.execute(conn, {"incident_id": incident_id, "level": step.level,
-                             "repeat": step.repeat, "due_at": now, "now": now})
+    _point_at.execute(
+        conn,
+        {
+            "incident_id": incident_id,
+            "level": step.level,
+            "repeat": step.repeat,
+            "due_at": now,
+            "now": now,
+        },
+    )
     job = step_job(incident_id, step, policy, now)
     _record_timer(conn, job, step, incident_id, now)
     return job
 
 
-def _record_fired(conn: Connection, this_job: str, incident_id: int, step: Step,
-                  due_at: datetime, now: datetime, new: bool = False) -> None:
+def _record_fired(
+    conn: Connection,
+    this_job: str,
+    incident_id: int,
+    step: Step,
+    due_at: datetime,
+    now: datetime,
+    new: bool = False,
+) -> None:
     """Mark a step's job fired; the first step, paged with its incident's opening, has no
     row yet and gets one (`new` says so before asking)."""
     if new or not _mark_job_fired.execute(conn, {"job_id": this_job, "now": now}).rowcount:
-        _insert_job.execute(conn, {
-            "id": this_job, "incident_id": incident_id, "level": step.level,
-            "repeat": step.repeat, "due_at": due_at, "state": "fired", "attempts": 1,
-            "last_error": None, "fired_at": now, "created_at": now, "updated_at": now})
+        _insert_job.execute(
+            conn,
+            {
+                "id": this_job,
+                "incident_id": incident_id,
+                "level": step.level,
+                "repeat": step.repeat,
+                "due_at": due_at,
+                "state": "fired",
+                "attempts": 1,
+                "last_error": None,
+                "fired_at": now,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
 
 
 def stop_escalation(conn: Connection, incident_id: int, now: datetime) -> list[str]:
     """Cancel the incident's pending and failed steps; return the job ids to remove from
     Redis. The UPDATE that closed the incident clears its pointer to the next step
     (`next_due_at`), so the reconciler stops expecting one."""
-    return sorted(_cancel_jobs.execute(conn, {"of_incident": incident_id,
-                                              "now": now}).scalars())
+    return sorted(_cancel_jobs.execute(conn, {"of_incident": incident_id, "now": now}).scalars())
 
 
-def fire_step(conn: Connection, incident_id: int, step: Step, directory: Directory,
-              now: datetime, rota: Rota, pager: Pager,
-              opened: Opened | None = None) -> FireResult:
+def fire_step(
+    conn: Connection,
+    incident_id: int,
+    step: Step,
+    directory: Directory,
+    now: datetime,
+    rota: Rota,
+    pager: Pager,
+    opened: Opened | None = None,
+) -> FireResult:
     """Run one escalation step if it is still the incident's next step; else do nothing.
 
     The step is claimed with a conditional UPDATE (incident triggered, level and repeat
@@ -163,10 +251,18 @@ def fire_step(conn: Connection, incident_id: int, step: Step, directory: Directo
     next_step = following(policy, step, now)
     if opened is None:
         next_level, next_repeat, next_due = pointer(step, next_step)
-        claimed = _claim_step.execute(conn, {
-            "incident_id": incident_id, "level": step.level, "repeat": step.repeat,
-            "next_level": next_level, "next_repeat": next_repeat,
-            "next_due_at": next_due, "now": now}).rowcount
+        claimed = _claim_step.execute(
+            conn,
+            {
+                "incident_id": incident_id,
+                "level": step.level,
+                "repeat": step.repeat,
+                "next_level": next_level,
+                "next_repeat": next_repeat,
+                "next_due_at": next_due,
+                "now": now,
+            },
+        ).rowcount
         if claimed != 1:
             return FireResult(False, reason="claimed by another run")
         due_at = row.next_due_at
@@ -178,21 +274,48 @@ def fire_step(conn: Connection, incident_id: int, step: Step, directory: Directo
     _record_fired(conn, this_job, incident_id, step, due_at, now, new)
 
     if policy is None:
-        _insert_event.execute(conn, entry(
-            incident_id, now, "escalation.exhausted", SYSTEM_ACTOR,
-            {"reason": f"policy {row.policy!r} no longer exists"}))
+        _insert_event.execute(
+            conn,
+            entry(
+                incident_id,
+                now,
+                "escalation.exhausted",
+                SYSTEM_ACTOR,
+                {"reason": f"policy {row.policy!r} no longer exists"},
+            ),
+        )
         return FireResult(True, due_at=due_at)
     if step.is_exhaustion(policy):
-        _insert_event.execute(conn, entry(
-            incident_id, now, "escalation.exhausted", SYSTEM_ACTOR,
-            {"policy": policy.name, "levels": len(policy.levels), "repeats": policy.repeat}))
+        _insert_event.execute(
+            conn,
+            entry(
+                incident_id,
+                now,
+                "escalation.exhausted",
+                SYSTEM_ACTOR,
+                {"policy": policy.name, "levels": len(policy.levels), "repeats": policy.repeat},
+            ),
+        )
         return FireResult(True, due_at=due_at)
     level = policy.levels[step.level - 1]
     paged = _resolve_targets(conn, incident_id, level.targets, directory, now, rota)
-    _insert_event.execute(conn, entry(
-        incident_id, now, "escalation.level", SYSTEM_ACTOR,
-        {"level": step.level, "repeat": step.repeat, "targets": [str(t) for t in level.targets],
-         "paged": paged, "policy": policy.name, "job_id": this_job}))
+    _insert_event.execute(
+        conn,
+        entry(
+            incident_id,
+            now,
+            "escalation.level",
+            SYSTEM_ACTOR,
+            {
+                "level": step.level,
+                "repeat": step.repeat,
+                "targets": [str(t) for t in level.targets],
+                "paged": paged,
+                "policy": policy.name,
+                "job_id": this_job,
+            },
+        ),
+    )
     users = [directory.users[name] for name in paged]
     pages = pager.write_pages_in(conn, incident_id, step.level, step.repeat, users, now, opened)
     assert next_step is not None
@@ -202,32 +325,69 @@ def fire_step(conn: Connection, incident_id: int, step: Step, directory: Directo
     return FireResult(True, Followups(jobs=[job], pages=pages), due_at=due_at)
 
 
-def _resolve_targets(conn: Connection, incident_id: int, targets: Sequence[Target],
-                     directory: Directory, now: datetime, rota: Rota) -> list[str]:
+def _resolve_targets(
+    conn: Connection,
+    incident_id: int,
+    targets: Sequence[Target],
+    directory: Directory,
+    now: datetime,
+    rota: Rota,
+) -> list[str]:
     """Return the users a level pages now (schedules resolve to whoever is on call, overrides
     included); a schedule with nobody on call is recorded in the timeline."""
     overrides = rota.overrides_in(conn, schedules_named(targets), now)
     paged, nobody = recipients(targets, directory, overrides, now)
     if nobody:
-        _insert_event.execute(conn, [
-            entry(incident_id, now, "escalation.nobody_on_call", SYSTEM_ACTOR,
-                  {"schedule": schedule}) for schedule in nobody])
+        _insert_event.execute(
+            conn,
+            [
+                entry(
+                    incident_id,
+                    now,
+                    "escalation.nobody_on_call",
+                    SYSTEM_ACTOR,
+                    {"schedule": schedule},
+                )
+                for schedule in nobody
+            ],
+        )
     return paged
 
 
-def mark_failed(conn: Connection, incident_id: int, step: Step, attempts: int, error: str,
-                now: datetime) -> None:
+def mark_failed(
+    conn: Connection, incident_id: int, step: Step, attempts: int, error: str, now: datetime
+) -> None:
     """Record that a step failed after its retries; the reconciler will try it again."""
-    conn.execute(update(escalation_jobs).where(
-        escalation_jobs.c.incident_id == incident_id, escalation_jobs.c.level == step.level,
-        escalation_jobs.c.repeat == step.repeat,
-        escalation_jobs.c.state.in_(("scheduled", "failed"))).values(
-        state="failed", attempts=escalation_jobs.c.attempts + attempts, last_error=error[:2000],
-        updated_at=now))
-    _insert_event.execute(conn, entry(
-        incident_id, now, "escalation.failed", SYSTEM_ACTOR,
-        {"level": step.level, "repeat": step.repeat, "attempts": attempts,
-         "error": error[:500]}))
+    conn.execute(
+        update(escalation_jobs)
+        .where(
+            escalation_jobs.c.incident_id == incident_id,
+            escalation_jobs.c.level == step.level,
+            escalation_jobs.c.repeat == step.repeat,
+            escalation_jobs.c.state.in_(("scheduled", "failed")),
+        )
+        .values(
+            state="failed",
+            attempts=escalation_jobs.c.attempts + attempts,
+            last_error=error[:2000],
+            updated_at=now,
+        )
+    )
+    _insert_event.execute(
+        conn,
+        entry(
+            incident_id,
+            now,
+            "escalation.failed",
+            SYSTEM_ACTOR,
+            {
+                "level": step.level,
+                "repeat": step.repeat,
+                "attempts": attempts,
+                "error": error[:500],
+            },
+        ),
+    )
 
 
 Pending = tuple[int, str | None, int, int, datetime]  # incident, policy, level, repeat, due
@@ -236,19 +396,27 @@ Pending = tuple[int, str | None, int, int, datetime]  # incident, policy, level,
 def pending_steps(conn: Connection) -> list[Pending]:
     """Return (incident id, policy, level, repeat, due) of the pending step of every
     triggered incident: what Redis must hold."""
-    rows = conn.execute(select(incidents.c.id, incidents.c.policy, incidents.c.next_level,
-                               incidents.c.next_repeat, incidents.c.next_due_at)
-                        .where(incidents.c.status == TRIGGERED,
-                               incidents.c.next_due_at.is_not(None)))
+    rows = conn.execute(
+        select(
+            incidents.c.id,
+            incidents.c.policy,
+            incidents.c.next_level,
+            incidents.c.next_repeat,
+            incidents.c.next_due_at,
+        ).where(incidents.c.status == TRIGGERED, incidents.c.next_due_at.is_not(None))
+    )
     return [(i, policy, level, repeat, due) for i, policy, level, repeat, due in rows]
 
 
 def queue_stats(conn: Connection, now: datetime) -> dict[str, int]:
     """Return the count of overdue steps (due over OVERDUE_AFTER ago, not fired) and of
     failed steps."""
-    overdue = conn.execute(select(func.count()).select_from(incidents).where(
-        incidents.c.status == TRIGGERED, incidents.c.next_due_at < now - OVERDUE_AFTER)
+    overdue = conn.execute(
+        select(func.count())
+        .select_from(incidents)
+        .where(incidents.c.status == TRIGGERED, incidents.c.next_due_at < now - OVERDUE_AFTER)
     ).scalar_one()
-    failed = conn.execute(select(func.count()).select_from(escalation_jobs).where(
-        escalation_jobs.c.state == "failed")).scalar_one()
+    failed = conn.execute(
+        select(func.count()).select_from(escalation_jobs).where(escalation_jobs.c.state == "failed")
+    ).scalar_one()
     return {"overdue_steps": overdue, "failed_steps": failed}

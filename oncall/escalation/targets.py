@@ -10,9 +10,12 @@ from oncall.schedules.overrides import Override
 from oncall.schedules.rotation import on_call
 
 
-def recipients(targets: Sequence[Target], directory: Directory,
-               overrides: Mapping[str, Sequence[Override]],
-               at: datetime) -> tuple[list[str], list[str]]:
+def recipients(
+    targets: Sequence[Target],
+    directory: Directory,
+    overrides: Mapping[str, Sequence[Override]],
+    at: datetime,
+) -> tuple[list[str], list[str]]:
     """Return (users paged, schedules with nobody on call) for a level's targets at `at`.
 
     Users come in target order, each once; `overrides` holds each schedule's overrides.
@@ -23,8 +26,11 @@ def recipients(targets: Sequence[Target], directory: Directory,
         name: str | None = target.name
         if target.kind == "schedule":
             schedule = directory.schedules.get(target.name)
-            name = (on_call(schedule, overrides.get(target.name, ()), at)
-                    if schedule is not None else None)
+            name = (
+                on_call(schedule, overrides.get(target.name, ()), at)
+                if schedule is not None
+                else None
+            )
             if name is None:
                 nobody.append(target.name)
         if name is not None and name in directory.users and name not in paged:

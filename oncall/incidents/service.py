@@ -19,8 +19,14 @@ if TYPE_CHECKING:
 
 
 class Incidents:
-    def __init__(self, db: Database, metrics: Metrics, after_commit: AfterCommit,
-                 escalation: Escalation, pager: Notifier) -> None:
+    def __init__(
+        self,
+        db: Database,
+        metrics: Metrics,
+        after_commit: AfterCommit,
+        escalation: Escalation,
+        pager: Notifier,
+    ) -> None:
         self.db = db
         self.metrics = metrics
         self.after_commit = after_commit
@@ -29,26 +35,28 @@ class Incidents:
 
     # Inside the caller's transaction.
 
-    def close_in(self, conn: Connection, incident_id: int, resolved: bool,
-                 now: datetime) -> Followups:
+    def close_in(
+        self, conn: Connection, incident_id: int, resolved: bool, now: datetime
+    ) -> Followups:
         """Stop the escalation and unsent pages of an incident just acknowledged or
         resolved (the UPDATE that closed it cleared its pending step); on resolution queue
         the resolved messages."""
         followups = Followups(removed=self.escalation.stop_in(conn, incident_id, now))
         return followups.merge(self.pager.close_pages_in(conn, incident_id, resolved, now))
 
-    def acknowledge_in(self, conn: Connection, incident_id: int, actor: str,
-                       now: datetime) -> store.ActionResult:
+    def acknowledge_in(
+        self, conn: Connection, incident_id: int, actor: str, now: datetime
+    ) -> store.ActionResult:
         return store.acknowledge(conn, incident_id, actor, now, self)
 
-    def resolve_in(self, conn: Connection, incident_id: int, actor: str, now: datetime,
-                   reason: str) -> store.ActionResult:
+    def resolve_in(
+        self, conn: Connection, incident_id: int, actor: str, now: datetime, reason: str
+    ) -> store.ActionResult:
         return store.resolve(conn, incident_id, actor, now, self, reason)
 
     # Acting.
 
-    async def acknowledge(self, incident_id: int, actor: str,
-                          now: datetime) -> store.ActionResult:
+    async def acknowledge(self, incident_id: int, actor: str, now: datetime) -> store.ActionResult:
         """Acknowledge and stop escalating. Raises NotFound or Conflict."""
         result = await self.db.run(store.acknowledge, incident_id, actor, now, self)
         self.after_commit(result.followups)
@@ -74,7 +82,8 @@ class Incidents:
         """Return the incident with its alerts and timeline; raises NotFound."""
         return await self.db.run(store.incident_details, incident_id)
 
-    async def list_incidents(self, statuses: Sequence[str], limit: int,
-                             before_id: int | None) -> list[Any]:
+    async def list_incidents(
+        self, statuses: Sequence[str], limit: int, before_id: int | None
+    ) -> list[Any]:
         """Return up to `limit` incidents, newest first, below `before_id` when given."""
         return await self.db.run(store.list_incidents, statuses, limit, before_id)

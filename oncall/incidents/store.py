@@ -27,8 +27,9 @@ from oncall.timers.followups import Followups
 class Closing(Protocol):
     """What follows an incident's acknowledgement or resolution, in its transaction."""
 
-    def close_in(self, conn: Connection, incident_id: int, resolved: bool,
-                 now: datetime) -> Followups: ...
+    def close_in(
+        self, conn: Connection, incident_id: int, resolved: bool, now: datetime
+    ) -> Followups: ...
 
 
 @dataclass
@@ -41,8 +42,9 @@ class ActionResult:
 _insert_event = Prepared(insert(incident_events))
 
 
-def list_incidents(conn: Connection, statuses: Sequence[str], limit: int,
-                   before_id: int | None) -> list[Row[Any]]:
+def list_incidents(
+    conn: Connection, statuses: Sequence[str], limit: int, before_id: int | None
+) -> list[Row[Any]]:
     """Return up to `limit` incidents, newest first, with id below `before_id` when given."""
     query = select(incidents).order_by(incidents.c.id.desc()).limit(limit)
     if statuses:
@@ -60,20 +62,25 @@ def get_incident(conn: Connection, incident_id: int) -> Row[Any]:
     return row
 
 
-def incident_details(conn: Connection, incident_id: int
-                     ) -> tuple[Row[Any], list[Row[Any]], list[Row[Any]]]:
+def incident_details(
+    conn: Connection, incident_id: int
+) -> tuple[Row[Any], list[Row[Any]], list[Row[Any]]]:
     """Return the incident with its alerts and timeline (oldest first); raises NotFound."""
     row = get_incident(conn, incident_id)
-    alert_rows = conn.execute(select(alerts).where(alerts.c.incident_id == incident_id)
-                              .order_by(alerts.c.id)).all()
-    events = conn.execute(select(incident_events)
-                          .where(incident_events.c.incident_id == incident_id)
-                          .order_by(incident_events.c.id)).all()
+    alert_rows = conn.execute(
+        select(alerts).where(alerts.c.incident_id == incident_id).order_by(alerts.c.id)
+    ).all()
+    events = conn.execute(
+        select(incident_events)
+        .where(incident_events.c.incident_id == incident_id)
+        .order_by(incident_events.c.id)
+    ).all()
     return row, list(alert_rows), list(events)
 
 
-def acknowledge(conn: Connection, incident_id: int, actor: str, now: datetime,
-                closing: Closing) -> ActionResult:
+def acknowledge(
+    conn: Connection, incident_id: int, actor: str, now: datetime, closing: Closing
+) -> ActionResult:
     """Acknowledge a triggered incident and stop its escalation.
 
     Raises NotFound, or Conflict when the incident is resolved. Acknowledging twice is a no-op.
@@ -84,10 +91,16 @@ def acknowledge(conn: Connection, incident_id: int, actor: str, now: datetime,
     if row.status == ACKNOWLEDGED:
         return ActionResult(row, False)
     claimed = conn.execute(
-        update(incidents).where(incidents.c.id == incident_id,
-                                incidents.c.status == TRIGGERED)
-        .values(status=ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=actor,
-                updated_at=now, next_due_at=None)).rowcount
+        update(incidents)
+        .where(incidents.c.id == incident_id, incidents.c.status == TRIGGERED)
+        .values(
+            status=ACKNOWLEDGED,
+            acknowledged_at=now,
+            acknowledged_by=actor,
+            updated_at=now,
+            next_due_at=None,
+        )
+    ).rowcount
     if claimed != 1:  # changed under us between the read and the update
         return ActionResult(get_incident(conn, incident_id), False)
     _insert_event.execute(conn, entry(incident_id, now, "incident.acknowledged", actor, {}))
@@ -95,8 +108,14 @@ def acknowledge(conn: Connection, incident_id: int, actor: str, now: datetime,
     return ActionResult(get_incident(conn, incident_id), True, followups)
 
 
-def resolve(conn: Connection, incident_id: int, actor: str, now: datetime, closing: Closing,
-            reason: str = "manual") -> ActionResult:
+def resolve(
+    conn: Connection,
+    incident_id: int,
+    actor: str,
+    now: datetime,
+    closing: Closing,
+    reason: str = "manual",
+) -> ActionResult:
     """Resolve an incident (by hand, or by an event) and stop its escalation.
 
     Raises NotFound."""
@@ -104,13 +123,16 @@ def resolve(conn: Connection, incident_id: int, actor: str, now: datetime, closi
     if row.status == RESOLVED:
         return ActionResult(row, False)
     claimed = conn.execute(
-        update(incidents).where(incidents.c.id == incident_id,
-                                incidents.c.status != RESOLVED)
-        .values(status=RESOLVED, resolved_at=now, resolved_by=actor,
-                updated_at=now, next_due_at=None)).rowcount
+        update(incidents)
+        .where(incidents.c.id == incident_id, incidents.c.status != RESOLVED)
+        .values(
+            status=RESOLVED, resolved_at=now, resolved_by=actor, updated_at=now, next_due_at=None
+        )
+    ).rowcount
     if claimed != 1:
         return ActionResult(get_incident(conn, incident_id), False)
-    _insert_event.execute(conn, entry(incident_id, now, "incident.resolved", actor,
-                                      {"reason": reason}))
+    _insert_event.execute(
+        conn, entry(incident_id, now, "incident.resolved", actor, {"reason": reason})
+    )
     followups = closing.close_in(conn, incident_id, True, now)
     return ActionResult(get_incident(conn, incident_id), True, followups)

@@ -12,8 +12,8 @@ from typing import Any
 SYSTEM_ACTOR = "system"
 
 
-def entry(incident_id: int, at: datetime, type_: str, actor: str,
-          detail: dict[str, Any]) -> dict[str, Any]:
+def entry(
+    incident_id: int, at: datetime, type_: str, actor: str, detail: dict[str, Any]
+) -> dict[str, Any]:
     """Return one timeline entry as the row of `incident_events` it is stored as."""
-    return {"incident_id": incident_id, "at": at, "type": type_, "actor": actor,
-            "detail": detail}
+    return {"incident_id": incident_id, "at": at, "type": type_, "actor": actor, "detail": detail}

@@ -63,17 +63,20 @@ class AlertGroup:
     def title(self) -> str:
         """Return a one-line title: the common summary, else the alert name, else the key."""
         first = self.alerts[0].labels if self.alerts else {}
-        text = (self.common_annotations.get("summary")
-                or self.common_labels.get("alertname")
-                or first.get("alertname")
-                or self.group_key)
+        text = (
+            self.common_annotations.get("summary")
+            or self.common_labels.get("alertname")
+            or first.get("alertname")
+            or self.group_key
+        )
         return text.splitlines()[0][:255] if text else "alert"
 
     def severity(self) -> str:
         """Return the group's severity label, lower-cased, or "unknown"."""
         first = self.alerts[0].labels if self.alerts else {}
-        return (self.common_labels.get("severity") or first.get("severity")
-                or "unknown").lower()[:32]
+        return (self.common_labels.get("severity") or first.get("severity") or "unknown").lower()[
+            :32
+        ]
 
 
 def parse_timestamp(value: Any, field: str) -> datetime | None:
@@ -109,9 +112,16 @@ def _parse_text(value: str) -> datetime | None:
     if sign == "-":
         offset = -offset
     try:
-        parsed = datetime(int(year), int(month), int(day), int(hour), int(minute),
-                          int(second), int((fraction or "0").ljust(6, "0")[:6]),
-                          tzinfo=timezone(offset))
+        parsed = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            int((fraction or "0").ljust(6, "0")[:6]),
+            tzinfo=timezone(offset),
+        )
     except ValueError as exc:
         raise ValueError(f"{value[:40]!r}: {exc}") from None
     return parsed.astimezone(UTC)
@@ -185,7 +195,7 @@ def parse_webhook(body: Any) -> AlertGroup:
         raise InvalidInput("expected a JSON object", "$")
     version = body.get("version")
     if version is not None and version != "4":
-        raise InvalidInput(f"unsupported webhook version {version!r}; expected \"4\"", "version")
+        raise InvalidInput(f'unsupported webhook version {version!r}; expected "4"', "version")
     group_key = body.get("groupKey")
     if not isinstance(group_key, str) or not group_key:
         raise InvalidInput("required: a non-empty string", "groupKey")

@@ -65,9 +65,12 @@ class IncidentChange:
         return self.incident_id is not None and bool(self.resolve) and self.firing_after <= 0
 
 
-def plan_delivery(group: AlertGroup, open_incident: OpenIncident | None,
-                  stored: list[KnownAlert] | tuple[KnownAlert, ...],
-                  open_firing: Mapping[int, int]) -> list[IncidentChange]:
+def plan_delivery(
+    group: AlertGroup,
+    open_incident: OpenIncident | None,
+    stored: list[KnownAlert] | tuple[KnownAlert, ...],
+    open_firing: Mapping[int, int],
+) -> list[IncidentChange]:
     """Return the changes one delivery makes; an empty list means a pure re-delivery.
 
     `stored` holds every stored occurrence of the delivery's fingerprints (any start);
@@ -110,9 +113,9 @@ def plan_delivery(group: AlertGroup, open_incident: OpenIncident | None,
     return list(changes.values())
 
 
-def _match_occurrences(incoming: tuple[IncomingAlert, ...],
-                       stored: list[KnownAlert] | tuple[KnownAlert, ...]
-                       ) -> dict[int, KnownAlert]:
+def _match_occurrences(
+    incoming: tuple[IncomingAlert, ...], stored: list[KnownAlert] | tuple[KnownAlert, ...]
+) -> dict[int, KnownAlert]:
     """Return, keyed by id() of each incoming alert, the stored occurrence it is."""
     exact = {(known.fingerprint, known.starts_at): known for known in stored}
     firing_open: dict[str, KnownAlert] = {}

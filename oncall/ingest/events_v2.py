@@ -70,10 +70,12 @@ def parse_event(body: Any) -> Event:
     if action not in ACTIONS:
         errors.append(f"'event_action' must be one of {', '.join(ACTIONS)}")
     dedup_key = body.get("dedup_key")
-    if dedup_key is not None and (not isinstance(dedup_key, str) or not dedup_key
-                                  or len(dedup_key) > MAX_DEDUP_KEY):
-        errors.append(f"'dedup_key' must be a non-empty string of at most {MAX_DEDUP_KEY} "
-                      "characters")
+    if dedup_key is not None and (
+        not isinstance(dedup_key, str) or not dedup_key or len(dedup_key) > MAX_DEDUP_KEY
+    ):
+        errors.append(
+            f"'dedup_key' must be a non-empty string of at most {MAX_DEDUP_KEY} characters"
+        )
         dedup_key = None
     if action in ("acknowledge", "resolve") and body.get("dedup_key") is None:
         errors.append(f"'dedup_key' is required to {action}")
@@ -128,8 +130,18 @@ def parse_event(body: Any) -> Event:
     if errors:
         raise InvalidEvent(errors)
     assert isinstance(routing_key, str) and isinstance(action, str)  # else an error above
-    return Event(routing_key, action, dedup_key, summary, source, severity, timestamp,
-                 labels, annotations, client_url)
+    return Event(
+        routing_key,
+        action,
+        dedup_key,
+        summary,
+        source,
+        severity,
+        timestamp,
+        labels,
+        annotations,
+        client_url,
+    )
 
 
 def trigger_group(event: Event, lifecycle: int, now: datetime) -> AlertGroup:
@@ -140,10 +152,24 @@ def trigger_group(event: Event, lifecycle: int, now: datetime) -> AlertGroup:
     """
     assert event.dedup_key is not None
     alert = IncomingAlert(
-        fingerprint=fallback_fingerprint({"dedup_key": event.dedup_key,
-                                          "lifecycle": str(lifecycle)}),
-        status="firing", labels=event.labels, annotations=event.annotations, starts_at=now,
-        ends_at=None, generator_url=event.client_url)
-    return AlertGroup(group_key=event.dedup_key, status="firing", receiver="", group_labels={},
-                      common_labels=event.labels, common_annotations=event.annotations,
-                      external_url=event.client_url, truncated_alerts=0, alerts=(alert,))
+        fingerprint=fallback_fingerprint(
+            {"dedup_key": event.dedup_key, "lifecycle": str(lifecycle)}
+        ),
+        status="firing",
+        labels=event.labels,
+        annotations=event.annotations,
+        starts_at=now,
+        ends_at=None,
+        generator_url=event.client_url,
+    )
+    return AlertGroup(
+        group_key=event.dedup_key,
+        status="firing",
+        receiver="",
+        group_labels={},
+        common_labels=event.labels,
+        common_annotations=event.annotations,
+        external_url=event.client_url,
+        truncated_alerts=0,
+        alerts=(alert,),
+    )

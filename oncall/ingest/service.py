@@ -32,9 +32,16 @@ _RACE_RETRIES = 3
 class Ingest:
     job_store = ESCALATION  # the job store of heartbeat deadlines (for the reconciler)
 
-    def __init__(self, db: Database, directory: DirectoryHolder, clock: Clock,
-                 metrics: Metrics, after_commit: AfterCommit, incidents: Incidents,
-                 escalation: Escalation) -> None:
+    def __init__(
+        self,
+        db: Database,
+        directory: DirectoryHolder,
+        clock: Clock,
+        metrics: Metrics,
+        after_commit: AfterCommit,
+        incidents: Incidents,
+        escalation: Escalation,
+    ) -> None:
         self.db = db
         self.directory = directory
         self.clock = clock
@@ -44,8 +51,9 @@ class Ingest:
         self.escalation = escalation
         self.buckets: dict[str, ratelimit.Bucket] = {}  # Events v2 rate limits, per integration
 
-    async def ingest(self, integration: Integration, group: AlertGroup,
-                     now: datetime) -> store.IngestResult:
+    async def ingest(
+        self, integration: Integration, group: AlertGroup, now: datetime
+    ) -> store.IngestResult:
         """Apply one Alertmanager delivery in one transaction; return the incidents it touched.
 
         The integration's always-firing Watchdog alert pings the heartbeats it feeds and is
@@ -59,19 +67,41 @@ class Ingest:
                     await self.ping(heartbeat, now)
         if not group.alerts:
             return store.IngestResult()
-        return await self._ingest(integration, len(group.alerts), store.ingest_group,
-                                  integration.name, group, self.directory.current, now,
-                                  self.incidents, self.escalation)
+        return await self._ingest(
+            integration,
+            len(group.alerts),
+            store.ingest_group,
+            integration.name,
+            group,
+            self.directory.current,
+            now,
+            self.incidents,
+            self.escalation,
+        )
 
-    async def ingest_event(self, integration: Integration, event: Event,
-                           now: datetime) -> store.IngestResult:
+    async def ingest_event(
+        self, integration: Integration, event: Event, now: datetime
+    ) -> store.IngestResult:
         """Apply one Events v2 event in one transaction; return the incidents it touched."""
-        return await self._ingest(integration, 1, store.ingest_event, integration.name, event,
-                                  self.directory.current, now, self.incidents,
-                                  self.escalation)
+        return await self._ingest(
+            integration,
+            1,
+            store.ingest_event,
+            integration.name,
+            event,
+            self.directory.current,
+            now,
+            self.incidents,
+            self.escalation,
+        )
 
-    async def _ingest(self, integration: Integration, alerts: int,
-                      work: Callable[..., store.IngestResult], *args: Any) -> store.IngestResult:
+    async def _ingest(
+        self,
+        integration: Integration,
+        alerts: int,
+        work: Callable[..., store.IngestResult],
+        *args: Any,
+    ) -> store.IngestResult:
         # A concurrent delivery for the same group or dedup_key can win the race to open the
         # incident (the unique index on open groups says so); the transaction then reruns
         # and joins it.
@@ -88,9 +118,14 @@ class Ingest:
             if result.steps_fired:
                 self.escalation.opened(result.steps_fired)
             if result.opened or result.resolved:
-                log.info("ingested", extra={"integration": integration.name,
-                                            "opened": result.opened,
-                                            "resolved": result.resolved})
+                log.info(
+                    "ingested",
+                    extra={
+                        "integration": integration.name,
+                        "opened": result.opened,
+                        "resolved": result.resolved,
+                    },
+                )
             return result
         raise Unavailable("concurrent deliveries kept conflicting; retry")
 
@@ -115,20 +150,23 @@ class Ingest:
         if heartbeat is None or heartbeat.type != "heartbeat":
             return
         try:
-            result = await self.db.run(store.check_heartbeat, heartbeat,
-                                       self.directory.current, self.clock(), self.incidents,
-                                       self.escalation)
+            result = await self.db.run(
+                store.check_heartbeat,
+                heartbeat,
+                self.directory.current,
+                self.clock(),
+                self.incidents,
+                self.escalation,
+            )
         except Exception as error:  # the reconciler retries: the deadline is still armed
-            log.warning("heartbeat check failed", extra={"heartbeat": name,
-                                                         "error": repr(error)})
+            log.warning("heartbeat check failed", extra={"heartbeat": name, "error": repr(error)})
             return
         self.after_commit(result.followups)
         if result.steps_fired:
             self.escalation.opened(result.steps_fired)
         if result.opened:
             self.metrics.incidents.labels("opened").inc(len(result.opened))
-            log.warning("heartbeat missed", extra={"heartbeat": name,
-                                                   "incident": result.opened})
+            log.warning("heartbeat missed", extra={"heartbeat": name, "incident": result.opened})
 
     # The reconciler's source of heartbeat timers.
 

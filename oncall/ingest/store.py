@@ -46,24 +46,35 @@ class Fired(Protocol):
 class Escalation(Protocol):
     """Paging a new incident's first level, in its opening transaction."""
 
-    def fire_in(self, conn: Connection, incident_id: int, step: Step, directory: Directory,
-                now: datetime, opened: Opened | None) -> Fired: ...
+    def fire_in(
+        self,
+        conn: Connection,
+        incident_id: int,
+        step: Step,
+        directory: Directory,
+        now: datetime,
+        opened: Opened | None,
+    ) -> Fired: ...
 
-    def first_timer_in(self, conn: Connection, incident_id: int, policy: Policy,
-                       now: datetime) -> JobSpec: ...
+    def first_timer_in(
+        self, conn: Connection, incident_id: int, policy: Policy, now: datetime
+    ) -> JobSpec: ...
 
 
 class Lifecycle(Protocol):
     """Closing, acknowledging and resolving incidents, in the caller's transaction."""
 
-    def close_in(self, conn: Connection, incident_id: int, resolved: bool,
-                 now: datetime) -> Followups: ...
+    def close_in(
+        self, conn: Connection, incident_id: int, resolved: bool, now: datetime
+    ) -> Followups: ...
 
-    def acknowledge_in(self, conn: Connection, incident_id: int, actor: str,
-                       now: datetime) -> Any: ...
+    def acknowledge_in(
+        self, conn: Connection, incident_id: int, actor: str, now: datetime
+    ) -> Any: ...
 
-    def resolve_in(self, conn: Connection, incident_id: int, actor: str, now: datetime,
-                   reason: str) -> Any: ...
+    def resolve_in(
+        self, conn: Connection, incident_id: int, actor: str, now: datetime, reason: str
+    ) -> Any: ...
 
 
 @dataclass
@@ -79,56 +90,91 @@ _insert_event = Prepared(insert(incident_events))
 
 # The hot path's statements, built once and compiled once (see oncall.db.fastpath).
 _find_open = Prepared(
-    select(incidents.c.id, incidents.c.firing_count, incidents.c.truncated_alerts)
-    .where(incidents.c.integration == bindparam("integration"),
-           incidents.c.dedup_key == bindparam("dedup_key"),
-           incidents.c.status != RESOLVED))
+    select(incidents.c.id, incidents.c.firing_count, incidents.c.truncated_alerts).where(
+        incidents.c.integration == bindparam("integration"),
+        incidents.c.dedup_key == bindparam("dedup_key"),
+        incidents.c.status != RESOLVED,
+    )
+)
 _find_occurrences = Prepared(
-    select(alerts.c.id, alerts.c.incident_id, alerts.c.status, alerts.c.fingerprint,
-           alerts.c.starts_at, incidents.c.status, incidents.c.firing_count)
+    select(
+        alerts.c.id,
+        alerts.c.incident_id,
+        alerts.c.status,
+        alerts.c.fingerprint,
+        alerts.c.starts_at,
+        incidents.c.status,
+        incidents.c.firing_count,
+    )
     .join(incidents, incidents.c.id == alerts.c.incident_id)
-    .where(alerts.c.integration == bindparam("integration"),
-           alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True))))
+    .where(
+        alerts.c.integration == bindparam("integration"),
+        alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True)),
+    )
+)
 _insert_incident = Prepared(insert(incidents).returning(*incidents.c))
 _insert_alert = Prepared(insert(alerts))
 _rekey_alert = Prepared(
-    update(alerts).where(alerts.c.id == bindparam("alert_id"))
-    .values(starts_at=bindparam("starts_at"), updated_at=bindparam("now")))
+    update(alerts)
+    .where(alerts.c.id == bindparam("alert_id"))
+    .values(starts_at=bindparam("starts_at"), updated_at=bindparam("now"))
+)
 _resolve_alert = Prepared(
-    update(alerts).where(alerts.c.id == bindparam("alert_id"))
-    .values(status="resolved", ends_at=bindparam("ends_at"), updated_at=bindparam("now")))
-_COUNTS = {"updated_at": bindparam("now"),
-           "alert_count": incidents.c.alert_count + bindparam("added"),
-           "firing_count": bindparam("firing"),
-           # NULL keeps the stored value: most changes leave it alone.
-           "truncated_alerts": func.coalesce(bindparam("truncated"),
-                                             incidents.c.truncated_alerts)}
+    update(alerts)
+    .where(alerts.c.id == bindparam("alert_id"))
+    .values(status="resolved", ends_at=bindparam("ends_at"), updated_at=bindparam("now"))
+)
+_COUNTS = {
+    "updated_at": bindparam("now"),
+    "alert_count": incidents.c.alert_count + bindparam("added"),
+    "firing_count": bindparam("firing"),
+    # NULL keeps the stored value: most changes leave it alone.
+    "truncated_alerts": func.coalesce(bindparam("truncated"), incidents.c.truncated_alerts),
+}
 _update_counts = Prepared(
-    update(incidents).where(incidents.c.id == bindparam("incident_id")).values(_COUNTS))
+    update(incidents).where(incidents.c.id == bindparam("incident_id")).values(_COUNTS)
+)
 _auto_resolve = Prepared(  # the counts and the resolution in one statement
-    update(incidents).where(incidents.c.id == bindparam("incident_id"))
-    .values({**_COUNTS, "status": RESOLVED, "resolved_at": bindparam("now"),
-             "resolved_by": SYSTEM_ACTOR, "next_due_at": None}))
+    update(incidents)
+    .where(incidents.c.id == bindparam("incident_id"))
+    .values(
+        {
+            **_COUNTS,
+            "status": RESOLVED,
+            "resolved_at": bindparam("now"),
+            "resolved_by": SYSTEM_ACTOR,
+            "next_due_at": None,
+        }
+    )
+)
 
 
 def open_incident_id(conn: Connection, integration: str, dedup_key: str) -> int | None:
     """Return the id of the open incident of (integration, dedup_key), or None."""
     found: int | None = _find_open.execute(
-        conn, {"integration": integration, "dedup_key": dedup_key}).scalar()
+        conn, {"integration": integration, "dedup_key": dedup_key}
+    ).scalar()
     return found
 
 
-def ingest_group(conn: Connection, integration: str, group: AlertGroup,
-                 directory: Directory, now: datetime, lifecycle: Lifecycle,
-                 escalation: Escalation) -> IngestResult:
+def ingest_group(
+    conn: Connection,
+    integration: str,
+    group: AlertGroup,
+    directory: Directory,
+    now: datetime,
+    lifecycle: Lifecycle,
+    escalation: Escalation,
+) -> IngestResult:
     """Apply one Alertmanager delivery and return which incidents it touched, opened, resolved.
 
     A new incident is routed and its first level paged in this same transaction (the
     first step is due at once; a timer would only add a round trip through Redis). A pure
     re-delivery reads and writes nothing more than the two look-ups.
     """
-    open_row = _find_open.execute(conn, {"integration": integration,
-                                         "dedup_key": group.group_key}).first()
+    open_row = _find_open.execute(
+        conn, {"integration": integration, "dedup_key": group.group_key}
+    ).first()
     open_incident = OpenIncident(*open_row) if open_row else None
     stored, open_firing = _stored_occurrences(conn, integration, group)
     changes = plan_delivery(group, open_incident, stored, open_firing)
@@ -137,8 +183,9 @@ def ingest_group(conn: Connection, integration: str, group: AlertGroup,
         result.incidents.append(open_incident.id)
     for change in changes:
         if change.incident_id is None:
-            incident_id = _open(conn, integration, group, change, directory, now, result,
-                                escalation)
+            incident_id = _open(
+                conn, integration, group, change, directory, now, result, escalation
+            )
         else:
             incident_id = _apply(conn, integration, change, now)
         if change.auto_resolves:
@@ -149,8 +196,15 @@ def ingest_group(conn: Connection, integration: str, group: AlertGroup,
     return result
 
 
-def ingest_event(conn: Connection, integration: str, event: Event, directory: Directory,
-                 now: datetime, lifecycle: Lifecycle, escalation: Escalation) -> IngestResult:
+def ingest_event(
+    conn: Connection,
+    integration: str,
+    event: Event,
+    directory: Directory,
+    now: datetime,
+    lifecycle: Lifecycle,
+    escalation: Escalation,
+) -> IngestResult:
     """Apply one Events v2 event (its dedup_key set) and return the incidents it touched.
 
     A trigger joins the open incident of its dedup_key, or opens one through the same path
@@ -162,27 +216,39 @@ def ingest_event(conn: Connection, integration: str, event: Event, directory: Di
     if event.action == "trigger":
         if open_id is not None:
             return IngestResult(incidents=[open_id])
-        lifecycles = conn.execute(select(func.count()).select_from(incidents).where(
-            incidents.c.integration == integration,
-            incidents.c.dedup_key == event.dedup_key)).scalar_one()
-        return ingest_group(conn, integration, trigger_group(event, lifecycles, now),
-                            directory, now, lifecycle, escalation)
+        lifecycles = conn.execute(
+            select(func.count())
+            .select_from(incidents)
+            .where(incidents.c.integration == integration, incidents.c.dedup_key == event.dedup_key)
+        ).scalar_one()
+        return ingest_group(
+            conn,
+            integration,
+            trigger_group(event, lifecycles, now),
+            directory,
+            now,
+            lifecycle,
+            escalation,
+        )
     if open_id is None:
         return IngestResult()
     if event.action == "acknowledge":
         action = lifecycle.acknowledge_in(conn, open_id, integration, now)
     else:
-        conn.execute(update(alerts).where(alerts.c.incident_id == open_id,
-                                          alerts.c.status == "firing")
-                     .values(status="resolved", ends_at=now, updated_at=now))
+        conn.execute(
+            update(alerts)
+            .where(alerts.c.incident_id == open_id, alerts.c.status == "firing")
+            .values(status="resolved", ends_at=now, updated_at=now)
+        )
         conn.execute(update(incidents).where(incidents.c.id == open_id).values(firing_count=0))
         action = lifecycle.resolve_in(conn, open_id, integration, now, "resolve event")
     resolved = [open_id] if event.action == "resolve" and action.changed else []
     return IngestResult(incidents=[open_id], resolved=resolved, followups=action.followups)
 
 
-def _stored_occurrences(conn: Connection, integration: str, group: AlertGroup
-                        ) -> tuple[list[KnownAlert], dict[int, int]]:
+def _stored_occurrences(
+    conn: Connection, integration: str, group: AlertGroup
+) -> tuple[list[KnownAlert], dict[int, int]]:
     """Return the stored occurrences of the group's fingerprints worth matching against.
 
     That is every exact (fingerprint, startsAt) match plus firing occurrences of open
@@ -193,23 +259,31 @@ def _stored_occurrences(conn: Connection, integration: str, group: AlertGroup
     stored: list[KnownAlert] = []
     open_firing: dict[int, int] = {}
     for start in range(0, len(fingerprints), _CHUNK):
-        rows = _find_occurrences.execute(conn, {
-            "integration": integration, "fingerprints": fingerprints[start:start + _CHUNK]}
+        rows = _find_occurrences.execute(
+            conn, {"integration": integration, "fingerprints": fingerprints[start : start + _CHUNK]}
         ).all()
         for alert_id, incident_id, status, fingerprint, starts_at, inc_status, firing in rows:
             is_open = inc_status != RESOLVED
             if (fingerprint, starts_at) not in wanted and not (is_open and status == "firing"):
                 continue  # an old occurrence: history, not part of this delivery
-            stored.append(KnownAlert(alert_id, incident_id, fingerprint, status, is_open,
-                                     starts_at))
+            stored.append(
+                KnownAlert(alert_id, incident_id, fingerprint, status, is_open, starts_at)
+            )
             if is_open:
                 open_firing[incident_id] = firing
     return stored, open_firing
 
 
-def _open(conn: Connection, integration: str, group: AlertGroup, change: IncidentChange,
-          directory: Directory, now: datetime, result: IngestResult,
-          escalation: Escalation) -> int:
+def _open(
+    conn: Connection,
+    integration: str,
+    group: AlertGroup,
+    change: IncidentChange,
+    directory: Directory,
+    now: datetime,
+    result: IngestResult,
+    escalation: Escalation,
+) -> int:
     """Open, route and page a new incident with the change's alerts; return its id.
 
     (A change that opens an incident always has a firing alert: plan_delivery opens none
@@ -217,29 +291,58 @@ def _open(conn: Connection, integration: str, group: AlertGroup, change: Inciden
     route = choose_route(directory.routes, group.common_labels)
     next_level, next_repeat, next_due = first_pointer(directory.policies.get(route.policy), now)
     firing = change.firing_after
-    incident = _insert_incident.execute(conn, {
-        "integration": integration, "dedup_key": group.group_key,
-        "status": TRIGGERED,
-        "title": group.title(), "severity": group.severity(), "labels": group.common_labels,
-        "annotations": group.common_annotations, "external_url": group.external_url,
-        "alert_count": len(change.add), "firing_count": firing,
-        "truncated_alerts": group.truncated_alerts, "created_at": now, "updated_at": now,
-        "route": route.describe(), "policy": route.policy,
-        "notify_resolved": route.notify_resolved, "next_level": next_level,
-        "next_repeat": next_repeat, "next_due_at": next_due,
-    }).one()
+    incident = _insert_incident.execute(
+        conn,
+        {
+            "integration": integration,
+            "dedup_key": group.group_key,
+            "status": TRIGGERED,
+            "title": group.title(),
+            "severity": group.severity(),
+            "labels": group.common_labels,
+            "annotations": group.common_annotations,
+            "external_url": group.external_url,
+            "alert_count": len(change.add),
+            "firing_count": firing,
+            "truncated_alerts": group.truncated_alerts,
+            "created_at": now,
+            "updated_at": now,
+            "route": route.describe(),
+            "policy": route.policy,
+            "notify_resolved": route.notify_resolved,
+            "next_level": next_level,
+            "next_repeat": next_repeat,
+            "next_due_at": next_due,
+        },
+    ).one()
     incident_id: int = incident.id
     result.opened.append(incident_id)
-    events = [entry(incident_id, now, "incident.triggered", integration,
-                    {"title": group.title(), "severity": group.severity(),
-                     "dedup_key": group.group_key})]
+    events = [
+        entry(
+            incident_id,
+            now,
+            "incident.triggered",
+            integration,
+            {"title": group.title(), "severity": group.severity(), "dedup_key": group.group_key},
+        )
+    ]
     _write_alerts(conn, integration, incident_id, change, now, events)
-    events.append(entry(incident_id, now, "incident.routed", SYSTEM_ACTOR,
-                        {"route": route.describe(), "policy": route.policy}))
+    events.append(
+        entry(
+            incident_id,
+            now,
+            "incident.routed",
+            SYSTEM_ACTOR,
+            {"route": route.describe(), "policy": route.policy},
+        )
+    )
     _insert_event.execute(conn, events)  # before the step's: the timeline is in id order
     first = change.add[0] if change.add else None
-    opened = Opened(incident, [a.generator_url for a in change.add[:SOURCE_URLS_READ]],
-                    first.annotations if first is not None else None)
+    opened = Opened(
+        incident,
+        [a.generator_url for a in change.add[:SOURCE_URLS_READ]],
+        first.annotations if first is not None else None,
+    )
     try:
         with savepoint(conn):
             fired = escalation.fire_in(conn, incident_id, FIRST_STEP, directory, now, opened)
@@ -248,8 +351,9 @@ def _open(conn: Connection, integration: str, group: AlertGroup, change: Inciden
     except exc.SQLAlchemyError:
         # The alert is kept whatever happens to its first page: the step becomes a timer,
         # due now, retried and reconciled like every other step.
-        log.warning("first step failed, left to its timer", exc_info=True,
-                    extra={"incident": incident_id})
+        log.warning(
+            "first step failed, left to its timer", exc_info=True, extra={"incident": incident_id}
+        )
         policy = directory.policies[route.policy]
         result.followups.jobs.append(escalation.first_timer_in(conn, incident_id, policy, now))
     return incident_id
@@ -261,68 +365,127 @@ def _apply(conn: Connection, integration: str, change: IncidentChange, now: date
     assert incident_id is not None
     events: list[dict[str, Any]] = []
     _write_alerts(conn, integration, incident_id, change, now, events)
-    (_auto_resolve if change.auto_resolves else _update_counts).execute(conn, {
-        "incident_id": incident_id, "now": now, "added": len(change.add),
-        "firing": change.firing_after, "truncated": change.truncated_alerts})
+    (_auto_resolve if change.auto_resolves else _update_counts).execute(
+        conn,
+        {
+            "incident_id": incident_id,
+            "now": now,
+            "added": len(change.add),
+            "firing": change.firing_after,
+            "truncated": change.truncated_alerts,
+        },
+    )
     if change.auto_resolves:
-        events.append(entry(incident_id, now, "incident.resolved", SYSTEM_ACTOR,
-                            {"reason": "all alerts resolved"}))
+        events.append(
+            entry(
+                incident_id,
+                now,
+                "incident.resolved",
+                SYSTEM_ACTOR,
+                {"reason": "all alerts resolved"},
+            )
+        )
     if events:
         _insert_event.execute(conn, events)
     return incident_id
 
 
-def _write_alerts(conn: Connection, integration: str, incident_id: int,
-                  change: IncidentChange, now: datetime, events: list[dict[str, Any]]) -> None:
+def _write_alerts(
+    conn: Connection,
+    integration: str,
+    incident_id: int,
+    change: IncidentChange,
+    now: datetime,
+    events: list[dict[str, Any]],
+) -> None:
     """Re-key, add and resolve the change's alerts; append their timeline entries."""
     if change.rekey:
-        _rekey_alert.execute(conn, [{"alert_id": alert_id, "starts_at": starts_at, "now": now}
-                                    for alert_id, starts_at in change.rekey])
+        _rekey_alert.execute(
+            conn,
+            [
+                {"alert_id": alert_id, "starts_at": starts_at, "now": now}
+                for alert_id, starts_at in change.rekey
+            ],
+        )
     if change.add:
-        _insert_alert.execute(conn, [
-            {"incident_id": incident_id, "integration": integration,
-             "fingerprint": a.fingerprint, "starts_at": a.starts_at, "status": a.status,
-             "labels": a.labels, "annotations": a.annotations, "ends_at": a.ends_at,
-             "generator_url": a.generator_url, "created_at": now, "updated_at": now}
-            for a in change.add])
-        events.append(entry(incident_id, now, "alert.added", integration,
-                            _alert_detail([a.fingerprint for a in change.add])))
+        _insert_alert.execute(
+            conn,
+            [
+                {
+                    "incident_id": incident_id,
+                    "integration": integration,
+                    "fingerprint": a.fingerprint,
+                    "starts_at": a.starts_at,
+                    "status": a.status,
+                    "labels": a.labels,
+                    "annotations": a.annotations,
+                    "ends_at": a.ends_at,
+                    "generator_url": a.generator_url,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for a in change.add
+            ],
+        )
+        events.append(
+            entry(
+                incident_id,
+                now,
+                "alert.added",
+                integration,
+                _alert_detail([a.fingerprint for a in change.add]),
+            )
+        )
     if change.resolve:
-        _resolve_alert.execute(conn, [{"alert_id": alert_id, "ends_at": ends_at, "now": now}
-                                      for alert_id, _, ends_at in change.resolve])
+        _resolve_alert.execute(
+            conn,
+            [
+                {"alert_id": alert_id, "ends_at": ends_at, "now": now}
+                for alert_id, _, ends_at in change.resolve
+            ],
+        )
     resolved = [fingerprint for _, fingerprint, _ in change.resolve]
     resolved += [a.fingerprint for a in change.add if a.status == "resolved"]
     if resolved:
-        events.append(entry(incident_id, now, "alert.resolved", integration,
-                            _alert_detail(resolved)))
+        events.append(
+            entry(incident_id, now, "alert.resolved", integration, _alert_detail(resolved))
+        )
 
 
 def _alert_detail(fingerprints: Sequence[str]) -> dict[str, Any]:
     return {"count": len(fingerprints), "fingerprints": list(fingerprints[:_EVENT_FINGERPRINTS])}
 
 
-def ping(conn: Connection, heartbeat: Integration, now: datetime,
-         lifecycle: Lifecycle) -> tuple[datetime, Followups]:
+def ping(
+    conn: Connection, heartbeat: Integration, now: datetime, lifecycle: Lifecycle
+) -> tuple[datetime, Followups]:
     """Record a ping: arm the next deadline and resolve the heartbeat's open incident.
 
     Returns the deadline (for the timer) and what Redis must do after commit.
     """
     deadline = now + heartbeat.deadline_after
     values = {"last_ping_at": now, "deadline_at": deadline}
-    if not conn.execute(update(heartbeats).where(heartbeats.c.name == heartbeat.name)
-                        .values(**values)).rowcount:
+    if not conn.execute(
+        update(heartbeats).where(heartbeats.c.name == heartbeat.name).values(**values)
+    ).rowcount:
         conn.execute(insert(heartbeats).values(name=heartbeat.name, **values))
     followups = Followups()
     open_id = open_incident_id(conn, heartbeat.name, dedup_key(heartbeat.name))
     if open_id is not None:
-        followups = lifecycle.resolve_in(conn, open_id, heartbeat.name, now,
-                                         "heartbeat ping").followups
+        followups = lifecycle.resolve_in(
+            conn, open_id, heartbeat.name, now, "heartbeat ping"
+        ).followups
     return deadline, followups
 
 
-def check_heartbeat(conn: Connection, heartbeat: Integration, directory: Directory,
-                    now: datetime, lifecycle: Lifecycle,
-                    escalation: Escalation) -> IngestResult:
+def check_heartbeat(
+    conn: Connection,
+    heartbeat: Integration,
+    directory: Directory,
+    now: datetime,
+    lifecycle: Lifecycle,
+    escalation: Escalation,
+) -> IngestResult:
     """Open an incident if the armed deadline has passed without a ping; else do nothing.
 
     The deadline is claimed with a conditional UPDATE, so a duplicate or stale timer (a ping
@@ -331,9 +494,11 @@ def check_heartbeat(conn: Connection, heartbeat: Integration, directory: Directo
     row = conn.execute(select(heartbeats).where(heartbeats.c.name == heartbeat.name)).first()
     if row is None or row.deadline_at is None or row.deadline_at > now:
         return IngestResult()
-    claimed = conn.execute(update(heartbeats).where(
-        heartbeats.c.name == heartbeat.name, heartbeats.c.deadline_at == row.deadline_at)
-        .values(deadline_at=None, missed=row.missed + 1)).rowcount
+    claimed = conn.execute(
+        update(heartbeats)
+        .where(heartbeats.c.name == heartbeat.name, heartbeats.c.deadline_at == row.deadline_at)
+        .values(deadline_at=None, missed=row.missed + 1)
+    ).rowcount
     if claimed != 1:
         return IngestResult()
     group = missed_group(heartbeat, row.last_ping_at, row.deadline_at, row.missed + 1)
@@ -342,6 +507,11 @@ def check_heartbeat(conn: Connection, heartbeat: Integration, directory: Directo
 
 def armed_heartbeats(conn: Connection) -> list[tuple[str, datetime]]:
     """Return every armed deadline: what the escalation job store must hold."""
-    return [(name, deadline) for name, deadline in conn.execute(
-        select(heartbeats.c.name, heartbeats.c.deadline_at)
-        .where(heartbeats.c.deadline_at.is_not(None)))]
+    return [
+        (name, deadline)
+        for name, deadline in conn.execute(
+            select(heartbeats.c.name, heartbeats.c.deadline_at).where(
+                heartbeats.c.deadline_at.is_not(None)
+            )
+        )
+    ]

@@ -30,9 +30,11 @@ class HttpPoster:
             # No cookie jar: a receiver's cookies must not ride along to the next receiver
             # (another user's endpoint).
             self._session = aiohttp.ClientSession(
-                timeout=self.timeout, cookie_jar=aiohttp.DummyCookieJar(),
+                timeout=self.timeout,
+                cookie_jar=aiohttp.DummyCookieJar(),
                 connector=aiohttp.TCPConnector(limit_per_host=MAX_CONNECTIONS_PER_HOST),
-                headers={"User-Agent": USER_AGENT})
+                headers={"User-Agent": USER_AGENT},
+            )
         return self._session
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> None:
@@ -44,8 +46,9 @@ class HttpPoster:
         webhook URLs do).
         """
         try:
-            async with self._open().post(url, data=body, headers=headers,
-                                         allow_redirects=False) as response:
+            async with self._open().post(
+                url, data=body, headers=headers, allow_redirects=False
+            ) as response:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
                 # Read (a bounded part) before leaving: a connection whose answer was read
@@ -59,9 +62,11 @@ class HttpPoster:
         if outcome == DELIVERED:
             return
         snippet = answer.decode(errors="replace")[:200]
-        raise DeliveryError(f"HTTP {status}: {snippet}".strip(),
-                            permanent=outcome == PERMANENT,
-                            retry_after=parse_retry_after(retry_after, self.clock()))
+        raise DeliveryError(
+            f"HTTP {status}: {snippet}".strip(),
+            permanent=outcome == PERMANENT,
+            retry_after=parse_retry_after(retry_after, self.clock()),
+        )
 
     async def close(self) -> None:
         if self._session is not None:

@@ -72,8 +72,7 @@ def verify(key: bytes, token: str, now: datetime) -> LinkClaim:
         raise InvalidLink("this link is not valid")
     try:
         incident, action, user, expiry = payload.decode().split(":")
-        claim = LinkClaim(int(incident), action, user,
-                          datetime.fromtimestamp(int(expiry), UTC))
+        claim = LinkClaim(int(incident), action, user, datetime.fromtimestamp(int(expiry), UTC))
     except (ValueError, UnicodeDecodeError):
         raise InvalidLink("this link is malformed") from None
     if claim.action not in ACTIONS:

@@ -80,17 +80,25 @@ def text_body(page: Page) -> str:
 def html_body(page: Page) -> str:
     """Return the HTML part of the e-mail (every value escaped)."""
     esc = html.escape
-    rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>"
-                   for k, v in sorted(page.labels.items())[:MAX_LABELS_SHOWN])
-    links = "".join(f'<li>{esc(n)}: <a href="{esc(u)}">{esc(u)}</a></li>'
-                    for n, u in _source_lines(page))
-    buttons = " ".join(f'<a href="{esc(u)}" style="padding:6px 12px;border:1px solid #333">'
-                       f"{esc(a.capitalize())}</a>" for a, u in page.links.items())
-    return (f"<html><body><h2>{esc(page.headline)}</h2>"
-            f"<p>{esc(page.summary)}</p><p>{esc(page.description)}</p>"
-            f"<p>Alerts: {page.alert_count}</p><table>{rows}</table><ul>{links}</ul>"
-            f"<p>{buttons}</p><p><small>Delivery {page.delivery_id} for {esc(page.user)}"
-            f"</small></p></body></html>")
+    rows = "".join(
+        f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>"
+        for k, v in sorted(page.labels.items())[:MAX_LABELS_SHOWN]
+    )
+    links = "".join(
+        f'<li>{esc(n)}: <a href="{esc(u)}">{esc(u)}</a></li>' for n, u in _source_lines(page)
+    )
+    buttons = " ".join(
+        f'<a href="{esc(u)}" style="padding:6px 12px;border:1px solid #333">'
+        f"{esc(a.capitalize())}</a>"
+        for a, u in page.links.items()
+    )
+    return (
+        f"<html><body><h2>{esc(page.headline)}</h2>"
+        f"<p>{esc(page.summary)}</p><p>{esc(page.description)}</p>"
+        f"<p>Alerts: {page.alert_count}</p><table>{rows}</table><ul>{links}</ul>"
+        f"<p>{buttons}</p><p><small>Delivery {page.delivery_id} for {esc(page.user)}"
+        f"</small></p></body></html>"
+    )
 
 
 def webhook_json(page: Page) -> dict[str, Any]:
@@ -99,15 +107,24 @@ def webhook_json(page: Page) -> dict[str, Any]:
         "event": page.event,
         "delivery": page.delivery_id,
         "incident": {
-            "id": page.incident_id, "status": page.status, "title": page.title,
-            "severity": page.severity, "labels": page.labels, "annotations": page.annotations,
-            "alert_count": page.alert_count, "url": page.incident_url,
+            "id": page.incident_id,
+            "status": page.status,
+            "title": page.title,
+            "severity": page.severity,
+            "labels": page.labels,
+            "annotations": page.annotations,
+            "alert_count": page.alert_count,
+            "url": page.incident_url,
         },
         "level": page.level,
         "repeat": page.repeat,
         "user": page.user,
-        "links": {"incident": page.incident_url, "sources": list(page.source_urls),
-                  "alertmanager": page.external_url, **page.links},
+        "links": {
+            "incident": page.incident_url,
+            "sources": list(page.source_urls),
+            "alertmanager": page.external_url,
+            **page.links,
+        },
     }
 
 
@@ -117,15 +134,38 @@ def slack_json(page: Page) -> dict[str, Any]:
     link_text = " | ".join(f"<{u}|{n}>" for n, u in _source_lines(page))
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": page.headline[:150]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": (
-            f"*Severity:* {page.severity}   *Alerts:* {page.alert_count}\n"
-            f"{page.summary}\n{labels}")[:3000]}},
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": (
+                    f"*Severity:* {page.severity}   *Alerts:* {page.alert_count}\n"
+                    f"{page.summary}\n{labels}"
+                )[:3000],
+            },
+        },
         {"type": "section", "text": {"type": "mrkdwn", "text": link_text[:3000]}},
     ]
     if page.links:
-        blocks.append({"type": "actions", "elements": [
-            {"type": "button", "text": {"type": "plain_text", "text": action.capitalize()},
-             "url": url} for action, url in page.links.items()]})
-    blocks.append({"type": "context", "elements": [
-        {"type": "mrkdwn", "text": f"delivery {page.delivery_id} for {page.user}"}]})
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": action.capitalize()},
+                        "url": url,
+                    }
+                    for action, url in page.links.items()
+                ],
+            }
+        )
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {"type": "mrkdwn", "text": f"delivery {page.delivery_id} for {page.user}"}
+            ],
+        }
+    )
     return {"text": page.headline, "blocks": blocks}

@@ -48,9 +48,17 @@ class Notifier:
 
     job_store = NOTIFICATION  # the job store of its retries (for the reconciler)
 
-    def __init__(self, db: Database, directory: DirectoryHolder, settings: Settings,
-                 clock: Clock, metrics: Metrics, timers: Timers, background: Background,
-                 link_key: bytes) -> None:
+    def __init__(
+        self,
+        db: Database,
+        directory: DirectoryHolder,
+        settings: Settings,
+        clock: Clock,
+        metrics: Metrics,
+        timers: Timers,
+        background: Background,
+        link_key: bytes,
+    ) -> None:
         self.db = db
         self.directory = directory
         self.clock = clock
@@ -67,14 +75,22 @@ class Notifier:
 
     # Inside another domain's transaction.
 
-    def write_pages_in(self, conn: Connection, incident_id: int, level: int, repeat: int,
-                       users: Sequence[User], now: datetime,
-                       opened: Opened | None) -> list[Claimed]:
+    def write_pages_in(
+        self,
+        conn: Connection,
+        incident_id: int,
+        level: int,
+        repeat: int,
+        users: Sequence[User],
+        now: datetime,
+        opened: Opened | None,
+    ) -> list[Claimed]:
         """Write a level's pages, their first attempts claimed; return the claims."""
         return store.create_pages(conn, incident_id, level, repeat, users, now, opened)
 
-    def close_pages_in(self, conn: Connection, incident_id: int, resolved: bool,
-                       now: datetime) -> Followups:
+    def close_pages_in(
+        self, conn: Connection, incident_id: int, resolved: bool, now: datetime
+    ) -> Followups:
         """Cancel a closed incident's unsent pages; on resolution queue its resolved
         messages. Returns the jobs to remove and the messages to send."""
         return store.on_incident_closed(conn, incident_id, resolved, now)
@@ -95,8 +111,10 @@ class Notifier:
             await self.send(claimed, self.clock())
         except Exception as error:  # recording failed: the lease runs out, a job resends
             row = claimed.notification
-            log.warning("recording a delivery failed; it is sent again after its lease",
-                        extra={"notification": row.id, "error": repr(error)})
+            log.warning(
+                "recording a delivery failed; it is sent again after its lease",
+                extra={"notification": row.id, "error": repr(error)},
+            )
             self.timers.schedule([delivery_job(row.id, row.next_attempt_at)])
 
     def link(self, incident_id: int, action: str, user: str, now: datetime) -> str:
@@ -108,19 +126,32 @@ class Notifier:
         """Return the page for a claimed attempt, with action links on trigger pages."""
         row, incident = claimed.notification, claimed.incident
         resolved = row.kind == "resolved"
-        action_links = {} if resolved else {
-            action: self.link(incident.id, action, row.user_name, now)
-            for action in links.ACTIONS}
+        action_links = (
+            {}
+            if resolved
+            else {
+                action: self.link(incident.id, action, row.user_name, now)
+                for action in links.ACTIONS
+            }
+        )
         return Page(
             delivery_id=row.id,
             event="incident.resolved" if resolved else "incident.triggered",
-            incident_id=incident.id, status=incident.status, title=incident.title,
-            severity=incident.severity, labels=dict(incident.labels),
-            annotations=claimed.annotations, level=row.level, repeat=row.repeat,
-            user=row.user_name, alert_count=incident.alert_count,
+            incident_id=incident.id,
+            status=incident.status,
+            title=incident.title,
+            severity=incident.severity,
+            labels=dict(incident.labels),
+            annotations=claimed.annotations,
+            level=row.level,
+            repeat=row.repeat,
+            user=row.user_name,
+            alert_count=incident.alert_count,
             incident_url=f"{self.public_url}/api/v1/incidents/{incident.id}",
-            external_url=incident.external_url, source_urls=claimed.source_urls,
-            links=action_links)
+            external_url=incident.external_url,
+            source_urls=claimed.source_urls,
+            links=action_links,
+        )
 
     def contact(self, user_name: str, index: int) -> Contact:
         """Return a user's contact by its index; raises DeliveryError(permanent) when the
@@ -135,8 +166,10 @@ class Notifier:
         now = self.clock()
         claimed = await self.db.run(store.claim, notification_id, now)
         if isinstance(claimed, str):
-            log.debug("delivery job did nothing", extra={"notification": notification_id,
-                                                         "reason": claimed})
+            log.debug(
+                "delivery job did nothing",
+                extra={"notification": notification_id, "reason": claimed},
+            )
             return "stale"
         return await self.send(claimed, now)
 
@@ -159,12 +192,22 @@ class Notifier:
             outcome, error = RETRY, f"{type(failure).__name__}: {failure}"
         duration_ms = int((time.perf_counter() - started) * 1000)
         self.metrics.notifications.labels(row.contact_type, outcome).inc()
-        log.info("delivery attempt", extra={
-            "notification": row.id, "incident": row.incident_id, "user": row.user_name,
-            "contact": row.contact_type, "attempt": claimed.attempt, "outcome": outcome,
-            "ms": duration_ms, "error": error})
-        following = await self._record(Attempt(row, claimed.attempt, outcome, error,
-                                               duration_ms, retry_after))
+        log.info(
+            "delivery attempt",
+            extra={
+                "notification": row.id,
+                "incident": row.incident_id,
+                "user": row.user_name,
+                "contact": row.contact_type,
+                "attempt": claimed.attempt,
+                "outcome": outcome,
+                "ms": duration_ms,
+                "error": error,
+            },
+        )
+        following = await self._record(
+            Attempt(row, claimed.attempt, outcome, error, duration_ms, retry_after)
+        )
         if following is not None:
             self.timers.schedule([following])
         return outcome
@@ -183,9 +226,12 @@ class Notifier:
     async def _record_queued(self) -> None:
         queued, self._to_record = self._to_record, []
         try:
-            following = await self.db.run(store.record_attempts,
-                                          [attempt for attempt, _ in queued],
-                                          self.retry_base, self.clock())
+            following = await self.db.run(
+                store.record_attempts,
+                [attempt for attempt, _ in queued],
+                self.retry_base,
+                self.clock(),
+            )
         except asyncio.CancelledError:  # a shutdown past its grace: the senders stop too
             for _, recorded in queued:
                 recorded.cancel()
@@ -201,8 +247,9 @@ class Notifier:
 
     # Reading.
 
-    async def list_notifications(self, statuses: Sequence[str], incident_id: int | None,
-                                 limit: int) -> list[tuple[Any, list[Any]]]:
+    async def list_notifications(
+        self, statuses: Sequence[str], incident_id: int | None, limit: int
+    ) -> list[tuple[Any, list[Any]]]:
         """Return notifications, newest first, each with its attempts (oldest first)."""
         return await self.db.run(store.list_notifications, statuses, incident_id, limit)
 

@@ -43,9 +43,11 @@ class Attempt(NamedTuple):
     retry_after: timedelta | None
 
 
-def page_sources(generator_urls: Iterable[str], incident_annotations: Mapping[str, Any],
-                 first_annotations: Callable[[], Mapping[str, Any] | None]
-                 ) -> tuple[tuple[str, ...], dict[str, Any]]:
+def page_sources(
+    generator_urls: Iterable[str],
+    incident_annotations: Mapping[str, Any],
+    first_annotations: Callable[[], Mapping[str, Any] | None],
+) -> tuple[tuple[str, ...], dict[str, Any]]:
     """Return a page's source links and annotations from the incident's first alerts'
     generator URLs (in order) and its common annotations; `first_annotations` returns the
     first alert's, asked for only when the group has no common summary."""

@@ -41,46 +41,87 @@ _find_page = Prepared(select(outbox).where(outbox.c.id == bindparam("notificatio
 _find_incident = Prepared(select(incidents).where(incidents.c.id == bindparam("incident_id")))
 _cancel_pages = Prepared(  # cancels and names the cancelled in one statement
     update(outbox)
-    .where(outbox.c.incident_id == bindparam("of_incident"), outbox.c.kind == "trigger",
-           outbox.c.status == "pending")
+    .where(
+        outbox.c.incident_id == bindparam("of_incident"),
+        outbox.c.kind == "trigger",
+        outbox.c.status == "pending",
+    )
     .values(status="cancelled", next_attempt_at=None, updated_at=bindparam("now"))
-    .returning(outbox.c.id))
+    .returning(outbox.c.id)
+)
 _paged_contacts = Prepared(
     select(outbox.c.user_name, outbox.c.contact_index, outbox.c.contact_type)
     .distinct()
-    .where(outbox.c.incident_id == bindparam("incident_id"),
-           outbox.c.kind == "trigger", outbox.c.status == "sent")
-    .order_by(outbox.c.user_name, outbox.c.contact_index))
+    .where(
+        outbox.c.incident_id == bindparam("incident_id"),
+        outbox.c.kind == "trigger",
+        outbox.c.status == "sent",
+    )
+    .order_by(outbox.c.user_name, outbox.c.contact_index)
+)
 _claim_page = Prepared(
     update(outbox)
-    .where(outbox.c.id == bindparam("notification_id"), outbox.c.status == "pending",
-           outbox.c.attempts == bindparam("attempts"))
-    .values(attempts=bindparam("next_attempt"), next_attempt_at=bindparam("lease_until"),
-            updated_at=bindparam("now")))
+    .where(
+        outbox.c.id == bindparam("notification_id"),
+        outbox.c.status == "pending",
+        outbox.c.attempts == bindparam("attempts"),
+    )
+    .values(
+        attempts=bindparam("next_attempt"),
+        next_attempt_at=bindparam("lease_until"),
+        updated_at=bindparam("now"),
+    )
+)
 _source_urls = Prepared(
     select(alerts.c.generator_url)
     .where(alerts.c.incident_id == bindparam("incident_id"))
-    .order_by(alerts.c.id).limit(SOURCE_URLS_READ))
+    .order_by(alerts.c.id)
+    .limit(SOURCE_URLS_READ)
+)
 _first_annotations = Prepared(
     select(alerts.c.annotations)
     .where(alerts.c.incident_id == bindparam("incident_id"))
-    .order_by(alerts.c.id).limit(1))
+    .order_by(alerts.c.id)
+    .limit(1)
+)
 _insert_attempt = Prepared(insert(notification_attempts))
 _update_page = update(outbox).where(outbox.c.id == bindparam("notification_id"))
-_page_sent = Prepared(_update_page.values(
-    status="sent", sent_at=bindparam("now"), next_attempt_at=None, last_error=None,
-    updated_at=bindparam("now")))
-_page_failed = Prepared(_update_page.values(
-    status="failed", next_attempt_at=None, last_error=bindparam("error"),
-    updated_at=bindparam("now")))
-_page_retry = Prepared(_update_page.values(
-    next_attempt_at=bindparam("next_at"), last_error=bindparam("error"),
-    updated_at=bindparam("now")))
+_page_sent = Prepared(
+    _update_page.values(
+        status="sent",
+        sent_at=bindparam("now"),
+        next_attempt_at=None,
+        last_error=None,
+        updated_at=bindparam("now"),
+    )
+)
+_page_failed = Prepared(
+    _update_page.values(
+        status="failed",
+        next_attempt_at=None,
+        last_error=bindparam("error"),
+        updated_at=bindparam("now"),
+    )
+)
+_page_retry = Prepared(
+    _update_page.values(
+        next_attempt_at=bindparam("next_at"),
+        last_error=bindparam("error"),
+        updated_at=bindparam("now"),
+    )
+)
 
 
-def _add_pages(conn: Connection, incident_id: int, kind: str, level: int, repeat: int,
-               targets: list[tuple[str, int, str]], now: datetime,
-               known: Opened | Row[Any] | None = None) -> list[Claimed]:
+def _add_pages(
+    conn: Connection,
+    incident_id: int,
+    kind: str,
+    level: int,
+    repeat: int,
+    targets: list[tuple[str, int, str]],
+    now: datetime,
+    known: Opened | Row[Any] | None = None,
+) -> list[Claimed]:
     """Write the pages with their first attempt already claimed (leased, attempt 1), and
     return the claims: each page goes out without another transaction.
     `known`: the incident when the caller has it, as this transaction inserted it
@@ -90,26 +131,46 @@ def _add_pages(conn: Connection, incident_id: int, kind: str, level: int, repeat
         return []
     if isinstance(known, Opened):
         incident, first = known.incident, known.first_annotations
-        urls, annotations = page_sources(known.generator_urls, incident.annotations,
-                                         lambda: first)
+        urls, annotations = page_sources(known.generator_urls, incident.annotations, lambda: first)
     else:
-        incident = known if known is not None else _find_incident.execute(
-            conn, {"incident_id": incident_id}).one()
+        incident = (
+            known
+            if known is not None
+            else _find_incident.execute(conn, {"incident_id": incident_id}).one()
+        )
         urls, annotations = _page_sources(conn, incident)
     claims = []
     for user_name, contact_index, contact_type in targets:
-        row = _insert_page.execute(conn, {
-            "incident_id": incident_id, "kind": kind, "level": level, "repeat": repeat,
-            "user_name": user_name, "contact_index": contact_index,
-            "contact_type": contact_type, "status": "pending", "attempts": 1,
-            "next_attempt_at": now + LEASE, "created_at": now, "updated_at": now}).one()
+        row = _insert_page.execute(
+            conn,
+            {
+                "incident_id": incident_id,
+                "kind": kind,
+                "level": level,
+                "repeat": repeat,
+                "user_name": user_name,
+                "contact_index": contact_index,
+                "contact_type": contact_type,
+                "status": "pending",
+                "attempts": 1,
+                "next_attempt_at": now + LEASE,
+                "created_at": now,
+                "updated_at": now,
+            },
+        ).one()
         claims.append(Claimed(row, incident, 1, urls, annotations))
     return claims
 
 
-def create_pages(conn: Connection, incident_id: int, level: int, repeat: int,
-                 users: Sequence[User], now: datetime,
-                 opened: Opened | None = None) -> list[Claimed]:
+def create_pages(
+    conn: Connection,
+    incident_id: int,
+    level: int,
+    repeat: int,
+    users: Sequence[User],
+    now: datetime,
+    opened: Opened | None = None,
+) -> list[Claimed]:
     """Write one pending row per contact of each user paged by a level; return the claims.
 
     Called inside the escalation step's transaction, so a step never fires without its
@@ -119,8 +180,15 @@ def create_pages(conn: Connection, incident_id: int, level: int, repeat: int,
     skipped = []
     for user in users:
         if not user.contacts:
-            skipped.append(entry(incident_id, now, "notification.skipped", SYSTEM_ACTOR,
-                                 {"user": user.name, "reason": "no contact methods"}))
+            skipped.append(
+                entry(
+                    incident_id,
+                    now,
+                    "notification.skipped",
+                    SYSTEM_ACTOR,
+                    {"user": user.name, "reason": "no contact methods"},
+                )
+            )
         targets += [(user.name, c.index, c.type) for c in user.contacts]
     if skipped:
         _insert_event.execute(conn, skipped)
@@ -129,8 +197,7 @@ def create_pages(conn: Connection, incident_id: int, level: int, repeat: int,
 
 def stop_pages(conn: Connection, incident_id: int, now: datetime) -> list[int]:
     """Cancel the incident's pages not yet sent; return their ids (their jobs to remove)."""
-    return sorted(_cancel_pages.execute(conn, {"of_incident": incident_id,
-                                               "now": now}).scalars())
+    return sorted(_cancel_pages.execute(conn, {"of_incident": incident_id, "now": now}).scalars())
 
 
 def resolved_messages(conn: Connection, incident_id: int, now: datetime) -> list[Claimed]:
@@ -140,15 +207,16 @@ def resolved_messages(conn: Connection, incident_id: int, now: datetime) -> list
     if not incident.notify_resolved:
         return []
     paged = _paged_contacts.execute(conn, {"incident_id": incident_id}).all()
-    return _add_pages(conn, incident_id, "resolved", 0, 0, [tuple(r) for r in paged], now,
-                      incident)
+    return _add_pages(conn, incident_id, "resolved", 0, 0, [tuple(r) for r in paged], now, incident)
 
 
-def on_incident_closed(conn: Connection, incident_id: int, resolved: bool,
-                       now: datetime) -> Followups:
+def on_incident_closed(
+    conn: Connection, incident_id: int, resolved: bool, now: datetime
+) -> Followups:
     """Stop unsent pages, and on resolution queue the resolved messages."""
-    followups = Followups(removed=[(NOTIFICATION, delivery_job_id(n))
-                                   for n in stop_pages(conn, incident_id, now)])
+    followups = Followups(
+        removed=[(NOTIFICATION, delivery_job_id(n)) for n in stop_pages(conn, incident_id, now)]
+    )
     if resolved:
         followups.pages += resolved_messages(conn, incident_id, now)
     return followups
@@ -172,27 +240,37 @@ def claim(conn: Connection, notification_id: int, now: datetime) -> Claimed | st
     if row.kind == "trigger" and incident.status != TRIGGERED:
         stop_pages(conn, incident.id, now)  # the backstop when cancelling failed
         return f"incident is {incident.status}"
-    claimed = _claim_page.execute(conn, {
-        "notification_id": notification_id, "attempts": row.attempts,
-        "next_attempt": row.attempts + 1, "lease_until": now + LEASE, "now": now}).rowcount
+    claimed = _claim_page.execute(
+        conn,
+        {
+            "notification_id": notification_id,
+            "attempts": row.attempts,
+            "next_attempt": row.attempts + 1,
+            "lease_until": now + LEASE,
+            "now": now,
+        },
+    ).rowcount
     if claimed != 1:
         return "claimed by another run"
     urls, annotations = _page_sources(conn, incident)
     return Claimed(row, incident, row.attempts + 1, urls, annotations)
 
 
-def _page_sources(conn: Connection, incident: Row[Any]
-                  ) -> tuple[tuple[str, ...], dict[str, Any]]:
+def _page_sources(conn: Connection, incident: Row[Any]) -> tuple[tuple[str, ...], dict[str, Any]]:
     """Return a page's source links (the alerts' generator URLs) and its annotations."""
     params = {"incident_id": incident.id}
     # The first alert's annotations are read apart from the links, and only when needed:
     # decoding every alert's annotations would cost more than the rest of writing the page.
-    return page_sources(_source_urls.execute(conn, params).scalars(), incident.annotations,
-                        lambda: _first_annotations.execute(conn, params).scalar())
+    return page_sources(
+        _source_urls.execute(conn, params).scalars(),
+        incident.annotations,
+        lambda: _first_annotations.execute(conn, params).scalar(),
+    )
 
 
-def record_attempts(conn: Connection, attempts: Sequence[Attempt], retry_base: timedelta,
-                    now: datetime) -> list[JobSpec | None]:
+def record_attempts(
+    conn: Connection, attempts: Sequence[Attempt], retry_base: timedelta, now: datetime
+) -> list[JobSpec | None]:
     """Store attempts and their consequences; return the job of each one's next attempt
     (in order), if any.
 
@@ -203,54 +281,98 @@ def record_attempts(conn: Connection, attempts: Sequence[Attempt], retry_base: t
     """
     delivered = [a for a in attempts if a.outcome == DELIVERED]
     if delivered:
-        _insert_attempt.execute(conn, [
-            {"notification_id": a.row.id, "at": now, "outcome": a.outcome, "error": a.error,
-             "duration_ms": a.duration_ms} for a in delivered])
-        _page_sent.execute(conn, [{"notification_id": a.row.id, "now": now}
-                                  for a in delivered])
-        _insert_event.execute(conn, [
-            entry(a.row.incident_id, now, "notification.sent", SYSTEM_ACTOR,
-                  _attempt_detail(a.row, a.attempt)) for a in delivered])
-    return [None if a.outcome == DELIVERED else _record_failure(conn, a, retry_base, now)
-            for a in attempts]
+        _insert_attempt.execute(
+            conn,
+            [
+                {
+                    "notification_id": a.row.id,
+                    "at": now,
+                    "outcome": a.outcome,
+                    "error": a.error,
+                    "duration_ms": a.duration_ms,
+                }
+                for a in delivered
+            ],
+        )
+        _page_sent.execute(conn, [{"notification_id": a.row.id, "now": now} for a in delivered])
+        _insert_event.execute(
+            conn,
+            [
+                entry(
+                    a.row.incident_id,
+                    now,
+                    "notification.sent",
+                    SYSTEM_ACTOR,
+                    _attempt_detail(a.row, a.attempt),
+                )
+                for a in delivered
+            ],
+        )
+    return [
+        None if a.outcome == DELIVERED else _record_failure(conn, a, retry_base, now)
+        for a in attempts
+    ]
 
 
-def _record_failure(conn: Connection, failed: Attempt, retry_base: timedelta,
-                    now: datetime) -> JobSpec | None:
+def _record_failure(
+    conn: Connection, failed: Attempt, retry_base: timedelta, now: datetime
+) -> JobSpec | None:
     """Store an attempt that was not delivered; return its retry, unless it failed for good."""
     row = failed.row
-    _insert_attempt.execute(conn, {"notification_id": row.id, "at": now,
-                                   "outcome": failed.outcome, "error": failed.error,
-                                   "duration_ms": failed.duration_ms})
+    _insert_attempt.execute(
+        conn,
+        {
+            "notification_id": row.id,
+            "at": now,
+            "outcome": failed.outcome,
+            "error": failed.error,
+            "duration_ms": failed.duration_ms,
+        },
+    )
     next_at = next_attempt(failed, retry_base, now)
     if next_at is None:
-        _page_failed.execute(conn, {"notification_id": row.id, "error": failed.error,
-                                    "now": now})
-        _insert_event.execute(conn, entry(
-            row.incident_id, now, "notification.failed", SYSTEM_ACTOR,
-            {**_attempt_detail(row, failed.attempt),
-             "reason": failed.error or "unknown error"}))
+        _page_failed.execute(conn, {"notification_id": row.id, "error": failed.error, "now": now})
+        _insert_event.execute(
+            conn,
+            entry(
+                row.incident_id,
+                now,
+                "notification.failed",
+                SYSTEM_ACTOR,
+                {**_attempt_detail(row, failed.attempt), "reason": failed.error or "unknown error"},
+            ),
+        )
         return None
-    _page_retry.execute(conn, {"notification_id": row.id, "next_at": next_at,
-                               "error": failed.error, "now": now})
+    _page_retry.execute(
+        conn, {"notification_id": row.id, "next_at": next_at, "error": failed.error, "now": now}
+    )
     return delivery_job(row.id, next_at)
 
 
 def _attempt_detail(row: Row[Any], attempt: int) -> dict[str, Any]:
-    return {"notification": row.id, "user": row.user_name, "contact": row.contact_type,
-            "kind": row.kind, "level": row.level, "repeat": row.repeat, "attempts": attempt}
+    return {
+        "notification": row.id,
+        "user": row.user_name,
+        "contact": row.contact_type,
+        "kind": row.kind,
+        "level": row.level,
+        "repeat": row.repeat,
+        "attempts": attempt,
+    }
 
 
 def pending_attempts(conn: Connection) -> list[tuple[int, datetime]]:
     """Return (notification id, next attempt) of every pending row: what the notification
     job store must hold."""
-    rows = conn.execute(select(outbox.c.id, outbox.c.next_attempt_at)
-                        .where(outbox.c.status == "pending"))
+    rows = conn.execute(
+        select(outbox.c.id, outbox.c.next_attempt_at).where(outbox.c.status == "pending")
+    )
     return [(notification_id, due) for notification_id, due in rows]
 
 
-def list_notifications(conn: Connection, statuses: Sequence[str], incident_id: int | None,
-                       limit: int) -> list[tuple[Row[Any], list[Row[Any]]]]:
+def list_notifications(
+    conn: Connection, statuses: Sequence[str], incident_id: int | None, limit: int
+) -> list[tuple[Row[Any], list[Row[Any]]]]:
     """Return notifications, newest first, each with its attempts (oldest first)."""
     query = select(outbox).order_by(outbox.c.id.desc()).limit(limit)
     if statuses:
@@ -260,19 +382,24 @@ def list_notifications(conn: Connection, statuses: Sequence[str], incident_id: i
     rows = conn.execute(query).all()
     attempts: dict[int, list[Row[Any]]] = {r.id: [] for r in rows}
     if rows:
-        for attempt in conn.execute(select(notification_attempts).where(
-                notification_attempts.c.notification_id.in_(list(attempts)))
-                .order_by(notification_attempts.c.id)):
+        for attempt in conn.execute(
+            select(notification_attempts)
+            .where(notification_attempts.c.notification_id.in_(list(attempts)))
+            .order_by(notification_attempts.c.id)
+        ):
             attempts[attempt.notification_id].append(attempt)
     return [(row, attempts[row.id]) for row in rows]
 
 
 def notification_stats(conn: Connection, now: datetime) -> dict[str, int]:
     """Return the count of failed notifications (dead letters) and overdue pending ones."""
-    failed = conn.execute(select(func.count()).select_from(outbox)
-                          .where(outbox.c.status == "failed")).scalar_one()
-    overdue = conn.execute(select(func.count()).select_from(outbox).where(
-        outbox.c.status == "pending", outbox.c.next_attempt_at < now - OVERDUE_AFTER)
+    failed = conn.execute(
+        select(func.count()).select_from(outbox).where(outbox.c.status == "failed")
+    ).scalar_one()
+    overdue = conn.execute(
+        select(func.count())
+        .select_from(outbox)
+        .where(outbox.c.status == "pending", outbox.c.next_attempt_at < now - OVERDUE_AFTER)
     ).scalar_one()
     return {"failed_notifications": failed, "overdue_notifications": overdue}
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 _MATCHER = re.compile(
-    r'^\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op>=~|!~|!=|=)\s*(?P<value>.*?)\s*$',
+    r"^\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op>=~|!~|!=|=)\s*(?P<value>.*?)\s*$",
     re.DOTALL,
 )
 _LEADING_FLAGS = re.compile(r"^\(\?([ims]+)\)")
@@ -51,7 +51,7 @@ def parse_matcher(text: str) -> Matcher:
     """
     match = _MATCHER.match(text)
     if match is None:
-        raise ValueError(f"{text!r} is not a matcher like name=\"value\" or name=~\"regex\"")
+        raise ValueError(f'{text!r} is not a matcher like name="value" or name=~"regex"')
     name, op, value = match["name"], match["op"], match["value"]
     if value.startswith('"'):
         value = _unquote(value)
@@ -61,7 +61,7 @@ def parse_matcher(text: str) -> Matcher:
     if op in ("=~", "!~"):
         # Go accepts `(?i)` at the start of the anchored group; Python wants a scoped flag.
         flags = _LEADING_FLAGS.match(value)
-        body = f"(?{flags[1]}:{value[flags.end():]})" if flags else f"(?:{value})"
+        body = f"(?{flags[1]}:{value[flags.end() :]})" if flags else f"(?:{value})"
         try:
             regex = re.compile(body)
         except re.error as exc:

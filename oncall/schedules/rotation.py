@@ -97,8 +97,9 @@ def _rotation_index(layer: Layer, zone: ZoneInfo, at: datetime) -> int | None:
     return k if k >= 0 else None
 
 
-def _windows(restriction: Restriction, zone: ZoneInfo, start: datetime,
-             end: datetime) -> list[tuple[datetime, datetime]]:
+def _windows(
+    restriction: Restriction, zone: ZoneInfo, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime]]:
     """Return the restriction's windows (as instants) that can overlap [start, end)."""
     first = start.astimezone(zone).date() - timedelta(days=1)
     last = end.astimezone(zone).date()
@@ -119,7 +120,8 @@ def layer_on_call(layer: Layer, zone: ZoneInfo, at: datetime) -> str | None:
     """Return the layer's member on call at `at`, or None (before it starts, or outside its
     restriction windows)."""
     if layer.restrict is not None and not any(
-            opened <= at < closed for opened, closed in _windows(layer.restrict, zone, at, at)):
+        opened <= at < closed for opened, closed in _windows(layer.restrict, zone, at, at)
+    ):
         return None
     k = _rotation_index(layer, zone, at)
     return None if k is None else layer.members[k % len(layer.members)]
@@ -139,8 +141,9 @@ def on_call(schedule: Schedule, overrides: Sequence[Override], at: datetime) -> 
     return None
 
 
-def _boundaries(schedule: Schedule, overrides: Sequence[Override], start: datetime,
-                end: datetime) -> list[datetime]:
+def _boundaries(
+    schedule: Schedule, overrides: Sequence[Override], start: datetime, end: datetime
+) -> list[datetime]:
     zone = schedule.zone
     points = {start, end}
     for layer in schedule.layers:
@@ -158,8 +161,9 @@ def _boundaries(schedule: Schedule, overrides: Sequence[Override], start: dateti
     return sorted(points)
 
 
-def shifts(schedule: Schedule, overrides: Sequence[Override], start: datetime,
-           end: datetime) -> list[Shift]:
+def shifts(
+    schedule: Schedule, overrides: Sequence[Override], start: datetime, end: datetime
+) -> list[Shift]:
     """Return the contiguous spans in [start, end) with somebody on call, merged per person.
 
     Spans with nobody on call are left out; adjacent spans of one person are one shift.

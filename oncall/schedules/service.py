@@ -31,8 +31,9 @@ class Schedules:
         self.db = db
         self.directory = directory
 
-    def overrides_in(self, conn: Connection, schedules: Iterable[str],
-                     at: datetime) -> Mapping[str, Sequence[Override]]:
+    def overrides_in(
+        self, conn: Connection, schedules: Iterable[str], at: datetime
+    ) -> Mapping[str, Sequence[Override]]:
         """Inside the caller's transaction: the overrides covering `at` of each schedule."""
         return store.overrides_at(conn, schedules, at)
 
@@ -47,15 +48,15 @@ class Schedules:
         """Return the user a new override names; raises InvalidInput naming `user`."""
         return override_user(self.directory.current.users, user)
 
-    async def add_override(self, name: str, user: object, start: datetime, end: datetime,
-                           actor: str, now: datetime) -> Any:
+    async def add_override(
+        self, name: str, user: object, start: datetime, end: datetime, actor: str, now: datetime
+    ) -> Any:
         """Store an override of a schedule and return its row; raises NotFound for the
         schedule, InvalidInput naming `user` or `end`."""
         schedule = self.schedule(name)
         who = self.override_user(user)
         check_span(start, end)
-        return await self.db.run(store.add_override, schedule.name, who, start, end, actor,
-                                 now)
+        return await self.db.run(store.add_override, schedule.name, who, start, end, actor, now)
 
     async def overrides(self, name: str) -> list[Any]:
         """Return a schedule's overrides in creation order; raises NotFound."""
@@ -79,9 +80,19 @@ class Schedules:
         overrides = await self.db.run(store.overrides_at, list(directory.schedules), at)
         return OnCall(
             at,
-            {name: on_call(schedule, overrides[name], at)
-             for name, schedule in directory.schedules.items()},
-            {policy.name: [(number, [str(t) for t in level.targets],
-                            recipients(level.targets, directory, overrides, at)[0])
-                           for number, level in enumerate(policy.levels, start=1)]
-             for policy in directory.policies.values()})
+            {
+                name: on_call(schedule, overrides[name], at)
+                for name, schedule in directory.schedules.items()
+            },
+            {
+                policy.name: [
+                    (
+                        number,
+                        [str(t) for t in level.targets],
+                        recipients(level.targets, directory, overrides, at)[0],
+                    )
+                    for number, level in enumerate(policy.levels, start=1)
+                ]
+                for policy in directory.policies.values()
+            },
+        )

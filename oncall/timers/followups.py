@@ -43,8 +43,9 @@ def delivery_job_id(notification_id: int) -> str:
 
 def delivery_job(notification_id: int, due: datetime) -> JobSpec:
     """Return the job of a notification's next attempt."""
-    return JobSpec(NOTIFICATION, delivery_job_id(notification_id), DELIVERY_JOB,
-                   (notification_id,), due)
+    return JobSpec(
+        NOTIFICATION, delivery_job_id(notification_id), DELIVERY_JOB, (notification_id,), due
+    )
 
 
 def heartbeat_job_id(name: str) -> str:

@@ -51,5 +51,4 @@ async def check_heartbeat(name: str) -> None:
 async def run_escalation_step(incident_id: int, level: int, repeat: int) -> None:
     """Fire step (level, repeat) of an incident if it is still pending; else do nothing."""
     runtime = _installed()
-    await runtime.background.tracked(runtime.escalation.run_step(incident_id,
-                                                                 Step(level, repeat)))
+    await runtime.background.tracked(runtime.escalation.run_step(incident_id, Step(level, repeat)))

@@ -47,8 +47,9 @@ class ReconcileStatus:
 
 
 class Reconciler:
-    def __init__(self, timers: Timers, sources: Sequence[TimerSource], metrics: Metrics,
-                 clock: Clock) -> None:
+    def __init__(
+        self, timers: Timers, sources: Sequence[TimerSource], metrics: Metrics, clock: Clock
+    ) -> None:
         self.timers = timers
         self.sources = sources
         self.metrics = metrics
@@ -69,8 +70,9 @@ class Reconciler:
             # thread: with a large backlog the reply is megabytes, and the event loop keeps
             # answering meanwhile.
             rebuild = await asyncio.to_thread(self.timers.lost_since_reconcile)
-            present = {store: await asyncio.to_thread(self.timers.job_ids, store)
-                       for store in STORES}
+            present = {
+                store: await asyncio.to_thread(self.timers.job_ids, store) for store in STORES
+            }
             expected = [(source, await source.expected()) for source in self.sources]
         except Exception as error:
             self.status.last_error = f"{type(error).__name__}: {error}"
@@ -80,14 +82,26 @@ class Reconciler:
         overdue = 0
         for source, wanted in expected:
             # A store Redis emptied, or one of another jobs layout, is written whole.
-            missing = [item for job_id, item in wanted.items()
-                       if rebuild or job_id not in present[source.job_store]]
+            missing = [
+                item
+                for job_id, item in wanted.items()
+                if rebuild or job_id not in present[source.job_store]
+            ]
             overdue += await self._rebuild(source, missing, now)
             recreated[type(source).__name__] = len(missing)
-        stale = [(store, job_id) for store in STORES
-                 for job_id in sorted(present[store] - {
-                     job_id for source, wanted in expected if source.job_store == store
-                     for job_id in wanted})]
+        stale = [
+            (store, job_id)
+            for store in STORES
+            for job_id in sorted(
+                present[store]
+                - {
+                    job_id
+                    for source, wanted in expected
+                    if source.job_store == store
+                    for job_id in wanted
+                }
+            )
+        ]
         self.timers.remove(stale)
         await asyncio.to_thread(self.timers.mark_reconciled)
         total = sum(recreated.values())
@@ -99,8 +113,10 @@ class Reconciler:
         self.metrics.reconciles.labels("ok").inc()
         self.metrics.repairs.inc(total)
         if total or stale:
-            log.info("reconciled timers", extra={"recreated": recreated,
-                                                 "removed": len(stale), "overdue": overdue})
+            log.info(
+                "reconciled timers",
+                extra={"recreated": recreated, "removed": len(stale), "overdue": overdue},
+            )
         return total, len(stale)
 
     async def _rebuild(self, source: TimerSource, items: list[Any], now: datetime) -> int:
@@ -109,7 +125,7 @@ class Reconciler:
         return how many were overdue. Raises RedisError."""
         overdue = 0
         for start in range(0, len(items), REBUILD_CHUNK):
-            jobs = await asyncio.to_thread(source.jobs, items[start:start + REBUILD_CHUNK])
+            jobs = await asyncio.to_thread(source.jobs, items[start : start + REBUILD_CHUNK])
             overdue += sum(job.run_date <= now for job in jobs)
             await asyncio.to_thread(self.timers.write_many, jobs)
             self.timers.wake_soon()

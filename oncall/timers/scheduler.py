@@ -70,15 +70,19 @@ class Timers:
         self.clock = clock
         timeout = settings.socket_timeout.total_seconds()
         connect: dict[str, Any] = {
-            "host": settings.host, "port": settings.port,
-            "password": settings.password or None, "socket_timeout": timeout,
-            "socket_connect_timeout": timeout, "retry": Retry(NoBackoff(), 1),
+            "host": settings.host,
+            "port": settings.port,
+            "password": settings.password or None,
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "retry": Retry(NoBackoff(), 1),
         }
         self.stores: dict[str, RedisJobStore] = {}
         for name in STORES:
             jobs_key, run_times_key = store_keys(settings.key_prefix, name)
-            self.stores[name] = RedisJobStore(db=settings.db, jobs_key=jobs_key,
-                                              run_times_key=run_times_key, **connect)
+            self.stores[name] = RedisJobStore(
+                db=settings.db, jobs_key=jobs_key, run_times_key=run_times_key, **connect
+            )
         self._wakeup_pending = False
         self._job_states: dict[tuple[str, int], dict[str, Any]] = {}  # see _job_state
         # Job changes waiting for `flush`: (jobs to write, (store, job id) to remove).
@@ -87,9 +91,11 @@ class Timers:
         self._flush_later: asyncio.TimerHandle | None = None  # ... or at the window's end
         self.marker_key = f"{settings.key_prefix}:reconciled"
         self.scheduler = AsyncIOScheduler(
-            jobstores=self.stores, timezone=UTC,
+            jobstores=self.stores,
+            timezone=UTC,
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
-            jobstore_retry_interval=1)
+            jobstore_retry_interval=1,
+        )
 
     def start(self) -> None:
         self.scheduler.start()
@@ -158,14 +164,17 @@ class Timers:
         for spec in jobs:
             jobstore = self.stores[spec.store]
             run_date = self._wall(spec.run_date)
-            state = {**self._job_state(spec.func, len(spec.args)),
-                     "id": spec.job_id, "args": tuple(spec.args),
-                     "trigger": DateTrigger(run_date, timezone=UTC),
-                     "next_run_time": run_date}
+            state = {
+                **self._job_state(spec.func, len(spec.args)),
+                "id": spec.job_id,
+                "args": tuple(spec.args),
+                "trigger": DateTrigger(run_date, timezone=UTC),
+                "next_run_time": run_date,
+            }
             states.setdefault(spec.store, {})[spec.job_id] = pickle.dumps(
-                state, jobstore.pickle_protocol)
-            run_times.setdefault(spec.store, {})[spec.job_id] = \
-                datetime_to_utc_timestamp(run_date)
+                state, jobstore.pickle_protocol
+            )
+            run_times.setdefault(spec.store, {})[spec.job_id] = datetime_to_utc_timestamp(run_date)
         for store, mapping in states.items():
             jobstore = self.stores[store]
             pipe.hset(jobstore.jobs_key, mapping=mapping)
@@ -179,10 +188,19 @@ class Timers:
         state = self._job_states.get((func, arity))
         if state is None:
             placeholder = datetime(2000, 1, 1, tzinfo=UTC)
-            job = Job(self.scheduler, id="placeholder", func=func, args=(0,) * arity,
-                      kwargs={}, trigger=DateTrigger(placeholder, timezone=UTC),
-                      executor="default", misfire_grace_time=None, coalesce=True,
-                      max_instances=1, next_run_time=placeholder)
+            job = Job(
+                self.scheduler,
+                id="placeholder",
+                func=func,
+                args=(0,) * arity,
+                kwargs={},
+                trigger=DateTrigger(placeholder, timezone=UTC),
+                executor="default",
+                misfire_grace_time=None,
+                coalesce=True,
+                max_instances=1,
+                next_run_time=placeholder,
+            )
             state = self._job_states[(func, arity)] = job.__getstate__()
         return state
 
@@ -255,9 +273,14 @@ class Timers:
                     self._queue_removals(pipe, removed)
                 pipe.execute()
         except (RedisError, OSError) as error:
-            log.warning("could not update jobs", extra={
-                "written": sum(len(j) for j, _ in queued),
-                "removed": sum(len(r) for _, r in queued), "error": str(error)})
+            log.warning(
+                "could not update jobs",
+                extra={
+                    "written": sum(len(j) for j, _ in queued),
+                    "removed": sum(len(r) for _, r in queued),
+                    "error": str(error),
+                },
+            )
             return
         earliest = min((spec.run_date for jobs, _ in queued for spec in jobs), default=None)
         if earliest is not None and self.scheduler.running and self._wakes_too_late(earliest):
@@ -309,8 +332,9 @@ class Timers:
 
     def pending_counts(self) -> dict[str, int]:
         """Return the number of jobs per store; raises RedisError when Redis is unreachable."""
-        return {name: int(store.redis.zcard(store.run_times_key))
-                for name, store in self.stores.items()}
+        return {
+            name: int(store.redis.zcard(store.run_times_key)) for name, store in self.stores.items()
+        }
 
     def close(self) -> None:
         if self._queued:

@@ -21,8 +21,13 @@ class AccessLogger(AbstractAccessLogger):
         path = request.rel_url.path
         if path.startswith("/a/"):
             path = "/a/<signed link>"  # the token in the path acts as a user
-        self.logger.info("request", extra={
-            "method": request.method, "path": path,
-            "status": response.status, "ms": round(time * 1000, 1),
-            "remote": request.remote,
-        })
+        self.logger.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": path,
+                "status": response.status,
+                "ms": round(time * 1000, 1),
+                "remote": request.remote,
+            },
+        )

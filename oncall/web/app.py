@@ -28,10 +28,15 @@ log = logging.getLogger("oncall")
 def make_redis(settings: Settings) -> Redis:
     """Return a Redis client that fails fast: short timeouts, no long retry loops."""
     timeout = settings.redis.socket_timeout.total_seconds()
-    return Redis(host=settings.redis.host, port=settings.redis.port,
-                 password=settings.redis.password or None, db=settings.redis.db,
-                 socket_timeout=timeout, socket_connect_timeout=timeout,
-                 retry=Retry(NoBackoff(), 1))
+    return Redis(
+        host=settings.redis.host,
+        port=settings.redis.port,
+        password=settings.redis.password or None,
+        db=settings.redis.db,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 1),
+    )
 
 
 async def _runtime(app: web.Application) -> AsyncIterator[None]:
@@ -51,11 +56,13 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     await client.aclose()
 
 
-def create_app(settings: Settings, directory: DirectoryHolder,
-               clock: Clock = system_clock) -> web.Application:
+def create_app(
+    settings: Settings, directory: DirectoryHolder, clock: Clock = system_clock
+) -> web.Application:
     """Return the application; resources open on startup and close on cleanup."""
-    app = web.Application(middlewares=[timing, errors],
-                          client_max_size=settings.server.max_body_bytes)
+    app = web.Application(
+        middlewares=[timing, errors], client_max_size=settings.server.max_body_bytes
+    )
     app[SETTINGS] = settings
     app[DIRECTORY] = directory
     app[CLOCK] = clock
@@ -73,10 +80,15 @@ def run(settings: Settings, directory: DirectoryHolder) -> None:
     async def on_startup(app: web.Application) -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, ops.reload_directory, app)
-        log.info("oncall started", extra={"host": settings.server.host,
-                                          "port": settings.server.port,
-                                          "settings": settings.source,
-                                          "directory": settings.directory.path})
+        log.info(
+            "oncall started",
+            extra={
+                "host": settings.server.host,
+                "port": settings.server.port,
+                "settings": settings.source,
+                "directory": settings.directory.path,
+            },
+        )
         # Everything built at start-up (modules, tables, the directory) lives as long as
         # the process: moved out of the collector's generations, it is no longer traversed
         # by every full collection (BENCHMARKS.md).
@@ -84,5 +96,10 @@ def run(settings: Settings, directory: DirectoryHolder) -> None:
         gc.freeze()
 
     app.on_startup.append(on_startup)
-    web.run_app(app, host=settings.server.host, port=settings.server.port,
-                access_log_class=AccessLogger, print=None)
+    web.run_app(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        access_log_class=AccessLogger,
+        print=None,
+    )

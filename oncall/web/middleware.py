@@ -36,12 +36,15 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if error.status == 413:
             limit = request.app[SETTINGS].server.max_body_bytes
             message = f"request body exceeds the limit of {limit} bytes"
-        return web.json_response({"error": message}, status=error.status,
-                                 headers={k: v for k, v in error.headers.items()
-                                          if k in ("Allow",)})
+        return web.json_response(
+            {"error": message},
+            status=error.status,
+            headers={k: v for k, v in error.headers.items() if k in ("Allow",)},
+        )
     except Exception:
-        log.exception("unhandled error", extra={"method": request.method,
-                                                "path": request.rel_url.path})
+        log.exception(
+            "unhandled error", extra={"method": request.method, "path": request.rel_url.path}
+        )
         return web.json_response({"error": "internal error"}, status=500)
 
 
@@ -62,4 +65,5 @@ async def timing(request: web.Request, handler: Handler) -> web.StreamResponse:
         route = resource.canonical if resource is not None else "unmatched"
         if RUNTIME in request.app:
             request.app[RUNTIME].metrics.requests.labels(
-                route, request.method, str(status)).observe(time.perf_counter() - started)
+                route, request.method, str(status)
+            ).observe(time.perf_counter() - started)

@@ -28,8 +28,9 @@ def statuses_param(query: Mapping[str, str], allowed: tuple[str, ...]) -> list[s
     statuses = [s.strip() for s in query.get("status", "").split(",") if s.strip()]
     for status in statuses:
         if status not in allowed:
-            raise InvalidInput(f"unknown status {status!r}; expected {', '.join(allowed)}",
-                               "status")
+            raise InvalidInput(
+                f"unknown status {status!r}; expected {', '.join(allowed)}", "status"
+            )
     return statuses
 
 

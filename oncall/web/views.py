@@ -32,9 +32,13 @@ def incident_json(row: Any) -> dict[str, Any]:
         "truncated_alerts": row.truncated_alerts,
         "route": row.route,
         "policy": row.policy,
-        "next_step": None if row.next_due_at is None else {
-            "level": row.next_level, "repeat": row.next_repeat,
-            "due_at": isoformat(row.next_due_at)},
+        "next_step": None
+        if row.next_due_at is None
+        else {
+            "level": row.next_level,
+            "repeat": row.next_repeat,
+            "due_at": isoformat(row.next_due_at),
+        },
     }
 
 
@@ -51,37 +55,69 @@ def alert_json(row: Any) -> dict[str, Any]:
 
 
 def event_json(row: Any) -> dict[str, Any]:
-    return {"at": isoformat(row.at), "type": row.type, "actor": row.actor,
-            "detail": row.detail}
+    return {"at": isoformat(row.at), "type": row.type, "actor": row.actor, "detail": row.detail}
 
 
 def notification_json(row: Any, attempts: list[Any]) -> dict[str, Any]:
     return {
-        "id": row.id, "incident_id": row.incident_id, "kind": row.kind, "level": row.level,
-        "repeat": row.repeat, "user": row.user_name, "contact_index": row.contact_index,
-        "contact_type": row.contact_type, "status": row.status, "attempts": row.attempts,
-        "next_attempt_at": isoformat(row.next_attempt_at), "last_error": row.last_error,
-        "sent_at": isoformat(row.sent_at), "created_at": isoformat(row.created_at),
-        "attempt_log": [{"at": isoformat(a.at), "outcome": a.outcome, "error": a.error,
-                         "duration_ms": a.duration_ms} for a in attempts],
+        "id": row.id,
+        "incident_id": row.incident_id,
+        "kind": row.kind,
+        "level": row.level,
+        "repeat": row.repeat,
+        "user": row.user_name,
+        "contact_index": row.contact_index,
+        "contact_type": row.contact_type,
+        "status": row.status,
+        "attempts": row.attempts,
+        "next_attempt_at": isoformat(row.next_attempt_at),
+        "last_error": row.last_error,
+        "sent_at": isoformat(row.sent_at),
+        "created_at": isoformat(row.created_at),
+        "attempt_log": [
+            {
+                "at": isoformat(a.at),
+                "outcome": a.outcome,
+                "error": a.error,
+                "duration_ms": a.duration_ms,
+            }
+            for a in attempts
+        ],
     }
 
 
 def override_json(row: Any) -> dict[str, Any]:
-    return {"id": row.id, "schedule": row.schedule, "user": row.user_name,
-            "start": isoformat(row.start_at), "end": isoformat(row.end_at),
-            "created_by": row.created_by, "created_at": isoformat(row.created_at)}
+    return {
+        "id": row.id,
+        "schedule": row.schedule,
+        "user": row.user_name,
+        "start": isoformat(row.start_at),
+        "end": isoformat(row.end_at),
+        "created_by": row.created_by,
+        "created_at": isoformat(row.created_at),
+    }
 
 
 def shift_json(shift: Shift, schedule: Schedule) -> dict[str, Any]:
     zone = schedule.zone
-    return {"user": shift.user, "start": isoformat(shift.start), "end": isoformat(shift.end),
-            "start_local": shift.start.astimezone(zone).isoformat(),
-            "end_local": shift.end.astimezone(zone).isoformat()}
+    return {
+        "user": shift.user,
+        "start": isoformat(shift.start),
+        "end": isoformat(shift.end),
+        "start_local": shift.start.astimezone(zone).isoformat(),
+        "end_local": shift.end.astimezone(zone).isoformat(),
+    }
 
 
 def oncall_json(oncall: OnCall) -> dict[str, Any]:
-    return {"at": isoformat(oncall.at), "schedules": oncall.schedules,
-            "policies": {name: [{"level": level, "targets": targets, "on_call": users}
-                                for level, targets, users in levels]
-                         for name, levels in oncall.policies.items()}}
+    return {
+        "at": isoformat(oncall.at),
+        "schedules": oncall.schedules,
+        "policies": {
+            name: [
+                {"level": level, "targets": targets, "on_call": users}
+                for level, targets, users in levels
+            ]
+            for name, levels in oncall.policies.items()
+        },
+    }

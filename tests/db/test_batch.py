@@ -46,7 +46,8 @@ def violate_at_commit(conn: Connection) -> None:
     conn.exec_driver_sql(
         "INSERT INTO alerts (incident_id, integration, fingerprint, starts_at, status, labels,"
         " annotations, created_at, updated_at) VALUES (424242, 'x', 'f', '2026-01-01',"
-        " 'firing', '{}', '{}', '2026-01-01', '2026-01-01')")
+        " 'firing', '{}', '{}', '2026-01-01', '2026-01-01')"
+    )
 
 
 async def test_a_failing_unit_in_a_group_commit_is_rolled_back_alone(db: Database) -> None:
@@ -76,7 +77,13 @@ async def test_a_failing_unit_in_a_group_commit_is_rolled_back_alone(db: Databas
     await holding
     outcomes = await asyncio.gather(*units, return_exceptions=True)
     assert [o if isinstance(o, str) else type(o).__name__ for o in outcomes] == [
-        "k0", "k1", "k2", "ValueError", "k4", "k5"]
+        "k0",
+        "k1",
+        "k2",
+        "ValueError",
+        "k4",
+        "k5",
+    ]
     assert await db.run(keys) == ["k0", "k1", "k2", "k4", "k5"]
     assert sizes[:2] == [1, 6]  # the holder alone, then the six queued behind it together
 
@@ -84,10 +91,12 @@ async def test_a_failing_unit_in_a_group_commit_is_rolled_back_alone(db: Databas
 async def test_a_failed_commit_fails_its_batch_and_the_next_one_commits(db: Database) -> None:
     # SQLite keeps the transaction open when COMMIT fails (here a deferred foreign key);
     # the database thread must not be left unable to begin another, for good.
-    outcomes = await asyncio.gather(db.run(write, "k1"), db.run(violate_at_commit),
-                                    return_exceptions=True)
+    outcomes = await asyncio.gather(
+        db.run(write, "k1"), db.run(violate_at_commit), return_exceptions=True
+    )
     assert all(isinstance(o, ConstraintViolated) for o in outcomes) or (
-        outcomes[0] == "k1" and isinstance(outcomes[1], ConstraintViolated))
+        outcomes[0] == "k1" and isinstance(outcomes[1], ConstraintViolated)
+    )
     assert await db.run(write, "k2") == "k2"
     assert "k2" in await db.run(keys)
 
@@ -101,5 +110,9 @@ async def test_the_database_threads_connection_is_tuned(db: Database) -> None:
     """WAL with synchronous=NORMAL, foreign keys, and savepoint journals kept in memory:
     each unit of a group commit runs in a savepoint, and SQLite journals every page it
     changes there; on disk (past 64 KiB) that was more write calls than the WAL's own."""
-    assert await db.run(_pragmas) == {"journal_mode": "wal", "synchronous": 1,
-                                      "foreign_keys": 1, "temp_store": 2}
+    assert await db.run(_pragmas) == {
+        "journal_mode": "wal",
+        "synchronous": 1,
+        "foreign_keys": 1,
+        "temp_store": 2,
+    }

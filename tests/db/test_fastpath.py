@@ -19,14 +19,20 @@ T0 = datetime(2026, 11, 28, 9, 30, 15, 123456, tzinfo=UTC)
 _insert_incident = insert(incidents).returning(incidents.c.id)
 _insert_alert = insert(alerts)
 _by_id = select(incidents).where(incidents.c.id == bindparam("incident_id"))
-_alerts_in = (select(alerts.c.fingerprint, alerts.c.status, alerts.c.starts_at,
-                     incidents.c.status)
-              .join(incidents, incidents.c.id == alerts.c.incident_id)
-              .where(alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True)),
-                     alerts.c.status.in_(("firing", "resolved")))
-              .order_by(alerts.c.fingerprint))
-_resolve = (update(alerts).where(alerts.c.incident_id == bindparam("incident"))
-            .values(status="resolved", ends_at=bindparam("now")))
+_alerts_in = (
+    select(alerts.c.fingerprint, alerts.c.status, alerts.c.starts_at, incidents.c.status)
+    .join(incidents, incidents.c.id == alerts.c.incident_id)
+    .where(
+        alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True)),
+        alerts.c.status.in_(("firing", "resolved")),
+    )
+    .order_by(alerts.c.fingerprint)
+)
+_resolve = (
+    update(alerts)
+    .where(alerts.c.incident_id == bindparam("incident"))
+    .values(status="resolved", ends_at=bindparam("now"))
+)
 
 
 @pytest.fixture
@@ -35,18 +41,36 @@ def conn(sqlite_conn: Connection) -> Connection:
 
 
 def incident(**overrides: Any) -> dict[str, Any]:
-    values = {"integration": "am", "dedup_key": "g1", "status": "triggered", "title": "Disk",
-              "severity": "critical", "labels": {"alertname": "Disk", "n": [1, 2]},
-              "annotations": {"summary": "full"}, "created_at": T0, "updated_at": T0,
-              "notify_resolved": False, "next_level": 1, "next_repeat": 0,
-              "next_due_at": T0 + timedelta(minutes=5)}
+    values = {
+        "integration": "am",
+        "dedup_key": "g1",
+        "status": "triggered",
+        "title": "Disk",
+        "severity": "critical",
+        "labels": {"alertname": "Disk", "n": [1, 2]},
+        "annotations": {"summary": "full"},
+        "created_at": T0,
+        "updated_at": T0,
+        "notify_resolved": False,
+        "next_level": 1,
+        "next_repeat": 0,
+        "next_due_at": T0 + timedelta(minutes=5),
+    }
     return {**values, **overrides}
 
 
 def alert(incident_id: int, fingerprint: str) -> dict[str, Any]:
-    return {"incident_id": incident_id, "integration": "am", "fingerprint": fingerprint,
-            "starts_at": T0, "status": "firing", "labels": {"f": fingerprint},
-            "annotations": {}, "created_at": T0, "updated_at": T0}
+    return {
+        "incident_id": incident_id,
+        "integration": "am",
+        "fingerprint": fingerprint,
+        "starts_at": T0,
+        "status": "firing",
+        "labels": {"f": fingerprint},
+        "annotations": {},
+        "created_at": T0,
+        "updated_at": T0,
+    }
 
 
 def test_rows_match_sqlalchemy_types_and_server_defaults(conn: Connection) -> None:
@@ -67,7 +91,8 @@ def test_in_lists_executemany_and_row_counts(conn: Connection) -> None:
     first = Prepared(_insert_incident).execute(conn, incident()).scalar_one()
     second = Prepared(_insert_incident).execute(conn, incident(dedup_key="g2")).scalar_one()
     added = Prepared(_insert_alert).execute(
-        conn, [alert(first, "a"), alert(first, "b"), alert(second, "c")])
+        conn, [alert(first, "a"), alert(first, "b"), alert(second, "c")]
+    )
     assert added.rowcount == 3
     assert Prepared(_resolve).execute(conn, {"incident": first, "now": T0}).rowcount == 2
     query = Prepared(_alerts_in)
@@ -104,11 +129,17 @@ def test_a_savepoint_rolls_back_only_its_own_writes(conn: Connection) -> None:
     assert [tuple(k) for k in keys] == [(kept, "g1"), (kept + 1, "g4")]
 
 
-@pytest.mark.parametrize("moment", [
-    T0, T0.replace(microsecond=0), datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
-    datetime(2026, 3, 29, 3, 30, tzinfo=timezone(timedelta(hours=2))), None])
-def test_utc_datetimes_on_sqlite_keep_the_general_storage_format(moment: datetime | None
-                                                                 ) -> None:
+@pytest.mark.parametrize(
+    "moment",
+    [
+        T0,
+        T0.replace(microsecond=0),
+        datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+        datetime(2026, 3, 29, 3, 30, tzinfo=timezone(timedelta(hours=2))),
+        None,
+    ],
+)
+def test_utc_datetimes_on_sqlite_keep_the_general_storage_format(moment: datetime | None) -> None:
     dialect = sqlite.dialect()
     column_type = UTCDateTime()
     fast_bind = column_type.dialect_impl(dialect).bind_processor(dialect)
@@ -121,8 +152,7 @@ def test_utc_datetimes_on_sqlite_keep_the_general_storage_format(moment: datetim
     assert general_bind is not None and general_result is not None
     stored = general_bind(column_type.process_bind_param(moment, dialect))
     assert fast_bind(moment) == stored
-    assert fast_result(stored) == column_type.process_result_value(general_result(stored),
-                                                                   dialect)
+    assert fast_result(stored) == column_type.process_result_value(general_result(stored), dialect)
     if moment is not None:
         assert fast_result(stored) == moment and fast_result(stored).tzinfo == UTC
         with pytest.raises(ValueError, match="naive"):

@@ -12,11 +12,18 @@ from hypothesis import strategies as st
 from oncall.db import jsoncodec
 
 # JSON values as the service stores them: text keys, finite numbers within 64 bits.
-_scalars = (st.none() | st.booleans() | st.text()
-            | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-            | st.floats(allow_nan=False, allow_infinity=False))
-_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4)
-                       | st.dictionaries(st.text(), inner, max_size=4), max_leaves=20)
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.text()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
 
 
 @given(_values)

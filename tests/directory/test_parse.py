@@ -30,8 +30,10 @@ def test_environment_variables_are_expanded(tmp_path):
     directory = parse_directory(text, {"AM_TOKEN": "from-the-environment"})
     assert directory.integrations["prometheus"].token == "from-the-environment"
     problems = problems_of(text)
-    assert problems == ["d.yaml: integrations[0].token: environment variable AM_TOKEN is not "
-                        "set (write ${AM_TOKEN:-default})"]
+    assert problems == [
+        "d.yaml: integrations[0].token: environment variable AM_TOKEN is not "
+        "set (write ${AM_TOKEN:-default})"
+    ]
 
 
 def test_defaults_and_literal_dollars_in_expansion():
@@ -45,28 +47,52 @@ def test_defaults_and_literal_dollars_in_expansion():
 # (case, replacement applied to the valid file, a fragment of the expected problem)
 BAD = [
     ("unknown top-level key", ("routes:", "extras: 1\nroutes:"), "(top).extras: unknown key"),
-    ("unknown user key", ("full_name: Alice Example", "nickname: al"),
-     "users[0].nickname: unknown key"),
-    ("unknown integration type", ("type: alertmanager", "type: nagios"),
-     "integrations[0].type: expected one of"),
+    (
+        "unknown user key",
+        ("full_name: Alice Example", "nickname: al"),
+        "users[0].nickname: unknown key",
+    ),
+    (
+        "unknown integration type",
+        ("type: alertmanager", "type: nagios"),
+        "integrations[0].type: expected one of",
+    ),
     ("short token", ('"am-token-0123456789"', '"short"'), "at least 8 characters"),
     ("bad time zone", ("Europe/Berlin", "Mars/Olympus"), "users[0].time_zone: unknown time zone"),
     ("bad e-mail", ("alice@example.com", "alice"), "users[0].contacts[0].to"),
-    ("unknown contact type", ("{type: email, to: alice@example.com}", "{type: pager, to: x}"),
-     "users[0].contacts[0].type"),
-    ("unknown user in a policy", ('"user:bob"', '"user:carol"'),
-     "policies[0].levels[1].notify[0]: unknown user 'carol'"),
-    ("bad duration", ("escalate_after: 5m", "escalate_after: 5 minutes"),
-     "policies[0].levels[0].escalate_after"),
+    (
+        "unknown contact type",
+        ("{type: email, to: alice@example.com}", "{type: pager, to: x}"),
+        "users[0].contacts[0].type",
+    ),
+    (
+        "unknown user in a policy",
+        ('"user:bob"', '"user:carol"'),
+        "policies[0].levels[1].notify[0]: unknown user 'carol'",
+    ),
+    (
+        "bad duration",
+        ("escalate_after: 5m", "escalate_after: 5 minutes"),
+        "policies[0].levels[0].escalate_after",
+    ),
     ("zero duration", ("escalate_after: 5m", "escalate_after: 0s"), "must be above zero"),
-    ("unknown policy in a route", ("policy: default}\n  - {policy", "policy: other}\n  - {policy"),
-     "routes[0].policy: unknown policy"),
+    (
+        "unknown policy in a route",
+        ("policy: default}\n  - {policy", "policy: other}\n  - {policy"),
+        "routes[0].policy: unknown policy",
+    ),
     ("bad matcher", ("'severity=\"critical\"'", "'severity~critical'"), "routes[0].match[0]"),
-    ("last route not a catch-all", ("  - {policy: default}\n", ""),
-     "the last route must be a catch-all"),
+    (
+        "last route not a catch-all",
+        ("  - {policy: default}\n", ""),
+        "the last route must be a catch-all",
+    ),
     ("duplicate user", ("name: bob", "name: alice"), "users[1].name: duplicate name 'alice'"),
-    ("token reused", ('"bob-token-0123456789"', '"alice-token-0123456789"'),
-     "the same token is already used at users[0].api_token"),
+    (
+        "token reused",
+        ('"bob-token-0123456789"', '"alice-token-0123456789"'),
+        "the same token is already used at users[0].api_token",
+    ),
 ]
 
 
@@ -79,9 +105,11 @@ def test_a_bad_directory_names_the_problem(case, change, expected):
 
 
 def test_all_problems_are_reported_together():
-    text = (DIRECTORY_YAML.replace("Europe/Berlin", "Nowhere/Land")
-            .replace("escalate_after: 10m", "escalate_after: ten")
-            .replace("policy: default}\n  - {policy", "policy: nope}\n  - {policy"))
+    text = (
+        DIRECTORY_YAML.replace("Europe/Berlin", "Nowhere/Land")
+        .replace("escalate_after: 10m", "escalate_after: ten")
+        .replace("policy: default}\n  - {policy", "policy: nope}\n  - {policy")
+    )
     problems = problems_of(text)
     assert len(problems) == 3, problems
 
@@ -89,7 +117,8 @@ def test_all_problems_are_reported_together():
 def test_tokens_are_found_by_constant_time_comparison():
     directory = parse_directory(DIRECTORY_YAML, {})
     assert directory.integration_for_token("alertmanager", "am-token-0123456789").name == (
-        "prometheus")
+        "prometheus"
+    )
     assert directory.integration_for_token("alertmanager", "am-token-012345678") is None
     assert directory.user_for_token("bob-token-0123456789").name == "bob"
     assert directory.user_for_token("am-token-0123456789") is None
@@ -108,7 +137,8 @@ SCHEDULE = """
 
 def with_schedule(schedule: str = SCHEDULE) -> str:
     return DIRECTORY_YAML.replace("policies:", "schedules:" + schedule + "policies:").replace(
-        '"user:bob"', '"schedule:primary"')
+        '"user:bob"', '"schedule:primary"'
+    )
 
 
 def test_a_schedule_parses_and_can_be_a_target():
@@ -131,8 +161,9 @@ BAD_SCHEDULES = [
 ]
 
 
-@pytest.mark.parametrize(("case", "change", "expected"), BAD_SCHEDULES,
-                         ids=[b[0] for b in BAD_SCHEDULES])
+@pytest.mark.parametrize(
+    ("case", "change", "expected"), BAD_SCHEDULES, ids=[b[0] for b in BAD_SCHEDULES]
+)
 def test_a_bad_schedule_names_the_problem(case, change, expected):
     problems = problems_of(with_schedule(SCHEDULE.replace(*change)))
     assert any(expected in p for p in problems), problems

@@ -47,12 +47,28 @@ async def stack(make_client, receiver, tmp_path):
     base = receiver.url.removesuffix("/hook")
     client = await make_client(directory=directory(base), clock=system_clock)
     hook = str(client.make_url("/api/v1/integrations/alertmanager"))
-    manager = Alertmanager(tmp_path, receivers=[{
-        "name": "oncall",
-        "webhook_configs": [{"url": hook, "send_resolved": True,
-                             "http_config": {"authorization": {"credentials": AM_TOKEN}}}],
-    }], route={"receiver": "oncall", "group_by": ["alertname"], "group_wait": "1s",
-               "group_interval": "1s", "repeat_interval": "1h"})
+    manager = Alertmanager(
+        tmp_path,
+        receivers=[
+            {
+                "name": "oncall",
+                "webhook_configs": [
+                    {
+                        "url": hook,
+                        "send_resolved": True,
+                        "http_config": {"authorization": {"credentials": AM_TOKEN}},
+                    }
+                ],
+            }
+        ],
+        route={
+            "receiver": "oncall",
+            "group_by": ["alertname"],
+            "group_wait": "1s",
+            "group_interval": "1s",
+            "repeat_interval": "1h",
+        },
+    )
     manager.start()
     yield client, manager, receiver
     manager.stop()
@@ -80,6 +96,7 @@ def pages_to(receiver: Any, path: str, event: str = "incident.triggered") -> Any
         found = [json.loads(r.body) for r in receiver.requests if r.path == path]
         found = [b for b in found if b["event"] == event]
         return found or None
+
     return check
 
 
@@ -104,15 +121,14 @@ async def test_alertmanager_end_to_end(stack, key_prefix):
     assert second["policy"] == "other" and second["labels"]["alertname"] == "CpuHigh"
 
     # Partial resolve: db1 ends, the incident stays triggered.
-    manager.add("alertname=DiskFull", "instance=db1", "severity=critical", "team=db",
-                end=past())
+    manager.add("alertname=DiskFull", "instance=db1", "severity=critical", "team=db", end=past())
     details = await eventually(lambda: _firing(client, first["id"], 1), what="partial")
     assert details["status"] == "triggered"
     # db2 ends: the incident resolves itself, its jobs go, everyone paged hears of it.
-    manager.add("alertname=DiskFull", "instance=db2", "severity=critical", "team=db",
-                end=past())
-    details = await eventually(lambda: _status(client, first["id"], "resolved"),
-                               what="auto-resolve")
+    manager.add("alertname=DiskFull", "instance=db2", "severity=critical", "team=db", end=past())
+    details = await eventually(
+        lambda: _status(client, first["id"], "resolved"), what="auto-resolve"
+    )
     assert details["resolved_by"] == "system"
     jobs = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
     try:

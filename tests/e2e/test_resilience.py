@@ -39,9 +39,11 @@ async def steps_fired(db: Database) -> Counter[tuple[int, str, int, int]]:
     """Return how often each (incident, event type, level, repeat) was recorded."""
 
     def read(conn: Any) -> Counter[tuple[int, str, int, int]]:
-        rows = conn.execute(select(incident_events.c.incident_id, incident_events.c.type,
-                                   incident_events.c.detail)
-                            .where(incident_events.c.type.like("escalation.%")))
+        rows = conn.execute(
+            select(
+                incident_events.c.incident_id, incident_events.c.type, incident_events.c.detail
+            ).where(incident_events.c.type.like("escalation.%"))
+        )
         return Counter((i, t, d.get("level", 0), d.get("repeat", 0)) for i, t, d in rows)
 
     return await db.run(read)
@@ -49,8 +51,10 @@ async def steps_fired(db: Database) -> Counter[tuple[int, str, int, int]]:
 
 async def next_due(db: Database, incident_id: int) -> datetime | None:
     def read(conn: Any) -> datetime | None:
-        return conn.execute(select(incidents.c.next_due_at)
-                            .where(incidents.c.id == incident_id)).scalar_one()
+        return conn.execute(
+            select(incidents.c.next_due_at).where(incidents.c.id == incident_id)
+        ).scalar_one()
+
     return await db.run(read)
 
 
@@ -63,13 +67,17 @@ def fired(counts: Counter[Any], incident_id: int, level: int, repeat: int = 0) -
     return counts[(incident_id, "escalation.level", level, repeat)]
 
 
-async def test_a_redis_flush_is_noticed_and_every_timer_restored(make_client, own_redis,
-                                                                 key_prefix):
+async def test_a_redis_flush_is_noticed_and_every_timer_restored(
+    make_client, own_redis, key_prefix
+):
     # An hour between periodic passes: only noticing the flush itself restores the timers
     # within the test's patience.
-    client = await make_client(directory=fast_directory(levels=("2s", "2s"), repeat=0),
-                               clock=system_clock, redis_port=str(own_redis.port),
-                               scheduler_reconcile_interval="1h")
+    client = await make_client(
+        directory=fast_directory(levels=("2s", "2s"), repeat=0),
+        clock=system_clock,
+        redis_port=str(own_redis.port),
+        scheduler_reconcile_interval="1h",
+    )
     db = client.app[RUNTIME].db
     ids = []
     for name in ("A", "B", "C"):
@@ -81,8 +89,9 @@ async def test_a_redis_flush_is_noticed_and_every_timer_restored(make_client, ow
     assert own_redis.job_ids(key_prefix) == set()
     await eventually(lambda: _value(own_redis.job_ids(key_prefix) >= expected), what="rebuild")
     # The jobs are written before the pass records its repairs: await the record too.
-    await eventually(lambda: _value(client.app[RUNTIME].reconciler.status.repairs >= 3),
-                     what="repairs recorded")
+    await eventually(
+        lambda: _value(client.app[RUNTIME].reconciler.status.repairs >= 3), what="repairs recorded"
+    )
     counts = await eventually(lambda: _all_exhausted(db, ids), what="exhaustion")
     for incident_id in ids:
         assert fired(counts, incident_id, 1) == 1 and fired(counts, incident_id, 2) == 1
@@ -99,15 +108,21 @@ async def _all_exhausted(db: Database, ids: list[int]) -> Any:
 
 
 async def test_with_redis_down_alerts_are_taken_and_steps_fire_when_it_returns(
-        make_client, own_redis, key_prefix):
-    client = await make_client(directory=fast_directory(levels=("2s", "2s"), repeat=0),
-                               clock=system_clock, redis_port=str(own_redis.port),
-                               scheduler_reconcile_interval="1s")
+    make_client, own_redis, key_prefix
+):
+    client = await make_client(
+        directory=fast_directory(levels=("2s", "2s"), repeat=0),
+        clock=system_clock,
+        redis_port=str(own_redis.port),
+        scheduler_reconcile_interval="1s",
+    )
     db = client.app[RUNTIME].db
     response = await client.post(URL, json=webhook("Before"), headers=AM_AUTH)
     [before] = (await response.json())["incidents"]
-    await eventually(lambda: _value(own_redis.job_ids(key_prefix) == {
-        f"incident:{before}:level:2:repeat:0"}), what="level 2 pending")
+    await eventually(
+        lambda: _value(own_redis.job_ids(key_prefix) == {f"incident:{before}:level:2:repeat:0"}),
+        what="level 2 pending",
+    )
 
     own_redis.stop()
     response = await client.post(URL, json=webhook("During"), headers=AM_AUTH)
@@ -128,31 +143,41 @@ async def test_with_redis_down_alerts_are_taken_and_steps_fire_when_it_returns(
     assert (await client.get("/health")).status == 200
 
 
-async def test_every_step_fires_once_after_the_service_is_killed(tmp_path, database_env,
-                                                                 key_prefix):
+async def test_every_step_fires_once_after_the_service_is_killed(
+    tmp_path, database_env, key_prefix
+):
     directory = tmp_path / "fast.yaml"
     directory.write_text(fast_directory(levels=("5s", "3s"), repeat=0))
-    env = {**database_env, "ONCALL_REDIS_KEY_PREFIX": key_prefix,
-           "ONCALL_DIRECTORY_PATH": str(directory),
-           "ONCALL_SCHEDULER_RECONCILE_INTERVAL": "1s"}
+    env = {
+        **database_env,
+        "ONCALL_REDIS_KEY_PREFIX": key_prefix,
+        "ONCALL_DIRECTORY_PATH": str(directory),
+        "ONCALL_SCHEDULER_RECONCILE_INTERVAL": "1s",
+    }
     service = ServiceProcess(env, tmp_path / "oncall.log")
     settings_env = {k: v for k, v in env.items() if k.startswith("ONCALL_DATABASE")}
     from oncall.settings import load_settings
-    db = Database(make_engine(load_settings({"ONCALL_SETTINGS": "/dev/null",
-                                             **settings_env}).database))
+
+    db = Database(
+        make_engine(load_settings({"ONCALL_SETTINGS": "/dev/null", **settings_env}).database)
+    )
     try:
         await service.start()
         ids = []
         async with aiohttp.ClientSession() as session:
             for name in ("A", "B", "C", "D"):
-                async with session.post(f"{service.url}{URL}", json=webhook(name),
-                                        headers=AM_AUTH) as response:
+                async with session.post(
+                    f"{service.url}{URL}", json=webhook(name), headers=AM_AUTH
+                ) as response:
                     assert response.status == 200
                     ids += (await response.json())["incidents"]
         await eventually(lambda: _levels_everywhere(db, ids, 1), what="level 1 everywhere")
         service.kill()  # SIGKILL with level 2 pending (on a loaded machine, maybe not all)
-        pending = [i for i in ids if await next_due(db, i) is not None
-                   and fired(await steps_fired(db), i, 2) == 0]
+        pending = [
+            i
+            for i in ids
+            if await next_due(db, i) is not None and fired(await steps_fired(db), i, 2) == 0
+        ]
         assert pending, "every level 2 fired before the kill: nothing left to prove"
         await sleep_until(max([await next_due(db, i) for i in pending]))
         counts = await steps_fired(db)
@@ -174,7 +199,8 @@ async def _levels_everywhere(db: Database, ids: list[int], level: int) -> Any:
 
 
 async def test_pending_notifications_are_delivered_after_the_service_is_killed(
-        tmp_path, database_env, key_prefix, receiver):
+    tmp_path, database_env, key_prefix, receiver
+):
     from oncall.db.models import notifications
     from tests.support.factories import ALICE_TOKEN, AM_TOKEN
 
@@ -189,22 +215,38 @@ users:
 policies: [{{name: p, levels: [{{notify: ["user:alice"], escalate_after: 1h}}]}}]
 routes: [{{policy: p}}]
 """)
-    env = {**database_env, "ONCALL_REDIS_KEY_PREFIX": key_prefix,
-           "ONCALL_DIRECTORY_PATH": str(directory), "ONCALL_SCHEDULER_RECONCILE_INTERVAL": "1s"}
+    env = {
+        **database_env,
+        "ONCALL_REDIS_KEY_PREFIX": key_prefix,
+        "ONCALL_DIRECTORY_PATH": str(directory),
+        "ONCALL_SCHEDULER_RECONCILE_INTERVAL": "1s",
+    }
     service = ServiceProcess(env, tmp_path / "oncall.log")
     from oncall.settings import load_settings
-    db = Database(make_engine(load_settings({"ONCALL_SETTINGS": "/dev/null", **{
-        k: v for k, v in env.items() if k.startswith("ONCALL_DATABASE")}}).database))
+
+    db = Database(
+        make_engine(
+            load_settings(
+                {
+                    "ONCALL_SETTINGS": "/dev/null",
+                    **{k: v for k, v in env.items() if k.startswith("ONCALL_DATABASE")},
+                }
+            ).database
+        )
+    )
 
     async def outbox() -> list[Any]:
         def read(conn: Any) -> list[Any]:
             return list(conn.execute(select(notifications.c.status, notifications.c.attempts)))
+
         return await db.run(read)
 
     try:
         await service.start()
-        async with aiohttp.ClientSession() as session, session.post(
-                f"{service.url}{URL}", json=webhook("Paged"), headers=AM_AUTH) as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{service.url}{URL}", json=webhook("Paged"), headers=AM_AUTH) as response,
+        ):
             assert response.status == 200
         await eventually(lambda: _value(len(receiver.requests) >= 1), what="first attempt")
         await eventually(lambda: _attempted(outbox), what="attempt recorded")
@@ -214,8 +256,10 @@ routes: [{{policy: p}}]
         await service.start()
         rows = await eventually(lambda: _delivered(outbox), what="delivery after restart")
         assert rows == [("sent", 2)]
-        assert receiver.requests[-1].headers["X-Oncall-Delivery"] == (
-            receiver.requests[0].headers["X-Oncall-Delivery"])
+        assert (
+            receiver.requests[-1].headers["X-Oncall-Delivery"]
+            == (receiver.requests[0].headers["X-Oncall-Delivery"])
+        )
     finally:
         service.stop()
         await db.close()

@@ -36,12 +36,16 @@ async def open_incident(client: TestClient[Any, Any], name: str = "DiskFull") ->
     return incident_id
 
 
-async def escalation_events(client: TestClient[Any, Any],
-                            incident_id: int) -> list[tuple[Any, ...]]:
+async def escalation_events(
+    client: TestClient[Any, Any], incident_id: int
+) -> list[tuple[Any, ...]]:
     """Return the incident's escalation.* timeline entries as (type, level, repeat, targets)."""
     _, _, events = await client.app[RUNTIME].incidents.details(incident_id)
-    return [(e.type, e.detail.get("level"), e.detail.get("repeat"), e.detail.get("targets"))
-            for e in events if e.type.startswith("escalation.")]
+    return [
+        (e.type, e.detail.get("level"), e.detail.get("repeat"), e.detail.get("targets"))
+        for e in events
+        if e.type.startswith("escalation.")
+    ]
 
 
 def job_ids(key_prefix: str, port: int = REDIS_PORT) -> set[str]:
@@ -57,26 +61,30 @@ def levels_fired(events: list[tuple[Any, ...]]) -> list[tuple[int, int]]:
 
 
 async def test_it_climbs_every_level_and_repeat_then_exhausts(make_client, key_prefix):
-    client = await make_client(directory=fast_directory(levels=("2s", "2s"), repeat=1),
-                               clock=system_clock)
+    client = await make_client(
+        directory=fast_directory(levels=("2s", "2s"), repeat=1), clock=system_clock
+    )
     incident_id = await open_incident(client)
     order = [(1, 0), (2, 0), (1, 1), (2, 1)]
     for index, (level, _repeat) in enumerate(order):
         events = await eventually(
-            lambda n=index: _with_levels(client, incident_id, n + 1), what=f"step {index + 1}")
-        assert levels_fired(events) == order[:index + 1]
+            lambda n=index: _with_levels(client, incident_id, n + 1), what=f"step {index + 1}"
+        )
+        assert levels_fired(events) == order[: index + 1]
         assert events[index][3] == [f"user:{'alice' if level == 1 else 'bob'}"]
-        following = (f"incident:{incident_id}:level:{order[index + 1][0]}:repeat:"
-                     f"{order[index + 1][1]}" if index + 1 < len(order)
-                     else f"incident:{incident_id}:exhausted")
+        following = (
+            f"incident:{incident_id}:level:{order[index + 1][0]}:repeat:{order[index + 1][1]}"
+            if index + 1 < len(order)
+            else f"incident:{incident_id}:exhausted"
+        )
         # The step's job is gone from Redis and exactly the next one is pending.
-        await eventually(lambda f=following: _async(job_ids(key_prefix) == {f}),
-                         what=f"pending job {following}")
+        await eventually(
+            lambda f=following: _async(job_ids(key_prefix) == {f}), what=f"pending job {following}"
+        )
     events = await eventually(lambda: _exhausted(client, incident_id), what="exhaustion")
     assert [e[0] for e in events] == ["escalation.level"] * 4 + ["escalation.exhausted"]
     assert job_ids(key_prefix) == set()
-    details = await (await client.get(f"/api/v1/incidents/{incident_id}",
-                                      headers=ALICE)).json()
+    details = await (await client.get(f"/api/v1/incidents/{incident_id}", headers=ALICE)).json()
     assert details["status"] == "triggered"  # exhaustion does not resolve
 
 
@@ -95,38 +103,47 @@ async def _exhausted(client: Any, incident_id: int) -> Any:
 
 
 async def test_an_acknowledged_incident_never_escalates_again(make_client, key_prefix):
-    client = await make_client(directory=fast_directory(levels=("2s", "2s")),
-                               clock=system_clock)
+    client = await make_client(directory=fast_directory(levels=("2s", "2s")), clock=system_clock)
     incident_id = await open_incident(client)
     await eventually(lambda: _with_levels(client, incident_id, 1), what="level 1")
-    response = await client.post(f"/api/v1/incidents/{incident_id}/acknowledge",
-                                 headers=ALICE)
+    response = await client.post(f"/api/v1/incidents/{incident_id}/acknowledge", headers=ALICE)
     assert response.status == 200
     assert job_ids(key_prefix) == set()  # acknowledging removed the pending job
     # Even when the removal had failed, the job that then fires must do nothing:
-    client.app[RUNTIME].timers.schedule([JobSpec(
-        ESCALATION, f"incident:{incident_id}:level:2:repeat:0", STEP_JOB, (incident_id, 2, 0),
-        system_clock())])
-    await eventually(lambda: _async(counted(client, "oncall_escalation_steps",
-                                            outcome="stale") >= 1), what="stale run")
+    client.app[RUNTIME].timers.schedule(
+        [
+            JobSpec(
+                ESCALATION,
+                f"incident:{incident_id}:level:2:repeat:0",
+                STEP_JOB,
+                (incident_id, 2, 0),
+                system_clock(),
+            )
+        ]
+    )
+    await eventually(
+        lambda: _async(counted(client, "oncall_escalation_steps", outcome="stale") >= 1),
+        what="stale run",
+    )
     assert levels_fired(await escalation_events(client, incident_id)) == [(1, 0)]
     assert job_ids(key_prefix) == set()
 
 
 async def test_resolving_removes_the_pending_job(make_client, key_prefix):
-    client = await make_client(directory=fast_directory(levels=("1h", "1h")),
-                               clock=system_clock)
+    client = await make_client(directory=fast_directory(levels=("1h", "1h")), clock=system_clock)
     incident_id = await open_incident(client)
-    await eventually(lambda: _async(job_ids(key_prefix) == {
-        f"incident:{incident_id}:level:2:repeat:0"}), what="level 2 pending")
-    await client.post(URL, json=make_webhook([make_alert("db1", status="resolved")]),
-                      headers=AM_AUTH)
+    await eventually(
+        lambda: _async(job_ids(key_prefix) == {f"incident:{incident_id}:level:2:repeat:0"}),
+        what="level 2 pending",
+    )
+    await client.post(
+        URL, json=make_webhook([make_alert("db1", status="resolved")]), headers=AM_AUTH
+    )
     assert job_ids(key_prefix) == set()
 
 
 async def test_a_stale_or_duplicated_job_changes_nothing(make_client, key_prefix):
-    client = await make_client(directory=fast_directory(levels=("1h", "1h")),
-                               clock=system_clock)
+    client = await make_client(directory=fast_directory(levels=("1h", "1h")), clock=system_clock)
     service = client.app[RUNTIME].escalation
     incident_id = await open_incident(client)
     await eventually(lambda: _with_levels(client, incident_id, 1), what="level 1")
@@ -136,18 +153,22 @@ async def test_a_stale_or_duplicated_job_changes_nothing(make_client, key_prefix
     assert await service.run_step(incident_id, Step(2, 1)) is False
     assert await snapshot(client) == before
     # The pending step delivered twice at once fires once.
-    outcomes = await asyncio.gather(service.run_step(incident_id, Step(2, 0)),
-                                    service.run_step(incident_id, Step(2, 0)))
+    outcomes = await asyncio.gather(
+        service.run_step(incident_id, Step(2, 0)), service.run_step(incident_id, Step(2, 0))
+    )
     assert sorted(outcomes) == [False, True]
     assert levels_fired(await escalation_events(client, incident_id)) == [(1, 0), (2, 0)]
 
 
-async def test_a_failing_step_is_retried_then_marked_failed_then_reconciled(make_client,
-                                                                           key_prefix,
-                                                                           monkeypatch):
+async def test_a_failing_step_is_retried_then_marked_failed_then_reconciled(
+    make_client, key_prefix, monkeypatch
+):
     # Level 1 is paged with the incident's opening; level 2 is the first step a timer runs.
-    client = await make_client(directory=fast_directory(levels=("1s", "1h")),
-                               clock=system_clock, scheduler_reconcile_interval="1s")
+    client = await make_client(
+        directory=fast_directory(levels=("1s", "1h")),
+        clock=system_clock,
+        scheduler_reconcile_interval="1s",
+    )
     client.app[RUNTIME].escalation.retry_base = timedelta(milliseconds=50)
     real_fire = store.fire_step
     calls: list[float] = []
@@ -162,11 +183,13 @@ async def test_a_failing_step_is_retried_then_marked_failed_then_reconciled(make
 
     monkeypatch.setattr(store, "fire_step", failing_fire)
     incident_id = await open_incident(client)
-    await eventually(lambda: _async(counted(client, "oncall_escalation_steps",
-                                            outcome="failed") == 1), what="failure")
+    await eventually(
+        lambda: _async(counted(client, "oncall_escalation_steps", outcome="failed") == 1),
+        what="failure",
+    )
     assert len(calls) == 4  # the first attempt and 3 retries
     gaps = [later - earlier for earlier, later in itertools.pairwise(calls)]
-    assert [round(g, 2) >= 0.05 * 2 ** i for i, g in enumerate(gaps)] == [True] * 3
+    assert [round(g, 2) >= 0.05 * 2**i for i, g in enumerate(gaps)] == [True] * 3
     events = await eventually(lambda: _failed_recorded(client, incident_id), what="record")
     assert events[-1][:3] == ("escalation.failed", 2, 0)
     health = await client.get("/health")
@@ -177,8 +200,9 @@ async def test_a_failing_step_is_retried_then_marked_failed_then_reconciled(make
 
     healthy.set()  # the database is back: the reconciler's next pass retries the step
     await eventually(lambda: _with_levels(client, incident_id, 2), what="retried step")
-    await eventually(lambda: _async(client.app[RUNTIME].reconciler.status.repairs >= 1),
-                     what="repair recorded")
+    await eventually(
+        lambda: _async(client.app[RUNTIME].reconciler.status.repairs >= 1), what="repair recorded"
+    )
     assert (await client.get("/health")).status == 200
 
 
@@ -191,12 +215,19 @@ async def test_a_schedule_target_pages_whoever_is_on_call_when_the_level_fires(m
     from oncall.schedules.rotation import on_call
     from oncall.web.keys import DIRECTORY
 
-    text = fast_directory(levels=("1h", "1h")).replace("policies:", """schedules:
+    text = (
+        fast_directory(levels=("1h", "1h"))
+        .replace(
+            "policies:",
+            """schedules:
   - name: primary
     time_zone: Europe/Berlin
     layers:
       - {members: [alice, bob, carol], rotation: 1h, handoff: "2026-01-01 00:00"}
-policies:""").replace('notify: ["user:alice"]', 'notify: ["schedule:primary", "user:bob"]')
+policies:""",
+        )
+        .replace('notify: ["user:alice"]', 'notify: ["schedule:primary", "user:bob"]')
+    )
     client = await make_client(directory=text, clock=system_clock)
     incident_id = await open_incident(client)
     events = await eventually(lambda: _with_levels(client, incident_id, 1), what="level 1")
@@ -208,14 +239,20 @@ policies:""").replace('notify: ["user:alice"]', 'notify: ["schedule:primary", "u
     assert fired.detail["paged"] == list(dict.fromkeys([expected, "bob"]))
 
 
-async def test_a_schedule_with_nobody_on_call_is_recorded_and_the_others_are_paged(
-        make_client):
-    text = fast_directory(levels=("1h", "1h")).replace("policies:", """schedules:
+async def test_a_schedule_with_nobody_on_call_is_recorded_and_the_others_are_paged(make_client):
+    text = (
+        fast_directory(levels=("1h", "1h"))
+        .replace(
+            "policies:",
+            """schedules:
   - name: later
     time_zone: UTC
     layers:
       - {members: [carol], rotation: 1d, handoff: "2099-01-01 00:00"}
-policies:""").replace('notify: ["user:alice"]', 'notify: ["schedule:later", "user:bob"]')
+policies:""",
+        )
+        .replace('notify: ["user:alice"]', 'notify: ["schedule:later", "user:bob"]')
+    )
     client = await make_client(directory=text, clock=system_clock)
     incident_id = await open_incident(client)
     await eventually(lambda: _with_levels(client, incident_id, 1), what="level 1")
@@ -227,10 +264,14 @@ policies:""").replace('notify: ["user:alice"]', 'notify: ["schedule:later", "use
 
 
 async def test_level_one_failing_with_the_opening_is_rolled_back_and_left_to_its_timer(
-        make_client, key_prefix, monkeypatch):
+    make_client, key_prefix, monkeypatch
+):
     # No reconcile pass during the test: it would paper over a step left without its timer.
-    client = await make_client(directory=fast_directory(levels=("1h",), repeat=0),
-                               clock=system_clock, scheduler_reconcile_interval="1h")
+    client = await make_client(
+        directory=fast_directory(levels=("1h",), repeat=0),
+        clock=system_clock,
+        scheduler_reconcile_interval="1h",
+    )
     real_fire = store.fire_step
     failures: list[int] = []
 
@@ -248,12 +289,19 @@ async def test_level_one_failing_with_the_opening_is_rolled_back_and_left_to_its
     assert levels_fired(events) == [(1, 0)]  # once, from its timer: the failed try left nothing
 
     def pages(conn: Any) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in conn.execute(
-            select(notifications.c.level, notifications.c.user_name, notifications.c.kind)
-            .where(notifications.c.incident_id == incident_id))]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                select(
+                    notifications.c.level, notifications.c.user_name, notifications.c.kind
+                ).where(notifications.c.incident_id == incident_id)
+            )
+        ]
 
     rows = await client.app[RUNTIME].db.run(pages)
     assert rows and len(rows) == len(set(rows)) and {r[0] for r in rows} == {1}
     # The timer's run, not the failed one, moved the incident on: its next wait is in Redis.
-    await eventually(lambda: _async(job_ids(key_prefix) == {f"incident:{incident_id}:exhausted"}),
-                     what="the wait after level 1 scheduled")
+    await eventually(
+        lambda: _async(job_ids(key_prefix) == {f"incident:{incident_id}:exhausted"}),
+        what="the wait after level 1 scheduled",
+    )

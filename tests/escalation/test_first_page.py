@@ -18,8 +18,18 @@ from tests.support.factories import T0, fast_directory, make_alert, make_webhook
 from tests.support.wiring import services
 
 # Written as Alertmanager sends them: duplicates, an alert without a link, more than five.
-URLS = ["", "http://p/1", "http://p/1", "http://p/2", "http://p/3", "http://p/2",
-        "http://p/4", "http://p/5", "http://p/6", "http://p/7"]
+URLS = [
+    "",
+    "http://p/1",
+    "http://p/1",
+    "http://p/2",
+    "http://p/3",
+    "http://p/2",
+    "http://p/4",
+    "http://p/5",
+    "http://p/6",
+    "http://p/7",
+]
 
 
 @pytest.fixture
@@ -36,21 +46,33 @@ def group(name: str, common: dict[str, str]) -> Any:
     return parse_webhook(body)
 
 
-@pytest.mark.parametrize("common", [{}, {"summary": "Disks are filling up", "team": "ops"}],
-                         ids=["no common summary", "common summary"])
-def test_first_page_equals_the_page_read_back(conn: Connection,
-                                              common: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "common",
+    [{}, {"summary": "Disks are filling up", "team": "ops"}],
+    ids=["no common summary", "common summary"],
+)
+def test_first_page_equals_the_page_read_back(conn: Connection, common: dict[str, str]) -> None:
     directory = parse_directory(fast_directory(), {})
     runtime = services(directory)
-    result = store.ingest_group(conn, "prometheus", group("DiskFull", common), directory, T0,
-                                runtime.incidents, runtime.escalation)
+    result = store.ingest_group(
+        conn,
+        "prometheus",
+        group("DiskFull", common),
+        directory,
+        T0,
+        runtime.incidents,
+        runtime.escalation,
+    )
     [claimed] = result.followups.pages
     [incident_id] = result.opened
 
     stored = conn.execute(select(incidents).where(incidents.c.id == incident_id)).one()
     urls, annotations = store_notify._page_sources(conn, stored)
-    assert claimed.source_urls == urls == ("http://p/1", "http://p/2", "http://p/3",
-                                           "http://p/4", "http://p/5")
+    assert (
+        claimed.source_urls
+        == urls
+        == ("http://p/1", "http://p/2", "http://p/3", "http://p/4", "http://p/5")
+    )
     assert claimed.annotations == annotations
     if not common:  # the first alert's annotations stand in for the missing summary
         assert annotations["summary"] == "DiskFull on host-0"
@@ -63,13 +85,23 @@ def test_first_page_equals_the_page_read_back(conn: Connection,
 def test_first_step_writes_each_job_row_once(conn: Connection) -> None:
     directory = parse_directory(fast_directory(), {})
     runtime = services(directory)
-    result = store.ingest_group(conn, "prometheus", group("CpuHot", {}), directory, T0,
-                                runtime.incidents, runtime.escalation)
+    result = store.ingest_group(
+        conn,
+        "prometheus",
+        group("CpuHot", {}),
+        directory,
+        T0,
+        runtime.incidents,
+        runtime.escalation,
+    )
     [incident_id] = result.opened
-    jobs = conn.execute(select(escalation_jobs.c.id, escalation_jobs.c.state)
-                        .where(escalation_jobs.c.incident_id == incident_id)
-                        .order_by(escalation_jobs.c.level)).all()
+    jobs = conn.execute(
+        select(escalation_jobs.c.id, escalation_jobs.c.state)
+        .where(escalation_jobs.c.incident_id == incident_id)
+        .order_by(escalation_jobs.c.level)
+    ).all()
     assert [tuple(j) for j in jobs] == [
         (f"incident:{incident_id}:level:1:repeat:0", "fired"),
-        (f"incident:{incident_id}:level:2:repeat:0", "scheduled")]
+        (f"incident:{incident_id}:level:2:repeat:0", "scheduled"),
+    ]
     assert [t.job_id for t in result.followups.jobs] == [jobs[1].id]

@@ -14,8 +14,9 @@ from tests.support.factories import T0
 
 
 def policy(*minutes: int, repeat: int = 0) -> Policy:
-    return Policy("p", repeat, tuple(Level((Target("user", "alice"),),
-                                           timedelta(minutes=m)) for m in minutes))
+    return Policy(
+        "p", repeat, tuple(Level((Target("user", "alice"),), timedelta(minutes=m)) for m in minutes)
+    )
 
 
 def walk(p: Policy) -> list[tuple[Step, timedelta]]:
@@ -31,16 +32,22 @@ def walk(p: Policy) -> list[tuple[Step, timedelta]]:
 
 def test_levels_then_repeats_then_exhaustion():
     steps = walk(policy(5, 10, repeat=1))
-    assert steps == [(Step(1, 0), timedelta(0)), (Step(2, 0), timedelta(minutes=5)),
-                     (Step(1, 1), timedelta(minutes=15)), (Step(2, 1), timedelta(minutes=20)),
-                     (Step(3, 1), timedelta(minutes=30))]
+    assert steps == [
+        (Step(1, 0), timedelta(0)),
+        (Step(2, 0), timedelta(minutes=5)),
+        (Step(1, 1), timedelta(minutes=15)),
+        (Step(2, 1), timedelta(minutes=20)),
+        (Step(3, 1), timedelta(minutes=30)),
+    ]
     assert steps[-1][0].is_exhaustion(policy(5, 10, repeat=1))
 
 
 def test_the_next_step_is_due_after_the_fired_levels_wait_even_when_late():
     late = T0 + timedelta(minutes=7)  # fired 7 minutes late, after an outage
     assert escalation.after(policy(5, 10), FIRST_STEP, late) == (
-        Step(2, 0), late + timedelta(minutes=5))
+        Step(2, 0),
+        late + timedelta(minutes=5),
+    )
 
 
 def test_job_ids_follow_the_fixed_pattern():
@@ -48,14 +55,23 @@ def test_job_ids_follow_the_fixed_pattern():
     assert escalation.job_id(7, Step(2, 0), p) == "incident:7:level:2:repeat:0"
     assert escalation.job_id(7, Step(3, 0), p) == "incident:7:exhausted"
     assert [str(s) for s in escalation.all_steps(policy(1, 1, repeat=1))] == [
-        "Step(level=1, repeat=0)", "Step(level=2, repeat=0)", "Step(level=1, repeat=1)",
-        "Step(level=2, repeat=1)"]
+        "Step(level=1, repeat=0)",
+        "Step(level=2, repeat=0)",
+        "Step(level=1, repeat=1)",
+        "Step(level=2, repeat=1)",
+    ]
 
 
-@pytest.mark.parametrize(("failures", "base", "expected"), [
-    (1, 5, 5), (2, 5, 10), (3, 5, 20),     # escalation: 5, 10, 20 s
-    (1, 2, 2), (4, 2, 16),                 # notification: 2 .. 16 s
-])
+@pytest.mark.parametrize(
+    ("failures", "base", "expected"),
+    [
+        (1, 5, 5),
+        (2, 5, 10),
+        (3, 5, 20),  # escalation: 5, 10, 20 s
+        (1, 2, 2),
+        (4, 2, 16),  # notification: 2 .. 16 s
+    ],
+)
 def test_backoff_doubles_from_its_base(failures, base, expected):
     assert backoff(failures, timedelta(seconds=base)) == timedelta(seconds=expected)
 

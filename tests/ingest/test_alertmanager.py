@@ -23,13 +23,16 @@ def test_a_captured_payload_parses():
     assert group.alerts[0].ends_at is None
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("2026-11-28T01:30:50.340099894Z", datetime(2026, 11, 28, 1, 30, 50, 340099, tzinfo=UTC)),
-    ("2026-11-28T01:30:50Z", datetime(2026, 11, 28, 1, 30, 50, tzinfo=UTC)),
-    ("2026-11-28T02:30:50.5+01:00", datetime(2026, 11, 28, 1, 30, 50, 500000, tzinfo=UTC)),
-    ("2026-11-27T20:30:50-05:00", datetime(2026, 11, 28, 1, 30, 50, tzinfo=UTC)),
-    ("0001-01-01T00:00:00Z", None),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-28T01:30:50.340099894Z", datetime(2026, 11, 28, 1, 30, 50, 340099, tzinfo=UTC)),
+        ("2026-11-28T01:30:50Z", datetime(2026, 11, 28, 1, 30, 50, tzinfo=UTC)),
+        ("2026-11-28T02:30:50.5+01:00", datetime(2026, 11, 28, 1, 30, 50, 500000, tzinfo=UTC)),
+        ("2026-11-27T20:30:50-05:00", datetime(2026, 11, 28, 1, 30, 50, tzinfo=UTC)),
+        ("0001-01-01T00:00:00Z", None),
+    ],
+)
 def test_timestamps(text, expected):
     assert parse_timestamp(text, "f") == expected
 

@@ -49,8 +49,9 @@ def test_resolving_one_of_two_does_not_auto_resolve():
 
 def test_an_earlier_start_for_a_firing_fingerprint_is_the_same_occurrence():
     earlier = make_alert("db1", status="resolved", starts_at=T0 - timedelta(milliseconds=1))
-    [change] = plan_delivery(group_of(earlier), OpenIncident(7, 1, 0), [stored(1, 7, "db1")],
-                             {7: 1})
+    [change] = plan_delivery(
+        group_of(earlier), OpenIncident(7, 1, 0), [stored(1, 7, "db1")], {7: 1}
+    )
     assert change.add == [] and change.rekey == [(1, earlier_start(earlier))]
     assert change.auto_resolves
 
@@ -61,8 +62,7 @@ def earlier_start(alert):
 
 def test_a_later_start_is_a_new_occurrence():
     later = make_alert("db1", starts_at=T0 + timedelta(hours=1))
-    [change] = plan_delivery(group_of(later), OpenIncident(7, 1, 0), [stored(1, 7, "db1")],
-                             {7: 1})
+    [change] = plan_delivery(group_of(later), OpenIncident(7, 1, 0), [stored(1, 7, "db1")], {7: 1})
     assert len(change.add) == 1 and change.rekey == [] and not change.resolve
 
 

@@ -18,18 +18,30 @@ from tests.support.waiting import eventually
 EV_TOKEN = "ev-token-0123456789"
 SLOW_TOKEN = "ev-slow-0123456789"
 ALICE = {"Authorization": f"Bearer {ALICE_TOKEN}"}
-DIRECTORY = DIRECTORY_YAML.replace("integrations:\n", f"""integrations:
+DIRECTORY = DIRECTORY_YAML.replace(
+    "integrations:\n",
+    f"""integrations:
   - {{name: pd, type: events_v2, token: "{EV_TOKEN}"}}
   - {{name: slow, type: events_v2, token: "{SLOW_TOKEN}", rate_limit: 3/1m}}
-""")
+""",
+)
 
 
 def trigger(**changes: Any) -> dict[str, Any]:
-    body = {"routing_key": EV_TOKEN, "event_action": "trigger", "dedup_key": "disk-db1",
-            "payload": {"summary": "Disk full on db1", "source": "db1",
-                        "severity": "critical", "component": "postgres",
-                        "custom_details": {"free": "2%"}},
-            "client": "tests", "client_url": "http://monitor.example.com"}
+    body = {
+        "routing_key": EV_TOKEN,
+        "event_action": "trigger",
+        "dedup_key": "disk-db1",
+        "payload": {
+            "summary": "Disk full on db1",
+            "source": "db1",
+            "severity": "critical",
+            "component": "postgres",
+            "custom_details": {"free": "2%"},
+        },
+        "client": "tests",
+        "client_url": "http://monitor.example.com",
+    }
     body.update(changes)
     return body
 
@@ -47,20 +59,24 @@ async def incidents(client: Any) -> list[dict[str, Any]]:
 async def test_trigger_acknowledge_resolve(make_client):
     client = await make_client(directory=DIRECTORY)
     status, body = await send(client, trigger())
-    assert (status, body) == (202, {"status": "success", "message": "Event processed",
-                                    "dedup_key": "disk-db1"})
+    assert (status, body) == (
+        202,
+        {"status": "success", "message": "Event processed", "dedup_key": "disk-db1"},
+    )
     [incident] = await incidents(client)
     assert (incident["title"], incident["severity"]) == ("Disk full on db1", "critical")
     assert incident["labels"]["component"] == "postgres" and incident["integration"] == "pd"
     assert incident["policy"] == "default"  # routed like any incident (severity="critical")
     status, _ = await send(client, trigger(), path="/api/v1/integrations/events")
     assert status == 202 and len(await incidents(client)) == 1  # joins the open incident
-    await send(client, {"routing_key": EV_TOKEN, "event_action": "acknowledge",
-                        "dedup_key": "disk-db1"})
+    await send(
+        client, {"routing_key": EV_TOKEN, "event_action": "acknowledge", "dedup_key": "disk-db1"}
+    )
     [incident] = await incidents(client)
     assert (incident["status"], incident["acknowledged_by"]) == ("acknowledged", "pd")
-    await send(client, {"routing_key": EV_TOKEN, "event_action": "resolve",
-                        "dedup_key": "disk-db1"})
+    await send(
+        client, {"routing_key": EV_TOKEN, "event_action": "resolve", "dedup_key": "disk-db1"}
+    )
     [incident] = await incidents(client)
     assert (incident["status"], incident["resolved_by"]) == ("resolved", "pd")
     # After a resolve, the same dedup_key opens a new incident.
@@ -83,8 +99,9 @@ async def test_acting_on_an_unknown_dedup_key_changes_nothing(make_client):
     client = await make_client(directory=DIRECTORY)
     before = await snapshot(client)
     for action in ("acknowledge", "resolve"):
-        status, _ = await send(client, {"routing_key": EV_TOKEN, "event_action": action,
-                                        "dedup_key": "never-seen"})
+        status, _ = await send(
+            client, {"routing_key": EV_TOKEN, "event_action": action, "dedup_key": "never-seen"}
+        )
         assert status == 202
     assert await snapshot(client) == before
 
@@ -98,26 +115,43 @@ BAD = [
     ("unknown action", trigger(event_action="escalate"), "event_action"),
     ("no payload", trigger(payload=None), "payload"),
     ("no summary", trigger(payload={"source": "x", "severity": "info"}), "payload.summary"),
-    ("summary too long", trigger(payload={"summary": "x" * 1025, "source": "x",
-                                          "severity": "info"}), "longer than 1024"),
+    (
+        "summary too long",
+        trigger(payload={"summary": "x" * 1025, "source": "x", "severity": "info"}),
+        "longer than 1024",
+    ),
     ("no source", trigger(payload={"summary": "x", "severity": "info"}), "payload.source"),
-    ("bad severity", trigger(payload={"summary": "x", "source": "x", "severity": "fatal"}),
-     "payload.severity"),
-    ("bad timestamp", trigger(payload={"summary": "x", "source": "x", "severity": "info",
-                                       "timestamp": "yesterday"}), "payload.timestamp"),
+    (
+        "bad severity",
+        trigger(payload={"summary": "x", "source": "x", "severity": "fatal"}),
+        "payload.severity",
+    ),
+    (
+        "bad timestamp",
+        trigger(
+            payload={"summary": "x", "source": "x", "severity": "info", "timestamp": "yesterday"}
+        ),
+        "payload.timestamp",
+    ),
     ("dedup_key too long", trigger(dedup_key="k" * 256), "dedup_key"),
-    ("resolve without dedup_key", {"routing_key": EV_TOKEN, "event_action": "resolve"},
-     "dedup_key"),
+    (
+        "resolve without dedup_key",
+        {"routing_key": EV_TOKEN, "event_action": "resolve"},
+        "dedup_key",
+    ),
     ("links not a list", trigger(links={"href": "x"}), "links"),
-    ("component not a string", trigger(payload={"summary": "x", "source": "x",
-                                                "severity": "info", "component": 3}),
-     "payload.component"),
+    (
+        "component not a string",
+        trigger(payload={"summary": "x", "source": "x", "severity": "info", "component": 3}),
+        "payload.component",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("case", "body", "fragment"), BAD, ids=[b[0] for b in BAD])
-async def test_a_bad_event_gets_400_with_its_errors_and_writes_nothing(make_client, case,
-                                                                      body, fragment):
+async def test_a_bad_event_gets_400_with_its_errors_and_writes_nothing(
+    make_client, case, body, fragment
+):
     client = await make_client(directory=DIRECTORY)
     before = await snapshot(client)
     status, answer = await send(client, body)
@@ -128,8 +162,14 @@ async def test_a_bad_event_gets_400_with_its_errors_and_writes_nothing(make_clie
 
 async def test_an_oversize_event_gets_413(make_client):
     client = await make_client(directory=DIRECTORY)
-    body = trigger(payload={"summary": "x", "source": "x", "severity": "info",
-                            "custom_details": {"blob": "x" * 600_000}})
+    body = trigger(
+        payload={
+            "summary": "x",
+            "source": "x",
+            "severity": "info",
+            "custom_details": {"blob": "x" * 600_000},
+        }
+    )
     status, _ = await send(client, body)
     assert status == 413
 
@@ -138,8 +178,9 @@ async def test_an_integration_over_its_rate_gets_429_with_retry_after(make_clien
     client = await make_client(directory=DIRECTORY)
     statuses = []
     for number in range(4):
-        response = await client.post("/v2/enqueue", json=trigger(
-            routing_key=SLOW_TOKEN, dedup_key=f"k{number}"))
+        response = await client.post(
+            "/v2/enqueue", json=trigger(routing_key=SLOW_TOKEN, dedup_key=f"k{number}")
+        )
         statuses.append(response.status)
     assert statuses == [202, 202, 202, 429]
     assert int(response.headers["Retry-After"]) >= 1
@@ -148,11 +189,28 @@ async def test_an_integration_over_its_rate_gets_429_with_retry_after(make_clien
 
 async def test_alertmanager_pagerduty_configs_is_a_real_client(make_client, tmp_path):
     client = await make_client(directory=DIRECTORY, clock=system_clock)
-    manager = Alertmanager(tmp_path, receivers=[{"name": "pd", "pagerduty_configs": [{
-        "routing_key": EV_TOKEN, "url": str(client.make_url("/v2/enqueue")),
-        "send_resolved": True}]}],
-        route={"receiver": "pd", "group_by": ["alertname"], "group_wait": "1s",
-               "group_interval": "1s", "repeat_interval": "1h"})
+    manager = Alertmanager(
+        tmp_path,
+        receivers=[
+            {
+                "name": "pd",
+                "pagerduty_configs": [
+                    {
+                        "routing_key": EV_TOKEN,
+                        "url": str(client.make_url("/v2/enqueue")),
+                        "send_resolved": True,
+                    }
+                ],
+            }
+        ],
+        route={
+            "receiver": "pd",
+            "group_by": ["alertname"],
+            "group_wait": "1s",
+            "group_interval": "1s",
+            "repeat_interval": "1h",
+        },
+    )
     manager.start()
     try:
         manager.add("alertname=DiskFull", "instance=db1", "severity=critical")

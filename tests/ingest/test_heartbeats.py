@@ -26,10 +26,13 @@ ALICE = {"Authorization": f"Bearer {ALICE_TOKEN}"}
 
 
 def directory(interval: str = "2s", grace: str = "1s") -> str:
-    return fast_directory(levels=("1h", "1h")).replace("integrations:\n", f"""integrations:
+    return fast_directory(levels=("1h", "1h")).replace(
+        "integrations:\n",
+        f"""integrations:
   - {{name: backups, type: heartbeat, token: "{HB_TOKEN}", interval: {interval},
      grace: {grace}, watchdog_of: prometheus}}
-""")
+""",
+    )
 
 
 async def ping(client: Any, url: str = "") -> int:
@@ -49,14 +52,18 @@ async def _opened(client: Any) -> Any:
 
 
 async def test_a_stopped_heartbeat_opens_an_incident_that_escalates_and_a_ping_resolves_it(
-        make_client):
+    make_client,
+):
     client = await make_client(directory=directory(), clock=system_clock)
     assert await ping(client) == 200
     assert await heartbeat_incidents(client) == []
     [incident] = await eventually(lambda: _opened(client), what="missed heartbeat")
     assert incident["title"].startswith("No heartbeat from backups since")
-    assert incident["labels"] == {"alertname": "HeartbeatMissed", "heartbeat": "backups",
-                                  "severity": "critical"}
+    assert incident["labels"] == {
+        "alertname": "HeartbeatMissed",
+        "heartbeat": "backups",
+        "severity": "critical",
+    }
     await eventually(lambda: _escalated(client, incident["id"]), what="level 1 paged")
     assert await ping(client) == 200
     [incident] = await heartbeat_incidents(client)
@@ -88,31 +95,39 @@ async def test_a_ping_needs_the_heartbeats_own_token(make_client):
 async def test_the_watchdog_alert_pings_and_never_becomes_an_incident(make_client):
     client = await make_client(directory=directory(interval="1h"), clock=system_clock)
     watchdog = make_alert("am1", alertname="Watchdog")
-    response = await client.post("/api/v1/integrations/alertmanager", headers=AM_AUTH,
-                                 json=make_webhook([watchdog], alertname="Watchdog"))
+    response = await client.post(
+        "/api/v1/integrations/alertmanager",
+        headers=AM_AUTH,
+        json=make_webhook([watchdog], alertname="Watchdog"),
+    )
     assert response.status == 200 and (await response.json())["incidents"] == []
 
     def read(conn: Any) -> Any:
         from oncall.db.models import heartbeats
+
         return conn.execute(select(heartbeats.c.name, heartbeats.c.last_ping_at)).all()
 
     [(name, last_ping)] = await client.app[RUNTIME].db.run(read)
     assert name == "backups" and last_ping is not None
     assert (await client.app[RUNTIME].db.run(count_rows))["incidents"] == 0
     mixed = make_webhook([watchdog, make_alert("db1")])
-    response = await client.post("/api/v1/integrations/alertmanager", headers=AM_AUTH,
-                                 json=mixed)
+    response = await client.post("/api/v1/integrations/alertmanager", headers=AM_AUTH, json=mixed)
     [incident_id] = (await response.json())["incidents"]
     details = await (await client.get(f"/api/v1/incidents/{incident_id}", headers=ALICE)).json()
     assert [a["labels"]["alertname"] for a in details["alerts"]] == ["DiskFull"]
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    ((" interval: 2s,", ""), "interval: required for a heartbeat"),
-    (("watchdog_of: prometheus", "watchdog_of: nowhere"),
-     "'nowhere' is not an alertmanager integration"),
-    (("interval: 2s", "interval: 0s"), "interval: must be above zero"),
-])
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ((" interval: 2s,", ""), "interval: required for a heartbeat"),
+        (
+            ("watchdog_of: prometheus", "watchdog_of: nowhere"),
+            "'nowhere' is not an alertmanager integration",
+        ),
+        (("interval: 2s", "interval: 0s"), "interval: must be above zero"),
+    ],
+)
 def test_heartbeat_settings_are_checked(change, expected):
     with pytest.raises(ConfigError) as caught:
         parse_directory(directory().replace(*change), {})
@@ -122,16 +137,30 @@ def test_heartbeat_settings_are_checked(change, expected):
 async def test_a_restart_does_not_lose_the_deadline(tmp_path, database_env, key_prefix):
     path = tmp_path / "hb.yaml"
     path.write_text(directory(interval="2s", grace="1s"))
-    env = {**database_env, "ONCALL_REDIS_KEY_PREFIX": key_prefix,
-           "ONCALL_DIRECTORY_PATH": str(path), "ONCALL_SCHEDULER_RECONCILE_INTERVAL": "1s"}
+    env = {
+        **database_env,
+        "ONCALL_REDIS_KEY_PREFIX": key_prefix,
+        "ONCALL_DIRECTORY_PATH": str(path),
+        "ONCALL_SCHEDULER_RECONCILE_INTERVAL": "1s",
+    }
     service = ServiceProcess(env, tmp_path / "oncall.log")
-    db = Database(make_engine(load_settings({"ONCALL_SETTINGS": "/dev/null", **{
-        k: v for k, v in env.items() if k.startswith("ONCALL_DATABASE")}}).database))
+    db = Database(
+        make_engine(
+            load_settings(
+                {
+                    "ONCALL_SETTINGS": "/dev/null",
+                    **{k: v for k, v in env.items() if k.startswith("ONCALL_DATABASE")},
+                }
+            ).database
+        )
+    )
 
     async def opened() -> Any:
         def read(conn: Any) -> Any:
-            return conn.execute(select(incidents_table.c.id).where(
-                incidents_table.c.integration == "backups")).all()
+            return conn.execute(
+                select(incidents_table.c.id).where(incidents_table.c.integration == "backups")
+            ).all()
+
         return await db.run(read) or None
 
     try:

@@ -61,10 +61,16 @@ async def test_a_captured_alertmanager_group_ingests_correctly(client):
     assert db1["annotations"]["summary"] == "Disk almost full on db1"
     assert db1["generator_url"] == "http://prometheus:9090/graph?g0.expr=disk"
     # Level 1 is paged in the transaction that opens the incident.
-    assert timeline_types(body) == ["incident.triggered", "alert.added", "incident.routed",
-                                    "escalation.level"]
+    assert timeline_types(body) == [
+        "incident.triggered",
+        "alert.added",
+        "incident.routed",
+        "escalation.level",
+    ]
     assert body["timeline"][2]["detail"] == {
-        "route": 'routes[0] {severity="critical"}', "policy": "default"}
+        "route": 'routes[0] {severity="critical"}',
+        "policy": "default",
+    }
     assert body["timeline"][3]["detail"]["level"] == 1
     assert body["timeline"][3]["detail"]["paged"] == ["alice"]
 
@@ -85,9 +91,15 @@ async def test_captured_partial_then_full_resolve_auto_resolves(client):
     assert body["resolved_by"] == "system"
     assert body["next_step"] is None  # nothing left to escalate
     assert body["alert_count"] == 2
-    assert timeline_types(body) == ["incident.triggered", "alert.added", "incident.routed",
-                                    "escalation.level", "alert.resolved", "alert.resolved",
-                                    "incident.resolved"]
+    assert timeline_types(body) == [
+        "incident.triggered",
+        "alert.added",
+        "incident.routed",
+        "escalation.level",
+        "alert.resolved",
+        "alert.resolved",
+        "incident.resolved",
+    ]
     assert body["timeline"][-1]["detail"] == {"reason": "all alerts resolved"}
 
 
@@ -134,7 +146,8 @@ async def test_new_alerts_joining_an_acknowledged_incident_keep_it_acknowledged(
     response = await client.post(f"/api/v1/incidents/{incident_id}/acknowledge", headers=USER)
     assert response.status == 200
     assert await deliver(client, make_webhook([make_alert("db1"), make_alert("db2")])) == [
-        incident_id]
+        incident_id
+    ]
     body = await incident(client, incident_id)
     assert body["status"] == "acknowledged" and body["acknowledged_by"] == "alice"
     assert body["alert_count"] == 2
@@ -167,8 +180,9 @@ async def test_another_group_resolving_a_shared_alert_keeps_the_incidents_trunca
 
 async def test_two_groups_give_two_incidents(client):
     [disk] = await deliver(client, make_webhook([make_alert("db1")]))
-    [cpu] = await deliver(client, make_webhook([make_alert("db1", alertname="CpuHigh")],
-                                               alertname="CpuHigh"))
+    [cpu] = await deliver(
+        client, make_webhook([make_alert("db1", alertname="CpuHigh")], alertname="CpuHigh")
+    )
     assert disk != cpu
 
 
@@ -176,8 +190,11 @@ async def test_basic_auth_with_the_token_as_password_is_accepted(client):
     import base64
 
     credentials = base64.b64encode(b"alertmanager:am-token-0123456789").decode()
-    response = await client.post(URL, json=make_webhook([make_alert("db1")]),
-                                 headers={"Authorization": f"Basic {credentials}"})
+    response = await client.post(
+        URL,
+        json=make_webhook([make_alert("db1")]),
+        headers={"Authorization": f"Basic {credentials}"},
+    )
     assert response.status == 200
 
 

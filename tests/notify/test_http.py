@@ -82,8 +82,7 @@ async def poster() -> AsyncIterator[HttpPoster]:
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
-async def test_posts_the_body_and_headers_and_keeps_the_connection(aiohttp_server,
-                                                                   poster) -> None:
+async def test_posts_the_body_and_headers_and_keeps_the_connection(aiohttp_server, poster) -> None:
     receiver = HttpReceiver()
     app = receiver.app()
     peers = []
@@ -94,8 +93,11 @@ async def test_posts_the_body_and_headers_and_keeps_the_connection(aiohttp_serve
     app.on_response_prepare.append(note_peer)
     server = await aiohttp_server(app)
     for n in range(3):
-        await poster.post(str(server.make_url(f"/hook/{n}?q=1")), b'{"n":%d}' % n,
-                          {"X-Oncall-Delivery": str(n), "Content-Type": "application/json"})
+        await poster.post(
+            str(server.make_url(f"/hook/{n}?q=1")),
+            b'{"n":%d}' % n,
+            {"X-Oncall-Delivery": str(n), "Content-Type": "application/json"},
+        )
     assert [r.path for r in receiver.requests] == ["/hook/0", "/hook/1", "/hook/2"]
     assert [r.body for r in receiver.requests] == [b'{"n":0}', b'{"n":1}', b'{"n":2}']
     first = receiver.requests[0].headers
@@ -105,9 +107,12 @@ async def test_posts_the_body_and_headers_and_keeps_the_connection(aiohttp_serve
 
 
 async def test_answers_framed_every_way_are_read_and_the_connection_reused(
-        scripted, poster) -> None:
-    chunked = (b"HTTP/1.1 503 Busy\r\nTransfer-Encoding: chunked\r\nRetry-After: 7\r\n\r\n"
-               b"4;ext=1\r\nbusy\r\n6\r\n again\r\n0\r\nX-Trailer: t\r\n\r\n")
+    scripted, poster
+) -> None:
+    chunked = (
+        b"HTTP/1.1 503 Busy\r\nTransfer-Encoding: chunked\r\nRetry-After: 7\r\n\r\n"
+        b"4;ext=1\r\nbusy\r\n6\r\n again\r\n0\r\nX-Trailer: t\r\n\r\n"
+    )
     empty = b"HTTP/1.1 204 No Content\r\n\r\n"
     interim = b"HTTP/1.1 100 Continue\r\n\r\n" + OK
     server, url = await scripted([chunked, empty, interim, OK])
@@ -123,21 +128,22 @@ async def test_answers_framed_every_way_are_read_and_the_connection_reused(
 
 
 async def test_a_body_ended_by_closing_and_connection_close_are_not_reused(
-        scripted, poster) -> None:
+    scripted, poster
+) -> None:
     until_close = b"HTTP/1.1 500 Oops\r\n\r\nsomething broke"
     server, url = await scripted([until_close])
     with pytest.raises(DeliveryError) as failed:
         await poster.post(url, b"x", {})
     assert failed.value.message == "HTTP 500: something broke" and not failed.value.permanent
-    server.answers = [b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-                      OK]
+    server.answers = [b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", OK]
     await poster.post(url, b"x", {})
     await poster.post(url, b"x", {})
     assert server.connections == 3
 
 
 async def test_a_kept_connection_the_receiver_closed_fails_retryably_then_is_replaced(
-        scripted, poster) -> None:
+    scripted, poster
+) -> None:
     # The receiver takes the second request on the kept connection and closes it without
     # answering (an idle timeout racing the request): a retryable failure, and the next
     # attempt goes out on a new connection with the same idempotency key.
@@ -158,15 +164,17 @@ async def test_a_new_connection_closed_without_an_answer_fails(scripted, poster)
     assert not failure.value.permanent
 
 
-@pytest.mark.parametrize("answer", [
-    b"HTTP/2 200\r\n\r\n",  # not HTTP/1.x
-    b"HTTP/1.1 2xx OK\r\n\r\n",  # no status code
-    b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n",  # a header line without a name
-    b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",  # an impossible length
-    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",  # a bad chunk size
-])
-async def test_an_answer_it_cannot_read_is_a_retryable_failure(scripted, poster,
-                                                                answer) -> None:
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/2 200\r\n\r\n",  # not HTTP/1.x
+        b"HTTP/1.1 2xx OK\r\n\r\n",  # no status code
+        b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n",  # a header line without a name
+        b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",  # an impossible length
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",  # a bad chunk size
+    ],
+)
+async def test_an_answer_it_cannot_read_is_a_retryable_failure(scripted, poster, answer) -> None:
     server, url = await scripted([answer])
     with pytest.raises(DeliveryError, match="connection failed") as failure:
         await poster.post(url, b"x", {"X-Oncall-Delivery": "9"})
@@ -231,7 +239,8 @@ async def test_a_long_answer_is_read_only_as_far_as_a_report_needs(scripted, pos
 
 
 async def test_requests_to_one_receiver_share_a_bounded_set_of_connections(
-        scripted, monkeypatch) -> None:
+    scripted, monkeypatch
+) -> None:
     monkeypatch.setattr(http, "MAX_CONNECTIONS_PER_HOST", 2)
     server, url = await scripted([OK] * 6)
     poster = HttpPoster(system_clock)

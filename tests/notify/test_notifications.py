@@ -55,8 +55,12 @@ def webhook_contact(receiver: Any) -> str:
 
 
 async def start(make_client: Any, contacts: str, **settings: str) -> Any:
-    client = await make_client(directory=directory(contacts), clock=system_clock,
-                               server_public_url="https://oncall.example.com", **settings)
+    client = await make_client(
+        directory=directory(contacts),
+        clock=system_clock,
+        server_public_url="https://oncall.example.com",
+        **settings,
+    )
     client.app[RUNTIME].notifier.retry_base = timedelta(milliseconds=100)
     return client
 
@@ -89,8 +93,9 @@ async def test_a_page_reaches_a_webhook_signed_and_with_its_delivery_id(make_cli
     # The signature, checked independently of the service's code.
     timestamp, _, mac = request.headers["X-Oncall-Signature"].partition(",v1=")
     timestamp = timestamp.removeprefix("t=")
-    expected = hmac.new(SECRET.encode(), f"{timestamp}.".encode() + request.body,
-                        hashlib.sha256).hexdigest()
+    expected = hmac.new(
+        SECRET.encode(), f"{timestamp}.".encode() + request.body, hashlib.sha256
+    ).hexdigest()
     assert hmac.compare_digest(mac, expected)
     body = json.loads(request.body)
     [row] = await eventually(lambda: _sent(client), what="sent status")
@@ -103,7 +108,8 @@ async def test_a_page_reaches_a_webhook_signed_and_with_its_delivery_id(make_cli
     assert body["incident"]["annotations"]["summary"] == "DiskFull on db0"
     assert (body["level"], body["repeat"], body["user"]) == (1, 0, "alice")
     assert body["links"]["incident"] == (
-        f"https://oncall.example.com/api/v1/incidents/{incident_id}")
+        f"https://oncall.example.com/api/v1/incidents/{incident_id}"
+    )
     assert body["links"]["sources"] == ["http://prometheus:9090/graph?g0.expr=DiskFull"]
     assert body["links"]["alertmanager"] == "http://alertmanager:9093"
     assert body["links"]["acknowledge"].startswith("https://oncall.example.com/a/")
@@ -134,8 +140,13 @@ async def test_a_page_reaches_slack_as_blocks(make_client, receiver):
 
 async def test_a_page_arrives_by_email_with_text_and_html(make_client, smtp_server):
     sink, port = smtp_server
-    client = await start(make_client, "[{type: email, to: alice@example.com}]",
-                         smtp_host="127.0.0.1", smtp_port=str(port), smtp_from="pager@ex.com")
+    client = await start(
+        make_client,
+        "[{type: email, to: alice@example.com}]",
+        smtp_host="127.0.0.1",
+        smtp_port=str(port),
+        smtp_from="pager@ex.com",
+    )
     incident_id = await open_incident(client)
     [envelope] = await eventually(lambda: _value(sink.messages or None), what="the mail")
     assert envelope.rcpt_tos == ["alice@example.com"]
@@ -160,15 +171,15 @@ async def test_a_flaky_receiver_gets_the_page_on_the_third_attempt(make_client, 
     assert [a["outcome"] for a in log] == ["retry", "retry", "delivered"]
     assert log[0]["error"].startswith("HTTP 500")
     # Stored spacing follows the backoff (base 100 ms in this test: 100, then 200).
-    gaps = [r2.at - r1.at for r1, r2 in zip(receiver.requests, receiver.requests[1:],
-                                            strict=False)]
+    gaps = [r2.at - r1.at for r1, r2 in zip(receiver.requests, receiver.requests[1:], strict=False)]
     assert gaps[0] >= 0.095 and gaps[1] >= 0.195
     ids = {r.headers["X-Oncall-Delivery"] for r in receiver.requests}
     assert ids == {str(row["id"])}  # the same idempotency key on every attempt
 
 
-async def test_an_always_failing_receiver_gives_a_dead_letter_after_5_attempts(make_client,
-                                                                              receiver):
+async def test_an_always_failing_receiver_gives_a_dead_letter_after_5_attempts(
+    make_client, receiver
+):
     receiver.default = 500
     client = await start(make_client, webhook_contact(receiver))
     incident_id = await open_incident(client)
@@ -220,11 +231,17 @@ async def test_the_link_flow_get_confirms_post_acknowledges(make_client, receive
     tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     assert (await client.post(f"/a/{tampered}")).status == 403
     key = client.app[RUNTIME].notifier.link_key
-    expired = links.sign(key, incident_id, "acknowledge", "alice",
-                         system_clock() - timedelta(seconds=1))
+    expired = links.sign(
+        key, incident_id, "acknowledge", "alice", system_clock() - timedelta(seconds=1)
+    )
     assert (await client.post(f"/a/{expired}")).status == 403
-    other_key = links.sign(b"another-key-entirely", incident_id, "acknowledge", "alice",
-                           system_clock() + timedelta(hours=1))
+    other_key = links.sign(
+        b"another-key-entirely",
+        incident_id,
+        "acknowledge",
+        "alice",
+        system_clock() + timedelta(hours=1),
+    )
     assert (await client.get(f"/a/{other_key}")).status == 403
     assert await snapshot(client) == before
 
@@ -255,8 +272,9 @@ async def test_resolution_sends_one_resolved_message_to_everyone_paged(make_clie
     client = await start(make_client, webhook_contact(receiver))
     incident_id = await open_incident(client)
     await eventually(lambda: _sent(client), what="page")
-    await client.post(URL, json=make_webhook([make_alert("db0", status="resolved")]),
-                      headers=AM_AUTH)
+    await client.post(
+        URL, json=make_webhook([make_alert("db0", status="resolved")]), headers=AM_AUTH
+    )
     requests = await eventually(received(receiver, 2), what="resolved message")
     resolved = json.loads(requests[1].body)
     assert resolved["event"] == "incident.resolved"
@@ -296,11 +314,9 @@ async def test_an_apprise_failure_is_retried(make_client, receiver):
     assert [a["outcome"] for a in row["attempt_log"]] == ["retry", "delivered"]
 
 
-async def test_pending_deliveries_come_back_after_a_redis_flush(make_client, receiver,
-                                                               key_prefix):
+async def test_pending_deliveries_come_back_after_a_redis_flush(make_client, receiver, key_prefix):
     receiver.statuses = [503]
-    client = await start(make_client, webhook_contact(receiver),
-                         scheduler_reconcile_interval="1s")
+    client = await start(make_client, webhook_contact(receiver), scheduler_reconcile_interval="1s")
     client.app[RUNTIME].notifier.retry_base = timedelta(seconds=2)
     await open_incident(client)
     await eventually(received(receiver, 1), what="first attempt")
@@ -318,7 +334,8 @@ async def test_pending_deliveries_come_back_after_a_redis_flush(make_client, rec
 
 async def test_a_route_can_turn_resolved_messages_off(make_client, receiver):
     text = directory(webhook_contact(receiver)).replace(
-        "routes: [{policy: p}]", "routes: [{policy: p, notify_resolved: false}]")
+        "routes: [{policy: p}]", "routes: [{policy: p, notify_resolved: false}]"
+    )
     client = await make_client(directory=text, clock=system_clock)
     incident_id = await open_incident(client)
     await eventually(lambda: _sent(client), what="page")

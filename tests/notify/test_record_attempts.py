@@ -26,9 +26,13 @@ from tests.support.wiring import services
 BASE = timedelta(seconds=2)
 LATER = T0 + timedelta(seconds=3)
 # Delivered, retried (twice: one with Retry-After), failed for good, delivered.
-OUTCOMES = [(DELIVERED, None, None), (RETRY, "HTTP 503", None),
-            (RETRY, "HTTP 429", timedelta(seconds=30)), (PERMANENT, "HTTP 404", None),
-            (DELIVERED, None, None)]
+OUTCOMES = [
+    (DELIVERED, None, None),
+    (RETRY, "HTTP 503", None),
+    (RETRY, "HTTP 429", timedelta(seconds=30)),
+    (PERMANENT, "HTTP 404", None),
+    (DELIVERED, None, None),
+]
 
 
 def _claimed_pages(conn: Connection) -> list[Any]:
@@ -37,23 +41,33 @@ def _claimed_pages(conn: Connection) -> list[Any]:
     runtime = services(directory)
     rows = []
     for n in range(len(OUTCOMES)):
-        body = make_webhook([make_alert(f"host-{n}", alertname=f"Disk{n}")],
-                            alertname=f"Disk{n}")
-        result = store.ingest_group(conn, "prometheus", parse_webhook(body), directory, T0,
-                                    runtime.incidents, runtime.escalation)
+        body = make_webhook([make_alert(f"host-{n}", alertname=f"Disk{n}")], alertname=f"Disk{n}")
+        result = store.ingest_group(
+            conn,
+            "prometheus",
+            parse_webhook(body),
+            directory,
+            T0,
+            runtime.incidents,
+            runtime.escalation,
+        )
         [claimed] = result.followups.pages
         rows.append(claimed)
     return rows
 
 
 def _attempts(claimed: list[Any]) -> list[outbox.Attempt]:
-    return [outbox.Attempt(c.notification, c.attempt, outcome, error, 7, retry_after)
-            for c, (outcome, error, retry_after) in zip(claimed, OUTCOMES, strict=True)]
+    return [
+        outbox.Attempt(c.notification, c.attempt, outcome, error, 7, retry_after)
+        for c, (outcome, error, retry_after) in zip(claimed, OUTCOMES, strict=True)
+    ]
 
 
 def _state(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
-    return {t.name: [tuple(r) for r in conn.execute(select(t).order_by(t.c.id))]
-            for t in (notifications, notification_attempts, incident_events)}
+    return {
+        t.name: [tuple(r) for r in conn.execute(select(t).order_by(t.c.id))]
+        for t in (notifications, notification_attempts, incident_events)
+    }
 
 
 def _record(tmp_path: Path, name: str, together: bool) -> tuple[list[Any], dict[str, Any]]:
@@ -62,8 +76,7 @@ def _record(tmp_path: Path, name: str, together: bool) -> tuple[list[Any], dict[
         if together:
             following = store_notify.record_attempts(conn, attempts, BASE, LATER)
         else:
-            following = [store_notify.record_attempts(conn, [a], BASE, LATER)[0]
-                         for a in attempts]
+            following = [store_notify.record_attempts(conn, [a], BASE, LATER)[0] for a in attempts]
         return following, _state(conn)
 
 
@@ -78,8 +91,9 @@ def test_recording_together_equals_recording_one_by_one(tmp_path: Path) -> None:
     # those are compared without their ids.
     assert together_state["notifications"] == alone_state["notifications"]
     for table in ("notification_attempts", "incident_events"):
-        assert (sorted(r[1:] for r in together_state[table])
-                == sorted(r[1:] for r in alone_state[table]))
+        assert sorted(r[1:] for r in together_state[table]) == sorted(
+            r[1:] for r in alone_state[table]
+        )
     sent = [r for r in together_state["notifications"] if r[8] == "sent"]
     assert len(sent) == 2
     outcomes = [r[3] for r in together_state["notification_attempts"]]
@@ -111,7 +125,8 @@ def _notifier(db: Any) -> Notifier:
 
 
 async def test_attempts_finishing_in_one_loop_iteration_share_one_unit(
-        sqlite_conn: Connection) -> None:
+    sqlite_conn: Connection,
+) -> None:
     attempts = _attempts(_claimed_pages(sqlite_conn))
     db = _CountingDatabase(sqlite_conn)
     notifier = _notifier(db)
@@ -127,7 +142,8 @@ async def test_attempts_finishing_in_one_loop_iteration_share_one_unit(
 async def test_a_failed_recording_reaches_every_sender(sqlite_conn: Connection) -> None:
     attempts = _attempts(_claimed_pages(sqlite_conn))
     notifier = _notifier(_CountingDatabase(sqlite_conn, fail=OSError("disk gone")))
-    outcomes = await asyncio.gather(*(notifier._record(a) for a in attempts[:3]),
-                                    return_exceptions=True)
+    outcomes = await asyncio.gather(
+        *(notifier._record(a) for a in attempts[:3]), return_exceptions=True
+    )
     assert [type(o).__name__ for o in outcomes] == ["OSError"] * 3
     assert notifier._to_record == []

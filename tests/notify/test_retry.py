@@ -24,13 +24,22 @@ from tests.support.factories import T0
 
 # (status, outcome) — None is "no response": timeout, refused, reset
 OUTCOMES = [
-    (200, DELIVERED), (202, DELIVERED), (204, DELIVERED),
-    (400, PERMANENT), (401, PERMANENT), (403, PERMANENT), (404, PERMANENT), (410, PERMANENT),
-    (301, PERMANENT),      # redirects are not followed: the URL is wrong
-    (408, RETRY),          # request timeout
-    (429, RETRY),          # rate limited
-    (500, RETRY), (502, RETRY), (503, RETRY), (504, RETRY),
-    (None, RETRY),         # timeout or connection refused
+    (200, DELIVERED),
+    (202, DELIVERED),
+    (204, DELIVERED),
+    (400, PERMANENT),
+    (401, PERMANENT),
+    (403, PERMANENT),
+    (404, PERMANENT),
+    (410, PERMANENT),
+    (301, PERMANENT),  # redirects are not followed: the URL is wrong
+    (408, RETRY),  # request timeout
+    (429, RETRY),  # rate limited
+    (500, RETRY),
+    (502, RETRY),
+    (503, RETRY),
+    (504, RETRY),
+    (None, RETRY),  # timeout or connection refused
 ]
 
 
@@ -45,13 +54,18 @@ def test_notification_retries_follow_the_seed_rule():
     assert waits == [timedelta(seconds=s) for s in (2, 4, 8, 16)]
 
 
-@pytest.mark.parametrize(("header", "expected"), [
-    ("7", timedelta(seconds=7)),
-    ("Mon, 05 Jan 2026 12:00:30 GMT", timedelta(seconds=30)),  # an HTTP date
-    ("99999", timedelta(hours=1)),                             # capped
-    ("Mon, 05 Jan 2026 11:00:00 GMT", timedelta(0)),           # in the past
-    ("soon", None), ("", None), (None, None),
-])
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("7", timedelta(seconds=7)),
+        ("Mon, 05 Jan 2026 12:00:30 GMT", timedelta(seconds=30)),  # an HTTP date
+        ("99999", timedelta(hours=1)),  # capped
+        ("Mon, 05 Jan 2026 11:00:00 GMT", timedelta(0)),  # in the past
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_retry_after(header, expected):
     assert parse_retry_after(header, T0) == expected
 
@@ -65,12 +79,15 @@ def test_a_signed_link_verifies_and_says_what_it_allows():
     assert (claim.incident_id, claim.action, claim.user) == (12, "acknowledge", "jo.doe")
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),   # the MAC changed
-    lambda t: "X" + t[1:],                               # the payload changed
-    lambda t: t.replace(".", ""),                        # no separator
-    lambda t: t + ".x",                                  # an extra part
-])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),  # the MAC changed
+        lambda t: "X" + t[1:],  # the payload changed
+        lambda t: t.replace(".", ""),  # no separator
+        lambda t: t + ".x",  # an extra part
+    ],
+)
 def test_a_tampered_link_is_refused(mutate):
     token = links.sign(KEY, 12, "resolve", "alice", T0 + timedelta(hours=1))
     with pytest.raises(links.InvalidLink):
@@ -93,14 +110,24 @@ def test_a_link_mac_is_hmac_sha256_of_the_tagged_payload_for_each_key():
 
 
 def make_page(**changes) -> Page:
-    values = dict(delivery_id=5, event="incident.triggered", incident_id=12,
-                  status="triggered", title="DiskFull", severity="critical",
-                  labels={"alertname": "DiskFull", "instance": "db1"},
-                  annotations={"summary": "Disk full on db1", "description": "5% left"},
-                  level=2, repeat=1, user="alice", alert_count=3,
-                  incident_url="https://o/api/v1/incidents/12",
-                  external_url="http://am:9093", source_urls=("http://prom/graph",),
-                  links={"acknowledge": "https://o/a/x", "resolve": "https://o/a/y"})
+    values = dict(
+        delivery_id=5,
+        event="incident.triggered",
+        incident_id=12,
+        status="triggered",
+        title="DiskFull",
+        severity="critical",
+        labels={"alertname": "DiskFull", "instance": "db1"},
+        annotations={"summary": "Disk full on db1", "description": "5% left"},
+        level=2,
+        repeat=1,
+        user="alice",
+        alert_count=3,
+        incident_url="https://o/api/v1/incidents/12",
+        external_url="http://am:9093",
+        source_urls=("http://prom/graph",),
+        links={"acknowledge": "https://o/a/x", "resolve": "https://o/a/y"},
+    )
     values.update(changes)
     return Page(**values)
 
@@ -108,10 +135,18 @@ def make_page(**changes) -> Page:
 def test_every_page_carries_what_the_person_paged_needs():
     page = make_page()
     text = text_body(page)
-    for needed in ("[TRIGGERED] [critical] DiskFull (#12)", "Disk full on db1", "5% left",
-                   "instance=db1", "https://o/api/v1/incidents/12", "http://prom/graph",
-                   "http://am:9093", "Acknowledge: https://o/a/x", "Resolve: https://o/a/y",
-                   "Escalation level 2, pass 2"):
+    for needed in (
+        "[TRIGGERED] [critical] DiskFull (#12)",
+        "Disk full on db1",
+        "5% left",
+        "instance=db1",
+        "https://o/api/v1/incidents/12",
+        "http://prom/graph",
+        "http://am:9093",
+        "Acknowledge: https://o/a/x",
+        "Resolve: https://o/a/y",
+        "Escalation level 2, pass 2",
+    ):
         assert needed in text, needed
     body = webhook_json(page)
     assert (body["event"], body["level"], body["repeat"]) == ("incident.triggered", 2, 1)
@@ -126,5 +161,6 @@ def test_a_resolved_message_says_so_and_offers_no_actions():
 
 def test_html_in_alert_text_is_escaped_in_the_mail():
     from oncall.notify.messages import html_body
+
     page = make_page(title="<script>x</script>")
     assert "<script>" not in html_body(page)

@@ -10,27 +10,27 @@ LABELS = {"severity": "critical", "team": "db", "instance": "db1:9100", "empty":
 
 # (matcher, labels match?) — one line per behaviour
 CASES = [
-    ('severity="critical"', True),        # equality
-    ('severity="crit"', False),           # equality is exact, not a prefix
-    ("severity=critical", True),          # bare values are allowed
-    ('severity!="warning"', True),        # inequality
+    ('severity="critical"', True),  # equality
+    ('severity="crit"', False),  # equality is exact, not a prefix
+    ("severity=critical", True),  # bare values are allowed
+    ('severity!="warning"', True),  # inequality
     ('severity!="critical"', False),
-    ('team=~"db|infra"', True),           # regex alternation
-    ('team=~"d"', False),                 # regexes are anchored: no substring match
+    ('team=~"db|infra"', True),  # regex alternation
+    ('team=~"d"', False),  # regexes are anchored: no substring match
     ('team=~"d.*"', True),
-    ('instance=~"db1"', False),           # anchored at the end too
+    ('instance=~"db1"', False),  # anchored at the end too
     ('instance=~"db1:.*"', True),
-    ('team!~"db|infra"', False),          # negative regex
+    ('team!~"db|infra"', False),  # negative regex
     ('team!~"web.*"', True),
-    ('missing=""', True),                 # an absent label matches as the empty string
+    ('missing=""', True),  # an absent label matches as the empty string
     ('missing!=""', False),
     ('empty=""', True),
     ('missing=~".*"', True),
     ('missing=~".+"', False),
-    ('severity = "critical"', True),      # spaces around the operator
-    ('team=~"DB"', False),                # case-sensitive, as in Go
-    ('team=~"(?i)DB"', True),             # ...unless the regex says otherwise
-    ('severity="crit\\"ical"', False),    # escaped quote inside the value
+    ('severity = "critical"', True),  # spaces around the operator
+    ('team=~"DB"', False),  # case-sensitive, as in Go
+    ('team=~"(?i)DB"', True),  # ...unless the regex says otherwise
+    ('severity="crit\\"ical"', False),  # escaped quote inside the value
 ]
 
 
@@ -43,8 +43,10 @@ def test_escapes_are_decoded():
     assert parse_matcher(r'a="x\"y\\z\n"').value == 'x"y\\z\n'
 
 
-@pytest.mark.parametrize("text", ['severity', '="x"', 'a=="x"', 'a="x', 'a="x"y"', 'a=~"("',
-                                  'a="\\q"', '1a="x"', 'a=x"y'])
+@pytest.mark.parametrize(
+    "text",
+    ["severity", '="x"', 'a=="x"', 'a="x', 'a="x"y"', 'a=~"("', 'a="\\q"', '1a="x"', 'a=x"y'],
+)
 def test_malformed_matchers_are_rejected(text):
     with pytest.raises(ValueError):
         parse_matcher(text)

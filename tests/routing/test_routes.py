@@ -24,26 +24,29 @@ routes:
 
 
 def directory():
-    text = ROUTES.replace("  - {name: p{i}, levels: [{notify: [\"user:alice\"], "
-                          "escalate_after: 5m}]}\n",
-                          "".join(f'  - {{name: p{i}, levels: [{{notify: ["user:alice"], '
-                                  f"escalate_after: 5m}}]}}\n" for i in range(6)))
+    text = ROUTES.replace(
+        '  - {name: p{i}, levels: [{notify: ["user:alice"], escalate_after: 5m}]}\n',
+        "".join(
+            f'  - {{name: p{i}, levels: [{{notify: ["user:alice"], escalate_after: 5m}}]}}\n'
+            for i in range(6)
+        ),
+    )
     return parse_directory(text, {})
 
 
 # (labels, expected policy) — one line per rule
 CASES = [
-    ({"severity": "critical", "team": "db", "env": "prod"}, "p0"),     # = and =~ both match
+    ({"severity": "critical", "team": "db", "env": "prod"}, "p0"),  # = and =~ both match
     ({"severity": "critical", "team": "infra", "env": "prod"}, "p0"),  # regex alternation
-    ({"severity": "critical", "team": "dba", "env": "prod"}, "p1"),    # =~ is anchored: no "dba"
-    ({"severity": "critical", "env": "prod"}, "p1"),                   # first match wins over p2..
+    ({"severity": "critical", "team": "dba", "env": "prod"}, "p1"),  # =~ is anchored: no "dba"
+    ({"severity": "critical", "env": "prod"}, "p1"),  # first match wins over p2..
     ({"severity": "warning", "env": "staging", "service": "web"}, "p2"),  # != and !~ match
     ({"severity": "warning", "env": "staging", "service": "api-gw"}, "p5"),  # !~ excludes
-    ({"severity": "warning", "env": "prod", "instance": "db12"}, "p3"),     # anchored regex
+    ({"severity": "warning", "env": "prod", "instance": "db12"}, "p3"),  # anchored regex
     ({"severity": "warning", "env": "prod", "instance": "db12:9100"}, "p5"),  # not a prefix match
     ({"env": "prod", "team": "web"}, "p4"),
     ({"severity": "warning", "service": "x"}, "p2"),  # absent env counts as "" and "" != "prod"
-    ({"env": "prod"}, "p5"),                          # the catch-all
+    ({"env": "prod"}, "p5"),  # the catch-all
 ]
 
 

@@ -19,8 +19,10 @@ AMTOOL = shutil.which("amtool")
 class Alertmanager:
     def __init__(self, workdir: pathlib.Path, receivers: list[dict], route: dict) -> None:
         if BINARY is None or AMTOOL is None:
-            raise RuntimeError("prometheus-alertmanager and amtool are required "
-                               "(.ci/run installs them with apt-get)")
+            raise RuntimeError(
+                "prometheus-alertmanager and amtool are required "
+                "(.ci/run installs them with apt-get)"
+            )
         self.port = free_port()
         self.workdir = workdir
         config = {"route": route, "receivers": receivers}
@@ -33,10 +35,16 @@ class Alertmanager:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [BINARY, f"--config.file={self.workdir / 'alertmanager.yml'}",
-             f"--storage.path={self.workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],
-            stdout=subprocess.DEVNULL, stderr=open(self.workdir / "am.log", "wb"))  # noqa: SIM115
+            [
+                BINARY,
+                f"--config.file={self.workdir / 'alertmanager.yml'}",
+                f"--storage.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "am.log", "wb"),  # noqa: SIM115
+        )
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -55,8 +63,12 @@ class Alertmanager:
 
     def amtool(self, *args: str) -> None:
         """Run `amtool alert add ...` (and the like) against this Alertmanager."""
-        subprocess.run([AMTOOL, f"--alertmanager.url={self.url}", *args], check=True,
-                       capture_output=True, timeout=30)
+        subprocess.run(
+            [AMTOOL, f"--alertmanager.url={self.url}", *args],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
 
     def add(self, *labels: str, end: str | None = None) -> None:
         args = ["alert", "add", *labels, "--annotation=summary=" + " ".join(labels)]

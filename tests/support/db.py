@@ -19,8 +19,9 @@ from oncall.db.models import alerts, incident_events, incidents, metadata
 from oncall.web.keys import RUNTIME
 
 BACKENDS = os.environ.get("ONCALL_TEST_DATABASES", "sqlite,postgresql").split(",")
-POSTGRES_URL = os.environ.get("ONCALL_TEST_POSTGRES_URL",
-                              "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "ONCALL_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
 
 
 @contextmanager
@@ -54,8 +55,10 @@ def drop_schema(schema: str) -> None:
 
 def read_tables(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
     """Return every row of the incident tables."""
-    return {t.name: [tuple(r) for r in conn.execute(select(t).order_by(t.c.id))]
-            for t in (incidents, alerts, incident_events)}
+    return {
+        t.name: [tuple(r) for r in conn.execute(select(t).order_by(t.c.id))]
+        for t in (incidents, alerts, incident_events)
+    }
 
 
 async def snapshot(client: TestClient[Any, Any]) -> dict[str, list[tuple[Any, ...]]]:
@@ -65,5 +68,7 @@ async def snapshot(client: TestClient[Any, Any]) -> dict[str, list[tuple[Any, ..
 
 def count_rows(conn: Connection) -> dict[str, int]:
     """Return the number of rows in each incident table."""
-    return {table.name: conn.execute(select(func.count()).select_from(table)).scalar_one()
-            for table in (incidents, alerts, incident_events)}
+    return {
+        table.name: conn.execute(select(func.count()).select_from(table)).scalar_one()
+        for table in (incidents, alerts, incident_events)
+    }

@@ -48,9 +48,15 @@ def rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def make_alert(instance: str, *, status: str = "firing", alertname: str = "DiskFull",
-               starts_at: datetime = T0, severity: str = "critical",
-               fingerprint: str | None = None) -> dict[str, Any]:
+def make_alert(
+    instance: str,
+    *,
+    status: str = "firing",
+    alertname: str = "DiskFull",
+    starts_at: datetime = T0,
+    severity: str = "critical",
+    fingerprint: str | None = None,
+) -> dict[str, Any]:
     """Return one alert as Alertmanager puts it in a webhook."""
     return {
         "status": status,
@@ -58,15 +64,17 @@ def make_alert(instance: str, *, status: str = "firing", alertname: str = "DiskF
         "annotations": {"summary": f"{alertname} on {instance}"},
         # Alertmanager sends nanoseconds; the last three digits are dropped on the way in.
         "startsAt": f"{starts_at:%Y-%m-%dT%H:%M:%S}.{starts_at.microsecond:06d}789Z",
-        "endsAt": rfc3339(starts_at + timedelta(minutes=5)) if status == "resolved"
+        "endsAt": rfc3339(starts_at + timedelta(minutes=5))
+        if status == "resolved"
         else "0001-01-01T00:00:00Z",
         "generatorURL": f"http://prometheus:9090/graph?g0.expr={alertname}",
         "fingerprint": fingerprint or f"fp-{alertname}-{instance}",
     }
 
 
-def make_webhook(alerts: list[dict[str, Any]], *, alertname: str = "DiskFull",
-                 truncated: int = 0) -> dict[str, Any]:
+def make_webhook(
+    alerts: list[dict[str, Any]], *, alertname: str = "DiskFull", truncated: int = 0
+) -> dict[str, Any]:
     """Return a version 4 webhook body for one group (grouped by alertname)."""
     firing = any(a["status"] == "firing" for a in alerts)
     return {
@@ -88,7 +96,8 @@ def fast_directory(*, levels: tuple[str, ...] = ("2s", "2s"), repeat: int = 1) -
     users = ["alice", "bob", "carol"]
     level_lines = "\n".join(
         f'      - {{notify: ["user:{users[i % 3]}"], escalate_after: {after}}}'
-        for i, after in enumerate(levels))
+        for i, after in enumerate(levels)
+    )
     return f"""
 integrations:
   - {{name: prometheus, type: alertmanager, token: "{AM_TOKEN}"}}

@@ -27,12 +27,17 @@ class ServiceProcess:
     """One oncall process; `env` is added to this process's environment. `root` is the
     checkout whose app.py runs (another one's, to compare two versions)."""
 
-    def __init__(self, env: dict[str, str], log_path: pathlib.Path,
-                 root: pathlib.Path = ROOT) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: pathlib.Path, root: pathlib.Path = ROOT
+    ) -> None:
         self.root = root
         self.port = free_port()
-        self.env = {**os.environ, **env, "ONCALL_SERVER_PORT": str(self.port),
-                    "ONCALL_SERVER_HOST": "127.0.0.1"}
+        self.env = {
+            **os.environ,
+            **env,
+            "ONCALL_SERVER_PORT": str(self.port),
+            "ONCALL_SERVER_HOST": "127.0.0.1",
+        }
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -43,14 +48,21 @@ class ServiceProcess:
     async def start(self) -> None:
         """Start the process and return once it answers /-/healthy; raises if it dies."""
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=self.root, env=self.env,
-                                         stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "app.py"],
+                cwd=self.root,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + READY_TIMEOUT
         async with aiohttp.ClientSession() as session:
             while True:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"oncall exited with {self.proc.returncode}:\n"
-                                       + self.log_path.read_text()[-3000:])
+                    raise RuntimeError(
+                        f"oncall exited with {self.proc.returncode}:\n"
+                        + self.log_path.read_text()[-3000:]
+                    )
                 try:
                     async with session.get(f"{self.url}/-/healthy") as response:
                         if response.status == 200:
@@ -58,8 +70,9 @@ class ServiceProcess:
                 except aiohttp.ClientConnectionError:
                     pass
                 if time.monotonic() > deadline:
-                    raise TimeoutError("oncall did not become healthy:\n"
-                                       + self.log_path.read_text()[-3000:])
+                    raise TimeoutError(
+                        "oncall did not become healthy:\n" + self.log_path.read_text()[-3000:]
+                    )
                 await asyncio.sleep(0.05)  # polling a readiness probe, not synchronising
 
     def kill(self) -> None:

@@ -28,11 +28,13 @@ class HttpReceiver:
     url: str = ""
 
     async def handle(self, request: web.Request) -> web.Response:
-        self.requests.append(Received(time.monotonic(), request.path, dict(request.headers),
-                                      await request.read()))
+        self.requests.append(
+            Received(time.monotonic(), request.path, dict(request.headers), await request.read())
+        )
         status = self.statuses.pop(0) if self.statuses else self.default
-        return web.Response(status=status, text="ok" if status < 300 else "nope",
-                            headers=self.reply_headers)
+        return web.Response(
+            status=status, text="ok" if status < 300 else "nope", headers=self.reply_headers
+        )
 
     def app(self) -> web.Application:
         app = web.Application()

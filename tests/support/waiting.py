@@ -11,8 +11,9 @@ from aiohttp.test_utils import TestClient
 from oncall.web.keys import RUNTIME
 
 
-async def eventually(condition: Callable[[], Awaitable[Any]], timeout: float = 30.0,
-                     what: str = "condition") -> Any:
+async def eventually(
+    condition: Callable[[], Awaitable[Any]], timeout: float = 30.0, what: str = "condition"
+) -> Any:
     """Return the first truthy result of `condition()`, polled until `timeout` seconds pass.
 
     This awaits a state the system reaches on its own (a timer firing); it is not a sleep

@@ -18,5 +18,4 @@ def services(directory: Directory, db: Any = None, clock: Clock = lambda: T0) ->
     """Return a runtime of default settings on `directory`, never started: its services'
     in-transaction methods work on any connection; `db` stands in for its database."""
     settings = load_settings({"ONCALL_SETTINGS": "/dev/null"})
-    return Runtime(settings, DirectoryHolder(directory), clock, db,
-                   b"test-link-key-0123456789")
+    return Runtime(settings, DirectoryHolder(directory), clock, db, b"test-link-key-0123456789")

@@ -52,19 +52,25 @@ def test_batched_jobs_carry_the_state_a_job_of_their_own_would(timers: Timers) -
     store = timers.stores["escalation"]
     for spec in specs:
         state = pickle.loads(store.redis.hget(store.jobs_key, spec.job_id))
-        expected = Job(timers.scheduler, id=spec.job_id, func=spec.func,
-                       args=tuple(spec.args), kwargs={},
-                       trigger=DateTrigger(spec.run_date, timezone=UTC),
-                       executor="default", misfire_grace_time=None, coalesce=True,
-                       max_instances=1, next_run_time=spec.run_date).__getstate__()
+        expected = Job(
+            timers.scheduler,
+            id=spec.job_id,
+            func=spec.func,
+            args=tuple(spec.args),
+            kwargs={},
+            trigger=DateTrigger(spec.run_date, timezone=UTC),
+            executor="default",
+            misfire_grace_time=None,
+            coalesce=True,
+            max_instances=1,
+            next_run_time=spec.run_date,
+        ).__getstate__()
         assert state.pop("trigger").run_date == expected.pop("trigger").run_date
         assert state == expected
-        assert store.redis.zscore(store.run_times_key, spec.job_id) == \
-            spec.run_date.timestamp()
+        assert store.redis.zscore(store.run_times_key, spec.job_id) == spec.run_date.timestamp()
 
 
-async def test_changes_queued_together_are_written_in_order_in_one_flush(timers: Timers
-                                                                         ) -> None:
+async def test_changes_queued_together_are_written_in_order_in_one_flush(timers: Timers) -> None:
     store = timers.stores["escalation"]
     timers.schedule([step(1), step(2)])
     timers.remove([(ESCALATION, step(1).job_id)])  # after its write: gone
@@ -76,8 +82,7 @@ async def test_changes_queued_together_are_written_in_order_in_one_flush(timers:
     assert store.redis.zcard(store.run_times_key) == 2
 
 
-async def test_far_jobs_wait_for_company_and_a_due_job_takes_them_along(timers: Timers
-                                                                        ) -> None:
+async def test_far_jobs_wait_for_company_and_a_due_job_takes_them_along(timers: Timers) -> None:
     now = datetime.now(UTC)
     later = now + timedelta(minutes=10)
     timers.schedule([step(1, later)])
@@ -111,8 +116,9 @@ def test_jobs_run_when_the_services_clock_reaches_their_due_time(key_prefix: str
     try:
         store = timers.stores[ESCALATION]
         before = system_clock()
-        timers.write_many([step(1, fixed + timedelta(hours=1)),
-                           step(2, fixed - timedelta(minutes=5))])
+        timers.write_many(
+            [step(1, fixed + timedelta(hours=1)), step(2, fixed - timedelta(minutes=5))]
+        )
         after = system_clock()
         later = store.redis.zscore(store.run_times_key, step(1).job_id)
         overdue = store.redis.zscore(store.run_times_key, step(2).job_id)

@@ -43,41 +43,83 @@ CASES = [
     # wrong types
     ("alerts not a list", webhook_with(alerts={"a": 1}), AM_AUTH, 400, "alerts"),
     ("groupKey a number", webhook_with(groupKey=7), AM_AUTH, 400, "groupKey"),
-    ("truncatedAlerts a string", webhook_with(truncatedAlerts="3"), AM_AUTH, 400,
-     "truncatedAlerts"),
+    (
+        "truncatedAlerts a string",
+        webhook_with(truncatedAlerts="3"),
+        AM_AUTH,
+        400,
+        "truncatedAlerts",
+    ),
     ("unsupported version", webhook_with(version="5"), AM_AUTH, 400, "version"),
     ("alert not an object", webhook_with(alerts=[3]), AM_AUTH, 400, "alerts[0]"),
-    ("alert status unknown", webhook_with(alerts__0__status="on fire"), AM_AUTH, 400,
-     "alerts[0].status"),
-    ("label value a number", webhook_with(alerts__0__labels={"instance": 1}), AM_AUTH, 400,
-     "alerts[0].labels.instance"),
+    (
+        "alert status unknown",
+        webhook_with(alerts__0__status="on fire"),
+        AM_AUTH,
+        400,
+        "alerts[0].status",
+    ),
+    (
+        "label value a number",
+        webhook_with(alerts__0__labels={"instance": 1}),
+        AM_AUTH,
+        400,
+        "alerts[0].labels.instance",
+    ),
     ("labels missing", webhook_with(alerts__0__labels=...), AM_AUTH, 400, "alerts[0].labels"),
-    ("startsAt missing", webhook_with(alerts__0__startsAt=...), AM_AUTH, 400,
-     "alerts[0].startsAt"),
-    ("startsAt garbage", webhook_with(alerts__0__startsAt="yesterday"), AM_AUTH, 400,
-     "alerts[0].startsAt"),
-    ("startsAt impossible date", webhook_with(alerts__0__startsAt="2026-02-30T00:00:00Z"),
-     AM_AUTH, 400, "alerts[0].startsAt"),
+    ("startsAt missing", webhook_with(alerts__0__startsAt=...), AM_AUTH, 400, "alerts[0].startsAt"),
+    (
+        "startsAt garbage",
+        webhook_with(alerts__0__startsAt="yesterday"),
+        AM_AUTH,
+        400,
+        "alerts[0].startsAt",
+    ),
+    (
+        "startsAt impossible date",
+        webhook_with(alerts__0__startsAt="2026-02-30T00:00:00Z"),
+        AM_AUTH,
+        400,
+        "alerts[0].startsAt",
+    ),
     ("endsAt a number", webhook_with(alerts__0__endsAt=5), AM_AUTH, 400, "alerts[0].endsAt"),
-    ("annotations a list", webhook_with(alerts__0__annotations=["x"]), AM_AUTH, 400,
-     "alerts[0].annotations"),
+    (
+        "annotations a list",
+        webhook_with(alerts__0__annotations=["x"]),
+        AM_AUTH,
+        400,
+        "alerts[0].annotations",
+    ),
     # credentials
     ("no token", webhook_with(), {}, 401, "Authorization"),
-    ("wrong token", webhook_with(), {"Authorization": "Bearer wrong-token-12345"}, 401,
-     "Authorization"),
+    (
+        "wrong token",
+        webhook_with(),
+        {"Authorization": "Bearer wrong-token-12345"},
+        401,
+        "Authorization",
+    ),
     ("a user token on the webhook", webhook_with(), USER, 401, "Authorization"),
-    ("basic without password", webhook_with(), {"Authorization": "Basic YWxpY2U6"}, 401,
-     "Authorization"),
+    (
+        "basic without password",
+        webhook_with(),
+        {"Authorization": "Basic YWxpY2U6"},
+        401,
+        "Authorization",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "body", "headers", "status", "field"), CASES,
-                         ids=[c[0] for c in CASES])
-async def test_a_bad_webhook_is_rejected_and_writes_nothing(client, case, body, headers,
-                                                            status, field):
+@pytest.mark.parametrize(
+    ("case", "body", "headers", "status", "field"), CASES, ids=[c[0] for c in CASES]
+)
+async def test_a_bad_webhook_is_rejected_and_writes_nothing(
+    client, case, body, headers, status, field
+):
     before = await snapshot(client)
-    response = await client.post(URL, data=body,
-                                 headers={**headers, "Content-Type": "application/json"})
+    response = await client.post(
+        URL, data=body, headers={**headers, "Content-Type": "application/json"}
+    )
     assert response.status == status
     error = await response.json()
     assert error["error"]
@@ -110,25 +152,33 @@ async def test_a_rejected_request_in_the_middle_of_a_group_keeps_earlier_state(c
 # (case, method, path, headers, expected status, expected field)
 API_CASES = [
     ("unknown incident", "GET", "/api/v1/incidents/999", USER, 404, "id"),
-    ("acknowledge unknown incident", "POST", "/api/v1/incidents/999/acknowledge", USER, 404,
-     "id"),
+    ("acknowledge unknown incident", "POST", "/api/v1/incidents/999/acknowledge", USER, 404, "id"),
     ("resolve unknown incident", "POST", "/api/v1/incidents/999/resolve", USER, 404, "id"),
     ("list without token", "GET", "/api/v1/incidents", {}, 401, "Authorization"),
-    ("list with the integration token", "GET", "/api/v1/incidents", AM_AUTH, 401,
-     "Authorization"),
+    ("list with the integration token", "GET", "/api/v1/incidents", AM_AUTH, 401, "Authorization"),
     ("unknown status filter", "GET", "/api/v1/incidents?status=open", USER, 400, "status"),
     ("limit not a number", "GET", "/api/v1/incidents?limit=ten", USER, 400, "limit"),
     ("limit too large", "GET", "/api/v1/incidents?limit=100000", USER, 400, "limit"),
     ("forged cursor", "GET", "/api/v1/incidents?cursor=%%%", USER, 400, "cursor"),
-    ("acknowledge without token", "POST", "/api/v1/incidents/1/acknowledge", {}, 401,
-     "Authorization"),
+    (
+        "acknowledge without token",
+        "POST",
+        "/api/v1/incidents/1/acknowledge",
+        {},
+        401,
+        "Authorization",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "method", "path", "headers", "status", "field"), API_CASES,
-                         ids=[c[0] for c in API_CASES])
-async def test_a_bad_api_request_gets_its_status_and_writes_nothing(client, case, method, path,
-                                                                    headers, status, field):
+@pytest.mark.parametrize(
+    ("case", "method", "path", "headers", "status", "field"),
+    API_CASES,
+    ids=[c[0] for c in API_CASES],
+)
+async def test_a_bad_api_request_gets_its_status_and_writes_nothing(
+    client, case, method, path, headers, status, field
+):
     before = await snapshot(client)
     response = await client.request(method, path, headers=headers)
     assert response.status == status

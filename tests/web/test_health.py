@@ -41,8 +41,9 @@ async def test_health_is_503_naming_redis_when_redis_is_unreachable(make_client)
     assert body["checks"]["database"]["status"] == "ok"
     assert body["checks"]["redis"]["error"]
     # Alerts are still accepted: Redis only holds timers.
-    response = await client.post("/api/v1/integrations/alertmanager",
-                                 json=make_webhook([make_alert("db1")]), headers=AM_AUTH)
+    response = await client.post(
+        "/api/v1/integrations/alertmanager", json=make_webhook([make_alert("db1")]), headers=AM_AUTH
+    )
     assert response.status == 200
     assert (await client.get("/-/ready")).status == 200
 
@@ -53,16 +54,20 @@ async def test_the_probes_answer(client):
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # locks the SQLite file from outside
-async def test_a_busy_database_gives_503_so_alertmanager_retries(make_settings, make_client,
-                                                                  backend):
+async def test_a_busy_database_gives_503_so_alertmanager_retries(
+    make_settings, make_client, backend
+):
     client = await make_client()
     before = await snapshot(client)
     path = make_settings().database.url.split(":///", 1)[1]
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
-        response = await client.post("/api/v1/integrations/alertmanager",
-                                     json=make_webhook([make_alert("db1")]), headers=AM_AUTH)
+        response = await client.post(
+            "/api/v1/integrations/alertmanager",
+            json=make_webhook([make_alert("db1")]),
+            headers=AM_AUTH,
+        )
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
@@ -72,14 +77,15 @@ async def test_a_busy_database_gives_503_so_alertmanager_retries(make_settings, 
     assert await snapshot(client) == before
 
 
-async def test_reload_activates_a_valid_file_and_keeps_the_old_one_on_error(client,
-                                                                            directory_file):
+async def test_reload_activates_a_valid_file_and_keeps_the_old_one_on_error(client, directory_file):
     original = directory_file.read_text()
-    directory_file.write_text(original.replace("name: bob", "name: robert")
-                              .replace('"user:bob"', '"user:robert"'))
+    directory_file.write_text(
+        original.replace("name: bob", "name: robert").replace('"user:bob"', '"user:robert"')
+    )
     response = await client.post("/-/reload")
     assert response.status == 200
     from oncall.web.keys import DIRECTORY
+
     assert "robert" in client.app[DIRECTORY].current.users
 
     directory_file.write_text(original.replace("escalate_after: 5m", "escalate_after: soon"))

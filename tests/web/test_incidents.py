@@ -42,12 +42,10 @@ async def test_the_status_filter_selects_incidents(client):
     first, second, third = await open_incidents(client, 3)
     await client.post(f"/api/v1/incidents/{first}/acknowledge", headers=ALICE)
     await client.post(f"/api/v1/incidents/{second}/resolve", headers=ALICE)
-    response = await client.get("/api/v1/incidents?status=triggered,acknowledged",
-                                headers=ALICE)
+    response = await client.get("/api/v1/incidents?status=triggered,acknowledged", headers=ALICE)
     body = await response.json()
     assert [i["id"] for i in body["incidents"]] == [third, first]
-    resolved = await (await client.get("/api/v1/incidents?status=resolved",
-                                       headers=ALICE)).json()
+    resolved = await (await client.get("/api/v1/incidents?status=resolved", headers=ALICE)).json()
     assert [i["id"] for i in resolved["incidents"]] == [second]
 
 
@@ -66,8 +64,14 @@ async def test_acknowledging_records_who_and_when_and_is_idempotent(client, cloc
     assert (await again.json())["acknowledged_by"] == "bob"
     details = await (await client.get(f"/api/v1/incidents/{incident_id}", headers=ALICE)).json()
     acks = [e for e in details["timeline"] if e["type"] == "incident.acknowledged"]
-    assert acks == [{"at": "2026-01-05T12:03:00Z", "type": "incident.acknowledged",
-                     "actor": "bob", "detail": {}}]
+    assert acks == [
+        {
+            "at": "2026-01-05T12:03:00Z",
+            "type": "incident.acknowledged",
+            "actor": "bob",
+            "detail": {},
+        }
+    ]
 
 
 async def test_resolving_is_recorded_once_and_is_idempotent(client):
@@ -85,10 +89,31 @@ async def test_resolving_is_recorded_once_and_is_idempotent(client):
 async def test_an_incident_has_the_documented_fields(client):
     [incident_id] = await open_incidents(client, 1)
     body = await (await client.get(f"/api/v1/incidents/{incident_id}", headers=ALICE)).json()
-    for key in ("id", "status", "title", "severity", "labels", "integration", "dedup_key",
-                "created_at", "acknowledged_at", "acknowledged_by", "resolved_at",
-                "resolved_by", "alert_count", "alerts", "timeline"):
+    for key in (
+        "id",
+        "status",
+        "title",
+        "severity",
+        "labels",
+        "integration",
+        "dedup_key",
+        "created_at",
+        "acknowledged_at",
+        "acknowledged_by",
+        "resolved_at",
+        "resolved_by",
+        "alert_count",
+        "alerts",
+        "timeline",
+    ):
         assert key in body, key
-    assert set(body["alerts"][0]) == {"fingerprint", "status", "labels", "annotations",
-                                      "starts_at", "ends_at", "generator_url"}
+    assert set(body["alerts"][0]) == {
+        "fingerprint",
+        "status",
+        "labels",
+        "annotations",
+        "starts_at",
+        "ends_at",
+        "generator_url",
+    }
     assert set(body["timeline"][0]) == {"at", "type", "actor", "detail"}

@@ -28,11 +28,11 @@ def value(samples: dict[tuple, float], name: str, **labels: str) -> float:
 
 
 async def test_counters_move_as_the_service_acts(make_client):
-    client = await make_client(directory=fast_directory(levels=("1h", "1h")),
-                               clock=system_clock)
+    client = await make_client(directory=fast_directory(levels=("1h", "1h")), clock=system_clock)
     before = await scrape(client)
-    response = await client.post(URL, json=make_webhook([make_alert("db1"), make_alert("db2")]),
-                                 headers=AM_AUTH)
+    response = await client.post(
+        URL, json=make_webhook([make_alert("db1"), make_alert("db2")]), headers=AM_AUTH
+    )
     [incident_id] = (await response.json())["incidents"]
     await client.post(URL, data=b"{", headers=AM_AUTH)
     await client.post(URL, json={}, headers={"Authorization": "Bearer wrong-token-123"})
@@ -44,21 +44,39 @@ async def test_counters_move_as_the_service_acts(make_client):
         return samples if fired and next_pending else None
 
     after = await eventually(step_fired, what="level 1 fired")
-    assert value(after, "oncall_alerts_received_total", integration="prometheus",
-                 outcome="accepted") - value(before, "oncall_alerts_received_total",
-                                             integration="prometheus", outcome="accepted") == 2
-    assert value(after, "oncall_alerts_received_total", integration="prometheus",
-                 outcome="invalid") == 1
-    assert value(after, "oncall_alerts_received_total", integration="unknown",
-                 outcome="unauthorized") == 1
+    assert (
+        value(after, "oncall_alerts_received_total", integration="prometheus", outcome="accepted")
+        - value(
+            before, "oncall_alerts_received_total", integration="prometheus", outcome="accepted"
+        )
+        == 2
+    )
+    assert (
+        value(after, "oncall_alerts_received_total", integration="prometheus", outcome="invalid")
+        == 1
+    )
+    assert (
+        value(after, "oncall_alerts_received_total", integration="unknown", outcome="unauthorized")
+        == 1
+    )
     assert value(after, "oncall_incidents_total", event="opened") == 1
     assert value(after, "oncall_escalation_step_lateness_seconds_count") == 1
     assert value(after, "oncall_reconcile_runs_total", outcome="ok") >= 1
     assert value(after, "oncall_jobs_pending", store="escalation") == 1
-    assert value(after, "oncall_http_request_duration_seconds_count",
-                 route="/api/v1/integrations/alertmanager", method="POST", status="200") == 1
-    await client.post(f"/api/v1/incidents/{incident_id}/acknowledge",
-                      headers={"Authorization": f"Bearer {ALICE_TOKEN}"})
+    assert (
+        value(
+            after,
+            "oncall_http_request_duration_seconds_count",
+            route="/api/v1/integrations/alertmanager",
+            method="POST",
+            status="200",
+        )
+        == 1
+    )
+    await client.post(
+        f"/api/v1/incidents/{incident_id}/acknowledge",
+        headers={"Authorization": f"Bearer {ALICE_TOKEN}"},
+    )
     final = await scrape(client)
     assert value(final, "oncall_incidents_total", event="acknowledged") == 1
     assert value(final, "oncall_jobs_pending", store="escalation") == 0

@@ -37,8 +37,11 @@ policies:"""
 
 
 def directory_text() -> str:
-    return fast_directory(levels=("1h", "1h")).replace("policies:", SCHEDULE).replace(
-        'notify: ["user:alice"]', 'notify: ["schedule:primary"]')
+    return (
+        fast_directory(levels=("1h", "1h"))
+        .replace("policies:", SCHEDULE)
+        .replace('notify: ["user:alice"]', 'notify: ["schedule:primary"]')
+    )
 
 
 async def api(client: Any, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
@@ -51,45 +54,75 @@ async def test_overrides_are_created_listed_and_deleted(make_client):
     client = await make_client(directory=directory_text())
     start = isoformat(T0)
     end = isoformat(T0 + timedelta(hours=2))
-    status, created = await api(client, "POST", "/api/v1/schedules/primary/overrides",
-                                json={"user": "bob", "start": start, "end": end})
+    status, created = await api(
+        client,
+        "POST",
+        "/api/v1/schedules/primary/overrides",
+        json={"user": "bob", "start": start, "end": end},
+    )
     assert status == 201
     assert (created["user"], created["start"], created["end"]) == ("bob", start, end)
     assert created["created_by"] == "alice"
     status, listed = await api(client, "GET", "/api/v1/schedules/primary/overrides")
     assert [o["id"] for o in listed["overrides"]] == [created["id"]]
-    status, _ = await api(client, "DELETE",
-                          f"/api/v1/schedules/primary/overrides/{created['id']}")
+    status, _ = await api(client, "DELETE", f"/api/v1/schedules/primary/overrides/{created['id']}")
     assert status == 204
-    status, body = await api(client, "DELETE",
-                             f"/api/v1/schedules/primary/overrides/{created['id']}")
+    status, body = await api(
+        client, "DELETE", f"/api/v1/schedules/primary/overrides/{created['id']}"
+    )
     assert status == 404 and body["field"] == "id"
 
 
 # (case, schedule, body, status, field)
 BAD = [
-    ("unknown schedule", "nope", {"user": "bob", "start": "2026-01-05T12:00:00Z",
-                                  "end": "2026-01-05T13:00:00Z"}, 404, "name"),
-    ("unknown user", "primary", {"user": "zed", "start": "2026-01-05T12:00:00Z",
-                                 "end": "2026-01-05T13:00:00Z"}, 400, "user"),
-    ("start without offset", "primary", {"user": "bob", "start": "2026-01-05T12:00:00",
-                                         "end": "2026-01-05T13:00:00Z"}, 400, "start"),
-    ("end not a time", "primary", {"user": "bob", "start": "2026-01-05T12:00:00Z",
-                                   "end": "tomorrow"}, 400, "end"),
-    ("end before start", "primary", {"user": "bob", "start": "2026-01-05T12:00:00Z",
-                                     "end": "2026-01-05T11:00:00Z"}, 400, "end"),
+    (
+        "unknown schedule",
+        "nope",
+        {"user": "bob", "start": "2026-01-05T12:00:00Z", "end": "2026-01-05T13:00:00Z"},
+        404,
+        "name",
+    ),
+    (
+        "unknown user",
+        "primary",
+        {"user": "zed", "start": "2026-01-05T12:00:00Z", "end": "2026-01-05T13:00:00Z"},
+        400,
+        "user",
+    ),
+    (
+        "start without offset",
+        "primary",
+        {"user": "bob", "start": "2026-01-05T12:00:00", "end": "2026-01-05T13:00:00Z"},
+        400,
+        "start",
+    ),
+    (
+        "end not a time",
+        "primary",
+        {"user": "bob", "start": "2026-01-05T12:00:00Z", "end": "tomorrow"},
+        400,
+        "end",
+    ),
+    (
+        "end before start",
+        "primary",
+        {"user": "bob", "start": "2026-01-05T12:00:00Z", "end": "2026-01-05T11:00:00Z"},
+        400,
+        "end",
+    ),
     ("not an object", "primary", ["bob"], 400, "$"),
 ]
 
 
-@pytest.mark.parametrize(("case", "schedule", "body", "status", "field"), BAD,
-                         ids=[b[0] for b in BAD])
-async def test_a_bad_override_is_rejected_and_writes_nothing(make_client, case, schedule, body,
-                                                             status, field):
+@pytest.mark.parametrize(
+    ("case", "schedule", "body", "status", "field"), BAD, ids=[b[0] for b in BAD]
+)
+async def test_a_bad_override_is_rejected_and_writes_nothing(
+    make_client, case, schedule, body, status, field
+):
     client = await make_client(directory=directory_text())
     before = await snapshot(client)
-    got, error = await api(client, "POST", f"/api/v1/schedules/{schedule}/overrides",
-                           json=body)
+    got, error = await api(client, "POST", f"/api/v1/schedules/{schedule}/overrides", json=body)
     assert (got, error["field"]) == (status, field)
     assert await snapshot(client) == before
 
@@ -97,35 +130,67 @@ async def test_a_bad_override_is_rejected_and_writes_nothing(make_client, case, 
 async def test_oncall_names_the_person_for_each_schedule_and_level(make_client):
     client = await make_client(directory=directory_text())
     # 2026-01-05 is a Monday; 17:30 UTC is 18:30 in Berlin: the evening layer has carol.
-    status, body = await api(client, "GET", "/api/v1/oncall",
-                             params={"at": "2026-01-05T17:30:00+00:00"})
+    status, body = await api(
+        client, "GET", "/api/v1/oncall", params={"at": "2026-01-05T17:30:00+00:00"}
+    )
     assert status == 200 and body["schedules"] == {"primary": "carol"}
-    assert body["policies"]["fast"][0] == {"level": 1, "targets": ["schedule:primary"],
-                                           "on_call": ["carol"]}
-    await api(client, "POST", "/api/v1/schedules/primary/overrides",
-              json={"user": "bob", "start": "2026-01-05T17:00:00Z",
-                    "end": "2026-01-05T18:00:00Z"})
-    status, body = await api(client, "GET", "/api/v1/oncall",
-                             params={"at": "2026-01-05T17:30:00Z"})
+    assert body["policies"]["fast"][0] == {
+        "level": 1,
+        "targets": ["schedule:primary"],
+        "on_call": ["carol"],
+    }
+    await api(
+        client,
+        "POST",
+        "/api/v1/schedules/primary/overrides",
+        json={"user": "bob", "start": "2026-01-05T17:00:00Z", "end": "2026-01-05T18:00:00Z"},
+    )
+    status, body = await api(client, "GET", "/api/v1/oncall", params={"at": "2026-01-05T17:30:00Z"})
     assert body["schedules"] == {"primary": "bob"}
 
 
 async def test_the_ics_feed_lists_the_same_shifts_as_the_api(make_client, clock):
     client = await make_client(directory=directory_text())
-    await api(client, "POST", "/api/v1/schedules/primary/overrides",
-              json={"user": "bob", "start": isoformat(T0 + timedelta(minutes=10)),
-                    "end": isoformat(T0 + timedelta(hours=30))})
+    await api(
+        client,
+        "POST",
+        "/api/v1/schedules/primary/overrides",
+        json={
+            "user": "bob",
+            "start": isoformat(T0 + timedelta(minutes=10)),
+            "end": isoformat(T0 + timedelta(hours=30)),
+        },
+    )
     response = await client.get(f"/api/v1/schedules/primary.ics?token={ALICE_TOKEN}")
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/calendar")
     calendar = icalendar.Calendar.from_ical(await response.read())
-    events = [(e.decoded("dtstart").astimezone(UTC), e.decoded("dtend").astimezone(UTC),
-               str(e["summary"])) for e in calendar.walk("VEVENT")]
-    status, body = await api(client, "GET", "/api/v1/schedules/primary/shifts", params={
-        "start": isoformat(T0 - timedelta(days=7)), "end": isoformat(T0 + timedelta(days=60))})
+    events = [
+        (
+            e.decoded("dtstart").astimezone(UTC),
+            e.decoded("dtend").astimezone(UTC),
+            str(e["summary"]),
+        )
+        for e in calendar.walk("VEVENT")
+    ]
+    status, body = await api(
+        client,
+        "GET",
+        "/api/v1/schedules/primary/shifts",
+        params={
+            "start": isoformat(T0 - timedelta(days=7)),
+            "end": isoformat(T0 + timedelta(days=60)),
+        },
+    )
     assert status == 200
-    expected = [(datetime.fromisoformat(s["start"]), datetime.fromisoformat(s["end"]),
-                 f"On call: {s['user']} (primary)") for s in body["shifts"]]
+    expected = [
+        (
+            datetime.fromisoformat(s["start"]),
+            datetime.fromisoformat(s["end"]),
+            f"On call: {s['user']} (primary)",
+        )
+        for s in body["shifts"]
+    ]
     assert events == expected and len(events) > 100
     assert (await client.get("/api/v1/schedules/primary.ics")).status == 401
 
@@ -135,23 +200,31 @@ async def test_a_schedule_target_pages_the_person_oncall_names(make_client):
 
     async def page_once(name: str) -> tuple[list[str], Any]:
         body = make_webhook([make_alert("db1", alertname=name)], alertname=name)
-        response = await client.post("/api/v1/integrations/alertmanager", json=body,
-                                     headers=AM_AUTH)
+        response = await client.post(
+            "/api/v1/integrations/alertmanager", json=body, headers=AM_AUTH
+        )
         [incident_id] = (await response.json())["incidents"]
         fired = await eventually(lambda: _fired(client, incident_id), what="level 1")
         # Who the API names at the moment the level fired.
-        status, named = await api(client, "GET", "/api/v1/oncall",
-                                  params={"at": isoformat(fired.at)})
+        status, named = await api(
+            client, "GET", "/api/v1/oncall", params={"at": isoformat(fired.at)}
+        )
         assert status == 200
         return fired.detail["paged"], named["schedules"]["primary"]
 
     paged, named = await page_once("First")
     assert paged == [named]
     now = system_clock()
-    await api(client, "POST", "/api/v1/schedules/primary/overrides",
-              json={"user": "bob" if named != "bob" else "alice",
-                    "start": isoformat(now - timedelta(minutes=1)),
-                    "end": isoformat(now + timedelta(hours=1))})
+    await api(
+        client,
+        "POST",
+        "/api/v1/schedules/primary/overrides",
+        json={
+            "user": "bob" if named != "bob" else "alice",
+            "start": isoformat(now - timedelta(minutes=1)),
+            "end": isoformat(now + timedelta(hours=1)),
+        },
+    )
     paged, named = await page_once("Second")
     assert paged == [named] and named in ("alice", "bob")
 
@@ -163,11 +236,13 @@ async def _fired(client: Any, incident_id: int) -> Any:
 
 def test_check_config_warns_about_gaps_and_unreachable_targets():
     text = directory_text().replace('handoff: "2026-01-01 00:00"', 'handoff: "2026-01-06 00:00"')
-    text = text.replace("{name: carol, contacts: [{type: email, to: c@example.com}]}",
-                        "{name: carol}")
+    text = text.replace(
+        "{name: carol, contacts: [{type: email, to: c@example.com}]}", "{name: carol}"
+    )
     directory = parse_directory(text, {})
     gaps = schedule_gaps(directory, T0)
     assert gaps and gaps[0].startswith("schedule primary: nobody on call from 2026-01-05 13:00")
     assert unreachable_targets(directory) == [
-        "policy fast level 1: schedule:primary pages carol, who have no contact methods"]
+        "policy fast level 1: schedule:primary pages carol, who have no contact methods"
+    ]
     assert schedule_gaps(parse_directory(directory_text(), {}), T0) == []

@@ -24,8 +24,9 @@ if TYPE_CHECKING:  # oncall.notify.http imports DeliveryError from here
 class DeliveryError(Exception):
     """A delivery failed; `permanent` failures are not retried."""
 
-    def __init__(self, message: str, *, permanent: bool = False,
-                 retry_after: timedelta | None = None) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool = False, retry_after: timedelta | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.permanent = permanent

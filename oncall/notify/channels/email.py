@@ -31,16 +31,24 @@ async def send(page: Page, contact: Contact, ctx: ChannelContext) -> None:
     smtp = ctx.smtp
     message = build_message(page, contact.address, smtp.from_, ctx)
     try:
-        await aiosmtplib.send(message, hostname=smtp.host, port=smtp.port,
-                              username=smtp.username or None, password=smtp.password or None,
-                              start_tls=smtp.starttls, use_tls=smtp.tls,
-                              timeout=smtp.timeout.total_seconds())
+        await aiosmtplib.send(
+            message,
+            hostname=smtp.host,
+            port=smtp.port,
+            username=smtp.username or None,
+            password=smtp.password or None,
+            start_tls=smtp.starttls,
+            use_tls=smtp.tls,
+            timeout=smtp.timeout.total_seconds(),
+        )
     except aiosmtplib.SMTPRecipientsRefused as error:
         codes = [refused.code for refused in error.recipients]
-        raise DeliveryError(f"recipient refused: {codes}",
-                            permanent=all(code >= 500 for code in codes)) from None
+        raise DeliveryError(
+            f"recipient refused: {codes}", permanent=all(code >= 500 for code in codes)
+        ) from None
     except aiosmtplib.SMTPResponseException as error:
-        raise DeliveryError(f"SMTP {error.code}: {error.message[:200]}",
-                            permanent=error.code >= 500) from None
+        raise DeliveryError(
+            f"SMTP {error.code}: {error.message[:200]}", permanent=error.code >= 500
+        ) from None
     except (TimeoutError, aiosmtplib.SMTPException, OSError) as error:
         raise DeliveryError(f"SMTP failed: {type(error).__name__}") from None

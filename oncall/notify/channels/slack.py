@@ -12,5 +12,8 @@ from oncall.notify.messages import Page, slack_json
 async def send(page: Page, contact: Contact, ctx: ChannelContext) -> None:
     """POST the message to the contact's webhook URL; raises DeliveryError."""
     body = json.dumps(slack_json(page)).encode()
-    await ctx.http.post(contact.address, body, {"Content-Type": "application/json",
-                                                "X-Oncall-Delivery": str(page.delivery_id)})
+    await ctx.http.post(
+        contact.address,
+        body,
+        {"Content-Type": "application/json", "X-Oncall-Delivery": str(page.delivery_id)},
+    )

@@ -24,9 +24,9 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
 async def send(page: Page, contact: Contact, ctx: ChannelContext) -> None:
     """POST the page; raises DeliveryError."""
     body = jsoncodec.dumps_bytes(webhook_json(page))
-    headers = {"Content-Type": "application/json",
-               "X-Oncall-Delivery": str(page.delivery_id)}
+    headers = {"Content-Type": "application/json", "X-Oncall-Delivery": str(page.delivery_id)}
     if contact.secret:
-        headers["X-Oncall-Signature"] = signature(contact.secret,
-                                                  int(ctx.clock().timestamp()), body)
+        headers["X-Oncall-Signature"] = signature(
+            contact.secret, int(ctx.clock().timestamp()), body
+        )
     await ctx.http.post(contact.address, body, headers)

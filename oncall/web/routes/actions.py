@@ -14,23 +14,28 @@ from oncall.errors import Conflict, NotFound
 from oncall.notify.links import InvalidLink, LinkClaim, verify
 from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME
 
-HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
-           "X-Robots-Tag": "noindex", "Content-Security-Policy": "default-src 'none'; "
-           "style-src 'unsafe-inline'; form-action 'self'"}
+HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+}
 
 
 def _page(title: str, body: str, status: int = 200) -> web.Response:
-    document = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-                "</title><meta name='viewport' content='width=device-width'></head>"
-                "<body style='font-family:sans-serif;max-width:40em;margin:2em auto'>"
-                f"<h1>{html.escape(title)}</h1>{body}</body></html>")
-    return web.Response(text=document, status=status, content_type="text/html",
-                        headers=HEADERS)
+    document = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+        "</title><meta name='viewport' content='width=device-width'></head>"
+        "<body style='font-family:sans-serif;max-width:40em;margin:2em auto'>"
+        f"<h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+    return web.Response(text=document, status=status, content_type="text/html", headers=HEADERS)
 
 
 def _claim(request: web.Request) -> LinkClaim:
-    claim = verify(request.app[RUNTIME].notifier.link_key, request.match_info["token"],
-                   request.app[CLOCK]())
+    claim = verify(
+        request.app[RUNTIME].notifier.link_key, request.match_info["token"], request.app[CLOCK]()
+    )
     if claim.user not in request.app[DIRECTORY].current.users:
         raise InvalidLink("this link's user no longer exists")
     return claim
@@ -45,12 +50,16 @@ async def confirm(request: web.Request) -> web.Response:
     except NotFound:
         return _page("Not found", "<p>This incident does not exist.</p>", 404)
     verb = claim.action.capitalize()
-    return _page(f"{verb} incident #{incident.id}?", (
-        f"<p><b>{html.escape(incident.title)}</b> ({html.escape(incident.severity)}) is "
-        f"<b>{html.escape(incident.status)}</b>.</p>"
-        f"<p>You are acting as <b>{html.escape(claim.user)}</b>.</p>"
-        f"<form method='post'><button type='submit' style='font-size:1.2em;padding:.5em 1em'>"
-        f"{verb}</button></form>"))
+    return _page(
+        f"{verb} incident #{incident.id}?",
+        (
+            f"<p><b>{html.escape(incident.title)}</b> ({html.escape(incident.severity)}) is "
+            f"<b>{html.escape(incident.status)}</b>.</p>"
+            f"<p>You are acting as <b>{html.escape(claim.user)}</b>.</p>"
+            f"<form method='post'><button type='submit' style='font-size:1.2em;padding:.5em 1em'>"
+            f"{verb}</button></form>"
+        ),
+    )
 
 
 async def act(request: web.Request) -> web.Response:
@@ -67,13 +76,20 @@ async def act(request: web.Request) -> web.Response:
     except NotFound:
         return _page("Not found", "<p>This incident does not exist.</p>", 404)
     except Conflict:
-        return _page("Already resolved", "<p>This incident is resolved; there is nothing to "
-                     "acknowledge.</p>", 409)
+        return _page(
+            "Already resolved",
+            "<p>This incident is resolved; there is nothing to acknowledge.</p>",
+            409,
+        )
     row = result.row
     done = "done" if result.changed else "already done"
-    return _page(f"Incident #{row.id} is {row.status}", (
-        f"<p><b>{html.escape(row.title)}</b>: {html.escape(claim.action)} {done} "
-        f"as {html.escape(claim.user)}.</p>"))
+    return _page(
+        f"Incident #{row.id} is {row.status}",
+        (
+            f"<p><b>{html.escape(row.title)}</b>: {html.escape(claim.action)} {done} "
+            f"as {html.escape(claim.user)}.</p>"
+        ),
+    )
 
 
 def add_routes(app: web.Application) -> None:

@@ -40,8 +40,9 @@ async def list_incidents(request: web.Request) -> web.Response:
     before = _cursor_id(query["cursor"]) if query.get("cursor") else None
     rows = await request.app[RUNTIME].incidents.list_incidents(statuses, limit + 1, before)
     next_cursor = _make_cursor(rows[limit - 1].id) if len(rows) > limit else None
-    return web.json_response({"incidents": [incident_json(r) for r in rows[:limit]],
-                              "next_cursor": next_cursor})
+    return web.json_response(
+        {"incidents": [incident_json(r) for r in rows[:limit]], "next_cursor": next_cursor}
+    )
 
 
 async def get_incident(request: web.Request) -> web.Response:
@@ -57,14 +58,16 @@ async def get_incident(request: web.Request) -> web.Response:
 async def acknowledge(request: web.Request) -> web.Response:
     user = require_user(request)
     result = await request.app[RUNTIME].incidents.acknowledge(
-        int(request.match_info["id"]), user.name, request.app[CLOCK]())
+        int(request.match_info["id"]), user.name, request.app[CLOCK]()
+    )
     return web.json_response(incident_json(result.row))
 
 
 async def resolve(request: web.Request) -> web.Response:
     user = require_user(request)
     result = await request.app[RUNTIME].incidents.resolve(
-        int(request.match_info["id"]), user.name, request.app[CLOCK]())
+        int(request.match_info["id"]), user.name, request.app[CLOCK]()
+    )
     return web.json_response(incident_json(result.row))
 
 
@@ -78,9 +81,11 @@ async def list_notifications(request: web.Request) -> web.Response:
         raise InvalidInput("expected an incident id", "incident")
     limit = limit_param(query, 100)
     rows = await request.app[RUNTIME].notifier.list_notifications(
-        statuses, int(incident) if incident else None, limit)
-    return web.json_response({"notifications": [notification_json(row, attempts)
-                                                for row, attempts in rows]})
+        statuses, int(incident) if incident else None, limit
+    )
+    return web.json_response(
+        {"notifications": [notification_json(row, attempts) for row, attempts in rows]}
+    )
 
 
 def add_routes(app: web.Application) -> None:

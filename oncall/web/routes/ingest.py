@@ -51,24 +51,31 @@ async def heartbeat_ping(request: web.Request) -> web.Response:
 
 
 def _invalid(errors: list[str]) -> web.Response:
-    return web.json_response({"status": "invalid event", "message": "Event object is invalid",
-                              "errors": errors}, status=400)
+    return web.json_response(
+        {"status": "invalid event", "message": "Event object is invalid", "errors": errors},
+        status=400,
+    )
 
 
 async def enqueue(request: web.Request) -> web.Response:
     raw = await request.read()
     if len(raw) > MAX_BODY:
-        return web.json_response({"status": "invalid event",
-                                  "message": f"Request bodies are limited to {MAX_BODY} bytes"},
-                                 status=413)
+        return web.json_response(
+            {
+                "status": "invalid event",
+                "message": f"Request bodies are limited to {MAX_BODY} bytes",
+            },
+            status=413,
+        )
     try:
         event = parse_event(json.loads(raw))
     except (ValueError, UnicodeDecodeError):
         return _invalid(["Request body is not valid JSON"])
     except InvalidEvent as error:
         return _invalid(error.errors)
-    integration = request.app[DIRECTORY].current.integration_for_token("events_v2",
-                                                                       event.routing_key)
+    integration = request.app[DIRECTORY].current.integration_for_token(
+        "events_v2", event.routing_key
+    )
     runtime = request.app[RUNTIME]
     if integration is None:
         runtime.metrics.alerts.labels("unknown", "unauthorized").inc()
@@ -77,15 +84,21 @@ async def enqueue(request: web.Request) -> web.Response:
     wait = runtime.ingest.rate_limited(integration, now)
     if wait is not None:
         return web.json_response(
-            {"status": "throttle event",
-             "message": "Requests for this service are arriving too quickly. Please retry "
-                        "later."},
-            status=429, headers={"Retry-After": str(math.ceil(wait.total_seconds()))})
+            {
+                "status": "throttle event",
+                "message": "Requests for this service are arriving too quickly. Please retry "
+                "later.",
+            },
+            status=429,
+            headers={"Retry-After": str(math.ceil(wait.total_seconds()))},
+        )
     if event.dedup_key is None:  # a trigger without one gets one, returned to the sender
         event = dataclasses.replace(event, dedup_key=uuid.uuid4().hex)
     await runtime.ingest.ingest_event(integration, event, now)
-    return web.json_response({"status": "success", "message": "Event processed",
-                              "dedup_key": event.dedup_key}, status=202)
+    return web.json_response(
+        {"status": "success", "message": "Event processed", "dedup_key": event.dedup_key},
+        status=202,
+    )
 
 
 def add_routes(app: web.Application) -> None:

@@ -45,7 +45,8 @@ async def read_queues(runtime: Runtime, now: datetime) -> dict[str, Any]:
     state: dict[str, Any] = {}
     try:
         state["pending"] = await asyncio.wait_for(
-            asyncio.to_thread(runtime.timers.pending_counts), CHECK_TIMEOUT)
+            asyncio.to_thread(runtime.timers.pending_counts), CHECK_TIMEOUT
+        )
     except Exception as exc:
         state["pending"] = None
         state["pending_error"] = str(exc) or type(exc).__name__
@@ -66,9 +67,12 @@ async def scheduler_check(app: web.Application) -> dict[str, Any]:
     runtime = app[RUNTIME]
     status = runtime.reconciler.status
     now = app[CLOCK]()
-    check: dict[str, Any] = {"running": runtime.timers.running,
-                             "last_reconcile": isoformat(status.last_run),
-                             "reconcile_runs": status.runs, "repairs": status.repairs}
+    check: dict[str, Any] = {
+        "running": runtime.timers.running,
+        "last_reconcile": isoformat(status.last_run),
+        "reconcile_runs": status.runs,
+        "repairs": status.repairs,
+    }
     problems = []
     check.update(await read_queues(runtime, now))
     if "pending_error" in check:
@@ -86,8 +90,10 @@ async def scheduler_check(app: web.Application) -> dict[str, Any]:
     # Failed notifications are dead letters kept for inspection: counted, not failing.
     interval = app[SETTINGS].scheduler.reconcile_interval
     if status.last_run is None or now - status.last_run > 3 * interval:
-        problems.append(f"no successful reconcile within {3 * interval}"
-                        + (f": {status.last_error}" if status.last_error else ""))
+        problems.append(
+            f"no successful reconcile within {3 * interval}"
+            + (f": {status.last_error}" if status.last_error else "")
+        )
     check["status"] = "fail" if problems else "ok"
     if problems:
         check["error"] = "; ".join(problems)
@@ -97,8 +103,9 @@ async def scheduler_check(app: web.Application) -> dict[str, Any]:
 async def run_checks(app: web.Application) -> dict[str, dict[str, Any]]:
     """Return each dependency's check result, run concurrently, each bounded in time."""
     names = ["database", "redis", "scheduler"]
-    results = await asyncio.gather(_timed(app[RUNTIME].db.ping()), _timed(app[REDIS].ping()),
-                                   scheduler_check(app))
+    results = await asyncio.gather(
+        _timed(app[RUNTIME].db.ping()), _timed(app[REDIS].ping()), scheduler_check(app)
+    )
     return dict(zip(names, results, strict=True))
 
 
@@ -128,28 +135,34 @@ def reload_directory(app: web.Application) -> list[str]:
     try:
         directory = app[DIRECTORY].reload()
     except ConfigError as error:
-        log.error("directory reload rejected; the previous file stays active",
-                  extra={"problems": error.problems})
+        log.error(
+            "directory reload rejected; the previous file stays active",
+            extra={"problems": error.problems},
+        )
         return error.problems
-    log.info("directory reloaded", extra={"source": directory.source,
-                                          "users": len(directory.users)})
+    log.info(
+        "directory reloaded", extra={"source": directory.source, "users": len(directory.users)}
+    )
     return []
 
 
 async def reload(request: web.Request) -> web.Response:
     problems = reload_directory(request.app)
     if problems:
-        return web.json_response({"error": "invalid directory file", "problems": problems},
-                                 status=400)
+        return web.json_response(
+            {"error": "invalid directory file", "problems": problems}, status=400
+        )
     return web.json_response({"status": "ok"})
 
 
 async def metrics(request: web.Request) -> web.Response:
     expected = request.app[SETTINGS].server.metrics_token
-    if expected and not hmac.compare_digest((presented_token(request) or "").encode(),
-                                            expected.encode()):
-        return web.json_response({"error": "missing or invalid metrics token",
-                                  "field": "Authorization"}, status=401)
+    if expected and not hmac.compare_digest(
+        (presented_token(request) or "").encode(), expected.encode()
+    ):
+        return web.json_response(
+            {"error": "missing or invalid metrics token", "field": "Authorization"}, status=401
+        )
     runtime = request.app[RUNTIME]
     gauges = runtime.metrics
     state = await read_queues(runtime, request.app[CLOCK]())
@@ -161,8 +174,9 @@ async def metrics(request: web.Request) -> web.Response:
         gauges.overdue.set(state["overdue_steps"])
         gauges.failed_steps.set(state["failed_steps"])
         gauges.failed_notifications.set(state["failed_notifications"])
-    return web.Response(body=generate_latest(gauges.registry),
-                        headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(
+        body=generate_latest(gauges.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
 
 
 def add_routes(app: web.Application) -> None:

@@ -27,8 +27,7 @@ async def add_override(request: web.Request) -> web.Response:
         raise InvalidInput("expected a JSON object", "$")
     user = schedules.override_user(body.get("user"))
     start, end = instant(body.get("start"), "start"), instant(body.get("end"), "end")
-    row = await schedules.add_override(name, user, start, end, actor.name,
-                                       request.app[CLOCK]())
+    row = await schedules.add_override(name, user, start, end, actor.name, request.app[CLOCK]())
     return web.json_response(override_json(row), status=201)
 
 
@@ -40,8 +39,9 @@ async def list_overrides(request: web.Request) -> web.Response:
 
 async def delete_override(request: web.Request) -> web.Response:
     require_user(request)
-    await request.app[RUNTIME].schedules.delete_override(request.match_info["name"],
-                                                         int(request.match_info["id"]))
+    await request.app[RUNTIME].schedules.delete_override(
+        request.match_info["name"], int(request.match_info["id"])
+    )
     return web.Response(status=204)
 
 
@@ -57,9 +57,15 @@ async def get_shifts(request: web.Request) -> web.Response:
     if end - start > MAX_RANGE:
         raise InvalidInput(f"the range may span at most {MAX_RANGE.days} days", "end")
     found = await schedules.shifts(schedule.name, start, end)
-    return web.json_response({"schedule": schedule.name, "time_zone": schedule.time_zone,
-                              "start": isoformat(start), "end": isoformat(end),
-                              "shifts": [shift_json(s, schedule) for s in found]})
+    return web.json_response(
+        {
+            "schedule": schedule.name,
+            "time_zone": schedule.time_zone,
+            "start": isoformat(start),
+            "end": isoformat(end),
+            "shifts": [shift_json(s, schedule) for s in found],
+        }
+    )
 
 
 async def feed(request: web.Request) -> web.Response:
@@ -80,8 +86,7 @@ async def feed(request: web.Request) -> web.Response:
         event.add("dtend", shift.end)
         event.add("summary", f"On call: {shift.user} ({schedule.name})")
         calendar.add_component(event)
-    return web.Response(body=calendar.to_ical(), content_type="text/calendar",
-                        charset="utf-8")
+    return web.Response(body=calendar.to_ical(), content_type="text/calendar", charset="utf-8")
 
 
 async def who_is_on_call(request: web.Request) -> web.Response:

@@ -40,9 +40,14 @@ def upgrade() -> None:
         sa.Column("resolved_by", sa.String(128)),
         sa.PrimaryKeyConstraint("id", name="pk_incidents"),
     )
-    op.create_index("uq_incidents_open_group", "incidents", ["integration", "dedup_key"],
-                    unique=True, sqlite_where=sa.text("status != 'resolved'"),
-                    postgresql_where=sa.text("status != 'resolved'"))
+    op.create_index(
+        "uq_incidents_open_group",
+        "incidents",
+        ["integration", "dedup_key"],
+        unique=True,
+        sqlite_where=sa.text("status != 'resolved'"),
+        postgresql_where=sa.text("status != 'resolved'"),
+    )
     op.create_index("ix_incidents_status_id", "incidents", ["status", "id"])
     op.create_table(
         "alerts",
@@ -59,10 +64,13 @@ def upgrade() -> None:
         sa.Column("created_at", Time, nullable=False),
         sa.Column("updated_at", Time, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_alerts"),
-        sa.ForeignKeyConstraint(["incident_id"], ["incidents.id"], ondelete="CASCADE",
-                                name="fk_alerts_incident_id_incidents"),
-        sa.UniqueConstraint("integration", "fingerprint", "starts_at",
-                            name="uq_alerts_occurrence"),
+        sa.ForeignKeyConstraint(
+            ["incident_id"],
+            ["incidents.id"],
+            ondelete="CASCADE",
+            name="fk_alerts_incident_id_incidents",
+        ),
+        sa.UniqueConstraint("integration", "fingerprint", "starts_at", name="uq_alerts_occurrence"),
     )
     op.create_index("ix_alerts_incident_id", "alerts", ["incident_id"])
     op.create_table(
@@ -74,8 +82,12 @@ def upgrade() -> None:
         sa.Column("actor", sa.String(128), nullable=False),
         sa.Column("detail", Json, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_incident_events"),
-        sa.ForeignKeyConstraint(["incident_id"], ["incidents.id"], ondelete="CASCADE",
-                                name="fk_incident_events_incident_id_incidents"),
+        sa.ForeignKeyConstraint(
+            ["incident_id"],
+            ["incidents.id"],
+            ondelete="CASCADE",
+            name="fk_incident_events_incident_id_incidents",
+        ),
     )
     op.create_index("ix_incident_events_incident_id", "incident_events", ["incident_id", "id"])
 

@@ -37,8 +37,12 @@ def upgrade() -> None:
         sa.Column("created_at", Time, nullable=False),
         sa.Column("updated_at", Time, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_escalation_jobs"),
-        sa.ForeignKeyConstraint(["incident_id"], ["incidents.id"], ondelete="CASCADE",
-                                name="fk_escalation_jobs_incident_id_incidents"),
+        sa.ForeignKeyConstraint(
+            ["incident_id"],
+            ["incidents.id"],
+            ondelete="CASCADE",
+            name="fk_escalation_jobs_incident_id_incidents",
+        ),
     )
     op.create_index("ix_escalation_jobs_incident_id", "escalation_jobs", ["incident_id"])
     op.create_index("ix_escalation_jobs_state", "escalation_jobs", ["state"])

@@ -17,8 +17,9 @@ Time = sa.DateTime(timezone=True)
 
 def upgrade() -> None:
     with op.batch_alter_table("incidents") as batch:
-        batch.add_column(sa.Column("notify_resolved", sa.Boolean, nullable=False,
-                                   server_default=sa.true()))
+        batch.add_column(
+            sa.Column("notify_resolved", sa.Boolean, nullable=False, server_default=sa.true())
+        )
     op.create_table(
         "notifications",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -37,14 +38,24 @@ def upgrade() -> None:
         sa.Column("created_at", Time, nullable=False),
         sa.Column("updated_at", Time, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_notifications"),
-        sa.ForeignKeyConstraint(["incident_id"], ["incidents.id"], ondelete="CASCADE",
-                                name="fk_notifications_incident_id_incidents"),
-        sa.UniqueConstraint("incident_id", "kind", "level", "repeat", "user_name",
-                            "contact_index", name="uq_notifications_page"),
+        sa.ForeignKeyConstraint(
+            ["incident_id"],
+            ["incidents.id"],
+            ondelete="CASCADE",
+            name="fk_notifications_incident_id_incidents",
+        ),
+        sa.UniqueConstraint(
+            "incident_id",
+            "kind",
+            "level",
+            "repeat",
+            "user_name",
+            "contact_index",
+            name="uq_notifications_page",
+        ),
     )
     op.create_index("ix_notifications_incident_id", "notifications", ["incident_id"])
-    op.create_index("ix_notifications_status_next", "notifications",
-                    ["status", "next_attempt_at"])
+    op.create_index("ix_notifications_status_next", "notifications", ["status", "next_attempt_at"])
     op.create_table(
         "notification_attempts",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -54,11 +65,16 @@ def upgrade() -> None:
         sa.Column("error", sa.Text),
         sa.Column("duration_ms", sa.Integer, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_notification_attempts"),
-        sa.ForeignKeyConstraint(["notification_id"], ["notifications.id"], ondelete="CASCADE",
-                                name="fk_notification_attempts_notification_id_notifications"),
+        sa.ForeignKeyConstraint(
+            ["notification_id"],
+            ["notifications.id"],
+            ondelete="CASCADE",
+            name="fk_notification_attempts_notification_id_notifications",
+        ),
     )
-    op.create_index("ix_notification_attempts_notification_id", "notification_attempts",
-                    ["notification_id"])
+    op.create_index(
+        "ix_notification_attempts_notification_id", "notification_attempts", ["notification_id"]
+    )
     op.create_table(
         "meta",
         sa.Column("key", sa.String(64), nullable=False),

@@ -27,8 +27,9 @@ def upgrade() -> None:
         sa.Column("created_at", Time, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_schedule_overrides"),
     )
-    op.create_index("ix_schedule_overrides_schedule_end", "schedule_overrides",
-                    ["schedule", "end_at"])
+    op.create_index(
+        "ix_schedule_overrides_schedule_end", "schedule_overrides", ["schedule", "end_at"]
+    )
 
 
 def downgrade() -> None:
