@@ -69,3 +69,7 @@ class Metrics:
         self.failed_notifications = Gauge(
             "oncall_notifications_failed", "Dead letters: notifications that failed.", registry=r
         )
+
+    def value(self, counter: str, **labels: str) -> float:
+        """Return a counter's total so far (0 before its first increment)."""
+        return self.registry.get_sample_value(f"{counter}_total", labels) or 0.0

@@ -96,14 +96,23 @@ class GroupCommit:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="oncall-db")
         self._queue: list[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]] = []
         self._busy = False  # a batch is in the thread
+        self._handover_pending = False
         self._in_flight: set[asyncio.Future[None]] = set()
 
     def submit(self, work: Callable[..., Any], args: tuple[Any, ...]) -> asyncio.Future[Any]:
         """Queue `work(connection, *args)`; return the future of its result."""
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self._queue.append((work, args, future))
-        self._next_batch()
+        if not self._handover_pending:
+            # Once per loop iteration: what the iteration queued goes in one batch.
+            self._handover_pending = True
+            loop.call_soon(self._hand_over)
         return future
+
+    def _hand_over(self) -> None:
+        self._handover_pending = False
+        self._next_batch()
 
     def _next_batch(self) -> None:
         if self._busy or not self._queue:

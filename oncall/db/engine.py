@@ -163,18 +163,23 @@ class Database:
         """
         task: asyncio.Future[T]
         if self._group is not None:
+            # A batch runs to its commit whatever happens to the waiting caller.
             task = self._group.submit(work, args)
         else:
-            task = asyncio.ensure_future(self._transaction(work, *args))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            task = asyncio.shield(self._started(work, args))
         try:
-            return await asyncio.shield(task)
+            return await task
         except exc.IntegrityError as error:
             raise ConstraintViolated(str(error.orig)) from error
         except TRANSIENT as error:
             log.warning("database unavailable: %s", type(error).__name__)
             raise Unavailable("database unavailable, retry later") from error
+
+    def _started(self, work: Callable[..., T], args: tuple[Any, ...]) -> asyncio.Future[T]:
+        task = asyncio.ensure_future(self._transaction(work, *args))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        return task
 
     async def _transaction(self, work: Callable[..., T], *args: Any) -> T:
         async with self.engine.begin() as conn:

@@ -1,5 +1,5 @@
-"""JSON in and out on the hot paths, through orjson (about ten times the standard module's
-speed on the small objects stored with every alert), with the standard module's results.
+"""JSON in and out on the hot paths, through orjson (far faster than the standard module on
+the small objects stored with every alert), with the standard module's results.
 
 Compact output; text outside ASCII stays UTF-8 instead of \\u escapes. What orjson refuses
 to write (integers beyond 64 bits, say) is written by the standard module instead, so no

@@ -273,28 +273,14 @@ def fire_step(
     new = opened is not None
     _record_fired(conn, this_job, incident_id, step, due_at, now, new)
 
-    if policy is None:
-        _insert_event.execute(
-            conn,
-            entry(
-                incident_id,
-                now,
-                "escalation.exhausted",
-                SYSTEM_ACTOR,
-                {"reason": f"policy {row.policy!r} no longer exists"},
-            ),
+    if policy is None or step.is_exhaustion(policy):
+        detail = (
+            {"reason": f"policy {row.policy!r} no longer exists"}
+            if policy is None
+            else {"policy": policy.name, "levels": len(policy.levels), "repeats": policy.repeat}
         )
-        return FireResult(True, due_at=due_at)
-    if step.is_exhaustion(policy):
         _insert_event.execute(
-            conn,
-            entry(
-                incident_id,
-                now,
-                "escalation.exhausted",
-                SYSTEM_ACTOR,
-                {"policy": policy.name, "levels": len(policy.levels), "repeats": policy.repeat},
-            ),
+            conn, entry(incident_id, now, "escalation.exhausted", SYSTEM_ACTOR, detail)
         )
         return FireResult(True, due_at=due_at)
     level = policy.levels[step.level - 1]

@@ -39,9 +39,8 @@ class TimerSource(Protocol):
 
 @dataclass
 class ReconcileStatus:
-    runs: int = 0
-    repairs: int = 0  # timers recreated, over the process's life
-    removed: int = 0  # stale jobs removed, over the process's life
+    """The last pass (its counts are in Metrics: oncall_reconcile_runs, _repairs)."""
+
     last_run: datetime | None = None
     last_error: str | None = None
 
@@ -105,9 +104,6 @@ class Reconciler:
         self.timers.remove(stale)
         await asyncio.to_thread(self.timers.mark_reconciled)
         total = sum(recreated.values())
-        self.status.runs += 1
-        self.status.repairs += total
-        self.status.removed += len(stale)
         self.status.last_run = now
         self.status.last_error = None
         self.metrics.reconciles.labels("ok").inc()

@@ -18,7 +18,7 @@ from oncall.web.keys import RUNTIME
 from tests.support.factories import AM_AUTH, fast_directory, make_alert, make_webhook
 from tests.support.process import ServiceProcess
 from tests.support.redis_server import RedisServer
-from tests.support.waiting import eventually
+from tests.support.waiting import counted, eventually
 
 URL = "/api/v1/integrations/alertmanager"
 
@@ -90,7 +90,7 @@ async def test_a_redis_flush_is_noticed_and_every_timer_restored(
     await eventually(lambda: _value(own_redis.job_ids(key_prefix) >= expected), what="rebuild")
     # The jobs are written before the pass records its repairs: await the record too.
     await eventually(
-        lambda: _value(client.app[RUNTIME].reconciler.status.repairs >= 3), what="repairs recorded"
+        lambda: _value(counted(client, "oncall_reconcile_repairs") >= 3), what="repairs recorded"
     )
     counts = await eventually(lambda: _all_exhausted(db, ids), what="exhaustion")
     for incident_id in ids:

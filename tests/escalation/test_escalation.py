@@ -201,7 +201,7 @@ async def test_a_failing_step_is_retried_then_marked_failed_then_reconciled(
     healthy.set()  # the database is back: the reconciler's next pass retries the step
     await eventually(lambda: _with_levels(client, incident_id, 2), what="retried step")
     await eventually(
-        lambda: _async(client.app[RUNTIME].reconciler.status.repairs >= 1), what="repair recorded"
+        lambda: _async(counted(client, "oncall_reconcile_repairs") >= 1), what="repair recorded"
     )
     assert (await client.get("/health")).status == 200
 

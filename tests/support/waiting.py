@@ -31,5 +31,4 @@ async def eventually(
 
 def counted(client: TestClient[Any, Any], name: str, **labels: str) -> float:
     """Return a counter's value in the app's metrics (0 before its first increment)."""
-    value = client.app[RUNTIME].metrics.registry.get_sample_value(f"{name}_total", labels)
-    return value or 0.0
+    return client.app[RUNTIME].metrics.value(name, **labels)

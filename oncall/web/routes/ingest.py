@@ -16,6 +16,7 @@ import uuid
 from aiohttp import web
 
 from oncall.clock import isoformat
+from oncall.db import jsoncodec
 from oncall.errors import InvalidInput, Unauthorized
 from oncall.ingest.alertmanager import parse_webhook
 from oncall.ingest.events_v2 import MAX_BODY, InvalidEvent, parse_event
@@ -38,7 +39,7 @@ async def alertmanager_webhook(request: web.Request) -> web.Response:
         counter.labels(integration.name, "invalid").inc()  # one per rejected request
         raise
     result = await runtime.ingest.ingest(integration, group, request.app[CLOCK]())
-    return web.json_response({"status": "ok", "incidents": result.incidents})
+    return web.json_response({"status": "ok", "incidents": result.incidents}, dumps=jsoncodec.dumps)
 
 
 async def heartbeat_ping(request: web.Request) -> web.Response:

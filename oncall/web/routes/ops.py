@@ -70,8 +70,8 @@ async def scheduler_check(app: web.Application) -> dict[str, Any]:
     check: dict[str, Any] = {
         "running": runtime.timers.running,
         "last_reconcile": isoformat(status.last_run),
-        "reconcile_runs": status.runs,
-        "repairs": status.repairs,
+        "reconcile_runs": int(runtime.metrics.value("oncall_reconcile_runs", outcome="ok")),
+        "repairs": int(runtime.metrics.value("oncall_reconcile_repairs")),
     }
     problems = []
     check.update(await read_queues(runtime, now))
