@@ -1,5 +1,5 @@
 """Run every benchmark, write `bench/results/<date>.json`, and rewrite the results table in
-BENCHMARKS.md from every results file there.
+BENCHMARKS.md from the newest results file there (the older ones stay in bench/results/).
 
 `python bench/run.py [--only ingest,storm] [--tag NAME] [--no-table]`. `--tag` keeps the run
 apart from the day's other runs (`bench/results/<date>-<tag>.json`, its own table), e.g.
@@ -98,12 +98,13 @@ def met(value: Any, comparison: str, target: float) -> bool:
     return value <= target if comparison == "<=" else value >= target
 
 
+def newest(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the newest run: of the newest day, the untagged one (the machine's `python`)."""
+    return max(runs, key=lambda r: (r["date"], not r.get("tag"), -r.get("number", 1)))
+
+
 def table(runs: list[dict[str, Any]]) -> str:
-    """Return the markdown results: the targets against each run, newest first."""
-    # Newest day first; on a day, the untagged run (the machine's `python`) first.
-    runs = sorted(
-        runs, key=lambda r: (r["date"], not r.get("tag"), -r.get("number", 1)), reverse=True
-    )
+    """Return the markdown results: the targets against each run given."""
     lines = []
     for record in runs:
         title = (
@@ -130,30 +131,22 @@ def table(runs: list[dict[str, Any]]) -> str:
             lines.append(
                 f"| {bench} | {at} | {figure} | {value} | {comparison} {target:g} | {mark} |"
             )
-        others = [
-            (bench, key, value)
-            for bench in ORDER
-            for key, value in results.get(bench, {}).items()
-            if (bench, key) not in {(b, f) for b, f, _, _ in TARGETS}
-        ]
-        lines += [
-            "",
-            "<details><summary>Every other figure</summary>",
-            "",
-            "| benchmark | figure | value |",
-            "|---|---|---|",
-        ]
-        lines += [f"| {bench} | {key} | {value} |" for bench, key, value in others]
-        lines += ["", "</details>", ""]
+        lines.append("")
     return "\n".join(lines)
 
 
 def write_table() -> None:
-    runs = [json.loads(path.read_text()) for path in sorted(RESULTS.glob("*.json"))]
+    """Put the newest full run's table in BENCHMARKS.md (every other figure is in its
+    results file; `bench/compare.py`'s files are not full runs)."""
+    runs = [
+        json.loads(path.read_text())
+        for path in sorted(RESULTS.glob("*.json"))
+        if not path.name.startswith("compare-")
+    ]
     text = DOC.read_text()
     head, _, rest = text.partition(BEGIN)
     _, _, tail = rest.partition(END)
-    DOC.write_text(f"{head}{BEGIN}\n{table(runs)}\n{END}{tail}")
+    DOC.write_text(f"{head}{BEGIN}\n{table([newest(runs)])}\n{END}{tail}")
 
 
 def record_path(record: dict[str, Any]) -> tuple[Path, dict[str, Any] | None]:
