@@ -8,13 +8,43 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
-from typing import NoReturn
+from types import FrameType
+from typing import TYPE_CHECKING, NoReturn
 
-from oncall.directory.holder import DirectoryHolder
-from oncall.directory.parse import load_directory
 from oncall.errors import ConfigError
-from oncall.settings import Settings, load_settings
+
+# Imported where used: `serve` installs its SIGHUP handler before anything slow, and these
+# (the YAML parser among them) are part of what is slow.
+if TYPE_CHECKING:
+    from oncall.directory.holder import DirectoryHolder
+    from oncall.settings import Settings
+
+
+class EarlyReloads:
+    """SIGHUPs that arrive while the service starts, before it can reload anything.
+
+    Until its handler is installed, SIGHUP's default action kills the process; this one only
+    counts, and the web layer applies one reload for them once start-up has finished (and
+    installs its own handler).
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def install(self) -> None:
+        """Make SIGHUP count instead of killing the process."""
+        signal.signal(signal.SIGHUP, self._remember)
+
+    def _remember(self, _signum: int, _frame: FrameType | None) -> None:
+        # A signal handler: no logging here (the signal may interrupt a logging call).
+        self.count += 1
+
+    def take(self) -> int:
+        """Return how many SIGHUPs arrived since the last call, and forget them."""
+        count, self.count = self.count, 0
+        return count
 
 
 def _print_problems(title: str, problems: list[str]) -> None:
@@ -27,6 +57,8 @@ def check_config() -> int:
     """Validate settings and the directory file; return 0, or 1 with every problem printed."""
     from oncall.clock import system_clock
     from oncall.directory.coverage import schedule_gaps, unreachable_targets
+    from oncall.directory.parse import load_directory
+    from oncall.settings import load_settings
 
     problems: list[str] = []
     settings: Settings | None = None
@@ -62,6 +94,11 @@ def _cannot_start(problems: list[str]) -> NoReturn:
 
 
 def _load() -> tuple[Settings, DirectoryHolder]:
+    """Return the settings and the directory; exits with code 2 when either is invalid."""
+    from oncall.directory.holder import DirectoryHolder
+    from oncall.directory.parse import load_directory
+    from oncall.settings import load_settings
+
     try:
         settings = load_settings()
         directory = load_directory(settings.directory.path)
@@ -90,13 +127,18 @@ def migrate_only() -> int:
 
 
 def serve() -> int:
-    """Run the service until SIGTERM or SIGINT."""
+    """Run the service until SIGTERM or SIGINT; return its exit code (0)."""
+    # First of all: loading the settings, the directory and the web stack, then migrating
+    # and reconciling, takes long enough for a SIGHUP (a deployment tool reloading, a
+    # terminal closing) to arrive meanwhile.
+    early = EarlyReloads()
+    early.install()
     from oncall import logs
     from oncall.web.app import run
 
     settings, directory = _load()
     logs.configure(settings.server.log_format, settings.server.log_level)
-    run(settings, directory)
+    run(settings, directory, early.take)
     return 0
 
 

@@ -6,7 +6,7 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -73,13 +73,29 @@ def create_app(
     return app
 
 
-def run(settings: Settings, directory: DirectoryHolder) -> None:
-    """Serve on `[server] host:port` until SIGTERM or SIGINT; SIGHUP reloads the directory."""
+def run(
+    settings: Settings,
+    directory: DirectoryHolder,
+    early_reloads: Callable[[], int] = lambda: 0,
+) -> None:
+    """Serve on `[server] host:port` until SIGTERM or SIGINT; SIGHUP reloads the directory.
+
+    `early_reloads` returns how many SIGHUPs arrived before this function's own handler
+    was installed (the caller's handler counted them); one reload is applied for them once
+    start-up has finished.
+    """
     app = create_app(settings, directory)
 
     async def on_startup(app: web.Application) -> None:
         loop = asyncio.get_running_loop()
+        # Runs after the runtime's start-up (cleanup contexts come first): a reload is
+        # only applied to a service that is ready. Installed before the count is taken,
+        # so a SIGHUP counted at the last moment is still applied here.
         loop.add_signal_handler(signal.SIGHUP, ops.reload_directory, app)
+        asked = early_reloads()
+        if asked:
+            log.info("applying a reload asked for during start-up", extra={"sighups": asked})
+            ops.reload_directory(app)
         log.info(
             "oncall started",
             extra={
