@@ -153,6 +153,8 @@ alerts = Table(
     Column("integration", String(64), nullable=False),
     Column("fingerprint", String(128), nullable=False),
     Column("starts_at", UTCDateTime, nullable=False),
+    # 0 for an occurrence's first row; each re-fire after its incident closed adds the next.
+    Column("generation", Integer, nullable=False, server_default="0"),
     Column("status", String(16), nullable=False),  # firing, resolved
     Column("labels", Json, nullable=False),
     Column("annotations", Json, nullable=False),
@@ -160,8 +162,11 @@ alerts = Table(
     Column("generator_url", Text, nullable=False, server_default=""),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    # An occurrence belongs to exactly one incident, forever.
-    UniqueConstraint("integration", "fingerprint", "starts_at", name="uq_alerts_occurrence"),
+    # Each generation of an occurrence belongs to exactly one incident, forever; two
+    # concurrent re-fires of one occurrence collide here and the loser is retried.
+    UniqueConstraint(
+        "integration", "fingerprint", "starts_at", "generation", name="uq_alerts_occurrence"
+    ),
 )
 
 incident_events = Table(

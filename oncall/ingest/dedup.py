@@ -2,8 +2,17 @@
 
 Rules (GoAlert and PagerDuty users expect these):
 - One open incident per (integration, groupKey).
-- An occurrence (fingerprint + startsAt) belongs to exactly one incident forever, so a
-  re-delivery never duplicates anything and never reopens a resolved incident.
+- An occurrence (fingerprint + startsAt) has one stored row per generation; its newest
+  generation is the one a delivery is matched against. While that row's incident is open,
+  a re-delivery never duplicates anything: a firing re-delivery changes nothing, and a
+  resolved one resolves the row once (a resolved row stays resolved while its incident is
+  open, even when a late firing copy arrives).
+- A re-fire: a delivery that shows an occurrence firing whose newest row belongs to a
+  closed incident (resolved by a person or an event while the alert still fired, or
+  auto-resolved because the source resolved the alert before reporting it firing again)
+  stores the next generation of that occurrence, which joins the group's open incident or
+  opens a new one, as PagerDuty does for a resolved dedup key; a closed incident is never
+  reopened. A resolved re-delivery to a closed incident changes nothing.
 - New firing occurrences join the group's open incident (acknowledged stays acknowledged),
   or open a new incident when the group has none.
 - Alerts resolve one by one; an open incident whose last firing alert resolves auto-resolves.
@@ -39,6 +48,27 @@ class KnownAlert:
     status: str
     incident_open: bool
     starts_at: datetime
+    generation: int = 0  # 0 for the first row of an occurrence, +1 for each re-fire
+
+
+@dataclass(frozen=True)
+class Refire:
+    """An occurrence firing again after its incident closed: stored as `previous`'s next
+    generation in the change's incident."""
+
+    alert: IncomingAlert
+    previous: KnownAlert
+
+    @property
+    def generation(self) -> int:
+        """Return the generation the new row is stored with."""
+        return self.previous.generation + 1
+
+    @property
+    def still_firing(self) -> bool:
+        """Return whether the previous incident closed while this alert still fired (a
+        person or an event resolved it), rather than because the alert resolved."""
+        return self.previous.status == "firing"
 
 
 @dataclass
@@ -47,6 +77,8 @@ class IncidentChange:
 
     incident_id: int | None
     add: list[IncomingAlert] = field(default_factory=list)
+    # occurrences whose previous incident closed and that fire again (stored as new rows)
+    refire: list[Refire] = field(default_factory=list)
     # (alert id, fingerprint, endsAt) of stored firing occurrences that now resolve
     resolve: list[tuple[int, str, datetime | None]] = field(default_factory=list)
     # (alert id, new startsAt) of occurrences Alertmanager re-sent with an earlier start
@@ -56,8 +88,13 @@ class IncidentChange:
 
     @property
     def firing_after(self) -> int:
-        added = sum(1 for a in self.add if a.status == "firing")
+        added = sum(1 for a in self.add if a.status == "firing") + len(self.refire)
         return self.firing_before + added - len(self.resolve)
+
+    @property
+    def rows_added(self) -> int:
+        """Return how many alert rows this change stores (new occurrences and re-fires)."""
+        return len(self.add) + len(self.refire)
 
     @property
     def auto_resolves(self) -> bool:
@@ -90,15 +127,25 @@ def plan_delivery(
     matched = _match_occurrences(group.alerts, stored)
     group_target = open_incident.id if open_incident is not None else None
     fresh = [a for a in group.alerts if id(a) not in matched]
-    opens_new = open_incident is None and any(a.status == "firing" for a in fresh)
-    if open_incident is not None or opens_new:
-        for alert in fresh:
-            change_for(group_target).add.append(alert)
+    # Only a closed incident's occurrence can re-fire: while the incident is open, a firing
+    # copy of a resolved row may be a late retry of an older notification.
+    refires = [
+        Refire(a, row)
+        for a in group.alerts
+        if a.status == "firing"
+        and (row := matched.get(id(a))) is not None
+        and not row.incident_open
+    ]
+    opens_new = open_incident is None and (
+        bool(refires) or any(a.status == "firing" for a in fresh)
+    )
+    if (open_incident is not None or opens_new) and (fresh or refires):
+        change_for(group_target).add.extend(fresh)
+        change_for(group_target).refire.extend(refires)
     # else: only resolved occurrences we never saw firing and no incident to record them in.
 
     for alert in group.alerts:
         row = matched.get(id(alert))
-        # Resolved stays resolved: a re-fire comes with a new startsAt, hence a new occurrence.
         if row is None or not row.incident_open:
             continue
         if row.starts_at != alert.starts_at:
@@ -116,8 +163,15 @@ def plan_delivery(
 def _match_occurrences(
     incoming: tuple[IncomingAlert, ...], stored: list[KnownAlert] | tuple[KnownAlert, ...]
 ) -> dict[int, KnownAlert]:
-    """Return, keyed by id() of each incoming alert, the stored occurrence it is."""
-    exact = {(known.fingerprint, known.starts_at): known for known in stored}
+    """Return, keyed by id() of each incoming alert, the stored occurrence it is (the
+    newest generation of an exact match, else a firing row of an open incident that
+    Alertmanager re-sent with an earlier start)."""
+    exact: dict[tuple[str, datetime], KnownAlert] = {}
+    for known in stored:
+        key = (known.fingerprint, known.starts_at)
+        current = exact.get(key)
+        if current is None or known.generation > current.generation:
+            exact[key] = known
     firing_open: dict[str, KnownAlert] = {}
     for known in stored:
         if known.incident_open and known.status == "firing":

@@ -24,7 +24,7 @@ from oncall.escalation.steps import FIRST_STEP, Step, first_pointer
 from oncall.incidents.lifecycle import RESOLVED, TRIGGERED, Opened
 from oncall.incidents.timeline import SYSTEM_ACTOR, entry
 from oncall.ingest.alertmanager import AlertGroup
-from oncall.ingest.dedup import IncidentChange, KnownAlert, OpenIncident, plan_delivery
+from oncall.ingest.dedup import IncidentChange, KnownAlert, OpenIncident, Refire, plan_delivery
 from oncall.ingest.events_v2 import Event, trigger_group
 from oncall.ingest.heartbeats import dedup_key, missed_group
 from oncall.notify.outbox import SOURCE_URLS_READ
@@ -105,6 +105,7 @@ _find_occurrences = Prepared(
         alerts.c.starts_at,
         incidents.c.status,
         incidents.c.firing_count,
+        alerts.c.generation,
     )
     .join(incidents, incidents.c.id == alerts.c.incident_id)
     .where(
@@ -251,8 +252,8 @@ def _stored_occurrences(
 ) -> tuple[list[KnownAlert], dict[int, int]]:
     """Return the stored occurrences of the group's fingerprints worth matching against.
 
-    That is every exact (fingerprint, startsAt) match plus firing occurrences of open
-    incidents, with the firing counts of those open incidents.
+    That is every exact (fingerprint, startsAt) match (every generation) plus firing
+    occurrences of open incidents, with the firing counts of those open incidents.
     """
     wanted = {(a.fingerprint, a.starts_at) for a in group.alerts}
     fingerprints = sorted({a.fingerprint for a in group.alerts})
@@ -262,12 +263,13 @@ def _stored_occurrences(
         rows = _find_occurrences.execute(
             conn, {"integration": integration, "fingerprints": fingerprints[start : start + _CHUNK]}
         ).all()
-        for alert_id, incident_id, status, fingerprint, starts_at, inc_status, firing in rows:
+        for row in rows:
+            alert_id, incident_id, status, fingerprint, starts_at, inc_status, firing, gen = row
             is_open = inc_status != RESOLVED
             if (fingerprint, starts_at) not in wanted and not (is_open and status == "firing"):
                 continue  # an old occurrence: history, not part of this delivery
             stored.append(
-                KnownAlert(alert_id, incident_id, fingerprint, status, is_open, starts_at)
+                KnownAlert(alert_id, incident_id, fingerprint, status, is_open, starts_at, gen)
             )
             if is_open:
                 open_firing[incident_id] = firing
@@ -302,7 +304,7 @@ def _open(
             "labels": group.common_labels,
             "annotations": group.common_annotations,
             "external_url": group.external_url,
-            "alert_count": len(change.add),
+            "alert_count": change.rows_added,
             "firing_count": firing,
             "truncated_alerts": group.truncated_alerts,
             "created_at": now,
@@ -326,7 +328,7 @@ def _open(
             {"title": group.title(), "severity": group.severity(), "dedup_key": group.group_key},
         )
     ]
-    _write_alerts(conn, integration, incident_id, change, now, events)
+    _write_alerts(conn, integration, incident_id, change, now, events, opening=True)
     events.append(
         entry(
             incident_id,
@@ -337,10 +339,11 @@ def _open(
         )
     )
     _insert_event.execute(conn, events)  # before the step's: the timeline is in id order
-    first = change.add[0] if change.add else None
+    added = change.add + [refire.alert for refire in change.refire]
+    first = added[0] if added else None
     opened = Opened(
         incident,
-        [a.generator_url for a in change.add[:SOURCE_URLS_READ]],
+        [a.generator_url for a in added[:SOURCE_URLS_READ]],
         first.annotations if first is not None else None,
     )
     try:
@@ -370,7 +373,7 @@ def _apply(conn: Connection, integration: str, change: IncidentChange, now: date
         {
             "incident_id": incident_id,
             "now": now,
-            "added": len(change.add),
+            "added": change.rows_added,
             "firing": change.firing_after,
             "truncated": change.truncated_alerts,
         },
@@ -397,8 +400,10 @@ def _write_alerts(
     change: IncidentChange,
     now: datetime,
     events: list[dict[str, Any]],
+    opening: bool = False,
 ) -> None:
-    """Re-key, add and resolve the change's alerts; append their timeline entries."""
+    """Re-key, add, re-fire and resolve the change's alerts; append their timeline entries
+    (`opening`: the change opens `incident_id`, so a re-fire is what opened it)."""
     if change.rekey:
         _rekey_alert.execute(
             conn,
@@ -407,7 +412,8 @@ def _write_alerts(
                 for alert_id, starts_at in change.rekey
             ],
         )
-    if change.add:
+    added = [(a, 0) for a in change.add] + [(r.alert, r.generation) for r in change.refire]
+    if added:
         _insert_alert.execute(
             conn,
             [
@@ -416,6 +422,7 @@ def _write_alerts(
                     "integration": integration,
                     "fingerprint": a.fingerprint,
                     "starts_at": a.starts_at,
+                    "generation": generation,
                     "status": a.status,
                     "labels": a.labels,
                     "annotations": a.annotations,
@@ -424,7 +431,7 @@ def _write_alerts(
                     "created_at": now,
                     "updated_at": now,
                 }
-                for a in change.add
+                for a, generation in added
             ],
         )
         events.append(
@@ -433,9 +440,12 @@ def _write_alerts(
                 now,
                 "alert.added",
                 integration,
-                _alert_detail([a.fingerprint for a in change.add]),
+                _alert_detail([a.fingerprint for a, _ in added]),
             )
         )
+    if change.refire:
+        kind = "incident.refired" if opening else "alert.refired"
+        events.append(entry(incident_id, now, kind, integration, _refire_detail(change.refire)))
     if change.resolve:
         _resolve_alert.execute(
             conn,
@@ -454,6 +464,23 @@ def _write_alerts(
 
 def _alert_detail(fingerprints: Sequence[str]) -> dict[str, Any]:
     return {"count": len(fingerprints), "fingerprints": list(fingerprints[:_EVENT_FINGERPRINTS])}
+
+
+def _refire_detail(refires: Sequence[Refire]) -> dict[str, Any]:
+    """Return the timeline detail of re-fired occurrences: the incidents they fired in
+    before, and why they count again."""
+    previous = sorted({r.previous.incident_id for r in refires})
+    named = ", ".join(f"#{incident_id}" for incident_id in previous)
+    if all(r.still_firing for r in refires):
+        reason = f"the alert still fires after incident {named} was resolved"
+    else:
+        reason = f"the alert fires again after it resolved in incident {named}"
+    return {
+        **_alert_detail([r.alert.fingerprint for r in refires]),
+        "previous_incident": previous[0],
+        "previous_incidents": previous,
+        "reason": reason,
+    }
 
 
 def ping(
@@ -505,13 +532,14 @@ def check_heartbeat(
     return ingest_group(conn, heartbeat.name, group, directory, now, lifecycle, escalation)
 
 
-def armed_heartbeats(conn: Connection) -> list[tuple[str, datetime]]:
-    """Return every armed deadline: what the escalation job store must hold."""
-    return [
-        (name, deadline)
-        for name, deadline in conn.execute(
-            select(heartbeats.c.name, heartbeats.c.deadline_at).where(
-                heartbeats.c.deadline_at.is_not(None)
-            )
-        )
-    ]
+def armed_heartbeats(
+    conn: Connection, due_by: datetime | None = None, limit: int | None = None
+) -> list[tuple[str, datetime]]:
+    """Return every armed deadline (what the escalation job store must hold), or those
+    passed by `due_by`, soonest first, at most `limit`."""
+    query = select(heartbeats.c.name, heartbeats.c.deadline_at).where(
+        heartbeats.c.deadline_at.is_not(None)
+    )
+    if due_by is not None:
+        query = query.where(heartbeats.c.deadline_at <= due_by).order_by(heartbeats.c.deadline_at)
+    return [(name, deadline) for name, deadline in conn.execute(query.limit(limit))]

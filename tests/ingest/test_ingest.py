@@ -118,16 +118,88 @@ async def test_partial_resolves_then_the_last_one_auto_resolves(client, clock):
     assert body["resolved_at"] == "2026-01-05T12:02:00Z"
 
 
-async def test_a_redelivered_occurrence_after_a_manual_resolve_opens_nothing(client):
-    body = make_webhook([make_alert("db1")])
-    [incident_id] = await deliver(client, body)
-    response = await client.post(f"/api/v1/incidents/{incident_id}/resolve", headers=USER)
+async def pages(client: TestClient[Any, Any], incident_id: int) -> list[tuple[str, int]]:
+    """Return (user, level) of every page written for the incident."""
+    response = await client.get(
+        "/api/v1/notifications", params={"incident": str(incident_id)}, headers=USER
+    )
     assert response.status == 200
+    rows = (await response.json())["notifications"]
+    return sorted((row["user"], row["level"]) for row in rows if row["kind"] == "trigger")
+
+
+async def test_a_still_firing_alert_after_a_manual_resolve_opens_a_new_incident(client):
+    body = make_webhook([make_alert("db1")])
+    [first] = await deliver(client, body)
+    response = await client.post(f"/api/v1/incidents/{first}/resolve", headers=USER)
+    assert response.status == 200
+    # Alertmanager's next notification still shows the same occurrence (same startsAt) firing.
+    [second] = await deliver(client, body)
+    assert second != first
+    assert (await incident(client, first))["status"] == "resolved"
+    opened = await incident(client, second)
+    assert opened["status"] == "triggered" and opened["firing_count"] == 1
+    assert [(a["fingerprint"], a["status"]) for a in opened["alerts"]] == [
+        ("fp-DiskFull-db1", "firing")
+    ]
+    assert timeline_types(opened) == [
+        "incident.triggered",
+        "alert.added",
+        "incident.refired",
+        "incident.routed",
+        "escalation.level",
+    ]
+    refired = opened["timeline"][2]["detail"]
+    assert refired["previous_incident"] == first and refired["previous_incidents"] == [first]
+    assert refired["reason"] == f"the alert still fires after incident #{first} was resolved"
+    assert opened["timeline"][4]["detail"]["paged"] == ["alice"]  # pages like any incident
+    assert await pages(client, second) == [("alice", 1)]
+    # Re-deliveries to the open re-fired incident change nothing...
     before = await snapshot(client)
-    assert await deliver(client, body) == []
+    assert await deliver(client, body) == [second]
     assert await snapshot(client) == before
-    # ...and its later resolution changes nothing either.
-    assert await deliver(client, make_webhook([make_alert("db1", status="resolved")])) == []
+    # ...and the alert's resolution resolves the new incident, once.
+    resolved = make_webhook([make_alert("db1", status="resolved")])
+    assert await deliver(client, resolved) == [second]
+    assert (await incident(client, second))["status"] == "resolved"
+    before = await snapshot(client)
+    assert await deliver(client, resolved) == []
+    assert await snapshot(client) == before
+
+
+async def test_an_alert_the_source_resolved_then_reports_firing_opens_a_new_incident(client):
+    body = make_webhook([make_alert("db1")])
+    [first] = await deliver(client, body)
+    # E.g. Prometheus could not reach Alertmanager for longer than the alert's endsAt window.
+    assert await deliver(client, make_webhook([make_alert("db1", status="resolved")])) == [first]
+    assert (await incident(client, first))["status"] == "resolved"
+    [second] = await deliver(client, body)  # the same startsAt, firing again
+    assert second != first
+    opened = await incident(client, second)
+    assert opened["status"] == "triggered"
+    [refired] = [e for e in opened["timeline"] if e["type"] == "incident.refired"]
+    assert refired["detail"]["previous_incident"] == first
+    assert refired["detail"]["reason"] == (
+        f"the alert fires again after it resolved in incident #{first}"
+    )
+    assert await pages(client, second) == [("alice", 1)]
+    before = await snapshot(client)
+    assert await deliver(client, body) == [second]
+    assert await snapshot(client) == before
+    counts = await client.app[RUNTIME].db.run(count_rows)
+    assert counts["incidents"] == 2 and counts["alerts"] == 2
+
+
+async def test_a_resolved_alert_of_an_open_incident_stays_resolved(client):
+    [incident_id] = await deliver(client, make_webhook([make_alert("db1"), make_alert("db2")]))
+    partial = make_webhook([make_alert("db1", status="resolved"), make_alert("db2")])
+    assert await deliver(client, partial) == [incident_id]
+    before = await snapshot(client)
+    # The resolved one again, and a late firing copy of it: the incident is open, no re-fire.
+    assert await deliver(client, partial) == [incident_id]
+    assert await deliver(client, make_webhook([make_alert("db1"), make_alert("db2")])) == [
+        incident_id
+    ]
     assert await snapshot(client) == before
 
 

@@ -1,0 +1,106 @@
+"""Migrations upgrade a database that already holds data (on both backends)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import insert, select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from oncall.db.engine import make_engine
+from oncall.db.migrate import MIGRATIONS
+from oncall.db.models import alerts, incidents
+from oncall.settings import Settings
+from tests.support.factories import T0
+
+
+def _upgrade_to(connection: Connection, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def upgrade_to(engine: AsyncEngine, schema: str, revision: str) -> None:
+    """Apply the migrations up to `revision`, as oncall.db.migrate does up to head."""
+    async with engine.begin() as conn:
+        if schema and conn.dialect.name == "postgresql":
+            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            await conn.execute(text(f'SET search_path TO "{schema}"'))
+        await conn.run_sync(_upgrade_to, revision)
+
+
+@pytest.fixture
+async def engine(make_settings: Any) -> AsyncIterator[tuple[AsyncEngine, Settings]]:
+    settings = make_settings()
+    engine = make_engine(settings.database)
+    yield engine, settings
+    await engine.dispose()
+
+
+def _add_incident(conn: Connection) -> int:
+    incident_id: int = conn.execute(
+        insert(incidents)
+        .values(
+            integration="prometheus",
+            dedup_key="g",
+            status="resolved",
+            title="DiskFull",
+            severity="critical",
+            labels={},
+            annotations={},
+            created_at=T0,
+            updated_at=T0,
+        )
+        .returning(incidents.c.id)
+    ).scalar_one()
+    return incident_id
+
+
+def _alert(incident_id: int, **values: Any) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id,
+        "integration": "prometheus",
+        "fingerprint": "fp1",
+        "starts_at": T0,
+        "status": "firing",
+        "labels": {},
+        "annotations": {},
+        "created_at": T0,
+        "updated_at": T0,
+        **values,
+    }
+
+
+async def test_0006_keeps_stored_alerts_as_generation_0_and_keys_on_the_generation(engine):
+    engine, settings = engine
+    schema = settings.database.schema
+    await upgrade_to(engine, schema, "0005")
+
+    def before(conn: Connection) -> int:
+        incident_id = _add_incident(conn)
+        # No generation given: the 0005 table has no such column yet.
+        conn.execute(insert(alerts).values(_alert(incident_id)))
+        return incident_id
+
+    # The engine's connections use the test's schema (make_engine sets the search path).
+    async with engine.begin() as conn:
+        incident_id = await conn.run_sync(before)
+    await upgrade_to(engine, schema, "head")
+
+    def after(conn: Connection) -> list[int]:
+        conn.execute(insert(alerts).values(_alert(incident_id, generation=1)))
+        return list(conn.execute(select(alerts.c.generation).order_by(alerts.c.id)).scalars())
+
+    async with engine.begin() as conn:
+        assert await conn.run_sync(after) == [0, 1]
+    with pytest.raises(Exception, match=r"(?i)unique"):
+        async with engine.begin() as conn:
+            await conn.run_sync(
+                lambda c: c.execute(insert(alerts).values(_alert(incident_id, generation=1)))
+            )
