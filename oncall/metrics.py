@@ -44,6 +44,16 @@ class Metrics:
         self.reconciles = Counter(
             "oncall_reconcile_runs", "Reconciler passes, by outcome.", ["outcome"], registry=r
         )
+        self.swept = Counter(
+            "oncall_sweep_started",
+            "Timers the database sweep started while Redis was unhealthy.",
+            registry=r,
+        )
+        self.foreign_jobs = Counter(
+            "oncall_foreign_jobs",
+            "Jobs written by another deployment that fired from this one's job stores.",
+            registry=r,
+        )
         self.repairs = Counter(
             "oncall_reconcile_repairs", "Timers the reconciler recreated.", registry=r
         )

@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from oncall.clock import Clock
 from oncall.db.engine import Database, make_engine
+from oncall.db.meta import deployment_id
 from oncall.db.migrate import upgrade
 from oncall.directory.holder import DirectoryHolder
 from oncall.escalation.service import Escalation
+from oncall.escalation.steps import Step
 from oncall.incidents.service import Incidents
 from oncall.ingest.service import Ingest
 from oncall.metrics import Metrics
@@ -21,6 +25,7 @@ from oncall.settings import Settings
 from oncall.timers import jobs
 from oncall.timers.background import Background
 from oncall.timers.effects import AfterCommit
+from oncall.timers.followups import DELIVERY_JOB, HEARTBEAT_JOB, STEP_JOB
 from oncall.timers.reconcile import Reconciler
 from oncall.timers.scheduler import Timers
 
@@ -38,6 +43,7 @@ class Runtime:
         clock: Clock,
         db: Database,
         link_key: bytes,
+        deployment: str = "",
     ) -> None:
         self.settings = settings
         self.directory = directory
@@ -45,7 +51,9 @@ class Runtime:
         self.db = db
         self.metrics = Metrics()
         self.background = Background()
-        self.timers = Timers(settings.redis, clock)
+        self.deployment = deployment
+        self.timers = Timers(settings.redis, clock, deployment)
+        self.foreign: dict[str, int] = {}  # jobs of other deployments seen, by deployment
         self.notifier = Notifier(
             db, directory, settings, clock, self.metrics, self.timers, self.background, link_key
         )
@@ -62,6 +70,14 @@ class Runtime:
             self.timers, [self.escalation, self.ingest, self.notifier], self.metrics, clock
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runs: dict[str, Callable[..., Coroutine[Any, Any, Any]]] = {
+            STEP_JOB: lambda incident_id, level, repeat: self.escalation.run_step(
+                incident_id, Step(level, repeat)
+            ),
+            DELIVERY_JOB: self.notifier.deliver,
+            HEARTBEAT_JOB: self.ingest.check_heartbeat,
+        }
 
     @classmethod
     async def open(cls, settings: Settings, directory: DirectoryHolder, clock: Clock) -> Runtime:
@@ -69,11 +85,56 @@ class Runtime:
         engine = make_engine(settings.database)
         await upgrade(engine, settings.database.schema)
         db = Database(engine)
-        return cls(settings, directory, clock, db, await link_key(db, settings))
+        return cls(
+            settings,
+            directory,
+            clock,
+            db,
+            await link_key(db, settings),
+            await db.run(deployment_id),
+        )
+
+    # Jobs: from APScheduler's thread, or from the sweep.
+
+    def hand_over(self, func: str, args: tuple[Any, ...], deployment: str) -> None:
+        """Start a job that fired in the scheduler's thread on the event loop; return at
+        once. Called from that thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # stopping: the database says what is still due at the next start
+        try:
+            loop.call_soon_threadsafe(self.start_job, func, args, deployment)
+        except RuntimeError:  # the loop closed meanwhile
+            return
+
+    def start_job(self, func: str, args: tuple[Any, ...], deployment: str = "") -> None:
+        """Run a job's work in the background, one run per job at a time; a job another
+        deployment wrote (two deployments sharing the Redis key prefix) does nothing and is
+        reported."""
+        if deployment and deployment != self.deployment:
+            self.foreign[deployment] = self.foreign.get(deployment, 0) + 1
+            self.metrics.foreign_jobs.inc()
+            log.warning(
+                "a job of another deployment fired here: two deployments share the Redis "
+                "key prefix",
+                extra={"job": func, "args": list(args), "deployment": deployment},
+            )
+            return
+        run = self._runs[func]
+        self.background.exclusive((func, args), lambda: run(*args))
+
+    def _changed(self) -> None:
+        """From the Redis probe's thread: Redis answers again or lost its jobs."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.reconciler.asked.set)
 
     async def start(self) -> None:
         """Start the timers: reconcile from the database first, then let jobs fire."""
         jobs.install(self)
+        self._loop = asyncio.get_running_loop()
+        self.timers.on_change = self._changed
         try:
             await self.reconciler.run_once()
         except Exception as error:  # Redis down at start-up: alerts are still taken
@@ -81,11 +142,14 @@ class Runtime:
                 "start-up reconcile failed; retrying every reconcile_interval",
                 extra={"error": repr(error)},
             )
+        await asyncio.to_thread(self.timers.probe)
         self.timers.start()
         interval = self.settings.scheduler.reconcile_interval
         self._tasks = [
             asyncio.create_task(self.reconciler.loop(interval)),
-            asyncio.create_task(self.reconciler.watchdog()),
+            asyncio.create_task(
+                self.reconciler.sweep(lambda job: self.start_job(job.func, job.args))
+            ),
         ]
 
     async def stop(self) -> None:
@@ -100,7 +164,8 @@ class Runtime:
         # would cancel them at once.
         self.timers.pause()
         await self.background.drain(JOB_GRACE)  # job runs and pages being sent
-        await self.timers.shutdown()
+        await asyncio.to_thread(self.timers.shutdown)  # may wait for a Redis timeout
+        self._loop = None
         jobs.uninstall(self)
         self.timers.close()
         await self.notifier.close()

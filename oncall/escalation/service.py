@@ -173,6 +173,10 @@ class Escalation:
             for incident_id, policy, level, repeat, due in steps
         }
 
+    async def due(self, now: datetime, limit: int) -> list[JobSpec]:
+        """Return the jobs of up to `limit` steps due by `now` (for the sweep)."""
+        return self.jobs(await self.db.run(store.pending_steps, now, limit))
+
     def jobs(self, items: Iterable[store.Pending]) -> list[JobSpec]:
         """Return the jobs of `expected` items."""
         policies = self.directory.current.policies

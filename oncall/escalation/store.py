@@ -379,18 +379,22 @@ def mark_failed(
 Pending = tuple[int, str | None, int, int, datetime]  # incident, policy, level, repeat, due
 
 
-def pending_steps(conn: Connection) -> list[Pending]:
+def pending_steps(
+    conn: Connection, due_by: datetime | None = None, limit: int | None = None
+) -> list[Pending]:
     """Return (incident id, policy, level, repeat, due) of the pending step of every
-    triggered incident: what Redis must hold."""
-    rows = conn.execute(
-        select(
-            incidents.c.id,
-            incidents.c.policy,
-            incidents.c.next_level,
-            incidents.c.next_repeat,
-            incidents.c.next_due_at,
-        ).where(incidents.c.status == TRIGGERED, incidents.c.next_due_at.is_not(None))
-    )
+    triggered incident (what Redis must hold), or of those due by `due_by`, soonest first,
+    at most `limit` (what the sweep fires while Redis is down)."""
+    query = select(
+        incidents.c.id,
+        incidents.c.policy,
+        incidents.c.next_level,
+        incidents.c.next_repeat,
+        incidents.c.next_due_at,
+    ).where(incidents.c.status == TRIGGERED, incidents.c.next_due_at.is_not(None))
+    if due_by is not None:
+        query = query.where(incidents.c.next_due_at <= due_by).order_by(incidents.c.next_due_at)
+    rows = conn.execute(query.limit(limit))
     return [(i, policy, level, repeat, due) for i, policy, level, repeat, due in rows]
 
 

@@ -175,6 +175,10 @@ class Ingest:
         deadlines = await self.db.run(store.armed_heartbeats)
         return {heartbeat_job(name, due).job_id: (name, due) for name, due in deadlines}
 
+    async def due(self, now: datetime, limit: int) -> list[JobSpec]:
+        """Return the jobs of up to `limit` deadlines passed by `now` (for the sweep)."""
+        return self.jobs(await self.db.run(store.armed_heartbeats, now, limit))
+
     def jobs(self, items: Iterable[tuple[str, datetime]]) -> list[JobSpec]:
         """Return the jobs of `expected` items."""
         return [heartbeat_job(name, due) for name, due in items]

@@ -264,6 +264,10 @@ class Notifier:
         attempts = await self.db.run(store.pending_attempts)
         return {delivery_job(n, due).job_id: (n, due) for n, due in attempts}
 
+    async def due(self, now: datetime, limit: int) -> list[JobSpec]:
+        """Return the jobs of up to `limit` attempts due by `now` (for the sweep)."""
+        return self.jobs(await self.db.run(store.pending_attempts, now, limit))
+
     def jobs(self, items: Iterable[tuple[int, datetime]]) -> list[JobSpec]:
         """Return the jobs of `expected` items."""
         return [delivery_job(n, due) for n, due in items]

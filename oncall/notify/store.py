@@ -361,12 +361,15 @@ def _attempt_detail(row: Row[Any], attempt: int) -> dict[str, Any]:
     }
 
 
-def pending_attempts(conn: Connection) -> list[tuple[int, datetime]]:
-    """Return (notification id, next attempt) of every pending row: what the notification
-    job store must hold."""
-    rows = conn.execute(
-        select(outbox.c.id, outbox.c.next_attempt_at).where(outbox.c.status == "pending")
-    )
+def pending_attempts(
+    conn: Connection, due_by: datetime | None = None, limit: int | None = None
+) -> list[tuple[int, datetime]]:
+    """Return (notification id, next attempt) of every pending row (what the notification
+    job store must hold), or of those due by `due_by`, soonest first, at most `limit`."""
+    query = select(outbox.c.id, outbox.c.next_attempt_at).where(outbox.c.status == "pending")
+    if due_by is not None:
+        query = query.where(outbox.c.next_attempt_at <= due_by).order_by(outbox.c.next_attempt_at)
+    rows = conn.execute(query.limit(limit))
     return [(notification_id, due) for notification_id, due in rows]
 
 

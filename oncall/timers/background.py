@@ -4,7 +4,7 @@ shutdown can let it finish before the database closes."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Hashable
 from typing import Any
 
 
@@ -13,18 +13,19 @@ class Background:
 
     def __init__(self) -> None:
         self._running: set[asyncio.Task[Any]] = set()
+        self._keys: set[Hashable] = set()
 
-    async def tracked(self, work: Coroutine[Any, Any, Any]) -> None:
-        """Await `work` with the current task tracked until it ends."""
-        # APScheduler's AsyncIOExecutor cancels its tasks at shutdown without awaiting
-        # them; tracking them here lets shutdown drain them before the database closes.
-        task = asyncio.current_task()
-        assert task is not None
-        self._running.add(task)
-        try:
-            await work
-        finally:
-            self._running.discard(task)
+    def exclusive(self, key: Hashable, work: Callable[[], Coroutine[Any, Any, Any]]) -> bool:
+        """Run `work()` as a tracked task unless work of the same `key` is still running;
+        return whether it started. A step, a delivery or a heartbeat can be woken twice at
+        once (its job and the database sweep, or a job Redis handed out again): one run at
+        a time, and the database's conditional claims decide whether it does anything."""
+        if key in self._keys:
+            return False
+        self._keys.add(key)
+        task = self.spawn(work())
+        task.add_done_callback(lambda _: self._keys.discard(key))
+        return True
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run `work` as a tracked task and return it (the set keeps a reference to it)."""

@@ -1,14 +1,17 @@
 """Module-level job functions, referenced by text (`oncall.timers.jobs:run_escalation_step`).
 
-A job carries only IDs and re-reads everything when it fires. The process installs its
-runtime here at start-up; a job that fires with none installed is a programming error.
+APScheduler calls them in its own thread; each hands its job to the event loop and returns
+at once (`Runtime.hand_over`), so the scheduler thread never waits for the database. A job
+carries only IDs, the last one naming the deployment that wrote it, and re-reads
+everything when it runs. The process installs its runtime here at start-up; a job that
+fires with none installed is a programming error.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from oncall.escalation.steps import Step
+from oncall.timers.followups import DELIVERY_JOB, HEARTBEAT_JOB, STEP_JOB
 
 if TYPE_CHECKING:
     from oncall.runtime import Runtime
@@ -36,19 +39,16 @@ def _installed() -> Runtime:
     return _runtime
 
 
-async def deliver_notification(notification_id: int) -> None:
+def deliver_notification(notification_id: int, deployment: str = "") -> None:
     """Make the next delivery attempt of a pending notification, if it is due."""
-    runtime = _installed()
-    await runtime.background.tracked(runtime.notifier.deliver(notification_id))
+    _installed().hand_over(DELIVERY_JOB, (notification_id,), deployment)
 
 
-async def check_heartbeat(name: str) -> None:
+def check_heartbeat(name: str, deployment: str = "") -> None:
     """Open an incident for a heartbeat whose deadline passed without a ping."""
-    runtime = _installed()
-    await runtime.background.tracked(runtime.ingest.check_heartbeat(name))
+    _installed().hand_over(HEARTBEAT_JOB, (name,), deployment)
 
 
-async def run_escalation_step(incident_id: int, level: int, repeat: int) -> None:
-    """Fire step (level, repeat) of an incident if it is still pending; else do nothing."""
-    runtime = _installed()
-    await runtime.background.tracked(runtime.escalation.run_step(incident_id, Step(level, repeat)))
+def run_escalation_step(incident_id: int, level: int, repeat: int, deployment: str = "") -> None:
+    """Fire step (level, repeat) of an incident if it is still pending and due."""
+    _installed().hand_over(STEP_JOB, (incident_id, level, repeat), deployment)

@@ -1,34 +1,39 @@
-"""Timers: one AsyncIOScheduler with two Redis job stores, `escalation` and `notification`.
+"""Timers: one APScheduler `BackgroundScheduler` with two Redis job stores, `escalation` and
+`notification`, and everything that talks to Redis, none of it on the event loop.
 
-The only module that imports APScheduler. Every job is a module-level coroutine named by
-text (`oncall.timers.jobs`), takes only IDs, has a fixed id, `misfire_grace_time=None`
-(APScheduler's default of 1 s silently drops jobs that come due during a restart or a
-burst, and it is stored per job) and `coalesce=True`, and is written over any job of the
-same id (`replace_existing`'s effect: a write sets the job whatever was there). Each store
-is owned by this one scheduler.
+The only module that imports APScheduler. Every job is a module-level function named by
+text (`oncall.timers.jobs`), takes only IDs (the last one names the deployment that wrote
+it), has a fixed id, `misfire_grace_time=None` (APScheduler's default of 1 s silently
+drops jobs that come due during a restart or a burst, and it is stored per job) and
+`coalesce=True`, and is written over any job of the same id. Each store is owned by this
+one scheduler.
+
+RedisJobStore is synchronous, so three threads of this module do every Redis call: the
+scheduler's own (its wake-ups and `get_due_jobs`), a writer that takes the timer changes
+the event loop queues and writes them in one MULTI/EXEC, and a probe that checks Redis
+every PROBE_INTERVAL. A failed or timed-out call trips `health` at once; while it is
+tripped the queue is dropped rather than kept (the reconciler rebuilds every timer from
+the database when Redis answers again) and the database sweep fires what falls due.
 
 Times come in on the service's clock. APScheduler runs on the wall clock, so a job's run
-time is the wall-clock instant at which the service's clock reaches its due time: the
-same instant on the system clock, and on a test's fixed clock "that far from now".
-
-Redis is reached with the synchronous client APScheduler uses, so it gets short timeouts and
-one immediate retry (for a pooled connection that died with a Redis restart): redis-py's
-default retry policy sleeps between attempts, which would block the event loop.
+time is the wall-clock instant at which the service's clock reaches its due time.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import pickle
-from collections.abc import Iterable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import islice
+from threading import TIMEOUT_MAX
 from typing import Any
 
 from apscheduler.job import Job
 from apscheduler.jobstores.redis import RedisJobStore
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.util import datetime_to_utc_timestamp
 from redis.backoff import NoBackoff
@@ -39,16 +44,21 @@ from redis.typing import EncodableT
 
 from oncall.clock import Clock, system_clock
 from oncall.settings import RedisSettings
-from oncall.timers.followups import ESCALATION, STORES, Followups, JobSpec
+from oncall.timers.followups import STORES, Followups, JobSpec
+from oncall.timers.health import RedisHealth
 
 log = logging.getLogger(__name__)
 _BATCH = 1000  # jobs per MULTI/EXEC when writing many
-# The marker's value names the layout of the jobs in the stores (their functions' paths):
-# a store written under another one is rebuilt whole at the next reconcile.
-JOBS_LAYOUT = b"2"
+# The marker's value names the layout of the jobs in the stores (their functions' paths
+# and arguments): a store written under another one is rebuilt whole at the next reconcile.
+JOBS_LAYOUT = b"3"
 # A job due sooner than URGENT is written at once; one due later may wait COALESCE.
 URGENT = timedelta(seconds=1)
 COALESCE = timedelta(milliseconds=20)
+PROBE_INTERVAL = 1.0  # seconds between checks of Redis
+# Timer changes held for the writer at most; beyond it they are dropped and rebuilt by the
+# reconciler, as during an outage, so a slow Redis cannot grow the queue without bound.
+MAX_QUEUED = 100_000
 
 
 def batched(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
@@ -63,11 +73,33 @@ def store_keys(key_prefix: str, store: str) -> tuple[str, str]:
     return f"{key_prefix}:{store}:jobs", f"{key_prefix}:{store}:run_times"
 
 
-class Timers:
-    """The scheduler and its stores; job-store errors are logged and reported, not raised."""
+class _Scheduler(BackgroundScheduler):  # type: ignore[misc]
+    """A BackgroundScheduler that remembers when it next means to look at its stores, so a
+    new job due before then wakes it and one due after does not (a wake-up costs several
+    Redis round trips). `_process_jobs` is APScheduler 3.x's (the version is pinned)."""
 
-    def __init__(self, settings: RedisSettings, clock: Clock) -> None:
+    next_look = 0.0  # time.monotonic() of the next look; 0: look at once
+
+    def _process_jobs(self) -> float | None:
+        wait: float | None = super()._process_jobs()
+        self.next_look = time.monotonic() + (TIMEOUT_MAX if wait is None else wait)
+        return wait
+
+
+class Timers:
+    """The scheduler, its stores and the threads that reach Redis; no method called on the
+    event loop waits for Redis."""
+
+    def __init__(
+        self,
+        settings: RedisSettings,
+        clock: Clock,
+        deployment: str = "",
+        health: RedisHealth | None = None,
+    ) -> None:
         self.clock = clock
+        self.deployment = deployment  # the last argument of every job this process writes
+        self.health = health or RedisHealth()
         timeout = settings.socket_timeout.total_seconds()
         connect: dict[str, Any] = {
             "host": settings.host,
@@ -75,6 +107,8 @@ class Timers:
             "password": settings.password or None,
             "socket_timeout": timeout,
             "socket_connect_timeout": timeout,
+            # One immediate retry, for a pooled connection that died with a Redis restart;
+            # redis-py's default policy sleeps between attempts.
             "retry": Retry(NoBackoff(), 1),
         }
         self.stores: dict[str, RedisJobStore] = {}
@@ -83,38 +117,62 @@ class Timers:
             self.stores[name] = RedisJobStore(
                 db=settings.db, jobs_key=jobs_key, run_times_key=run_times_key, **connect
             )
-        self._wakeup_pending = False
+        # The writer's and the probe's own clients: a thread never shares a connection
+        # with the scheduler's, so a call stuck in one does not hold the others' pool.
+        self._writer_redis = RedisJobStore(db=settings.db, **connect).redis
+        self._probe_redis = RedisJobStore(db=settings.db, **connect).redis
         self._job_states: dict[tuple[str, int], dict[str, Any]] = {}  # see _job_state
-        # Job changes waiting for `flush`: (jobs to write, (store, job id) to remove).
+        # Job changes waiting for the writer: (jobs to write, (store, job id) to remove).
         self._queued: list[tuple[list[JobSpec], list[tuple[str, str]]]] = []
-        self._flush_pending = False  # a flush is due on the next loop iteration
-        self._flush_later: asyncio.TimerHandle | None = None  # ... or at the window's end
+        self._queued_count = 0
+        self._urgent = False
+        self._lock = threading.Lock()
+        self._wake_writer = threading.Event()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.dropped = 0  # timer changes dropped while Redis was unhealthy
+        self.pending: dict[str, int] | None = None  # jobs per store, as last probed
+        self.lost = False  # Redis lost its jobs (or some were dropped): reconcile
+        self.on_change: Callable[[], None] = lambda: None  # called from a thread on a change
         self.marker_key = f"{settings.key_prefix}:reconciled"
-        self.scheduler = AsyncIOScheduler(
+        self.scheduler = _Scheduler(
             jobstores=self.stores,
             timezone=UTC,
+            executors={"default": {"type": "threadpool", "max_workers": 2}},
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
             jobstore_retry_interval=1,
         )
 
     def start(self) -> None:
+        """Start the scheduler thread, then the writer and the probe."""
         self.scheduler.start()
+        self.start_threads()
+
+    def start_threads(self) -> None:
+        """Start the writer and the probe (without the scheduler: jobs do not fire)."""
+        self._stopping.clear()
+        self._threads = [
+            threading.Thread(target=self._write_loop, name="oncall-timer-writer", daemon=True),
+            threading.Thread(target=self._probe_loop, name="oncall-redis-probe", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def pause(self) -> None:
-        """Stop starting jobs (at once: pause is synchronous); running jobs go on."""
+        """Stop starting jobs; running ones go on."""
         if self.scheduler.running:
             self.scheduler.pause()
 
-    async def shutdown(self) -> None:
-        """Stop the scheduler; return once it has stopped starting jobs.
-
-        AsyncIOScheduler.shutdown only schedules the shutdown on the event loop, so the
-        scheduler could still start due jobs after it returned.
-        """
+    def shutdown(self) -> None:
+        """Stop the scheduler and the threads; blocks (up to a Redis timeout): call it from
+        a worker thread."""
+        self._stopping.set()
+        self._wake_writer.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        while self.scheduler.running:
-            await asyncio.sleep(0)
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
 
     @property
     def running(self) -> bool:
@@ -127,34 +185,152 @@ class Timers:
         return due - self.clock() + system_clock()
 
     def wakeup(self) -> None:
-        """Make the scheduler look for due jobs now.
+        """Make the scheduler look for due jobs now (it only sets an event).
 
         APScheduler 3.11.3 stops waking up when a job-store call fails inside its wake-up
-        (`get_next_run_time` is outside its error handling); calling this periodically
-        restarts it.
+        (`get_next_run_time` is outside its error handling); the probe calls this every
+        time, which restarts it.
         """
         if self.scheduler.running:
-            try:
-                self.scheduler.wakeup()
-            except Exception:  # the stall above: log it, the next call tries again
-                log.warning("scheduler wake-up failed", exc_info=True)
+            self.scheduler.wakeup()
+
+    # Changes from the event loop: queued, never waited for.
+
+    def apply(self, followups: Followups) -> None:
+        """Write and remove the timers a committed transaction decided."""
+        self.schedule(followups.jobs)
+        self.remove(followups.removed)
+
+    def schedule(self, jobs: Sequence[JobSpec]) -> None:
+        """Queue jobs to add or replace. Jobs all due later than URGENT may wait up to
+        COALESCE for others to share their write."""
+        if jobs:
+            soonest = min(spec.run_date for spec in jobs)
+            self._enqueue(list(jobs), [], urgent=soonest - self.clock() < URGENT)
+
+    def remove(self, removed: Sequence[tuple[str, str]]) -> None:
+        """Queue jobs to remove by (store, job id); missing ones are fine. A job left behind
+        finds nothing to do when it fires; still, a closed incident's timers leave Redis."""
+        if removed:
+            self._enqueue([], list(removed), urgent=True)
+
+    def _enqueue(self, jobs: list[JobSpec], removed: list[tuple[str, str]], urgent: bool) -> None:
+        with self._lock:
+            if not self.health.healthy or self._queued_count >= MAX_QUEUED:
+                # Redis is down or too slow: drop the change; the database still holds
+                # the truth and the reconciler writes it back once Redis answers.
+                self.dropped += len(jobs) + len(removed)
+                self.lost = True
+                return
+            self._queued.append((jobs, removed))
+            self._queued_count += len(jobs) + len(removed)
+            self._urgent = self._urgent or urgent
+        if urgent or len(self._queued) == 1:
+            self._wake_writer.set()
+
+    def _write_loop(self) -> None:
+        """The writer thread: write what is queued, in order, one MULTI/EXEC at a time.
+
+        Requests that finish together (a group commit answers many at once) share one
+        round trip; a job due within URGENT, or a removal, goes at once with everything
+        queued before it; a job due later waits up to COALESCE for company. A failure
+        trips `health` and drops the batch (rebuilt by the reconciler).
+        """
+        while not self._stopping.is_set():
+            self._wake_writer.wait()
+            self._wake_writer.clear()
+            if not self._urgent and not self._stopping.is_set():
+                self._wake_writer.wait(COALESCE.total_seconds())
+                self._wake_writer.clear()
+            with self._lock:
+                queued, self._queued = self._queued, []
+                self._queued_count = 0
+                self._urgent = False
+            if queued:
+                self._write(queued)
+
+    def _write(self, queued: list[tuple[list[JobSpec], list[tuple[str, str]]]]) -> None:
+        try:
+            with self._writer_redis.pipeline(transaction=True) as pipe:
+                for jobs, removed in queued:
+                    for batch in batched(jobs, _BATCH):
+                        self._queue_writes(pipe, batch)
+                    self._queue_removals(pipe, removed)
+                pipe.execute()
+        except (RedisError, OSError) as error:
+            count = sum(len(j) + len(r) for j, r in queued)
+            with self._lock:
+                self.dropped += count
+                self.lost = True
+            self.health.trip(error)
+            log.warning("could not update jobs", extra={"dropped": count, "error": str(error)})
+            self.on_change()
+            return
+        earliest = min((spec.run_date for jobs, _ in queued for spec in jobs), default=None)
+        if earliest is not None and self._wakes_too_late(earliest):
+            self.wakeup()
+
+    def _wakes_too_late(self, run_date: datetime) -> bool:
+        """Return whether the scheduler means to look at its stores only after `run_date`."""
+        due_in = (run_date - self.clock()).total_seconds()
+        return self.scheduler.next_look > time.monotonic() + due_in
+
+    def _probe_loop(self) -> None:
+        """The probe thread: `probe` every PROBE_INTERVAL, and wake the scheduler (which
+        also ends APScheduler's stalled wake-up, see `wakeup`)."""
+        while not self._stopping.wait(PROBE_INTERVAL):
+            self.probe()
+            self.wakeup()
+
+    def probe(self) -> None:
+        """Read the marker and the job counts; blocks up to a Redis timeout.
+
+        A failure trips `health`; the first success after one resets it and says so
+        (`on_change`), and so does a marker Redis lost (a flush, a restart without
+        persistence): the reconciler then rebuilds the stores at once.
+        """
+        try:
+            with self._probe_redis.pipeline(transaction=False) as pipe:
+                pipe.get(self.marker_key)
+                for store in self.stores.values():
+                    pipe.zcard(store.run_times_key)
+                marker, *counts = pipe.execute()
+        except (RedisError, OSError) as error:
+            if self.health.healthy:
+                log.warning("Redis is unhealthy", extra={"error": str(error)})
+            self.health.trip(error)
+            self.on_change()
+            return
+        self.pending = dict(zip(self.stores, map(int, counts), strict=True))
+        if not self.health.healthy:
+            log.info("Redis answers again")
+            self.health.reset()
+            self.lost = True  # what was dropped meanwhile
+        if marker != JOBS_LAYOUT and not self.lost:
+            log.warning("Redis lost its timers")
+            self.lost = True
+        if self.lost:
+            self.on_change()
+
+    # Blocking calls, for worker threads (the reconciler's).
 
     def write_many(self, jobs: Iterable[JobSpec]) -> int:
-        """Add or replace date jobs, a MULTI/EXEC of up to `_BATCH` at a time per store;
-        return how many were written. Raises RedisError when Redis refuses (the jobs
-        written so far stay).
+        """Add or replace date jobs, a MULTI/EXEC of up to `_BATCH` at a time; return how
+        many were written. Raises RedisError when Redis refuses (the jobs written so far
+        stay).
 
         Writes what `add_job` writes (the pickled job state in the jobs hash, its run time in
         the sorted set), the pair always together, without add_job's per-job existence
         check and scheduler wake-up: one round trip per batch instead of several per job.
-        Safe to call from a worker thread; call `wake_soon` afterwards on the loop.
         """
         written = 0
         for batch in batched(jobs, _BATCH):
-            with self.stores[ESCALATION].redis.pipeline(transaction=True) as pipe:
+            with self._writer_redis.pipeline(transaction=True) as pipe:
                 self._queue_writes(pipe, batch)
                 pipe.execute()
             written += len(batch)
+        if written:
+            self.wakeup()
         return written
 
     def _queue_writes(self, pipe: Pipeline, jobs: Sequence[JobSpec]) -> None:
@@ -165,9 +341,9 @@ class Timers:
             jobstore = self.stores[spec.store]
             run_date = self._wall(spec.run_date)
             state = {
-                **self._job_state(spec.func, len(spec.args)),
+                **self._job_state(spec.func, len(spec.args) + 1),
                 "id": spec.job_id,
-                "args": tuple(spec.args),
+                "args": (*spec.args, self.deployment),
                 "trigger": DateTrigger(run_date, timezone=UTC),
                 "next_run_time": run_date,
             }
@@ -214,130 +390,50 @@ class Timers:
                 pipe.hdel(jobstore.jobs_key, *batch)
                 pipe.zrem(jobstore.run_times_key, *batch)
 
-    def apply(self, followups: Followups) -> None:
-        """Write and remove the timers a committed transaction decided (see `flush`)."""
-        self.schedule(followups.jobs)
-        self.remove(followups.removed)
-
-    def schedule(self, jobs: Sequence[JobSpec]) -> None:
-        """Add or replace jobs, with the other changes asked for in this loop iteration
-        (see `flush`), then wake the scheduler if it would look too late. Jobs all due
-        later than URGENT may wait up to COALESCE for others to share their write."""
-        if jobs:
-            self._queued.append((list(jobs), []))
-            soonest = min(spec.run_date for spec in jobs)
-            self._flush_soon(urgent=soonest - self.clock() < URGENT)
-
-    def remove(self, removed: Sequence[tuple[str, str]]) -> None:
-        """Remove jobs by (store, job id); missing ones are fine. A job left behind finds
-        nothing to do when it fires; still, a closed incident's timers leave Redis at once."""
+    def remove_now(self, removed: Sequence[tuple[str, str]]) -> None:
+        """Remove jobs at once; raises RedisError."""
         if removed:
-            self._queued.append(([], list(removed)))
-            self._flush_soon(urgent=True)
-
-    def _flush_soon(self, urgent: bool) -> None:
-        if self._flush_pending:
-            return
-        loop = asyncio.get_running_loop()
-        if urgent:
-            if self._flush_later is not None:
-                self._flush_later.cancel()
-                self._flush_later = None
-            self._flush_pending = True
-            loop.call_soon(self.flush)
-        elif self._flush_later is None:
-            self._flush_later = loop.call_later(COALESCE.total_seconds(), self.flush)
-
-    def flush(self) -> None:
-        """Write the queued changes, in order, in one MULTI/EXEC.
-
-        Requests that finish together (a group commit answers many at once) share one
-        round trip. A job due within URGENT is written on the next loop iteration, with
-        everything queued before it, and so is a removal; a job due later (a level-2 step
-        minutes away) waits up to COALESCE so that more requests share the round trip.
-        A crash in between loses timers the reconciler rebuilds from the database, as
-        after any Redis outage. A refusal is logged, not raised: the reconciler heals it.
-        """
-        self._flush_pending = False
-        if self._flush_later is not None:
-            self._flush_later.cancel()
-            self._flush_later = None
-        queued, self._queued = self._queued, []
-        if not queued:
-            return
-        try:
-            with self.stores[ESCALATION].redis.pipeline(transaction=True) as pipe:
-                for jobs, removed in queued:
-                    for batch in batched(jobs, _BATCH):
-                        self._queue_writes(pipe, batch)
-                    self._queue_removals(pipe, removed)
+            with self._writer_redis.pipeline(transaction=True) as pipe:
+                self._queue_removals(pipe, removed)
                 pipe.execute()
-        except (RedisError, OSError) as error:
-            log.warning(
-                "could not update jobs",
-                extra={
-                    "written": sum(len(j) for j, _ in queued),
-                    "removed": sum(len(r) for _, r in queued),
-                    "error": str(error),
-                },
-            )
-            return
-        earliest = min((spec.run_date for jobs, _ in queued for spec in jobs), default=None)
-        if earliest is not None and self.scheduler.running and self._wakes_too_late(earliest):
-            self.wakeup()
 
-    def _wakes_too_late(self, run_date: datetime) -> bool:
-        """Return whether the scheduler's planned wake-up comes after `run_date` (or none is
-        planned), i.e. whether it must look at its stores again to see the new job.
+    def run_times(self, store: str) -> dict[str, float]:
+        """Return each job of a store with its run time (a UTC timestamp); raises RedisError
+        when Redis is unreachable."""
+        jobstore = self.stores[store]
+        pairs = self._writer_redis.zrange(jobstore.run_times_key, 0, -1, withscores=True)
+        return {key.decode(): score for key, score in pairs}
 
-        Reads AsyncIOScheduler's timer handle (`_timeout`, APScheduler 3.x; the version is
-        pinned). Without it this answers True: a wake-up too many costs a few round trips,
-        a wake-up too few would delay the job until the watchdog's next one.
-        """
-        handle = getattr(self.scheduler, "_timeout", None)
-        if handle is None or handle.cancelled():
-            return True
-        loop = asyncio.get_running_loop()
-        due_in = (run_date - self.clock()).total_seconds()
-        return bool(handle.when() > loop.time() + due_in)
-
-    def wake_soon(self) -> None:
-        """Wake the scheduler once on the next loop iteration, however many callers ask
-        before it runs (a wake-up costs several Redis round trips)."""
-        if self._wakeup_pending:
-            return
-        self._wakeup_pending = True
-
-        def wake() -> None:
-            self._wakeup_pending = False
-            self.wakeup()
-
-        asyncio.get_running_loop().call_soon(wake)
+    def wall_timestamp(self, due: datetime) -> float:
+        """Return the run time a job due at `due` (service clock) is written with."""
+        return float(datetime_to_utc_timestamp(self._wall(due)))
 
     def job_ids(self, store: str) -> set[str]:
         """Return the ids of the jobs in a store; raises RedisError when Redis is unreachable."""
         jobstore = self.stores[store]
-        return {key.decode() for key in jobstore.redis.hkeys(jobstore.jobs_key)}
+        return {key.decode() for key in self._writer_redis.hkeys(jobstore.jobs_key)}
 
     def mark_reconciled(self) -> None:
         """Leave a key saying the stores were reconciled, under this jobs layout; raises
         RedisError."""
-        self.stores[ESCALATION].redis.set(self.marker_key, JOBS_LAYOUT)
+        self._writer_redis.set(self.marker_key, JOBS_LAYOUT)
 
     def lost_since_reconcile(self) -> bool:
         """Return whether Redis lost what it held since the last mark (flushed, or restarted
         without persistence), or holds jobs of another layout; raises RedisError when
         Redis is unreachable."""
-        return bool(self.stores[ESCALATION].redis.get(self.marker_key) != JOBS_LAYOUT)
+        return bool(self._writer_redis.get(self.marker_key) != JOBS_LAYOUT)
 
     def pending_counts(self) -> dict[str, int]:
         """Return the number of jobs per store; raises RedisError when Redis is unreachable."""
         return {
-            name: int(store.redis.zcard(store.run_times_key)) for name, store in self.stores.items()
+            name: int(self._writer_redis.zcard(store.run_times_key))
+            for name, store in self.stores.items()
         }
 
     def close(self) -> None:
-        if self._queued:
-            self.flush()
+        """Close the connections (after `shutdown`)."""
         for store in self.stores.values():
             store.redis.close()
+        self._writer_redis.close()
+        self._probe_redis.close()

@@ -9,34 +9,17 @@ import signal
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from oncall.clock import Clock, system_clock
 from oncall.directory.holder import DirectoryHolder
 from oncall.runtime import Runtime
 from oncall.settings import Settings
 from oncall.web.access_log import AccessLogger
-from oncall.web.keys import CLOCK, DIRECTORY, REDIS, RUNTIME, SETTINGS
+from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME, SETTINGS
 from oncall.web.middleware import errors, timing
 from oncall.web.routes import actions, incidents, ingest, ops, schedules
 
 log = logging.getLogger("oncall")
-
-
-def make_redis(settings: Settings) -> Redis:
-    """Return a Redis client that fails fast: short timeouts, no long retry loops."""
-    timeout = settings.redis.socket_timeout.total_seconds()
-    return Redis(
-        host=settings.redis.host,
-        port=settings.redis.port,
-        password=settings.redis.password or None,
-        db=settings.redis.db,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 1),
-    )
 
 
 async def _runtime(app: web.Application) -> AsyncIterator[None]:
@@ -49,13 +32,6 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         await runtime.stop()
 
 
-async def _redis(app: web.Application) -> AsyncIterator[None]:
-    client = make_redis(app[SETTINGS])
-    app[REDIS] = client
-    yield
-    await client.aclose()
-
-
 def create_app(
     settings: Settings, directory: DirectoryHolder, clock: Clock = system_clock
 ) -> web.Application:
@@ -66,7 +42,6 @@ def create_app(
     app[SETTINGS] = settings
     app[DIRECTORY] = directory
     app[CLOCK] = clock
-    app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_runtime)
     for routes in (ingest, incidents, schedules, actions, ops):
         routes.add_routes(app)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from oncall.clock import Clock
 from oncall.directory.holder import DirectoryHolder
@@ -14,4 +13,3 @@ SETTINGS = web.AppKey("settings", Settings)
 DIRECTORY = web.AppKey("directory", DirectoryHolder)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 RUNTIME = web.AppKey("runtime", Runtime)
-REDIS = web.AppKey("redis", Redis)

@@ -8,7 +8,7 @@ from typing import Any
 import redis
 
 from oncall.timers.followups import STEP_JOB
-from oncall.timers.scheduler import store_keys
+from oncall.timers.scheduler import JOBS_LAYOUT, store_keys
 from tests.support.factories import AM_AUTH, fast_directory, make_alert, make_webhook
 from tests.support.redis_server import REDIS_HOST, REDIS_PORT
 
@@ -36,7 +36,7 @@ async def test_jobs_of_the_old_layout_are_rewritten_at_start_up(
         print("before", pickle.loads(client.hget(jobs_key, job_id))["func"])
         second = await make_client(directory=directory)
         assert pickle.loads(client.hget(jobs_key, job_id))["func"] == STEP_JOB
-        assert client.get(f"{key_prefix}:reconciled") == b"2"
+        assert client.get(f"{key_prefix}:reconciled") == JOBS_LAYOUT
         await second.close()
     finally:
         client.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import pickle
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,6 +16,7 @@ from oncall.clock import system_clock
 from oncall.settings import RedisSettings
 from oncall.timers.followups import ESCALATION, HEARTBEAT_JOB, STEP_JOB, JobSpec
 from oncall.timers.scheduler import JOBS_LAYOUT, Timers
+from tests.support.process import free_port
 from tests.support.redis_server import REDIS_HOST, REDIS_PORT
 from tests.support.waiting import eventually
 
@@ -27,10 +29,11 @@ def redis_settings(key_prefix: str) -> RedisSettings:
 
 @pytest.fixture
 def timers(key_prefix: str) -> Iterator[Timers]:
-    timers = Timers(redis_settings(key_prefix), system_clock)
+    timers = Timers(redis_settings(key_prefix), system_clock, "deployment-a")
     try:
         yield timers
     finally:
+        timers.shutdown()
         timers.close()
 
 
@@ -56,7 +59,7 @@ def test_batched_jobs_carry_the_state_a_job_of_their_own_would(timers: Timers) -
             timers.scheduler,
             id=spec.job_id,
             func=spec.func,
-            args=tuple(spec.args),
+            args=(*spec.args, "deployment-a"),
             kwargs={},
             trigger=DateTrigger(spec.run_date, timezone=UTC),
             executor="default",
@@ -70,49 +73,79 @@ def test_batched_jobs_carry_the_state_a_job_of_their_own_would(timers: Timers) -
         assert store.redis.zscore(store.run_times_key, spec.job_id) == spec.run_date.timestamp()
 
 
-async def test_changes_queued_together_are_written_in_order_in_one_flush(timers: Timers) -> None:
+async def test_changes_queued_together_are_written_in_order(timers: Timers) -> None:
     store = timers.stores["escalation"]
     timers.schedule([step(1), step(2)])
     timers.remove([(ESCALATION, step(1).job_id)])  # after its write: gone
     timers.remove([(ESCALATION, step(3).job_id)])  # before its write: kept
     timers.schedule([step(3)])
-    assert store.redis.hlen(store.jobs_key) == 0  # nothing written before the flush
-    await asyncio.sleep(0)  # one loop iteration: the flush runs
-    assert written(timers) == {step(2).job_id, step(3).job_id}
+    assert store.redis.hlen(store.jobs_key) == 0  # queued for the writer, not written
+    timers.start_threads()
+
+    async def both_written() -> bool:
+        return written(timers) == {step(2).job_id, step(3).job_id}
+
+    await eventually(both_written, what="the queued changes")
     assert store.redis.zcard(store.run_times_key) == 2
 
 
-async def test_far_jobs_wait_for_company_and_a_due_job_takes_them_along(timers: Timers) -> None:
+async def test_far_jobs_are_written_alone_and_with_a_due_one(timers: Timers) -> None:
     now = datetime.now(UTC)
     later = now + timedelta(minutes=10)
+    timers.start_threads()
     timers.schedule([step(1, later)])
-    await asyncio.sleep(0)  # one loop iteration: not yet, it waits for company
-    assert written(timers) == set()
-    timers.schedule([step(2, now)])  # due now: written at once
-    await asyncio.sleep(0)
-    assert written(timers) == {step(1).job_id, step(2).job_id}
+    timers.schedule([step(2, now)])
 
+    async def written_are(*numbers: int) -> bool:
+        return written(timers) == {step(n).job_id for n in numbers}
+
+    await eventually(lambda: written_are(1, 2), what="both jobs")
     timers.schedule([step(3, later)])
-    timers.remove([(ESCALATION, step(1).job_id)])  # a removal goes at once
-    await asyncio.sleep(0)
-    assert written(timers) == {step(2).job_id, step(3).job_id}
+    timers.remove([(ESCALATION, step(1).job_id)])
+    await eventually(lambda: written_are(2, 3), what="the far job and the removal")
 
-    timers.schedule([step(4, later)])
-    await asyncio.sleep(0)
-    assert step(4).job_id not in written(timers)
 
-    async def all_written() -> bool:
-        return written(timers) == {step(n).job_id for n in (2, 3, 4)}
+async def test_changes_are_dropped_while_redis_is_unhealthy(timers: Timers) -> None:
+    """No queue grows while Redis is down: the change is dropped and the reconciler asked
+    to rebuild from the database."""
+    timers.health.trip(ConnectionError("paused"))
+    timers.schedule([step(1)])
+    assert timers.dropped == 1 and timers.lost
+    assert timers._queued == []
+    timers.health.reset()
+    timers.lost = False
+    timers.start_threads()
+    timers.schedule([step(2)])
+    await eventually(lambda: _is(written(timers), {step(2).job_id}), what="the write")
+    assert not timers.lost
 
-    # Alone, it goes at the end of the coalescing window.
-    await eventually(all_written, what="the coalesced write")
+
+async def _is(value: object, expected: object) -> bool:
+    return value == expected
+
+
+async def test_a_failed_write_trips_the_breaker_and_drops_the_batch() -> None:
+    nowhere = replace(redis_settings("oncall-test-nowhere"), port=free_port())
+    timers = Timers(nowhere, system_clock)
+    try:
+        timers.start_threads()
+        timers.schedule([step(1)])
+
+        async def tripped() -> bool:
+            return not timers.health.healthy
+
+        await eventually(tripped, what="the breaker")
+        assert timers.lost
+    finally:
+        await asyncio.to_thread(timers.shutdown)
+        timers.close()
 
 
 def test_jobs_run_when_the_services_clock_reaches_their_due_time(key_prefix: str) -> None:
     """A job due an hour from the service's clock runs an hour from now on the wall clock
     (APScheduler's), and an overdue one at once, whatever date the service's clock says."""
     fixed = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
-    timers = Timers(redis_settings(key_prefix), lambda: fixed)
+    timers = Timers(redis_settings(key_prefix), lambda: fixed, "deployment-a")
     try:
         store = timers.stores[ESCALATION]
         before = system_clock()

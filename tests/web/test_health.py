@@ -24,7 +24,7 @@ async def test_health_is_ok_with_one_entry_per_dependency(client):
     assert body["status"] == "ok"
     assert set(body["checks"]) == {"database", "redis", "scheduler"}
     assert body["checks"]["database"]["latency_ms"] >= 0
-    assert body["checks"]["redis"]["latency_ms"] >= 0
+    assert body["checks"]["redis"] == {"status": "ok"}
     scheduler = body["checks"]["scheduler"]
     assert scheduler["status"] == "ok" and scheduler["running"] is True
     assert scheduler["pending"] == {"escalation": 0, "notification": 0}

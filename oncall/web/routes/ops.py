@@ -18,7 +18,7 @@ from oncall.clock import isoformat
 from oncall.errors import ConfigError
 from oncall.runtime import Runtime
 from oncall.web.auth import presented_token
-from oncall.web.keys import CLOCK, DIRECTORY, REDIS, RUNTIME, SETTINGS
+from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME, SETTINGS
 
 log = logging.getLogger(__name__)
 CHECK_TIMEOUT = 2.0
@@ -38,18 +38,25 @@ async def _counts(runtime: Runtime, now: datetime) -> dict[str, int]:
     return {**await runtime.escalation.queue_stats(now), **await runtime.notifier.stats(now)}
 
 
+def redis_check(runtime: Runtime) -> dict[str, Any]:
+    """Return Redis's state as the circuit breaker last saw it: read, never waited for."""
+    health = runtime.timers.health
+    if health.healthy:
+        return {"status": "ok"}
+    return {
+        "status": "fail",
+        "error": (health.error or "unhealthy")[:300],
+        "for_s": round(time.monotonic() - health.since, 1),
+    }
+
+
 async def read_queues(runtime: Runtime, now: datetime) -> dict[str, Any]:
-    """Return the queues' state, each part bounded in time: `pending` jobs per store (None,
-    with `pending_error`, when Redis is unreachable) and the overdue and failed counts of
-    steps and notifications (missing, with `counts_error`, when the database is)."""
-    state: dict[str, Any] = {}
-    try:
-        state["pending"] = await asyncio.wait_for(
-            asyncio.to_thread(runtime.timers.pending_counts), CHECK_TIMEOUT
-        )
-    except Exception as exc:
-        state["pending"] = None
-        state["pending_error"] = str(exc) or type(exc).__name__
+    """Return the queues' state: `pending` jobs per store as the Redis probe last counted
+    them (None while Redis is unhealthy) and the overdue and failed counts of steps and
+    notifications (missing, with `counts_error`, when the database does not answer in
+    time)."""
+    timers = runtime.timers
+    state: dict[str, Any] = {"pending": timers.pending if timers.health.healthy else None}
     try:
         state.update(await asyncio.wait_for(_counts(runtime, now), CHECK_TIMEOUT))
     except Exception as exc:
@@ -75,8 +82,16 @@ async def scheduler_check(app: web.Application) -> dict[str, Any]:
     }
     problems = []
     check.update(await read_queues(runtime, now))
-    if "pending_error" in check:
-        problems.append(f"job stores unreachable: {check.pop('pending_error')}")
+    if runtime.timers.dropped:
+        check["dropped_while_unhealthy"] = runtime.timers.dropped
+    if not runtime.timers.health.healthy:
+        check["sweeping"] = True  # the database sweep fires what falls due
+    if runtime.foreign:
+        check["foreign_jobs"] = dict(runtime.foreign)
+        problems.append(
+            "jobs of other deployments fired from this one's job stores (two deployments "
+            f"share [redis] key_prefix): {', '.join(sorted(runtime.foreign))}"
+        )
     if "counts_error" in check:
         problems.append(f"queue state unreadable: {check.pop('counts_error')}")
     if not runtime.timers.running:
@@ -103,10 +118,8 @@ async def scheduler_check(app: web.Application) -> dict[str, Any]:
 async def run_checks(app: web.Application) -> dict[str, dict[str, Any]]:
     """Return each dependency's check result, run concurrently, each bounded in time."""
     names = ["database", "redis", "scheduler"]
-    results = await asyncio.gather(
-        _timed(app[RUNTIME].db.ping()), _timed(app[REDIS].ping()), scheduler_check(app)
-    )
-    return dict(zip(names, results, strict=True))
+    database, scheduler = await asyncio.gather(_timed(app[RUNTIME].db.ping()), scheduler_check(app))
+    return dict(zip(names, [database, redis_check(app[RUNTIME]), scheduler], strict=True))
 
 
 async def health(request: web.Request) -> web.Response:
