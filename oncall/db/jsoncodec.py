@@ -35,4 +35,15 @@ def dumps_bytes(value: Any) -> bytes:
 
 def loads(data: bytes | str) -> Any:
     """Return the value of a JSON document; raises ValueError (not JSON, not UTF-8)."""
-    return orjson.loads(data)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        # orjson refuses a lone surrogate escape ("\ud800"), which the standard module
+        # (and JSON) accepts; the ingest parsers make such text storable. Anything else
+        # orjson refuses, the standard module refuses too (NaN and Infinity once told to).
+        return json.loads(data, parse_constant=_refuse_constant)
+
+
+def _refuse_constant(name: str) -> Any:
+    """Refuse NaN and Infinity, which are not JSON (orjson refuses them too)."""
+    raise ValueError(f"{name} is not JSON")

@@ -14,7 +14,9 @@ A real payload, as Alertmanager 0.25 sends it (more in tests/data/):
      "groupKey": "{}:{alertname=\\"DiskFull\\"}", "truncatedAlerts": 0}
 
 Unknown extra fields are ignored; everything we use is type-checked, and a violation raises
-InvalidInput naming the field as a JSON path.
+InvalidInput naming the field as a JSON path. Every string kept is made storable
+(oncall.ingest.text: NUL and lone surrogates become U+FFFD), so one odd label cannot make
+the database refuse the whole group.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from oncall.errors import InvalidInput
+from oncall.ingest.text import storable, storable_map
 
 MAX_TEXT = 64 * 1024  # one label or annotation value
 MAX_KEY = 1024
@@ -137,7 +140,7 @@ def _labels(value: Any, field: str, *, required: bool = False) -> dict[str, str]
             raise InvalidInput("expected a string", f"{field}.{key}")
         if len(key) > MAX_KEY or len(item) > MAX_TEXT:
             raise InvalidInput("too long", f"{field}.{key}")
-    return value
+    return storable_map(value)
 
 
 def _string(value: Any, field: str, *, default: str | None = None) -> str:
@@ -147,7 +150,7 @@ def _string(value: Any, field: str, *, default: str | None = None) -> str:
         raise InvalidInput("expected a string", field)
     if len(value) > MAX_TEXT:
         raise InvalidInput("too long", field)
-    return value
+    return storable(value)
 
 
 def fallback_fingerprint(labels: dict[str, str]) -> str:
@@ -179,7 +182,7 @@ def _alert(value: Any, field: str) -> IncomingAlert:
     elif not isinstance(fingerprint, str) or len(fingerprint) > 128:
         raise InvalidInput("expected a string of at most 128 characters", f"{field}.fingerprint")
     return IncomingAlert(
-        fingerprint=fingerprint,
+        fingerprint=storable(fingerprint),
         status=status,
         labels=labels,
         annotations=_labels(value.get("annotations"), f"{field}.annotations"),
@@ -216,7 +219,7 @@ def parse_webhook(body: Any) -> AlertGroup:
         alert = _alert(raw, f"alerts[{index}]")
         alerts[(alert.fingerprint, alert.starts_at)] = alert
     return AlertGroup(
-        group_key=group_key,
+        group_key=storable(group_key),
         status=status,
         receiver=_string(body.get("receiver"), "receiver", default=""),
         group_labels=_labels(body.get("groupLabels"), "groupLabels"),

@@ -7,7 +7,8 @@
      "links": [{"href": "https://...", "text": "Graph"}], "images": [],
      "client": "Alertmanager", "client_url": "http://alertmanager:9093"}
 
-Errors are collected, as PagerDuty reports them: every problem in one 400 answer.
+Errors are collected, as PagerDuty reports them: every problem in one 400 answer. Every
+string kept is made storable (oncall.ingest.text: NUL and lone surrogates become U+FFFD).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from oncall.ingest.alertmanager import AlertGroup, IncomingAlert, fallback_fingerprint
+from oncall.ingest.text import storable
 
 ACTIONS = ("trigger", "acknowledge", "resolve")
 SEVERITIES = ("critical", "error", "warning", "info")
@@ -55,7 +57,7 @@ def _optional_string(data: dict[str, Any], key: str, errors: list[str], where: s
     if not isinstance(value, str):
         errors.append(f"'{where}{key}' must be a string")
         return ""
-    return value
+    return storable(value)
 
 
 def parse_event(body: Any) -> Event:
@@ -77,6 +79,8 @@ def parse_event(body: Any) -> Event:
             f"'dedup_key' must be a non-empty string of at most {MAX_DEDUP_KEY} characters"
         )
         dedup_key = None
+    elif dedup_key is not None:
+        dedup_key = storable(dedup_key)
     if action in ("acknowledge", "resolve") and body.get("dedup_key") is None:
         errors.append(f"'dedup_key' is required to {action}")
     summary = source = severity = ""
