@@ -244,6 +244,12 @@ def fire_step(
             return FireResult(False, reason=f"incident is {row.status}, nothing pending")
         if (row.next_level, row.next_repeat) != (step.level, step.repeat):
             return FireResult(False, reason="superseded by another step")
+        if row.next_due_at > now:
+            # Woken early (a job another deployment wrote under the same id, or one left
+            # by an older due time): the database's due time decides; arm it again.
+            policy = directory.policies.get(row.policy or "")
+            job = step_job(incident_id, step, policy, row.next_due_at)
+            return FireResult(False, Followups(jobs=[job]), reason="not due yet")
     else:
         row = opened.incident
     policy = directory.policies.get(row.policy or "")

@@ -10,11 +10,11 @@ from typing import Any
 
 import redis
 from aiohttp.test_utils import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from oncall.clock import system_clock
-from oncall.db.models import notifications
+from oncall.db.models import incidents, notifications
 from oncall.escalation import store
 from oncall.escalation.steps import Step
 from oncall.timers.followups import ESCALATION, STEP_JOB, JobSpec
@@ -152,12 +152,61 @@ async def test_a_stale_or_duplicated_job_changes_nothing(make_client, key_prefix
     assert await service.run_step(incident_id, Step(1, 0)) is False
     assert await service.run_step(incident_id, Step(2, 1)) is False
     assert await snapshot(client) == before
-    # The pending step delivered twice at once fires once.
+    # The pending step delivered twice at once, once due, fires once.
+    await make_due_now(client, incident_id)
     outcomes = await asyncio.gather(
         service.run_step(incident_id, Step(2, 0)), service.run_step(incident_id, Step(2, 0))
     )
     assert sorted(outcomes) == [False, True]
     assert levels_fired(await escalation_events(client, incident_id)) == [(1, 0), (2, 0)]
+
+
+async def make_due_now(client: TestClient[Any, Any], incident_id: int) -> None:
+    """Move the incident's pending step's due time to now, as if its hour had passed."""
+    now = system_clock()
+
+    def due_now(conn: Any) -> None:
+        conn.execute(update(incidents).where(incidents.c.id == incident_id).values(next_due_at=now))
+
+    await client.app[RUNTIME].db.run(due_now)
+
+
+def run_time(key_prefix: str, job_id: str) -> float | None:
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
+    try:
+        score = client.zscore(f"{key_prefix}:escalation:run_times", job_id)
+        return None if score is None else float(score)
+    finally:
+        client.close()
+
+
+async def test_a_job_that_fires_before_its_step_is_due_does_nothing_and_is_armed_again(
+    make_client, key_prefix
+):
+    """A job Redis hands out early (written by another deployment sharing the key prefix,
+    or left by an older due time) is not obeyed: the database's due time decides."""
+    client = await make_client(directory=fast_directory(levels=("1h", "1h")), clock=system_clock)
+    incident_id = await open_incident(client)
+    await eventually(lambda: _with_levels(client, incident_id, 1), what="level 1")
+    job = f"incident:{incident_id}:level:2:repeat:0"
+    due = await eventually(lambda: _value(run_time(key_prefix, job)), what="level 2's job")
+    # Another writer moves the job to now; it fires at once.
+    client.app[RUNTIME].timers.write_many(
+        [JobSpec(ESCALATION, job, STEP_JOB, (incident_id, 2, 0), system_clock())]
+    )
+    assert await client.app[RUNTIME].escalation.run_step(incident_id, Step(2, 0)) is False
+    assert levels_fired(await escalation_events(client, incident_id)) == [(1, 0)]
+
+    async def armed_again() -> bool:
+        score = run_time(key_prefix, job)
+        return score is not None and abs(score - due) < 1
+
+    await eventually(armed_again, what="the job armed at its due time again")
+    assert levels_fired(await escalation_events(client, incident_id)) == [(1, 0)]
+
+
+async def _value(value: Any) -> Any:
+    return value
 
 
 async def test_a_failing_step_is_retried_then_marked_failed_then_reconciled(
