@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy import Engine, create_engine, event, exc, select
 from sqlalchemy.engine import Connection as Connection  # the type units of work take
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
@@ -26,6 +26,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 from oncall.db import jsoncodec
 from oncall.db.batch import BatchRunner, GroupCommit
 from oncall.db.fastpath import execute_sql, on_stdlib_sqlite
+from oncall.db.models import metadata
 from oncall.errors import ConstraintViolated, Unavailable
 from oncall.settings import DatabaseSettings
 
@@ -157,9 +158,12 @@ class Database:
         The transaction runs to its commit or rollback even when the caller is cancelled
         (a shutdown, a timeout): a connection abandoned between two statements would stay
         checked out "idle in transaction", holding its locks.
-        Raises Unavailable when the database is transiently unreachable or busy, and
-        ConstraintViolated when the transaction broke a constraint (a concurrent one won a
-        race); any other error propagates. Each rolls the transaction back.
+        Raises ConstraintViolated when the transaction broke a constraint (a concurrent
+        one won a race), and Unavailable naming the database for every other database
+        error: unreachable, busy, or failing in a way that is not the request's fault (a
+        missing table, a lost privilege, a driver error). Those are logged, and `ping`
+        fails until it succeeds again. Any other error propagates. Each rolls the
+        transaction back.
         """
         task: asyncio.Future[T]
         if self._group is not None:
@@ -174,6 +178,13 @@ class Database:
         except TRANSIENT as error:
             log.warning("database unavailable: %s", type(error).__name__)
             raise Unavailable("database unavailable, retry later") from error
+        except exc.DBAPIError as error:
+            # Not the input's fault (the ingest parsers make text storable): a 503, so the
+            # sender retries and /health, whose probe reads every table, says "database".
+            # Neither the answer nor the log carries the statement or its parameters.
+            driver_error = type(error.orig).__name__
+            log.error("database error: %s: %s", driver_error, str(error.orig).splitlines()[0][:300])
+            raise Unavailable(f"database error ({driver_error}), retry later") from error
 
     def _started(self, work: Callable[..., T], args: tuple[Any, ...]) -> asyncio.Future[T]:
         task = asyncio.ensure_future(self._transaction(work, *args))
@@ -186,13 +197,23 @@ class Database:
             return await conn.run_sync(work, *args)
 
     async def ping(self) -> float:
-        """Return the round-trip time of `SELECT 1` in seconds; raises on failure."""
+        """Return the round-trip time of one probe of every table in seconds; raises on
+        failure (Unavailable naming the driver's error for a database error).
+
+        The probe names every column of every table (an EXISTS over LIMIT 0, so no row is
+        read): a dropped table or column, a schema behind the code, or a lost privilege fails
+        /health, not only an unreachable server."""
         started = time.perf_counter()
         if self._group is not None:
-            await self.run(_select_one)
+            await self.run(_probe)
         else:
-            async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            try:
+                async with self.engine.connect() as conn:
+                    await conn.execute(_PROBE)
+            except exc.DBAPIError as error:
+                raise Unavailable(
+                    f"{type(error.orig).__name__}: {str(error.orig).splitlines()[0][:300]}"
+                ) from error
         return time.perf_counter() - started
 
     async def close(self) -> None:
@@ -204,5 +225,8 @@ class Database:
         await self.engine.dispose()
 
 
-def _select_one(conn: Connection) -> None:
-    conn.execute(text("SELECT 1"))
+_PROBE = select(*(select(*t.c).limit(0).exists() for t in metadata.sorted_tables))
+
+
+def _probe(conn: Connection) -> None:
+    conn.execute(_PROBE)
