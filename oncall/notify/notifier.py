@@ -101,10 +101,34 @@ class Notifier:
         """Send pages claimed in a committed transaction, at once, in the background.
 
         A new page is sent from this process rather than through a job: a job would cost
-        several Redis round trips and a scheduler wake-up per page.
+        several Redis round trips and a scheduler wake-up per page. Trigger pages are
+        checked first (`_send_wanted`).
         """
+        triggers = [c for c in pages if c.notification.kind == "trigger"]
+        if triggers:
+            self.background.spawn(self._send_wanted(triggers))
         for claimed in pages:
-            self.background.spawn(self._send_now(claimed))
+            if claimed.notification.kind != "trigger":
+                self.background.spawn(self._send_now(claimed))
+
+    async def _send_wanted(self, pages: Sequence[Claimed]) -> None:
+        """Send the trigger pages that are still wanted, read in one unit just before: an
+        acknowledgement that committed after the step claimed them cancelled them."""
+        try:
+            wanted = await self.db.run(
+                store.still_wanted, [claimed.notification.id for claimed in pages]
+            )
+        except Exception as error:  # the lease runs out and a job sends them
+            log.warning("could not re-check pages", extra={"error": repr(error)})
+            self.timers.schedule(
+                [delivery_job(c.notification.id, c.notification.next_attempt_at) for c in pages]
+            )
+            return
+        for claimed in pages:
+            if claimed.notification.id in wanted:
+                self.background.spawn(self._send_now(claimed))
+            else:
+                log.info("page no longer wanted", extra={"notification": claimed.notification.id})
 
     async def _send_now(self, claimed: Claimed) -> None:
         try:

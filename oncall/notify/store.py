@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
 from oncall.db.fastpath import Prepared
@@ -49,13 +49,19 @@ _cancel_pages = Prepared(  # cancels and names the cancelled in one statement
     .values(status="cancelled", next_attempt_at=None, updated_at=bindparam("now"))
     .returning(outbox.c.id)
 )
+# The contacts a trigger page may have reached: sent, or claimed and not yet recorded
+# (pending: every page's first attempt is claimed as it is written, so one may be on the
+# wire right now), or cancelled after an attempt went out. Only dead letters are left out.
 _paged_contacts = Prepared(
     select(outbox.c.user_name, outbox.c.contact_index, outbox.c.contact_type)
     .distinct()
     .where(
         outbox.c.incident_id == bindparam("incident_id"),
         outbox.c.kind == "trigger",
-        outbox.c.status == "sent",
+        or_(
+            outbox.c.status.in_(("sent", "pending")),
+            (outbox.c.status == "cancelled") & (outbox.c.sent_at.is_not(None)),
+        ),
     )
     .order_by(outbox.c.user_name, outbox.c.contact_index)
 )
@@ -85,7 +91,11 @@ _first_annotations = Prepared(
     .limit(1)
 )
 _insert_attempt = Prepared(insert(notification_attempts))
-_update_page = update(outbox).where(outbox.c.id == bindparam("notification_id"))
+# An attempt's outcome changes only a pending row: a page cancelled while its attempt was
+# on the wire stays cancelled (its attempt is still recorded, and `sent_at` says it went).
+_update_page = update(outbox).where(
+    outbox.c.id == bindparam("notification_id"), outbox.c.status == "pending"
+)
 _page_sent = Prepared(
     _update_page.values(
         status="sent",
@@ -94,6 +104,16 @@ _page_sent = Prepared(
         last_error=None,
         updated_at=bindparam("now"),
     )
+)
+_cancelled_sent = Prepared(
+    update(outbox)
+    .where(outbox.c.id == bindparam("notification_id"), outbox.c.status == "cancelled")
+    .values(sent_at=bindparam("now"), updated_at=bindparam("now"))
+)
+_still_wanted = Prepared(
+    select(outbox.c.id, outbox.c.status, incidents.c.status.label("incident_status"))
+    .join(incidents, incidents.c.id == outbox.c.incident_id)
+    .where(outbox.c.id.in_(bindparam("ids", expanding=True)))
 )
 _page_failed = Prepared(
     _update_page.values(
@@ -213,12 +233,13 @@ def resolved_messages(conn: Connection, incident_id: int, now: datetime) -> list
 def on_incident_closed(
     conn: Connection, incident_id: int, resolved: bool, now: datetime
 ) -> Followups:
-    """Stop unsent pages, and on resolution queue the resolved messages."""
+    """Stop unsent pages, and on resolution queue the resolved messages (decided before
+    the stop, which cancels the pages that may be on the wire right now)."""
+    messages = resolved_messages(conn, incident_id, now) if resolved else []
     followups = Followups(
         removed=[(NOTIFICATION, delivery_job_id(n)) for n in stop_pages(conn, incident_id, now)]
     )
-    if resolved:
-        followups.pages += resolved_messages(conn, incident_id, now)
+    followups.pages += messages
     return followups
 
 
@@ -254,6 +275,15 @@ def claim(conn: Connection, notification_id: int, now: datetime) -> Claimed | st
         return "claimed by another run"
     urls, annotations = _page_sources(conn, incident)
     return Claimed(row, incident, row.attempts + 1, urls, annotations)
+
+
+def still_wanted(conn: Connection, notification_ids: Sequence[int]) -> set[int]:
+    """Return which of the claimed pages are still to be sent: their row pending and their
+    incident still triggered. Read just before the send of pages claimed in another
+    transaction (an escalation step's, an incident's opening), so an acknowledgement or
+    resolution that committed in between stops them."""
+    rows = _still_wanted.execute(conn, {"ids": list(notification_ids)})
+    return {row.id for row in rows if row.status == "pending" and row.incident_status == TRIGGERED}
 
 
 def _page_sources(conn: Connection, incident: Row[Any]) -> tuple[tuple[str, ...], dict[str, Any]]:
@@ -294,7 +324,9 @@ def record_attempts(
                 for a in delivered
             ],
         )
-        _page_sent.execute(conn, [{"notification_id": a.row.id, "now": now} for a in delivered])
+        sent = [{"notification_id": a.row.id, "now": now} for a in delivered]
+        _page_sent.execute(conn, sent)
+        _cancelled_sent.execute(conn, sent)
         _insert_event.execute(
             conn,
             [

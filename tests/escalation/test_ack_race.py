@@ -1,0 +1,178 @@
+"""A person against a timer: acknowledgements and resolutions that land while a step's
+pages are claimed or on the wire."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+
+from oncall.clock import system_clock
+from oncall.db.models import notifications
+from oncall.notify.outbox import Claimed
+from oncall.web.keys import RUNTIME
+from tests.support.factories import (
+    ALICE_TOKEN,
+    AM_AUTH,
+    AM_TOKEN,
+    BOB_TOKEN,
+    make_alert,
+    make_webhook,
+)
+from tests.support.receivers import HttpReceiver
+from tests.support.waiting import eventually
+
+URL = "/api/v1/integrations/alertmanager"
+ALICE = {"Authorization": f"Bearer {ALICE_TOKEN}"}
+
+
+def webhook_directory(url: str, first_level: str = "1s") -> str:
+    """Alice at level 1, bob at level 2, both paged by webhook at `url`."""
+    return f"""
+integrations:
+  - {{name: prometheus, type: alertmanager, token: "{AM_TOKEN}"}}
+users:
+  - {{name: alice, api_token: "{ALICE_TOKEN}", contacts: [{{type: webhook, url: "{url}"}}]}}
+  - {{name: bob, api_token: "{BOB_TOKEN}", contacts: [{{type: webhook, url: "{url}"}}]}}
+policies:
+  - name: race
+    repeat: 0
+    levels:
+      - {{notify: ["user:alice"], escalate_after: {first_level}}}
+      - {{notify: ["user:bob"], escalate_after: 1h}}
+routes:
+  - {{policy: race}}
+"""
+
+
+class GatedReceiver(HttpReceiver):
+    """Holds every trigger page until `gate` opens; `arrived` is set by the first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.arrived = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if json.loads(await request.read())["event"] == "incident.triggered":
+            self.arrived.set()
+            await self.gate.wait()
+        return await super().handle(request)
+
+
+def pages(receiver: HttpReceiver) -> list[tuple[str, str, int]]:
+    """Return (event, user, level) of every page the receiver answered."""
+    bodies = [json.loads(r.body) for r in receiver.requests]
+    return [(b["event"], b["user"], b["level"]) for b in bodies]
+
+
+async def open_incident(client: TestClient[Any, Any]) -> int:
+    response = await client.post(URL, json=make_webhook([make_alert("db1")]), headers=AM_AUTH)
+    assert response.status == 200
+    [incident_id] = (await response.json())["incidents"]
+    return incident_id
+
+
+async def rows(client: TestClient[Any, Any], incident_id: int) -> list[tuple[Any, ...]]:
+    """Return (kind, level, status, sent) of the incident's notification rows."""
+
+    def read(conn: Any) -> list[tuple[Any, ...]]:
+        query = (
+            select(
+                notifications.c.kind,
+                notifications.c.level,
+                notifications.c.status,
+                notifications.c.sent_at.is_not(None),
+            )
+            .where(notifications.c.incident_id == incident_id)
+            .order_by(notifications.c.id)
+        )
+        return [tuple(row) for row in conn.execute(query)]
+
+    return await client.app[RUNTIME].db.run(read)
+
+
+async def idle(client: TestClient[Any, Any]) -> bool:
+    """Return whether the process has no background work running (pages, job runs)."""
+    return not client.app[RUNTIME].background._running
+
+
+async def test_an_ack_committed_after_the_step_claimed_its_pages_stops_them(
+    make_client: Any, receiver: HttpReceiver, monkeypatch: Any
+) -> None:
+    """Level 2 fires and claims bob's page; the acknowledgement commits before the send:
+    the send-time re-check stops it, and the timeline shows no page after the ack."""
+    client = await make_client(directory=webhook_directory(receiver.url), clock=system_clock)
+    notifier = client.app[RUNTIME].notifier
+    original = notifier._send_wanted
+    acked = asyncio.Event()
+
+    async def ack_first(claims: list[Claimed]) -> None:
+        if any(c.notification.level == 2 for c in claims):
+            response = await client.post(
+                f"/api/v1/incidents/{incident_id}/acknowledge", headers=ALICE
+            )
+            assert response.status == 200
+            acked.set()
+        await original(claims)
+
+    monkeypatch.setattr(notifier, "_send_wanted", ack_first)
+    incident_id = await open_incident(client)
+    await asyncio.wait_for(acked.wait(), 30)
+    await eventually(lambda: idle(client), what="the background work to finish")
+    assert pages(receiver) == [("incident.triggered", "alice", 1)]
+    assert await rows(client, incident_id) == [
+        ("trigger", 1, "sent", True),
+        ("trigger", 2, "cancelled", False),
+    ]
+    _, _, events = await client.app[RUNTIME].incidents.details(incident_id)
+    kinds = [e.type for e in events]
+    assert kinds.index("escalation.level", kinds.index("escalation.level") + 1) < kinds.index(
+        "incident.acknowledged"
+    )
+    sent = [e.detail["level"] for e in events if e.type == "notification.sent"]
+    assert sent == [1]
+
+
+async def test_a_page_cancelled_while_on_the_wire_stays_cancelled(
+    make_client: Any, aiohttp_server: Any
+) -> None:
+    """The ack lands while alice's page is on the wire: the attempt is recorded, the row
+    stays cancelled (it is not turned back into `sent`), and nothing more is sent."""
+    receiver = GatedReceiver()
+    server = await aiohttp_server(receiver.app())
+    url = str(server.make_url("/hook"))
+    client = await make_client(directory=webhook_directory(url, "1h"), clock=system_clock)
+    incident_id = await open_incident(client)
+    await asyncio.wait_for(receiver.arrived.wait(), 30)
+    response = await client.post(f"/api/v1/incidents/{incident_id}/acknowledge", headers=ALICE)
+    assert response.status == 200
+    receiver.gate.set()
+    await eventually(lambda: idle(client), what="the page's attempt to be recorded")
+    assert await rows(client, incident_id) == [("trigger", 1, "cancelled", True)]
+    assert pages(receiver) == [("incident.triggered", "alice", 1)]
+
+
+async def test_a_resolve_while_a_page_is_on_the_wire_tells_that_contact(
+    make_client: Any, aiohttp_server: Any
+) -> None:
+    """Resolved while alice's page is on the wire: she may have it, so she gets the
+    resolved message too."""
+    receiver = GatedReceiver()
+    server = await aiohttp_server(receiver.app())
+    url = str(server.make_url("/hook"))
+    client = await make_client(directory=webhook_directory(url, "1h"), clock=system_clock)
+    incident_id = await open_incident(client)
+    await asyncio.wait_for(receiver.arrived.wait(), 30)
+    response = await client.post(f"/api/v1/incidents/{incident_id}/resolve", headers=ALICE)
+    assert response.status == 200
+    receiver.gate.set()
+    await eventually(lambda: idle(client), what="both messages")
+    assert sorted(pages(receiver)) == [
+        ("incident.resolved", "alice", 0),
+        ("incident.triggered", "alice", 1),
+    ]
