@@ -42,6 +42,20 @@ def exhaustion_step(policy: Policy) -> Step:
     return Step(len(policy.levels) + 1, policy.repeat)
 
 
+def under(policy: Policy, step: Step) -> Step:
+    """Return the step a pending `step` stands for under `policy`, which the directory may
+    have changed since the step was scheduled: the step itself while the policy still has
+    its level and its pass; past a shortened policy's last level, the next repeat pass if
+    the policy still promises one; otherwise the exhaustion marker."""
+    if step.repeat > policy.repeat:
+        return exhaustion_step(policy)
+    if step.level <= len(policy.levels):
+        return step
+    if step.repeat < policy.repeat:
+        return Step(1, step.repeat + 1)
+    return exhaustion_step(policy)
+
+
 def step_job(incident_id: int, step: Step, policy: Policy | None, due: datetime) -> JobSpec:
     """Return the timer job of an incident's step."""
     return JobSpec(

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
@@ -26,11 +26,13 @@ from oncall.escalation.steps import (
     job_id,
     pointer,
     step_job,
+    under,
 )
 from oncall.escalation.targets import recipients, schedules_named
 from oncall.incidents.lifecycle import TRIGGERED, Opened
 from oncall.incidents.timeline import SYSTEM_ACTOR, entry
 from oncall.notify.outbox import Claimed
+from oncall.routing.routes import choose_route
 from oncall.schedules.overrides import Override
 from oncall.timers.followups import OVERDUE_AFTER, Followups, JobSpec
 
@@ -77,6 +79,14 @@ _find_step = Prepared(
         incidents.c.next_repeat,
         incidents.c.next_due_at,
     ).where(incidents.c.id == bindparam("incident_id"))
+)
+_find_labels = Prepared(
+    select(incidents.c.labels).where(incidents.c.id == bindparam("incident_id"))
+)
+_set_policy = Prepared(
+    update(incidents)
+    .where(incidents.c.id == bindparam("incident_id"))
+    .values(policy=bindparam("policy"))
 )
 _claim_step = Prepared(
     update(incidents)
@@ -254,9 +264,40 @@ def fire_step(
         row = opened.incident
     policy = directory.policies.get(row.policy or "")
     this_job = job_id(incident_id, step, policy)
-    next_step = following(policy, step, now)
+    effective = step
+    notes: list[dict[str, Any]] = []
     if opened is None:
-        next_level, next_repeat, next_due = pointer(step, next_step)
+        # The directory may have changed since this step was scheduled: an incident follows
+        # its policy by name; one whose policy is gone takes its route's current policy.
+        if policy is None:
+            policy = _route_policy(conn, incident_id, directory)
+            notes.append(
+                entry(
+                    incident_id,
+                    now,
+                    "escalation.rerouted",
+                    SYSTEM_ACTOR,
+                    {"reason": f"policy {row.policy!r} no longer exists", "policy": policy.name},
+                )
+            )
+        effective = under(policy, step)
+        if effective != step:
+            notes.append(
+                entry(
+                    incident_id,
+                    now,
+                    "escalation.policy_changed",
+                    SYSTEM_ACTOR,
+                    {
+                        "policy": policy.name,
+                        "pending": [step.level, step.repeat],
+                        "now": [effective.level, effective.repeat],
+                    },
+                )
+            )
+    next_step = following(policy, effective, now)
+    if opened is None:
+        next_level, next_repeat, next_due = pointer(effective, next_step)
         claimed = _claim_step.execute(
             conn,
             {
@@ -278,6 +319,12 @@ def fire_step(
         due_at = row.created_at
     new = opened is not None
     _record_fired(conn, this_job, incident_id, step, due_at, now, new)
+    if notes:
+        assert policy is not None  # a vanished one was replaced above
+        _insert_event.execute(conn, notes)
+        if policy.name != row.policy:
+            _set_policy.execute(conn, {"incident_id": incident_id, "policy": policy.name})
+    step = effective
 
     if policy is None or step.is_exhaustion(policy):
         detail = (
@@ -315,6 +362,12 @@ def fire_step(
     job = step_job(incident_id, step_after, policy, due)
     _record_timer(conn, job, step_after, incident_id, now, new)
     return FireResult(True, Followups(jobs=[job], pages=pages), due_at=due_at)
+
+
+def _route_policy(conn: Connection, incident_id: int, directory: Directory) -> Policy:
+    """Return the current policy of the route the incident's labels choose now."""
+    labels = _find_labels.execute(conn, {"incident_id": incident_id}).scalar_one()
+    return directory.policies[choose_route(directory.routes, labels).policy]
 
 
 def _resolve_targets(

@@ -21,6 +21,7 @@ time is the wall-clock instant at which the service's clock reaches its due time
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import pickle
 import threading
@@ -32,6 +33,7 @@ from threading import TIMEOUT_MAX
 from typing import Any
 
 from apscheduler.job import Job
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.redis import RedisJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -56,6 +58,7 @@ JOBS_LAYOUT = b"3"
 URGENT = timedelta(seconds=1)
 COALESCE = timedelta(milliseconds=20)
 PROBE_INTERVAL = 1.0  # seconds between checks of Redis
+_RETRY = 1.0  # seconds before the scheduler looks again after a failed pass
 # Timer changes held for the writer at most; beyond it they are dropped and rebuilt by the
 # reconciler, as during an outage, so a slow Redis cannot grow the queue without bound.
 MAX_QUEUED = 100_000
@@ -81,9 +84,26 @@ class _Scheduler(BackgroundScheduler):  # type: ignore[misc]
     next_look = 0.0  # time.monotonic() of the next look; 0: look at once
 
     def _process_jobs(self) -> float | None:
-        wait: float | None = super()._process_jobs()
+        """Run due jobs; return the seconds until the next look.
+
+        An exception here would end the scheduler's thread (APScheduler handles errors of
+        `get_due_jobs` only, not of removing a run job or of `get_next_run_time`), so a
+        failure is logged and the scheduler looks again after RETRY.
+        """
+        wait: float | None
+        try:
+            wait = super()._process_jobs()
+        except Exception:
+            log.warning("the scheduler's pass failed; looking again shortly", exc_info=True)
+            wait = _RETRY
         self.next_look = time.monotonic() + (TIMEOUT_MAX if wait is None else wait)
         return wait
+
+    def remove_job(self, job_id: str, jobstore: str | None = None) -> None:
+        """Remove a job; one already gone is fine: the writer thread may have removed it
+        (its incident closed) between the scheduler's read and this removal."""
+        with contextlib.suppress(JobLookupError):
+            super().remove_job(job_id, jobstore)
 
 
 class Timers:

@@ -7,9 +7,11 @@ import pickle
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from apscheduler.job import Job
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 
 from oncall.clock import system_clock
@@ -172,3 +174,34 @@ def test_a_marker_of_another_jobs_layout_counts_as_lost(timers: Timers) -> None:
     assert store.redis.get(timers.marker_key) == JOBS_LAYOUT
     store.redis.set(timers.marker_key, b"1")  # what the flat layout's service left
     assert timers.lost_since_reconcile()
+
+
+def test_a_job_removed_under_the_scheduler_does_not_stop_it(timers: Timers) -> None:
+    """The writer thread may remove a job (its incident closed) between the scheduler's
+    read of due jobs and its own removal of the run job: that must not end its thread."""
+    timers.scheduler.remove_job("incident:1:level:2:repeat:0", ESCALATION)  # no error
+
+
+async def test_a_failing_pass_does_not_end_the_scheduler_thread(
+    timers: Timers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failures = iter([RuntimeError("a job store call outside APScheduler's handling")])
+    passes: list[float | None] = []
+    original = BackgroundScheduler._process_jobs
+
+    def flaky(self: Any) -> float | None:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        passes.append(original(self))
+        return passes[-1]
+
+    monkeypatch.setattr(BackgroundScheduler, "_process_jobs", flaky)
+    timers.scheduler.start()
+
+    async def looked_again() -> bool:
+        timers.wakeup()
+        return bool(passes)
+
+    await eventually(looked_again, what="a pass after the failing one")
+    assert timers.scheduler._thread.is_alive()
