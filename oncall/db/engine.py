@@ -41,6 +41,9 @@ TRANSIENT = (
     exc.OperationalError,
     exc.InterfaceError,
     exc.TimeoutError,
+    # The transaction's connection died under it and it went on (a savepoint's handler
+    # catching the error): still the database's fault, not the input's.
+    exc.PendingRollbackError,
     OSError,
     asyncio.TimeoutError,
     ConnectionError,

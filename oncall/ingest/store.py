@@ -351,7 +351,9 @@ def _open(
             fired = escalation.fire_in(conn, incident_id, FIRST_STEP, directory, now, opened)
         result.followups.merge(fired.followups)
         result.steps_fired += fired.fired
-    except exc.SQLAlchemyError:
+    except exc.SQLAlchemyError as error:
+        if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+            raise  # the connection is gone: the whole delivery is retried (a 503)
         # The alert is kept whatever happens to its first page: the step becomes a timer,
         # due now, retried and reconciled like every other step.
         log.warning(

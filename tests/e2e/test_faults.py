@@ -556,12 +556,6 @@ async def _blocked_by(conn: Any) -> list[int]:
 
 @pytest.mark.skipif("postgresql" not in BACKENDS, reason="a PostgreSQL backend's connection")
 @pytest.mark.parametrize("backend", ["postgresql"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="oncall/ingest/store.py _open: `except exc.SQLAlchemyError` around the first "
-    "step's savepoint also catches a lost connection and goes on writing on it: "
-    "PendingRollbackError, which Database.run does not map, so the middleware answers 500",
-)
 async def test_a_webhook_whose_connection_dies_mid_transaction_is_answered_503(
     make_client: Callable[..., Awaitable[Any]],
     receiver: HttpReceiver,
