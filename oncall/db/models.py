@@ -230,6 +230,7 @@ notifications = Table(
     Column("sent_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("contact_name", String(64)),  # the contact's stable name (NULL: older rows)
     UniqueConstraint(
         "incident_id",
         "kind",

@@ -40,10 +40,13 @@ class Integration:
 
 @dataclass(frozen=True)
 class Contact:
-    index: int  # position in the user's list: the stable key of this contact
+    index: int  # position in the user's list
     type: str
     address: str  # `to` for email, `url` for the others
     secret: str
+    # The stable key pages point at: `name:` in the file, else the type, with `-2`, `-3`
+    # for a user's second and third contact of that type.
+    name: str = ""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,10 +36,10 @@ from oncall.routing.matchers import parse_matcher
 from oncall.schedules.rotation import DAYS, Layer, Restriction, Schedule
 
 CONTACT_FIELDS = {
-    "email": ({"to"}, set()),
-    "webhook": ({"url"}, {"secret"}),
-    "slack": ({"url"}, set()),
-    "apprise": ({"url"}, set()),
+    "email": ({"to"}, {"name"}),
+    "webhook": ({"url"}, {"secret", "name"}),
+    "slack": ({"url"}, {"name"}),
+    "apprise": ({"url"}, {"name"}),
 }
 _CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -393,10 +394,19 @@ class _Checker:
                 self.secret(data["api_token"], f"{path}.api_token", "api_token", tokens) or ""
             )
         contacts = []
+        names: set[str] = set()
+        of_type: dict[str, int] = {}
         for index, raw in enumerate(self.sequence(data.get("contacts"), f"{path}.contacts")):
             contact = self.contact(raw, f"{path}.contacts[{index}]", index)
-            if contact is not None:
-                contacts.append(contact)
+            if contact is None:
+                continue
+            count = of_type[contact.type] = of_type.get(contact.type, 0) + 1
+            key = contact.name or (contact.type if count == 1 else f"{contact.type}-{count}")
+            if key in names:
+                self.fail(f"{path}.contacts[{index}].name", f"duplicate contact name {key!r}")
+                continue
+            names.add(key)
+            contacts.append(replace(contact, name=key))
         if name is None or full_name is None or time_zone is None:
             return None
         return User(name, full_name, time_zone, api_token, tuple(contacts))
@@ -420,7 +430,13 @@ class _Checker:
             self.fail(f"{path}.url", "expected an http(s) URL")
             return None
         secret = self.string(data.get("secret", ""), f"{path}.secret", allow_empty=True)
-        return Contact(index, item["type"], address, secret or "")
+        name = ""
+        if "name" in data:
+            name = self.string(data["name"], f"{path}.name") or ""
+            if name and not _NAME.match(name):
+                self.fail(f"{path}.name", "expected lowercase letters, digits, '_', '.', '-'")
+                return None
+        return Contact(index, item["type"], address, secret or "", name)
 
     def policy(self, item: Any, path: str, seen: set[str], users: set[str]) -> Policy | None:
         data = self.mapping(item, path, {"name", "levels"}, {"repeat"})

@@ -177,13 +177,16 @@ class Notifier:
             links=action_links,
         )
 
-    def contact(self, user_name: str, index: int) -> Contact:
-        """Return a user's contact by its index; raises DeliveryError(permanent) when the
-        directory no longer has it."""
+    def contact(self, user_name: str, name: str | None, index: int) -> Contact:
+        """Return a user's contact by its stable name (by its position for pages written
+        before contacts had names); raises DeliveryError(permanent) when the directory no
+        longer has it."""
         user = self.directory.current.users.get(user_name)
-        if user is None or index >= len(user.contacts):
-            raise DeliveryError("the contact is no longer in the directory", permanent=True)
-        return user.contacts[index]
+        if user is not None:
+            for contact in user.contacts:
+                if (contact.name == name) if name else (contact.index == index):
+                    return contact
+        raise DeliveryError("the contact is no longer in the directory", permanent=True)
 
     async def deliver(self, notification_id: int) -> str:
         """Make one delivery attempt; return its outcome (or "stale" when nothing was due)."""
@@ -205,7 +208,7 @@ class Notifier:
         error: str | None = None
         retry_after = None
         try:
-            contact = self.contact(row.user_name, row.contact_index)
+            contact = self.contact(row.user_name, row.contact_name, row.contact_index)
             await channel(contact.type)(self.page(claimed, now), contact, self.context)
             outcome = DELIVERED
         except DeliveryError as failure:

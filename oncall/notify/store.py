@@ -53,7 +53,7 @@ _cancel_pages = Prepared(  # cancels and names the cancelled in one statement
 # (pending: every page's first attempt is claimed as it is written, so one may be on the
 # wire right now), or cancelled after an attempt went out. Only dead letters are left out.
 _paged_contacts = Prepared(
-    select(outbox.c.user_name, outbox.c.contact_index, outbox.c.contact_type)
+    select(outbox.c.user_name, outbox.c.contact_index, outbox.c.contact_type, outbox.c.contact_name)
     .distinct()
     .where(
         outbox.c.incident_id == bindparam("incident_id"),
@@ -138,7 +138,7 @@ def _add_pages(
     kind: str,
     level: int,
     repeat: int,
-    targets: list[tuple[str, int, str]],
+    targets: Sequence[tuple[str, int, str, str | None]],
     now: datetime,
     known: Opened | Row[Any] | None = None,
 ) -> list[Claimed]:
@@ -160,7 +160,7 @@ def _add_pages(
         )
         urls, annotations = _page_sources(conn, incident)
     claims = []
-    for user_name, contact_index, contact_type in targets:
+    for user_name, contact_index, contact_type, contact_name in targets:
         row = _insert_page.execute(
             conn,
             {
@@ -171,6 +171,7 @@ def _add_pages(
                 "user_name": user_name,
                 "contact_index": contact_index,
                 "contact_type": contact_type,
+                "contact_name": contact_name,
                 "status": "pending",
                 "attempts": 1,
                 "next_attempt_at": now + LEASE,
@@ -209,7 +210,7 @@ def create_pages(
                     {"user": user.name, "reason": "no contact methods"},
                 )
             )
-        targets += [(user.name, c.index, c.type) for c in user.contacts]
+        targets += [(user.name, c.index, c.type, c.name) for c in user.contacts]
     if skipped:
         _insert_event.execute(conn, skipped)
     return _add_pages(conn, incident_id, "trigger", level, repeat, targets, now, opened)
