@@ -29,6 +29,7 @@ class Page:
     external_url: str = ""
     source_urls: tuple[str, ...] = ()
     links: dict[str, str] = field(default_factory=dict)  # acknowledge / resolve, when offered
+    sent_at: str = ""  # when this attempt began (RFC 3339, UTC): its age at the receiver
 
     @property
     def summary(self) -> str:
@@ -119,6 +120,7 @@ def webhook_json(page: Page) -> dict[str, Any]:
         "level": page.level,
         "repeat": page.repeat,
         "user": page.user,
+        "sent_at": page.sent_at,
         "links": {
             "incident": page.incident_url,
             "sources": list(page.source_urls),

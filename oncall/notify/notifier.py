@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from oncall.clock import Clock
+from oncall.clock import Clock, isoformat
 from oncall.db.engine import Connection, Database
 from oncall.directory.holder import DirectoryHolder
 from oncall.directory.model import Contact, User
@@ -175,6 +175,7 @@ class Notifier:
             external_url=incident.external_url,
             source_urls=claimed.source_urls,
             links=action_links,
+            sent_at=isoformat(now) or "",
         )
 
     def contact(self, user_name: str, name: str | None, index: int) -> Contact:
