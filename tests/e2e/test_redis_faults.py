@@ -38,14 +38,6 @@ def own_redis(tmp_path: Path) -> Any:
 
 
 @pytest.fixture
-async def receiver(aiohttp_server: Any) -> HttpReceiver:
-    target = HttpReceiver()
-    server = await aiohttp_server(target.app())
-    target.url = str(server.make_url("/hook"))
-    return target
-
-
-@pytest.fixture
 async def service(
     tmp_path: Path, database_env: dict[str, str], key_prefix: str, own_redis: RedisServer
 ) -> AsyncIterator[Any]:

@@ -138,17 +138,24 @@ async def test_an_ack_committed_after_the_step_claimed_its_pages_stops_them(
     assert sent == [1]
 
 
-async def test_a_page_cancelled_while_on_the_wire_stays_cancelled(
-    make_client: Any, aiohttp_server: Any
-) -> None:
-    """The ack lands while alice's page is on the wire: the attempt is recorded, the row
-    stays cancelled (it is not turned back into `sent`), and nothing more is sent."""
+async def on_the_wire(make_client: Any, aiohttp_server: Any) -> tuple[Any, GatedReceiver, int]:
+    """Return a client, its gated receiver and an incident whose level-1 page to alice is
+    on the wire, held by the receiver until its gate opens."""
     receiver = GatedReceiver()
     server = await aiohttp_server(receiver.app())
     url = str(server.make_url("/hook"))
     client = await make_client(directory=webhook_directory(url, "1h"), clock=system_clock)
     incident_id = await open_incident(client)
     await asyncio.wait_for(receiver.arrived.wait(), 30)
+    return client, receiver, incident_id
+
+
+async def test_a_page_cancelled_while_on_the_wire_stays_cancelled(
+    make_client: Any, aiohttp_server: Any
+) -> None:
+    """The ack lands while alice's page is on the wire: the attempt is recorded, the row
+    stays cancelled (it is not turned back into `sent`), and nothing more is sent."""
+    client, receiver, incident_id = await on_the_wire(make_client, aiohttp_server)
     response = await client.post(f"/api/v1/incidents/{incident_id}/acknowledge", headers=ALICE)
     assert response.status == 200
     receiver.gate.set()
@@ -162,12 +169,7 @@ async def test_a_resolve_while_a_page_is_on_the_wire_tells_that_contact(
 ) -> None:
     """Resolved while alice's page is on the wire: she may have it, so she gets the
     resolved message too."""
-    receiver = GatedReceiver()
-    server = await aiohttp_server(receiver.app())
-    url = str(server.make_url("/hook"))
-    client = await make_client(directory=webhook_directory(url, "1h"), clock=system_clock)
-    incident_id = await open_incident(client)
-    await asyncio.wait_for(receiver.arrived.wait(), 30)
+    client, receiver, incident_id = await on_the_wire(make_client, aiohttp_server)
     response = await client.post(f"/api/v1/incidents/{incident_id}/resolve", headers=ALICE)
     assert response.status == 200
     receiver.gate.set()
