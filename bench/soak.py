@@ -28,9 +28,10 @@ the receiver's log and the database (read directly with SQLAlchemy):
   arrival) after the soak had the 200 of the incident's acknowledgement or resolve.
 - step_fired_twice: no (incident, level, repeat) with two `escalation.level` entries.
 - page_twice: no (incident, level, repeat, user) paged under two delivery ids.
-- step_late: no step fired more than 5 s after its due time (measured from the service's
-  or the database's return when it fell due while one was down), and none left unfired
-  more than 5 s past its due time.
+- step_late: no step fired more than 5 s after its due time, and none left unfired more
+  than 5 s past it; a step that fell due while the service was down counts from its
+  return, one that fell due while the database was down from its first retry (the fixed
+  schedule: 5, 10, 20 s between tries) after the database's return.
 - bad_answer / unanswered: every request eventually accepted; 503 only while the database
   was down, connection errors and timeouts only while the service was killed (or the
   database down), never a 500 or any other status.
@@ -80,6 +81,10 @@ LEVEL_SECONDS = (2.0, 3.0, 2.0)
 REPEAT = 1
 STEPS = [(level, repeat) for repeat in range(REPEAT + 1) for level in (1, 2, 3)]
 LATE_BOUND = 5.0  # seconds a step may fire after its due time
+# A failing step is tried at its due time and retried 5, 15 and 35 s later (the escalation
+# service's fixed schedule: 3 retries from 5 s); then the reconciler (its default interval).
+STEP_TRIES = (0.0, 5.0, 15.0, 35.0)
+RECONCILE_INTERVAL = 30.0
 BEFORE_FAULT = 1.0  # a step due this long before a kill may meet it unfired
 KILL_SLACK = 1.0  # connection errors this long after the restarted service answers
 DB_SLACK = 3.0  # 503s this long after the database accepts connections again
@@ -683,10 +688,20 @@ class Checker:
         return min(times) if times else None
 
     def exempt_base(self, due: float) -> float:
-        """The instant lateness counts from: the due time, or the return of the service or
-        the database when it fell due while one was down."""
-        window = within(due, self.kills + self.db_down, before=BEFORE_FAULT)
-        return max(due, window[1]) if window else due
+        """The instant lateness counts from: the due time; the service's return when it fell
+        due while the service was down (the reconciler fires overdue steps at start-up);
+        and when it fell due while the database was down, the first of the step's fixed
+        retries (3 from 5 s: due + 0, 5, 15, 35 s) at or after the database's return, or
+        the reconciler's next pass after it when the retries ran out first."""
+        base = due
+        kill = within(due, self.kills, before=BEFORE_FAULT)
+        if kill:
+            base = max(base, kill[1])
+        down = within(due, self.db_down, before=BEFORE_FAULT)
+        if down:
+            tries = [due + offset for offset in STEP_TRIES if due + offset >= down[1]]
+            base = max(base, tries[0] if tries else down[1] + RECONCILE_INTERVAL)
+        return base
 
     def overlaps_fault(self, start: float, end: float) -> bool:
         return any(f.start <= end and f.end >= start for f in self.soak.faults)

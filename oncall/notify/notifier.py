@@ -124,15 +124,24 @@ class Notifier:
                 [delivery_job(c.notification.id, c.notification.next_attempt_at) for c in pages]
             )
             return
+        # The attempt begins now, at the decision: a wanted page goes out in this task
+        # (the usual single page) or in tasks that carry this instant, not one a loop
+        # iteration later, when an acknowledgement may already have been answered.
+        now = self.clock()
+        sends = []
         for claimed in pages:
             if claimed.notification.id in wanted:
-                self.background.spawn(self._send_now(claimed))
+                sends.append(claimed)
             else:
                 log.info("page no longer wanted", extra={"notification": claimed.notification.id})
+        for claimed in sends[1:]:
+            self.background.spawn(self._send_now(claimed, now))
+        if sends:
+            await self._send_now(sends[0], now)
 
-    async def _send_now(self, claimed: Claimed) -> None:
+    async def _send_now(self, claimed: Claimed, now: datetime | None = None) -> None:
         try:
-            await self.send(claimed, self.clock())
+            await self.send(claimed, now or self.clock())
         except Exception as error:  # recording failed: the lease runs out, a job resends
             row = claimed.notification
             log.warning(

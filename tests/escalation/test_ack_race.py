@@ -178,3 +178,38 @@ async def test_a_resolve_while_a_page_is_on_the_wire_tells_that_contact(
         ("incident.resolved", "alice", 0),
         ("incident.triggered", "alice", 1),
     ]
+
+
+async def test_a_wanted_page_begins_in_the_iteration_its_recheck_returns(
+    make_client: Any, receiver: HttpReceiver, monkeypatch: Any
+) -> None:
+    """Nothing else runs between the send-time re-check and the page's attempt (found by
+    the soak: a task spawned after the re-check began a loop iteration later, after the
+    loop had answered a resolve)."""
+    client = await make_client(directory=webhook_directory(receiver.url, "1h"), clock=system_clock)
+    runtime = client.app[RUNTIME]
+    notifier = runtime.notifier
+    real_run, real_page = runtime.db.run, notifier.page
+    ran_between: list[bool] = []
+    others: list[bool] = []
+
+    async def run(work: Any, *args: Any) -> Any:
+        result = await real_run(work, *args)
+        if work.__name__ == "still_wanted":
+            # Whatever the loop runs next, before this task goes on, marks `others`.
+            asyncio.get_running_loop().call_soon(others.append, True)
+        return result
+
+    def page(claimed: Any, now: Any) -> Any:
+        ran_between.append(bool(others))
+        return real_page(claimed, now)
+
+    monkeypatch.setattr(runtime.db, "run", run)
+    monkeypatch.setattr(notifier, "page", page)
+    await open_incident(client)
+    await eventually(lambda: _async(bool(receiver.requests)), what="the page")
+    assert ran_between == [False]
+
+
+async def _async(value: Any) -> Any:
+    return value
