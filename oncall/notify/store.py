@@ -39,6 +39,13 @@ _insert_page = Prepared(insert(outbox).returning(*outbox.c))
 _insert_event = Prepared(insert(incident_events))
 _find_page = Prepared(select(outbox).where(outbox.c.id == bindparam("notification_id")))
 _find_incident = Prepared(select(incidents).where(incidents.c.id == bindparam("incident_id")))
+# The same, holding the incident against an acknowledgement until the claim commits (see
+# `_still_wanted`).
+_find_incident_shared = Prepared(
+    select(incidents)
+    .where(incidents.c.id == bindparam("incident_id"))
+    .with_for_update(read=True)
+)
 _cancel_pages = Prepared(  # cancels and names the cancelled in one statement
     update(outbox)
     .where(
@@ -110,10 +117,14 @@ _cancelled_sent = Prepared(
     .where(outbox.c.id == bindparam("notification_id"), outbox.c.status == "cancelled")
     .values(sent_at=bindparam("now"), updated_at=bindparam("now"))
 )
+# FOR SHARE of the incident (PostgreSQL; SQLite runs one transaction at a time anyway): an
+# acknowledgement's UPDATE of the incident waits until this read has committed, so the
+# pages it let through have begun before the acknowledgement can commit and be answered.
 _still_wanted = Prepared(
     select(outbox.c.id, outbox.c.status, incidents.c.status.label("incident_status"))
     .join(incidents, incidents.c.id == outbox.c.incident_id)
     .where(outbox.c.id.in_(bindparam("ids", expanding=True)))
+    .with_for_update(read=True, of=incidents)
 )
 _page_failed = Prepared(
     _update_page.values(
@@ -258,7 +269,7 @@ def claim(conn: Connection, notification_id: int, now: datetime) -> Claimed | st
         return f"notification is {row.status}"
     if row.next_attempt_at is not None and row.next_attempt_at > now:
         return "not due yet"
-    incident = _find_incident.execute(conn, {"incident_id": row.incident_id}).one()
+    incident = _find_incident_shared.execute(conn, {"incident_id": row.incident_id}).one()
     if row.kind == "trigger" and incident.status != TRIGGERED:
         stop_pages(conn, incident.id, now)  # the backstop when cancelling failed
         return f"incident is {incident.status}"

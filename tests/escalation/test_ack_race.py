@@ -7,14 +7,19 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from oncall.clock import system_clock
-from oncall.db.models import notifications
+from oncall.db.engine import make_engine
+from oncall.db.models import incidents, notifications
+from oncall.notify import store as notify_store
 from oncall.notify.outbox import Claimed
 from oncall.web.keys import RUNTIME
+from tests.support.db import BACKENDS
 from tests.support.factories import (
     ALICE_TOKEN,
     AM_AUTH,
@@ -213,3 +218,42 @@ async def test_a_wanted_page_begins_in_the_iteration_its_recheck_returns(
 
 async def _async(value: Any) -> Any:
     return value
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # SQLite runs one transaction at a time
+async def test_an_ack_waits_for_a_running_recheck(
+    make_client: Any, receiver: HttpReceiver, backend: str
+) -> None:
+    """The re-check holds its incident FOR SHARE: an acknowledgement cannot take the
+    incident's row (its first statement) until the re-check has committed, so a page the
+    re-check let through has begun before the acknowledgement commits and is answered."""
+    if backend not in BACKENDS:
+        pytest.skip("PostgreSQL is not among this run's backends")
+    client = await make_client(directory=webhook_directory(receiver.url, "1h"), clock=system_clock)
+    incident_id = await open_incident(client)
+    runtime = client.app[RUNTIME]
+
+    def page_id(conn: Any) -> int:
+        query = select(notifications.c.id).where(notifications.c.incident_id == incident_id)
+        return int(conn.execute(query).scalar_one())
+
+    notification = await runtime.db.run(page_id)
+    engine = make_engine(runtime.settings.database)  # connections of its own
+    try:
+        async with engine.connect() as recheck, engine.connect() as ack:
+            await recheck.begin()
+            await recheck.run_sync(lambda c: notify_store.still_wanted(c, [notification]))
+            await ack.begin()
+            await ack.execute(text("SET LOCAL lock_timeout = '200ms'"))
+            with pytest.raises(DBAPIError, match="lock timeout"):
+                await ack.execute(
+                    update(incidents)
+                    .where(incidents.c.id == incident_id)
+                    .values(status="acknowledged")
+                )
+            await ack.rollback()
+            await recheck.commit()
+    finally:
+        await engine.dispose()
+    response = await client.post(f"/api/v1/incidents/{incident_id}/acknowledge", headers=ALICE)
+    assert response.status == 200
