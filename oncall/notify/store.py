@@ -42,9 +42,7 @@ _find_incident = Prepared(select(incidents).where(incidents.c.id == bindparam("i
 # The same, holding the incident against an acknowledgement until the claim commits (see
 # `_still_wanted`).
 _find_incident_shared = Prepared(
-    select(incidents)
-    .where(incidents.c.id == bindparam("incident_id"))
-    .with_for_update(read=True)
+    select(incidents).where(incidents.c.id == bindparam("incident_id")).with_for_update(read=True)
 )
 _cancel_pages = Prepared(  # cancels and names the cancelled in one statement
     update(outbox)
