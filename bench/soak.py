@@ -31,7 +31,7 @@ the receiver's log and the database (read directly with SQLAlchemy):
 - step_late: no step fired more than 5 s after its due time, and none left unfired more
   than 5 s past it; a step that fell due while the service was down counts from its
   return, one that fell due while the database was down from its first retry (the fixed
-  schedule: 5, 10, 20 s between tries) after the database's return.
+  schedule: 5, 10, 20 s between tries) that met the database up.
 - bad_answer / unanswered: every request eventually accepted; 503 only while the database
   was down, connection errors and timeouts only while the service was killed (or the
   database down), never a 500 or any other status.
@@ -699,8 +699,14 @@ class Checker:
             base = max(base, kill[1])
         down = within(due, self.db_down, before=BEFORE_FAULT)
         if down:
-            tries = [due + offset for offset in STEP_TRIES if due + offset >= down[1]]
-            base = max(base, tries[0] if tries else down[1] + RECONCILE_INTERVAL)
+            # The first try that met the database up (a try can meet the next outage).
+            tries = [
+                due + offset
+                for offset in STEP_TRIES
+                if not within(due + offset, self.db_down, before=BEFORE_FAULT)
+            ]
+            last_end = max(end for _, end in self.db_down)
+            base = max(base, tries[0] if tries else last_end + RECONCILE_INTERVAL)
         return base
 
     def overlaps_fault(self, start: float, end: float) -> bool:
@@ -1018,10 +1024,27 @@ async def main() -> int:
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--recheck", metavar="PICKLE", help="check a finished run's raw data again")
+    parser.add_argument(
+        "--into",
+        metavar="JSON",
+        help="with --recheck: record the new check in that run's results file",
+    )
     args = parser.parse_args()
     if args.recheck:
         checker = Checker(*pickle.loads(Path(args.recheck).read_bytes()))
-        show(checker.run(), checker.violations)
+        rechecked = checker.run()
+        show(rechecked, checker.violations)
+        if args.into:
+            # The run's own figures stay; the checks of this checker are added beside them.
+            result = json.loads(Path(args.into).read_text())
+            result["recheck"] = {
+                "checker_commit": _commit(),
+                "violations_by_invariant": rechecked["violations_by_invariant"],
+                "violation_count": rechecked["violation_count"],
+                "step_lateness_ms_counted": rechecked["step_lateness_ms_counted"],
+                "violations": checker.violations,
+            }
+            Path(args.into).write_text(json.dumps(result, indent=1, default=str) + "\n")
         return 1 if checker.violations else 0
     commit = _commit()  # other work may land while the soak runs: both ends are recorded
     workdir = Path(tempfile.mkdtemp(prefix="oncall-soak-"))
