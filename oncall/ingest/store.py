@@ -173,11 +173,16 @@ def ingest_group(
     first step is due at once; a timer would only add a round trip through Redis). A pure
     re-delivery reads and writes nothing more than the two look-ups.
     """
+    # Occurrences first, the open incident second: a delivery committed by another process
+    # between the two reads (PostgreSQL reads each statement afresh) then shows up as an
+    # open incident whose alerts this plan adds again, which the unique index refuses and
+    # the delivery is retried whole; read the other way round, it looked like a pure
+    # re-delivery of a group with no open incident and answered no incident at all.
+    stored, open_firing = _stored_occurrences(conn, integration, group)
     open_row = _find_open.execute(
         conn, {"integration": integration, "dedup_key": group.group_key}
     ).first()
     open_incident = OpenIncident(*open_row) if open_row else None
-    stored, open_firing = _stored_occurrences(conn, integration, group)
     changes = plan_delivery(group, open_incident, stored, open_firing)
     result = IngestResult()
     if open_incident is not None:
