@@ -428,11 +428,6 @@ class Timers:
         """Return the run time a job due at `due` (service clock) is written with."""
         return float(datetime_to_utc_timestamp(self._wall(due)))
 
-    def job_ids(self, store: str) -> set[str]:
-        """Return the ids of the jobs in a store; raises RedisError when Redis is unreachable."""
-        jobstore = self.stores[store]
-        return {key.decode() for key in self._writer_redis.hkeys(jobstore.jobs_key)}
-
     def mark_reconciled(self) -> None:
         """Leave a key saying the stores were reconciled, under this jobs layout; raises
         RedisError."""
@@ -443,13 +438,6 @@ class Timers:
         without persistence), or holds jobs of another layout; raises RedisError when
         Redis is unreachable."""
         return bool(self._writer_redis.get(self.marker_key) != JOBS_LAYOUT)
-
-    def pending_counts(self) -> dict[str, int]:
-        """Return the number of jobs per store; raises RedisError when Redis is unreachable."""
-        return {
-            name: int(self._writer_redis.zcard(store.run_times_key))
-            for name, store in self.stores.items()
-        }
 
     def close(self) -> None:
         """Close the connections (after `shutdown`)."""
