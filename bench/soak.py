@@ -67,11 +67,12 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+import harness
 from harness import ROOT, percentiles
 from oncall.db.models import escalation_jobs, incident_events, incidents, notifications
 from tests.support.factories import ALICE_TOKEN, AM_TOKEN, BOB_TOKEN, make_alert, make_webhook
 from tests.support.postgres_cluster import PostgresCluster
-from tests.support.process import ServiceProcess, free_port
+from tests.support.process import ServiceProcess
 from tests.support.redis_server import RedisServer
 
 WEBHOOK = "/api/v1/integrations/alertmanager"
@@ -154,13 +155,12 @@ class Hit:
 
 
 @dataclass
-class Receiver:
-    """The webhook contacts' endpoint: logs every request; answers 500 while `failing`."""
+class Receiver(harness.Receiver):
+    """The webhook contacts' endpoint (the benchmarks' receiver, started and stopped the
+    same way): logs every request whole; answers 500 while `failing`."""
 
     hits: list[Hit] = field(default_factory=list)
     failing: bool = False
-    url: str = ""
-    _runner: web.AppRunner | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         body = json.loads(await request.read())
@@ -179,19 +179,6 @@ class Receiver:
             )
         )
         return web.Response(status=status, text="ok" if status == 200 else "failing")
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/{user}", self.handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        port = free_port()
-        await web.TCPSite(self._runner, "127.0.0.1", port).start()
-        self.url = f"http://127.0.0.1:{port}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 @dataclass

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from aiohttp.test_utils import TestClient
 from sqlalchemy.engine import Connection
 
@@ -26,7 +25,7 @@ from oncall.settings import Settings, load_settings
 from oncall.web.app import create_app
 from tests.support.db import BACKENDS, POSTGRES_URL, drop_schema, sqlite_connection
 from tests.support.factories import DIRECTORY_YAML, T0
-from tests.support.redis_server import REDIS_HOST, REDIS_PORT
+from tests.support.redis_server import REDIS_HOST, REDIS_PORT, delete_keys
 
 
 @pytest.fixture
@@ -59,13 +58,7 @@ def key_prefix() -> Iterator[str]:
     """A Redis key prefix of this test's own; its keys are deleted afterwards."""
     prefix = f"oncall-test-{uuid.uuid4().hex[:12]}"
     yield prefix
-    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    delete_keys(prefix)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -29,6 +29,7 @@ from tests.support.factories import AM_AUTH, AM_TOKEN, make_alert, make_webhook
 from tests.support.postgres_cluster import PostgresCluster
 from tests.support.process import ServiceProcess
 from tests.support.receivers import HttpReceiver, Received
+from tests.support.redis_server import delete_keys
 from tests.support.waiting import eventually
 
 URL = "/api/v1/integrations/alertmanager"
@@ -293,6 +294,16 @@ async def _more_passes(
 CONCURRENT = 20
 
 
+async def assert_each_level_once(db: Database, receiver: HttpReceiver, incident_id: int) -> None:
+    """Wait for the incident's escalation to end; check that each level fired once, with
+    one page written and one delivered."""
+    counts = await eventually(lambda: exhausted(db, incident_id, 2), what="exhaustion")
+    assert counts == Counter({("escalation.level", 1): 1, ("escalation.level", 2): 1,
+                              ("escalation.exhausted", 0): 1})  # fmt: skip
+    assert Counter(level for _, level, _, _ in await pages(db, incident_id)) == {1: 1, 2: 1}
+    assert hits_by_level(receiver.requests, incident_id) == {1: 1, 2: 1}
+
+
 async def test_one_new_group_delivered_many_times_at_once_opens_one_incident(
     make_client: Callable[..., Awaitable[Any]], receiver: HttpReceiver
 ) -> None:
@@ -312,11 +323,7 @@ async def test_one_new_group_delivered_many_times_at_once_opens_one_incident(
     [(incident_id,)] = ids
     assert await incident_count(db) == 1
 
-    counts = await eventually(lambda: exhausted(db, incident_id, 2), what="exhaustion")
-    assert counts == Counter({("escalation.level", 1): 1, ("escalation.level", 2): 1,
-                              ("escalation.exhausted", 0): 1})  # fmt: skip
-    assert Counter(level for _, level, _, _ in await pages(db, incident_id)) == {1: 1, 2: 1}
-    assert hits_by_level(receiver.requests, incident_id) == {1: 1, 2: 1}
+    await assert_each_level_once(db, receiver, incident_id)
 
 
 @pytest.mark.skipif("postgresql" not in BACKENDS, reason="two processes: PostgreSQL only")
@@ -360,31 +367,13 @@ async def test_two_processes_on_one_postgresql_take_one_group_at_once(
         incident_id = answers[0][1][0]
         assert await incident_count(db) == 1
 
-        counts = await eventually(lambda: exhausted(db, incident_id, 2), what="exhaustion")
-        assert counts == Counter({("escalation.level", 1): 1, ("escalation.level", 2): 1,
-                                  ("escalation.exhausted", 0): 1})  # fmt: skip
-        assert Counter(level for _, level, _, _ in await pages(db, incident_id)) == {1: 1, 2: 1}
-        assert hits_by_level(receiver.requests, incident_id) == {1: 1, 2: 1}
+        await assert_each_level_once(db, receiver, incident_id)
         assert all(s.proc is not None and s.proc.poll() is None for s in services)
     finally:
         for service in services:
             service.stop()
         await db.close()
-        _delete_keys(f"{key_prefix}b")
-
-
-def _delete_keys(prefix: str) -> None:
-    import redis
-
-    from tests.support.redis_server import REDIS_HOST, REDIS_PORT
-
-    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+        delete_keys(f"{key_prefix}b")
 
 
 # 3. PostgreSQL restarted mid-escalation.

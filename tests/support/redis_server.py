@@ -17,6 +17,17 @@ REDIS_HOST = os.environ.get("REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("REDIS_PORT", "6379"))
 
 
+def delete_keys(prefix: str, host: str = REDIS_HOST, port: int = REDIS_PORT) -> None:
+    """Delete the keys under `prefix` (a test's own), and only those."""
+    client = redis.Redis(host=host, port=port)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 class RedisServer:
     def __init__(self, workdir: pathlib.Path) -> None:
         self.port = free_port()
