@@ -7,7 +7,6 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from sqlalchemy import exc
 
 from oncall.errors import OncallError
 from oncall.web.keys import RUNTIME, SETTINGS
@@ -21,9 +20,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Return the handler's response, or a JSON error with the right status.
 
     OncallError subclasses carry their status; aiohttp's own errors (404, 405, 413) keep
-    theirs; a database error that escaped Database.run (which answers them as Unavailable)
-    is still a 503 naming the database; anything else unexpected is logged and answered
-    500 without details.
+    theirs (a database error is an Unavailable from Database.run, the only way handlers
+    reach the database); anything else unexpected is logged and answered 500 without
+    details.
     """
     try:
         return await handler(request)
@@ -43,16 +42,6 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             {"error": message},
             status=error.status,
             headers={k: v for k, v in error.headers.items() if k in ("Allow",)},
-        )
-    except exc.DBAPIError as error:
-        # The driver's class only: the message may quote the statement's parameters.
-        log.exception(
-            "database error", extra={"method": request.method, "path": request.rel_url.path}
-        )
-        return web.json_response(
-            {"error": f"database error ({type(error.orig).__name__}), retry later"},
-            status=503,
-            headers={"Retry-After": "5"},
         )
     except Exception:
         log.exception(
