@@ -32,8 +32,8 @@ from aiohttp import web  # noqa: E402
 
 from tests.support.process import ROOT, ServiceProcess, free_port  # noqa: E402
 
-TOKEN = "bench-alertmanager-token"
-USER_TOKEN = "bench-user-token-0123456789"
+TOKEN = "bench-alertmanager-token-0123456789abcdef"
+USER_TOKEN = "bench-user-token-0123456789abcdefghijklmnopqrstuv"
 WEBHOOK = "/api/v1/integrations/alertmanager"
 RESULT_MARK = "RESULT "
 

@@ -39,7 +39,7 @@ from tests.support.wiring import services
 
 DIRECTORY = """
 integrations:
-  - {name: prometheus, type: alertmanager, token: "bench-store-cost"}
+  - {name: prometheus, type: alertmanager, token: "bench-store-cost-token-0123456789abcdefgh"}
 users:
   - {name: u1, contacts: [{type: webhook, url: "http://127.0.0.1:9/u1"}]}
 policies:

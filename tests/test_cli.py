@@ -50,7 +50,7 @@ async def test_the_service_runs_with_the_shipped_example_files(service_env, tmp_
                 f"{service.url}/api/v1/integrations/alertmanager",
                 data=payload,
                 headers={
-                    "Authorization": "Bearer example-alertmanager-token",
+                    "Authorization": "Bearer example-alertmanager-token-0123456789",
                     "Content-Type": "application/json",
                 },
             ) as response:
@@ -58,7 +58,7 @@ async def test_the_service_runs_with_the_shipped_example_files(service_env, tmp_
                 [incident_id] = (await response.json())["incidents"]
             async with session.get(
                 f"{service.url}/api/v1/incidents",
-                headers={"Authorization": "Bearer example-alice-token"},
+                headers={"Authorization": "Bearer example-alice-token-0123456789abcdef"},
             ) as response:
                 listed = (await response.json())["incidents"]
             assert [i["id"] for i in listed] == [incident_id]
@@ -66,7 +66,10 @@ async def test_the_service_runs_with_the_shipped_example_files(service_env, tmp_
     finally:
         assert service.stop() == 0
     log = (tmp_path / "oncall.log").read_text()
-    assert "example-alertmanager-token" not in log and "example-alice-token" not in log
+    assert (
+        "example-alertmanager-token-0123456789" not in log
+        and "example-alice-token-0123456789abcdef" not in log
+    )
 
 
 async def test_json_logs_are_one_object_per_line(service_env, tmp_path):

@@ -56,6 +56,13 @@ class User:
     time_zone: str
     api_token: str
     contacts: tuple[Contact, ...]
+    # `admin` may also manage others' overrides and reload the directory.
+    role: str = "responder"
+
+    @property
+    def is_admin(self) -> bool:
+        """Return whether the user holds the admin role."""
+        return self.role == "admin"
 
 
 @dataclass(frozen=True)

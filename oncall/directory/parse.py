@@ -35,6 +35,9 @@ from oncall.errors import ConfigError
 from oncall.routing.matchers import parse_matcher
 from oncall.schedules.rotation import DAYS, Layer, Restriction, Schedule
 
+# Tokens authenticate callers from the internet: long enough that guessing is hopeless.
+MIN_TOKEN_LENGTH = 32
+ROLES = ("responder", "admin")
 CONTACT_FIELDS = {
     "email": ({"to"}, {"name"}),
     "webhook": ({"url"}, {"secret", "name"}),
@@ -304,8 +307,8 @@ class _Checker:
         token = self.string(value, path)
         if token is None:
             return None
-        if len(token) < 8:
-            self.fail(path, f"{kind} must have at least 8 characters")
+        if len(token) < MIN_TOKEN_LENGTH:
+            self.fail(path, f"{kind} must have at least {MIN_TOKEN_LENGTH} characters")
             return None
         if token in tokens:
             self.fail(path, f"the same token is already used at {tokens[token]}")
@@ -373,7 +376,7 @@ class _Checker:
 
     def user(self, item: Any, path: str, seen: set[str], tokens: dict[str, str]) -> User | None:
         data = self.mapping(
-            item, path, {"name"}, {"full_name", "time_zone", "api_token", "contacts"}
+            item, path, {"name"}, {"full_name", "time_zone", "api_token", "contacts", "role"}
         )
         if data is None:
             return None
@@ -388,6 +391,10 @@ class _Checker:
             except (ZoneInfoNotFoundError, ValueError):
                 self.fail(f"{path}.time_zone", f"unknown time zone {time_zone!r}")
                 time_zone = None
+        role = self.string(data.get("role", "responder"), f"{path}.role")
+        if role is not None and role not in ROLES:
+            self.fail(f"{path}.role", f"expected one of {', '.join(ROLES)}")
+            role = None
         api_token = ""
         if "api_token" in data:
             api_token = (
@@ -407,9 +414,9 @@ class _Checker:
                 continue
             names.add(key)
             contacts.append(replace(contact, name=key))
-        if name is None or full_name is None or time_zone is None:
+        if name is None or full_name is None or time_zone is None or role is None:
             return None
-        return User(name, full_name, time_zone, api_token, tuple(contacts))
+        return User(name, full_name, time_zone, api_token, tuple(contacts), role)
 
     def contact(self, item: Any, path: str, index: int) -> Contact | None:
         if not isinstance(item, dict) or item.get("type") not in CONTACT_FIELDS:

@@ -20,15 +20,15 @@ def problems_of(text: str, env: dict[str, str] | None = None) -> list[str]:
 def test_the_shipped_example_is_valid_as_is():
     directory = load_directory("oncall.example.yaml", {})
     assert set(directory.users) == {"alice", "bob"}
-    assert directory.integrations["prometheus"].token == "example-alertmanager-token"
+    assert directory.integrations["prometheus"].token == "example-alertmanager-token-0123456789"
     assert directory.policies["default"].levels[0].escalate_after == timedelta(minutes=5)
     assert directory.routes[-1].matchers == ()
 
 
 def test_environment_variables_are_expanded(tmp_path):
-    text = DIRECTORY_YAML.replace('"am-token-0123456789"', '"${AM_TOKEN}"')
-    directory = parse_directory(text, {"AM_TOKEN": "from-the-environment"})
-    assert directory.integrations["prometheus"].token == "from-the-environment"
+    text = DIRECTORY_YAML.replace('"am-token-0123456789abcdefghijklmnopqrstuv"', '"${AM_TOKEN}"')
+    directory = parse_directory(text, {"AM_TOKEN": "from-the-environment-0123456789abcdef"})
+    assert directory.integrations["prometheus"].token == "from-the-environment-0123456789abcdef"
     problems = problems_of(text)
     assert problems == [
         "d.yaml: integrations[0].token: environment variable AM_TOKEN is not "
@@ -37,10 +37,13 @@ def test_environment_variables_are_expanded(tmp_path):
 
 
 def test_defaults_and_literal_dollars_in_expansion():
-    text = DIRECTORY_YAML.replace('"am-token-0123456789"', '"${NOPE:-fallback-token}"')
+    text = DIRECTORY_YAML.replace(
+        '"am-token-0123456789abcdefghijklmnopqrstuv"',
+        '"${NOPE:-fallback-token-0123456789abcdefghijklm}"',
+    )
     text = text.replace("Alice Example", "Alice $${HOME}")
     directory = parse_directory(text, {})
-    assert directory.integrations["prometheus"].token == "fallback-token"
+    assert directory.integrations["prometheus"].token == "fallback-token-0123456789abcdefghijklm"
     assert directory.users["alice"].full_name == "Alice ${HOME}"
 
 
@@ -57,7 +60,11 @@ BAD = [
         ("type: alertmanager", "type: nagios"),
         "integrations[0].type: expected one of",
     ),
-    ("short token", ('"am-token-0123456789"', '"short"'), "at least 8 characters"),
+    (
+        "short token",
+        ('"am-token-0123456789abcdefghijklmnopqrstuv"', '"short"'),
+        "at least 32 characters",
+    ),
     ("bad time zone", ("Europe/Berlin", "Mars/Olympus"), "users[0].time_zone: unknown time zone"),
     ("bad e-mail", ("alice@example.com", "alice"), "users[0].contacts[0].to"),
     (
@@ -90,7 +97,10 @@ BAD = [
     ("duplicate user", ("name: bob", "name: alice"), "users[1].name: duplicate name 'alice'"),
     (
         "token reused",
-        ('"bob-token-0123456789"', '"alice-token-0123456789"'),
+        (
+            '"bob-token-0123456789abcdefghijklmnopqrstuv"',
+            '"alice-token-0123456789abcdefghijklmnopqrstuv"',
+        ),
         "the same token is already used at users[0].api_token",
     ),
 ]
@@ -116,12 +126,12 @@ def test_all_problems_are_reported_together():
 
 def test_tokens_are_found_by_constant_time_comparison():
     directory = parse_directory(DIRECTORY_YAML, {})
-    assert directory.integration_for_token("alertmanager", "am-token-0123456789").name == (
-        "prometheus"
-    )
+    assert directory.integration_for_token(
+        "alertmanager", "am-token-0123456789abcdefghijklmnopqrstuv"
+    ).name == ("prometheus")
     assert directory.integration_for_token("alertmanager", "am-token-012345678") is None
-    assert directory.user_for_token("bob-token-0123456789").name == "bob"
-    assert directory.user_for_token("am-token-0123456789") is None
+    assert directory.user_for_token("bob-token-0123456789abcdefghijklmnopqrstuv").name == "bob"
+    assert directory.user_for_token("am-token-0123456789abcdefghijklmnopqrstuv") is None
 
 
 SCHEDULE = """
@@ -174,3 +184,17 @@ def test_empty_layers_and_unknown_schedule_targets_are_errors():
     assert any("at least one layer" in p for p in problems_of(with_schedule(empty)))
     text = with_schedule().replace('"schedule:primary"', '"schedule:secondary"')
     assert any("unknown schedule 'secondary'" in p for p in problems_of(text))
+
+
+def test_a_user_role_is_responder_unless_the_file_says_admin():
+    text = DIRECTORY_YAML.replace("  - name: alice\n", "  - name: alice\n    role: admin\n")
+    directory = parse_directory(text, {}, "d.yaml")
+    assert directory.users["alice"].is_admin
+    assert directory.users["bob"].role == "responder" and not directory.users["bob"].is_admin
+
+
+def test_an_unknown_role_is_a_config_error_with_its_path():
+    text = DIRECTORY_YAML.replace("  - name: alice\n", "  - name: alice\n    role: root\n")
+    with pytest.raises(ConfigError) as caught:
+        parse_directory(text, {}, "d.yaml")
+    assert "d.yaml: users[0].role: expected one of responder, admin" in caught.value.problems

@@ -17,7 +17,7 @@ from tests.support.factories import ALICE_TOKEN, fast_directory
 from tests.support.process import READY_TIMEOUT, ServiceProcess
 from tests.support.redis_server import REDIS_HOST, REDIS_PORT
 
-NEW_TOKEN = "dave-token-0123456789"
+NEW_TOKEN = "dave-token-0123456789abcdefghijklmnopqrstuv"
 
 
 def caught_signals(pid: int) -> set[int]:

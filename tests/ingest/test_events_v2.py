@@ -15,8 +15,8 @@ from tests.support.db import snapshot
 from tests.support.factories import ALICE_TOKEN, DIRECTORY_YAML
 from tests.support.waiting import eventually
 
-EV_TOKEN = "ev-token-0123456789"
-SLOW_TOKEN = "ev-slow-0123456789"
+EV_TOKEN = "ev-token-0123456789abcdefghijklmnopqrstuv"
+SLOW_TOKEN = "ev-slow-0123456789abcdefghijklmnopqrstuv"
 ALICE = {"Authorization": f"Bearer {ALICE_TOKEN}"}
 DIRECTORY = DIRECTORY_YAML.replace(
     "integrations:\n",

@@ -21,7 +21,7 @@ from tests.support.factories import ALICE_TOKEN, AM_AUTH, fast_directory, make_a
 from tests.support.process import ServiceProcess
 from tests.support.waiting import eventually
 
-HB_TOKEN = "hb-token-0123456789"
+HB_TOKEN = "hb-token-0123456789abcdefghijklmnopqrstuv"
 ALICE = {"Authorization": f"Bearer {ALICE_TOKEN}"}
 
 

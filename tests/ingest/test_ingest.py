@@ -261,7 +261,9 @@ async def test_two_groups_give_two_incidents(client):
 async def test_basic_auth_with_the_token_as_password_is_accepted(client):
     import base64
 
-    credentials = base64.b64encode(b"alertmanager:am-token-0123456789").decode()
+    credentials = base64.b64encode(
+        b"alertmanager:am-token-0123456789abcdefghijklmnopqrstuv"
+    ).decode()
     response = await client.post(
         URL,
         json=make_webhook([make_alert("db1")]),

@@ -16,7 +16,7 @@ from tests.support.factories import ALICE_TOKEN, AM_AUTH, DIRECTORY_YAML, make_a
 
 URL = "/api/v1/integrations/alertmanager"
 USER = {"Authorization": f"Bearer {ALICE_TOKEN}"}
-EV_TOKEN = "ev-token-0123456789"
+EV_TOKEN = "ev-token-0123456789abcdefghijklmnopqrstuv"
 BAD = "a\x00b\ud800c\udfffd"  # NUL, a lone high and a lone low surrogate
 CLEAN = f"a{REPLACEMENT}b{REPLACEMENT}c{REPLACEMENT}d"
 

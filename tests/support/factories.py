@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 DATA = pathlib.Path(__file__).parent.parent / "data"
-AM_TOKEN = "am-token-0123456789"
-ALICE_TOKEN = "alice-token-0123456789"
-BOB_TOKEN = "bob-token-0123456789"
+AM_TOKEN = "am-token-0123456789abcdefghijklmnopqrstuv"
+ALICE_TOKEN = "alice-token-0123456789abcdefghijklmnopqrstuv"
+BOB_TOKEN = "bob-token-0123456789abcdefghijklmnopqrstuv"
 AM_AUTH = {"Authorization": f"Bearer {AM_TOKEN}"}
 # The fake clock's start: a Monday in winter (Berlin is UTC+1). The service's timers run on
 # its clock, so those of tests that pin it never come due mid-test.

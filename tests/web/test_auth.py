@@ -25,11 +25,11 @@ from oncall.web.app import create_app
 from tests.support.db import snapshot
 from tests.support.factories import ALICE_TOKEN, AM_TOKEN, BOB_TOKEN, DIRECTORY_YAML
 
-EV_TOKEN = "ev-token-0123456789"
-HB_TOKEN = "hb-token-0123456789"
-OTHER_HB_TOKEN = "hb-other-0123456789"
-METRICS_TOKEN = "metrics-token-0123456789"
-WRONG = "wrong-token-0123456789"
+EV_TOKEN = "ev-token-0123456789abcdefghijklmnopqrstuv"
+HB_TOKEN = "hb-token-0123456789abcdefghijklmnopqrstuv"
+OTHER_HB_TOKEN = "hb-other-0123456789abcdefghijklmnopqrstuv"
+METRICS_TOKEN = "metrics-token-0123456789abcdefghijklmnopqrstuv"
+WRONG = "wrong-token-0123456789abcdefghijklmnopqrstuv"
 DIRECTORY = DIRECTORY_YAML.replace(
     "integrations:\n",
     f"""integrations:
