@@ -29,6 +29,11 @@ class ServerSettings:
     log_format: str
     log_level: str
     metrics_token: str
+    # `host:port` of a second listener serving only /metrics, without a token; empty: none.
+    metrics_listen: str
+    body_timeout: timedelta
+    # 0: no limit. Behind a reverse proxy every connection comes from the proxy's address.
+    max_connections_per_address: int
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,8 @@ class DirectorySettings:
 @dataclass(frozen=True)
 class SecuritySettings:
     secret_key: str
+    # Where a generated signing key is kept (mode 0600) when `secret_key` is empty.
+    secret_key_file: str
 
 
 @dataclass(frozen=True)
@@ -154,6 +161,15 @@ def _address(text: str) -> str:
     return text
 
 
+def _listen_address(text: str) -> str:
+    if not text:
+        return text
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected host:port, got {text!r}")
+    return text
+
+
 def _text(text: str) -> str:
     return text
 
@@ -180,6 +196,9 @@ SPEC: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
         "log_format": (_choice("text", "json"), "text"),
         "log_level": (_choice("debug", "info", "warning", "error"), "info"),
         "metrics_token": (_text, ""),
+        "metrics_listen": (_listen_address, ""),
+        "body_timeout": (_positive_duration, "10s"),
+        "max_connections_per_address": (_integer(0, 1 << 20), "64"),
     },
     "database": {
         "url": (_database_url, "sqlite+aiosqlite:///data/oncall.db"),
@@ -201,6 +220,7 @@ SPEC: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
     },
     "security": {
         "secret_key": (_secret, ""),
+        "secret_key_file": (_nonempty, "data/secret.key"),
     },
     "smtp": {
         "host": (_nonempty, "localhost"),
