@@ -47,6 +47,12 @@ class Unauthorized(OncallError):
     status = 401
 
 
+class Forbidden(OncallError):
+    """The caller is known but its role does not allow this."""
+
+    status = 403
+
+
 class NotFound(OncallError):
     """The addressed object does not exist."""
 

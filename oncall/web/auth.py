@@ -8,7 +8,7 @@ import binascii
 from aiohttp import web
 
 from oncall.directory.model import Integration, User
-from oncall.errors import Unauthorized
+from oncall.errors import Forbidden, Unauthorized
 from oncall.web.keys import DIRECTORY
 
 
@@ -52,3 +52,14 @@ def require_user(request: web.Request, *, allow_query_token: bool = False) -> Us
     if found is None:
         raise Unauthorized("missing or invalid API token", "Authorization")
     return found
+
+
+def require_admin(request: web.Request) -> User:
+    """Return the admin user whose API token the request carries.
+
+    Raises Unauthorized without a valid token, Forbidden when the user is a responder.
+    """
+    user = require_user(request)
+    if not user.is_admin:
+        raise Forbidden("this needs an admin's token")
+    return user
