@@ -53,6 +53,16 @@ class Forbidden(OncallError):
     status = 403
 
 
+class TooManyRequests(OncallError):
+    """Too many failed attempts from one client; `retry_after` is in whole seconds."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class NotFound(OncallError):
     """The addressed object does not exist."""
 

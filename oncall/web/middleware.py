@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from oncall.errors import OncallError
+from oncall.errors import OncallError, TooManyRequests
 from oncall.web.keys import RUNTIME, SETTINGS
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         headers = {"Retry-After": "5"} if error.status == 503 else None
         if error.status == 401:
             headers = {"WWW-Authenticate": 'Bearer realm="oncall"'}
+        if isinstance(error, TooManyRequests):
+            headers = {"Retry-After": str(error.retry_after)}
         return web.json_response(error.to_json(), status=error.status, headers=headers)
     except web.HTTPException as error:
         if error.status < 400:
