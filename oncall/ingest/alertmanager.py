@@ -16,7 +16,10 @@ A real payload, as Alertmanager 0.25 sends it (more in tests/data/):
 Unknown extra fields are ignored; everything we use is type-checked, and a violation raises
 InvalidInput naming the field as a JSON path. Every string kept is made storable
 (oncall.ingest.text: NUL and lone surrogates become U+FFFD), so one odd label cannot make
-the database refuse the whole group.
+the database refuse the whole group, and its control characters are normalised: labels,
+URLs and the receiver on one line (they reach e-mail subjects and headers), annotations
+keeping their newlines and tabs. Labels are normalised before a fallback fingerprint is
+computed from them, so the same alert always gets the same one.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from oncall.errors import InvalidInput
-from oncall.ingest.text import storable, storable_map
+from oncall.ingest.text import clean_map, multiline, one_line, storable
 
 MAX_TEXT = 64 * 1024  # one label or annotation value
 MAX_KEY = 1024
@@ -64,7 +67,8 @@ class AlertGroup:
     alerts: tuple[IncomingAlert, ...]
 
     def title(self) -> str:
-        """Return a one-line title: the common summary, else the alert name, else the key."""
+        """Return a one-line title: the first line of the common summary, else the alert
+        name, else the key; "alert" when that is blank."""
         first = self.alerts[0].labels if self.alerts else {}
         text = (
             self.common_annotations.get("summary")
@@ -72,14 +76,16 @@ class AlertGroup:
             or first.get("alertname")
             or self.group_key
         )
-        return text.splitlines()[0][:255] if text else "alert"
+        line = next((line for line in text.splitlines() if line.strip()), "")
+        # one_line again: a group built in code (Events v2, heartbeats) or a group key is
+        # not normalised like labels, and the title becomes an e-mail subject.
+        return one_line(line).strip()[:255] or "alert"
 
     def severity(self) -> str:
-        """Return the group's severity label, lower-cased, or "unknown"."""
+        """Return the group's severity label on one line, lower-cased, or "unknown"."""
         first = self.alerts[0].labels if self.alerts else {}
-        return (self.common_labels.get("severity") or first.get("severity") or "unknown").lower()[
-            :32
-        ]
+        given = self.common_labels.get("severity") or first.get("severity") or ""
+        return one_line(given).strip().lower()[:32] or "unknown"
 
 
 def parse_timestamp(value: Any, field: str) -> datetime | None:
@@ -130,7 +136,10 @@ def _parse_text(value: str) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def _labels(value: Any, field: str, *, required: bool = False) -> dict[str, str]:
+def _labels(
+    value: Any, field: str, *, required: bool = False, annotations: bool = False
+) -> dict[str, str]:
+    """Return a label map (`annotations`: an annotation map) checked and normalised."""
     if value is None and not required:
         return {}
     if not isinstance(value, dict):
@@ -140,17 +149,18 @@ def _labels(value: Any, field: str, *, required: bool = False) -> dict[str, str]
             raise InvalidInput("expected a string", f"{field}.{key}")
         if len(key) > MAX_KEY or len(item) > MAX_TEXT:
             raise InvalidInput("too long", f"{field}.{key}")
-    return storable_map(value)
+    return clean_map(value, multiline if annotations else one_line)
 
 
 def _string(value: Any, field: str, *, default: str | None = None) -> str:
+    """Return a one-line string field (a URL, the receiver) checked and normalised."""
     if value is None and default is not None:
         return default
     if not isinstance(value, str):
         raise InvalidInput("expected a string", field)
     if len(value) > MAX_TEXT:
         raise InvalidInput("too long", field)
-    return storable(value)
+    return one_line(value)
 
 
 def fallback_fingerprint(labels: dict[str, str]) -> str:
@@ -185,7 +195,7 @@ def _alert(value: Any, field: str) -> IncomingAlert:
         fingerprint=storable(fingerprint),
         status=status,
         labels=labels,
-        annotations=_labels(value.get("annotations"), f"{field}.annotations"),
+        annotations=_labels(value.get("annotations"), f"{field}.annotations", annotations=True),
         starts_at=starts_at,
         ends_at=ends_at,
         generator_url=_string(value.get("generatorURL"), f"{field}.generatorURL", default=""),
@@ -224,7 +234,9 @@ def parse_webhook(body: Any) -> AlertGroup:
         receiver=_string(body.get("receiver"), "receiver", default=""),
         group_labels=_labels(body.get("groupLabels"), "groupLabels"),
         common_labels=_labels(body.get("commonLabels"), "commonLabels"),
-        common_annotations=_labels(body.get("commonAnnotations"), "commonAnnotations"),
+        common_annotations=_labels(
+            body.get("commonAnnotations"), "commonAnnotations", annotations=True
+        ),
         external_url=_string(body.get("externalURL"), "externalURL", default=""),
         truncated_alerts=truncated,
         alerts=tuple(alerts.values()),

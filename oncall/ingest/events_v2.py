@@ -8,18 +8,22 @@
      "client": "Alertmanager", "client_url": "http://alertmanager:9093"}
 
 Errors are collected, as PagerDuty reports them: every problem in one 400 answer. Every
-string kept is made storable (oncall.ingest.text: NUL and lone surrogates become U+FFFD).
+string kept is made storable (oncall.ingest.text: NUL and lone surrogates become U+FFFD)
+and its control characters normalised: the summary keeps its newlines and tabs (it is an
+annotation; the title is its first line), every other field is one line. The severity is
+normalised before it is checked, so "critical\n" is critical.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from oncall.ingest.alertmanager import AlertGroup, IncomingAlert, fallback_fingerprint
-from oncall.ingest.text import storable
+from oncall.ingest.text import multiline, one_line, storable
 
 ACTIONS = ("trigger", "acknowledge", "resolve")
 SEVERITIES = ("critical", "error", "warning", "info")
@@ -50,14 +54,22 @@ class Event:
     client_url: str = ""
 
 
-def _optional_string(data: dict[str, Any], key: str, errors: list[str], where: str) -> str:
+def _optional_string(
+    data: dict[str, Any],
+    key: str,
+    errors: list[str],
+    where: str,
+    clean: Callable[[str], str] = one_line,
+) -> str:
+    """Return a string field cleaned (one line unless told), "" when absent; a wrong type
+    is added to `errors`."""
     value = data.get(key)
     if value is None:
         return ""
     if not isinstance(value, str):
         errors.append(f"'{where}{key}' must be a string")
         return ""
-    return storable(value)
+    return clean(value)
 
 
 def parse_event(body: Any) -> Event:
@@ -92,7 +104,7 @@ def parse_event(body: Any) -> Event:
         if not isinstance(payload, dict):
             errors.append("'payload' is missing or not an object")
             payload = {}
-        summary = _optional_string(payload, "summary", errors, "payload.")
+        summary = _optional_string(payload, "summary", errors, "payload.", multiline)
         if not summary:
             errors.append("'payload.summary' is missing or blank")
         elif len(summary) > MAX_SUMMARY:
@@ -101,7 +113,7 @@ def parse_event(body: Any) -> Event:
         if not source:
             errors.append("'payload.source' is missing or blank")
         given = payload.get("severity")
-        severity = given if isinstance(given, str) else ""
+        severity = one_line(given).strip() if isinstance(given, str) else ""
         if severity not in SEVERITIES:
             errors.append(f"'payload.severity' must be one of {', '.join(SEVERITIES)}")
         if payload.get("timestamp") is not None:
