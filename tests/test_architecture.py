@@ -29,7 +29,16 @@ IO_LIBRARIES = {
     "alembic",
     "hiredis",
 }
-DOMAINS = {"directory", "ingest", "routing", "incidents", "escalation", "schedules", "notify"}
+DOMAINS = {
+    "directory",
+    "ingest",
+    "routing",
+    "incidents",
+    "escalation",
+    "schedules",
+    "notify",
+    "audit",
+}
 IO_PLACES = ("db", "timers", "notify.http", "notify.channels", "web")
 
 

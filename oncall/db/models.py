@@ -292,3 +292,28 @@ heartbeats = Table(
     Column("deadline_at", UTCDateTime),  # NULL: not armed (never pinged, or already missed)
     Column("missed", Integer, nullable=False, server_default="0"),  # deadlines missed so far
 )
+
+# One calendar feed per user: the URL carries a random secret, the row only its SHA-256, so
+# the database cannot be read back into working feed URLs. Rotating replaces the row;
+# revoking deletes it.
+calendar_feeds = Table(
+    "calendar_feeds",
+    metadata,
+    Column("user_name", String(64), primary_key=True),
+    Column("secret_sha256", String(64), nullable=False),  # hex
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(64), nullable=False),
+)
+
+# Who changed what: override changes and every admin action, written in the transaction of
+# the change itself, so a change is never without its record.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(64), nullable=False),  # e.g. override.delete
+    Column("subject", String(255), nullable=False),  # e.g. schedule:primary/override:3
+    Column("detail", Json, nullable=False),
+)
