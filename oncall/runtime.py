@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from oncall.audit.service import Audit
 from oncall.clock import Clock
 from oncall.db.engine import Database, make_engine
 from oncall.db.meta import deployment_id
@@ -28,6 +29,7 @@ from oncall.timers.effects import AfterCommit
 from oncall.timers.followups import DELIVERY_JOB, HEARTBEAT_JOB, STEP_JOB
 from oncall.timers.reconcile import Reconciler
 from oncall.timers.scheduler import Timers
+from oncall.web.throttle import Throttle
 
 log = logging.getLogger(__name__)
 JOB_GRACE = 5.0  # seconds running jobs get to finish at shutdown
@@ -54,11 +56,13 @@ class Runtime:
         self.deployment = deployment
         self.timers = Timers(settings.redis, clock, deployment)
         self.foreign: dict[str, int] = {}  # jobs of other deployments seen, by deployment
+        self.throttle = Throttle()  # failed authentications per client address
         self.notifier = Notifier(
             db, directory, settings, clock, self.metrics, self.timers, self.background, link_key
         )
         after_commit = AfterCommit(self.timers, self.notifier.dispatch)
-        self.schedules = Schedules(db, directory)
+        self.audit = Audit(db)
+        self.schedules = Schedules(db, directory, self.audit)
         self.escalation = Escalation(
             db, directory, clock, self.metrics, after_commit, self.schedules, self.notifier
         )

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from oncall.errors import InvalidInput
+from oncall.errors import Forbidden, InvalidInput
 
 
 @dataclass(frozen=True)
@@ -28,3 +28,13 @@ def check_span(start: datetime, end: datetime) -> None:
     """Raise InvalidInput naming `end` unless an override's span is not empty."""
     if end <= start:
         raise InvalidInput("must be after start", "end")
+
+
+def check_may_manage(actor: str, admin: bool, user: str) -> None:
+    """Raise Forbidden unless `actor` may add or delete an override that puts `user` on
+    call: an admin any, a responder only their own."""
+    if not admin and actor != user:
+        raise Forbidden(
+            f"a responder may only add or delete their own overrides (this one is {user}'s); "
+            "this needs an admin's token"
+        )

@@ -1,4 +1,7 @@
-"""Schedules as the service uses them: overrides, shifts, and who is on call."""
+"""Schedules as the service uses them: overrides, shifts, who is on call, calendar feeds.
+
+Every override added or deleted and every feed created, rotated or revoked is recorded in
+the audit log in the same transaction."""
 
 from __future__ import annotations
 
@@ -7,12 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from oncall.audit import entries
+from oncall.audit.service import Audit
 from oncall.db.engine import Connection, Database
 from oncall.directory.holder import DirectoryHolder
 from oncall.errors import NotFound
 from oncall.escalation.targets import recipients
-from oncall.schedules import store
-from oncall.schedules.overrides import Override, check_span, override_user
+from oncall.schedules import feeds, store
+from oncall.schedules.overrides import Override, check_may_manage, check_span, override_user
 from oncall.schedules.rotation import Schedule, Shift, on_call, shifts
 
 
@@ -27,9 +32,10 @@ class OnCall:
 
 
 class Schedules:
-    def __init__(self, db: Database, directory: DirectoryHolder) -> None:
+    def __init__(self, db: Database, directory: DirectoryHolder, audit: Audit) -> None:
         self.db = db
         self.directory = directory
+        self.audit = audit
 
     def overrides_in(
         self, conn: Connection, schedules: Iterable[str], at: datetime
@@ -49,23 +55,104 @@ class Schedules:
         return override_user(self.directory.current.users, user)
 
     async def add_override(
-        self, name: str, user: object, start: datetime, end: datetime, actor: str, now: datetime
+        self,
+        name: str,
+        user: object,
+        start: datetime,
+        end: datetime,
+        actor: str,
+        now: datetime,
+        *,
+        admin: bool = False,
     ) -> Any:
-        """Store an override of a schedule and return its row; raises NotFound for the
-        schedule, InvalidInput naming `user` or `end`."""
+        """Store an override of a schedule, recorded in the audit log, and return its row.
+
+        Raises NotFound for the schedule, InvalidInput naming `user` or `end`, Forbidden
+        when a responder (`admin` false) names someone else."""
         schedule = self.schedule(name)
         who = self.override_user(user)
         check_span(start, end)
-        return await self.db.run(store.add_override, schedule.name, who, start, end, actor, now)
+        check_may_manage(actor, admin, who)
+
+        def add(conn: Connection) -> Any:
+            row = store.add_override(conn, schedule.name, who, start, end, actor, now)
+            detail = {"schedule": row.schedule, "user": row.user_name, "start": start, "end": end}
+            self.audit.record_in(conn, actor, entries.OVERRIDE_CREATE, _subject(row), detail, now)
+            return row
+
+        return await self.db.run(add)
 
     async def overrides(self, name: str) -> list[Any]:
         """Return a schedule's overrides in creation order; raises NotFound."""
         return await self.db.run(store.list_overrides, self.schedule(name).name)
 
-    async def delete_override(self, name: str, override_id: int) -> None:
-        """Delete an override; raises NotFound for the schedule or the override."""
-        if not await self.db.run(store.delete_override, self.schedule(name).name, override_id):
-            raise NotFound("override not found", "id")
+    async def delete_override(
+        self, name: str, override_id: int, actor: str, now: datetime, *, admin: bool = False
+    ) -> None:
+        """Delete an override, recording who did and what it was in the audit log.
+
+        Raises NotFound for the schedule or the override, Forbidden when a responder
+        (`admin` false) deletes someone else's; either writes nothing."""
+        schedule = self.schedule(name).name
+
+        def remove(conn: Connection) -> None:
+            row = store.override(conn, schedule, override_id)
+            if row is None:
+                raise NotFound("override not found", "id")
+            check_may_manage(actor, admin, row.user_name)
+            store.delete_override(conn, schedule, override_id)
+            detail = {
+                "schedule": row.schedule,
+                "user": row.user_name,
+                "start": row.start_at,
+                "end": row.end_at,
+                "created_by": row.created_by,
+                "created_at": row.created_at,
+            }
+            self.audit.record_in(conn, actor, entries.OVERRIDE_DELETE, _subject(row), detail, now)
+
+        await self.db.run(remove)
+
+    def user(self, name: str) -> str:
+        """Return the name of the directory's user `name`; raises NotFound naming `name`."""
+        if name not in self.directory.current.users:
+            raise NotFound(f"user {name!r} not found", "name")
+        return name
+
+    async def create_feed(self, user: str, actor: str, now: datetime) -> str:
+        """Give `user` a new calendar feed secret in place of any earlier one (whose URLs
+        stop working), recorded in the audit log, and return it. Only its digest is
+        stored: this is the only time it is known. Raises NotFound naming `name` for an
+        unknown user."""
+        user = self.user(user)
+        secret = feeds.new_secret()
+
+        def replace(conn: Connection) -> None:
+            rotated = store.replace_feed(conn, user, feeds.digest(secret), actor, now)
+            action = entries.FEED_ROTATE if rotated else entries.FEED_CREATE
+            self.audit.record_in(conn, actor, action, f"user:{user}", {}, now)
+
+        await self.db.run(replace)
+        return secret
+
+    async def revoke_feed(self, user: str, actor: str, now: datetime) -> None:
+        """Delete `user`'s calendar feed secret, recorded in the audit log; raises NotFound
+        naming `name` for an unknown user and when there is no feed."""
+        user = self.user(user)
+
+        def revoke(conn: Connection) -> None:
+            if not store.delete_feed(conn, user):
+                raise NotFound(f"user {user!r} has no calendar feed", "name")
+            self.audit.record_in(conn, actor, entries.FEED_REVOKE, f"user:{user}", {}, now)
+
+        await self.db.run(revoke)
+
+    async def feed_opens(self, user: str, secret: str) -> bool:
+        """Return whether `secret` is the current feed secret of the directory's `user`."""
+        if user not in self.directory.current.users:
+            return False
+        stored = await self.db.run(store.feed_digest, user)
+        return stored is not None and feeds.matches(secret, stored)
 
     async def shifts(self, name: str, start: datetime, end: datetime) -> list[Shift]:
         """Return a schedule's contiguous shifts in [start, end); raises NotFound."""
@@ -96,3 +183,7 @@ class Schedules:
                 for policy in directory.policies.values()
             },
         )
+
+
+def _subject(row: Any) -> str:
+    return f"schedule:{row.schedule}/override:{row.id}"

@@ -1,4 +1,5 @@
-"""Schedule overrides in the database; each function runs inside one transaction."""
+"""Schedule overrides and calendar feeds in the database; each function runs inside one
+transaction."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection, Row
 
+from oncall.db.models import calendar_feeds as feeds
 from oncall.db.models import schedule_overrides as table
 from oncall.schedules.overrides import Override
 
@@ -77,3 +79,37 @@ def overrides_at(
 ) -> dict[str, list[Override]]:
     """Return the overrides covering the instant `at` of each named schedule."""
     return {name: overrides_between(conn, name, at, at + _INSTANT) for name in schedules}
+
+
+def override(conn: Connection, schedule: str, override_id: int) -> Row[Any] | None:
+    """Return a schedule's override by id, or None."""
+    return conn.execute(
+        select(table).where(table.c.schedule == schedule, table.c.id == override_id)
+    ).one_or_none()
+
+
+def feed_digest(conn: Connection, user: str) -> str | None:
+    """Return the stored digest of a user's calendar feed secret, or None without a feed."""
+    found: str | None = conn.execute(
+        select(feeds.c.secret_sha256).where(feeds.c.user_name == user)
+    ).scalar_one_or_none()
+    return found
+
+
+def replace_feed(
+    conn: Connection, user: str, secret_digest: str, actor: str, now: datetime
+) -> bool:
+    """Store a user's feed secret digest in place of any earlier one; return whether there
+    was one."""
+    existed = delete_feed(conn, user)
+    conn.execute(
+        insert(feeds).values(
+            user_name=user, secret_sha256=secret_digest, created_at=now, created_by=actor
+        )
+    )
+    return existed
+
+
+def delete_feed(conn: Connection, user: str) -> bool:
+    """Delete a user's feed; return whether there was one."""
+    return conn.execute(delete(feeds).where(feeds.c.user_name == user)).rowcount == 1

@@ -21,6 +21,8 @@ class AccessLogger(AbstractAccessLogger):
         path = request.rel_url.path
         if path.startswith("/a/"):
             path = "/a/<signed link>"  # the token in the path acts as a user
+        elif path.startswith("/feeds/"):
+            path = "/feeds/<feed secret>"  # the secret in the path reads calendar feeds
         self.logger.info(
             "request",
             extra={

@@ -17,7 +17,7 @@ from oncall.settings import Settings
 from oncall.web.access_log import AccessLogger
 from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME, SETTINGS
 from oncall.web.middleware import errors, timing
-from oncall.web.routes import actions, incidents, ingest, ops, schedules
+from oncall.web.routes import actions, audit, incidents, ingest, ops, schedules
 
 log = logging.getLogger("oncall")
 
@@ -43,7 +43,7 @@ def create_app(
     app[DIRECTORY] = directory
     app[CLOCK] = clock
     app.cleanup_ctx.append(_runtime)
-    for routes in (ingest, incidents, schedules, actions, ops):
+    for routes in (ingest, incidents, schedules, actions, ops, audit):
         routes.add_routes(app)
     return app
 

@@ -1,15 +1,25 @@
-"""Credentials from `Authorization`: a bearer token, or HTTP Basic with the token as password."""
+"""Credentials from `Authorization`: a bearer token, or HTTP Basic with the token as password.
+
+Every check counts a wrong token against the client's address (`Throttle`); an address
+over the limit is answered 429 before its credential is looked at. The address is the
+connection's peer: behind a reverse proxy that is the proxy, whose own limits then apply
+(X-Forwarded-For is set by whoever connects, so it is not trusted).
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
+from typing import TypeVar
 
 from aiohttp import web
 
 from oncall.directory.model import Integration, User
-from oncall.errors import Forbidden, Unauthorized
-from oncall.web.keys import DIRECTORY
+from oncall.errors import Forbidden, TooManyRequests, Unauthorized
+from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME
+
+_Found = TypeVar("_Found")
 
 
 def presented_token(request: web.Request) -> str | None:
@@ -30,25 +40,55 @@ def presented_token(request: web.Request) -> str | None:
     return None
 
 
-def require_integration(request: web.Request, type_: str) -> Integration:
-    """Return the integration of `type_` the request authenticates as; raises Unauthorized."""
+def client_address(request: web.Request) -> str:
+    """Return the address failures are counted under: the connection's peer."""
+    return request.remote or ""
+
+
+def refuse_if_throttled(request: web.Request) -> None:
+    """Raise TooManyRequests when the client's address failed too often recently."""
+    if RUNTIME not in request.app:
+        return
+    wait = request.app[RUNTIME].throttle.retry_after(client_address(request), request.app[CLOCK]())
+    if wait is not None:
+        raise TooManyRequests(
+            f"too many failed authentications from this address; retry in {wait} s", wait
+        )
+
+
+def count_failure(request: web.Request) -> None:
+    """Count one wrong credential presented by the client's address."""
+    if RUNTIME in request.app:
+        request.app[RUNTIME].throttle.failed(client_address(request), request.app[CLOCK]())
+
+
+def _checked(request: web.Request, find: Callable[[str], _Found | None]) -> _Found | None:
+    """Return what `find` gives for the presented token, or None without a token or for a
+    wrong one (counted as a failure); raises TooManyRequests for a throttled address."""
+    refuse_if_throttled(request)
     token = presented_token(request)
-    found = request.app[DIRECTORY].current.integration_for_token(type_, token) if token else None
+    if token is None:
+        return None  # nothing was guessed: not a failure
+    found = find(token)
+    if found is None:
+        count_failure(request)
+    return found
+
+
+def require_integration(request: web.Request, type_: str) -> Integration:
+    """Return the integration of `type_` the request authenticates as; raises Unauthorized,
+    or TooManyRequests for a throttled address."""
+    directory = request.app[DIRECTORY].current
+    found = _checked(request, lambda token: directory.integration_for_token(type_, token))
     if found is None:
         raise Unauthorized("missing or invalid integration token", "Authorization")
     return found
 
 
-def require_user(request: web.Request, *, allow_query_token: bool = False) -> User:
-    """Return the user whose API token the request carries; raises Unauthorized.
-
-    `allow_query_token` also accepts `?token=` (for calendar feeds, which cannot send
-    headers); the access log never records query strings.
-    """
-    token = presented_token(request)
-    if token is None and allow_query_token:
-        token = request.rel_url.query.get("token")
-    found = request.app[DIRECTORY].current.user_for_token(token) if token else None
+def require_user(request: web.Request) -> User:
+    """Return the user whose API token the request's `Authorization` carries; raises
+    Unauthorized, or TooManyRequests for a throttled address."""
+    found = _checked(request, request.app[DIRECTORY].current.user_for_token)
     if found is None:
         raise Unauthorized("missing or invalid API token", "Authorization")
     return found
@@ -57,9 +97,21 @@ def require_user(request: web.Request, *, allow_query_token: bool = False) -> Us
 def require_admin(request: web.Request) -> User:
     """Return the admin user whose API token the request carries.
 
-    Raises Unauthorized without a valid token, Forbidden when the user is a responder.
+    Raises Unauthorized without a valid token, Forbidden when the user is a responder,
+    TooManyRequests for a throttled address.
     """
     user = require_user(request)
     if not user.is_admin:
         raise Forbidden("this needs an admin's token")
+    return user
+
+
+def require_self_or_admin(request: web.Request, name: str) -> User:
+    """Return the user of the request's token when it is `name` or an admin.
+
+    Raises Unauthorized, TooManyRequests, or Forbidden for a responder acting for another.
+    """
+    user = require_user(request)
+    if user.name != name and not user.is_admin:
+        raise Forbidden("a responder may only do this for themselves; this needs an admin's token")
     return user

@@ -6,7 +6,8 @@ or an ingest endpoint, so a route added later is covered without touching this f
 route is asked with no credential, a wrong one, and every other kind's (an integration's
 ingest token on the API, a user's API token on ingest), in every way a credential can be
 presented (bearer, HTTP Basic password, `?token=`); and once with the right one, which must
-not be refused, so the table cannot pass because a route is unreachable.
+not be refused, so the table cannot pass because a route is unreachable. Admin-only routes
+are asked once more with a responder's token, which they refuse with 403.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from oncall.directory.holder import DirectoryHolder
 from oncall.directory.parse import parse_directory
 from oncall.settings import load_settings
 from oncall.web.app import create_app
+from oncall.web.keys import RUNTIME
+from oncall.web.throttle import Throttle
 from tests.support.db import snapshot
 from tests.support.factories import ALICE_TOKEN, AM_TOKEN, BOB_TOKEN, DIRECTORY_YAML
 
@@ -30,12 +33,18 @@ HB_TOKEN = "hb-token-0123456789abcdefghijklmnopqrstuv"
 OTHER_HB_TOKEN = "hb-other-0123456789abcdefghijklmnopqrstuv"
 METRICS_TOKEN = "metrics-token-0123456789abcdefghijklmnopqrstuv"
 WRONG = "wrong-token-0123456789abcdefghijklmnopqrstuv"
+ADMIN_TOKEN = "dana-token-0123456789abcdefghijklmnopqrstuv"
 DIRECTORY = DIRECTORY_YAML.replace(
     "integrations:\n",
     f"""integrations:
   - {{name: pd, type: events_v2, token: "{EV_TOKEN}"}}
   - {{name: backups, type: heartbeat, token: "{HB_TOKEN}", interval: 1h}}
   - {{name: cron, type: heartbeat, token: "{OTHER_HB_TOKEN}", interval: 1h}}
+""",
+).replace(
+    "users:\n",
+    f"""users:
+  - {{name: dana, role: admin, api_token: "{ADMIN_TOKEN}", contacts: []}}
 """,
 )
 
@@ -44,6 +53,11 @@ OPEN = {"/health", "/-/healthy", "/-/ready"}
 # The signed token in the path is the credential (tests/notify checks links and their
 # refusals); an API token does not stand in for it, which `test_a_signed_link_...` checks.
 SIGNED_LINKS = {"/a/{token}"}
+# The feed secret in the path is the credential (tests/web/test_feeds.py checks it); an API
+# token, in a header or the query, does not stand in for it.
+FEEDS = {"/feeds/{user}/{secret}/{file}"}
+# Routes only an admin's token opens; the table's right credential for them is an admin's.
+ADMIN_ONLY = {("GET", "/api/v1/audit")}
 # Ingest endpoints whose credential is their integration's token in `Authorization`, by the
 # integration type they take.
 INGEST = {
@@ -59,7 +73,14 @@ NOT_YET = {
 }
 INTEGRATION_TOKENS = {"alertmanager": AM_TOKEN, "events_v2": EV_TOKEN, "heartbeat": HB_TOKEN}
 # Sample values for path variables: the heartbeat's name is the one whose token is right.
-PATH_SAMPLES = {"id": "1", "name": "backups", "file": "primary.ics", "token": "x"}
+PATH_SAMPLES = {
+    "id": "1",
+    "name": "backups",
+    "file": "primary.ics",
+    "token": "x",
+    "user": "alice",
+    "secret": "x",
+}
 
 
 def app_routes() -> list[tuple[str, str, str]]:
@@ -89,7 +110,7 @@ ROUTES = app_routes()
 API_ROUTES = [
     (method, canonical, path)
     for method, canonical, path in ROUTES
-    if canonical not in OPEN | SIGNED_LINKS | set(INGEST) | EVENTS_V2
+    if canonical not in OPEN | SIGNED_LINKS | FEEDS | set(INGEST) | EVENTS_V2
 ]
 
 
@@ -149,9 +170,11 @@ API_REFUSED = [
 ]
 
 
-def api_credential(canonical: str) -> str:
+def api_credential(method: str, canonical: str) -> str:
     """Return the credential a route under the API table accepts."""
-    return METRICS_TOKEN if canonical == "/metrics" else ALICE_TOKEN
+    if canonical == "/metrics":
+        return METRICS_TOKEN
+    return ADMIN_TOKEN if (method, canonical) in ADMIN_ONLY else ALICE_TOKEN
 
 
 @pytest.fixture
@@ -161,6 +184,9 @@ async def auth_client(make_client: Any) -> TestClient[Any, Any]:
     client: TestClient[Any, Any] = await make_client(
         directory=DIRECTORY, server_metrics_token=METRICS_TOKEN
     )
+    # The table presents many wrong tokens from one address, which the throttle would
+    # answer 429 before long; tests/web/test_throttle.py tests the throttle itself.
+    client.app[RUNTIME].throttle = Throttle(limit=1_000_000)
     return client
 
 
@@ -193,8 +219,10 @@ async def test_an_api_route_answers_401_to_anything_but_its_own_credential(
     if canonical == "/metrics":  # its credential is the metrics token: a user's is another kind
         cases += [("a user's API token", ALICE_TOKEN, "bearer")]
     assert await refusals(auth_client, method, path, cases) == []
-    right = await status_of(auth_client, method, path, api_credential(canonical), "bearer")
+    right = await status_of(auth_client, method, path, api_credential(method, canonical), "bearer")
     assert right != 401
+    if (method, canonical) in ADMIN_ONLY:
+        assert await status_of(auth_client, method, path, ALICE_TOKEN, "bearer") == 403
 
 
 INGEST_ROUTES = [(m, c, p) for m, c, p in ROUTES if c in INGEST]
@@ -277,10 +305,22 @@ async def test_a_signed_link_is_not_opened_by_an_api_token(auth_client):
         assert response.status == 403
 
 
+FEED_ROUTES = [(m, c, p) for m, c, p in ROUTES if c in FEEDS]
+
+
+@pytest.mark.parametrize(
+    ("method", "canonical", "path"), FEED_ROUTES, ids=[f"{m} {c}" for m, c, _ in FEED_ROUTES]
+)
+async def test_a_feed_url_is_not_opened_by_an_api_token(auth_client, method, canonical, path):
+    # The sample path's secret is wrong: whatever else comes with it, the feed is not read.
+    for how in ("none", "bearer", "basic", "query"):
+        assert await status_of(auth_client, method, path, ALICE_TOKEN, how) == 404, how
+
+
 def test_every_exception_is_a_route_of_the_app():
     # A renamed route must not leave a stale exception behind (nor escape the table).
     canonicals = {canonical for _, canonical, _ in ROUTES}
-    exempt = OPEN | SIGNED_LINKS | set(INGEST) | EVENTS_V2 | {c for _, c in NOT_YET}
+    exempt = OPEN | SIGNED_LINKS | FEEDS | set(INGEST) | EVENTS_V2 | {c for _, c in NOT_YET}
     assert exempt <= canonicals
-    assert {(m, c) for m, c, _ in ROUTES} >= set(NOT_YET)
+    assert {(m, c) for m, c, _ in ROUTES} >= set(NOT_YET) | ADMIN_ONLY
     assert len(API_ROUTES) >= 10  # the table is not empty by a mistake in the filter

@@ -37,9 +37,12 @@ policies:"""
 
 
 def directory_text() -> str:
+    # alice is an admin: these tests have her manage bob's overrides (tests/web/test_roles.py
+    # has what a responder may do).
     return (
         fast_directory(levels=("1h", "1h"))
         .replace("policies:", SCHEDULE)
+        .replace("  - {name: alice, ", "  - {name: alice, role: admin, ")
         .replace('notify: ["user:alice"]', 'notify: ["schedule:primary"]')
     )
 
@@ -161,7 +164,7 @@ async def test_the_ics_feed_lists_the_same_shifts_as_the_api(make_client, clock)
             "end": isoformat(T0 + timedelta(hours=30)),
         },
     )
-    response = await client.get(f"/api/v1/schedules/primary.ics?token={ALICE_TOKEN}")
+    response = await client.get("/api/v1/schedules/primary.ics", headers=ALICE)
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/calendar")
     calendar = icalendar.Calendar.from_ical(await response.read())
