@@ -55,3 +55,26 @@ def test_bad_documents_raise_value_error(raw: bytes | str) -> None:
 def test_dumps_bytes_is_utf8_of_dumps() -> None:
     value = {"title": "Disk full on hôte-1", "n": 3}
     assert jsoncodec.dumps_bytes(value) == jsoncodec.dumps(value).encode()
+
+
+@pytest.mark.parametrize(
+    "levels",
+    [
+        jsoncodec.MAX_DEPTH + 1,  # just past the limit: both decoders would read it
+        2_000,  # past the standard module's stack, within orjson's own limit
+        100_000,  # past orjson's own limit too
+    ],
+)
+def test_documents_nested_past_the_limit_are_refused(levels: int) -> None:
+    with pytest.raises(jsoncodec.TooDeep, match="nested deeper than"):
+        jsoncodec.loads("[" * levels + "]" * levels)
+    with pytest.raises(jsoncodec.TooDeep):  # the standard module's path (a lone surrogate)
+        jsoncodec.loads("[" * levels + '"\\ud800"' + "]" * levels)
+
+
+def test_documents_as_deep_as_the_limit_are_read() -> None:
+    depth = jsoncodec.MAX_DEPTH
+    assert jsoncodec.loads("[" * depth + "]" * depth) == json.loads("[" * depth + "]" * depth)
+    # many containers side by side are not depth
+    wide = {"alerts": [{"labels": {"a": "b"}, "values": [[1]]} for _ in range(100)]}
+    assert jsoncodec.loads(json.dumps(wide)) == wide
