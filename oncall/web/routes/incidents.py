@@ -11,19 +11,23 @@ from oncall.errors import InvalidInput
 from oncall.incidents.lifecycle import STATUSES
 from oncall.web.auth import require_user
 from oncall.web.keys import CLOCK, RUNTIME
-from oncall.web.params import limit_param, statuses_param
+from oncall.web.params import id_param, limit_param, statuses_param
 from oncall.web.views import alert_json, event_json, incident_json, notification_json
 
 NOTIFICATION_STATUSES = ("pending", "sent", "failed", "cancelled")
+MAX_CURSOR = 32  # characters; the cursors this API writes are far shorter
 
 
 def _cursor_id(cursor: str) -> int:
+    """Return the incident id a cursor of `_make_cursor` carries; raises InvalidInput."""
     try:
+        if len(cursor) > MAX_CURSOR:
+            raise ValueError(len(cursor))
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, _, value = text.partition(":")
         if kind != "id":
             raise ValueError(kind)
-        return int(value)
+        return id_param(value, "cursor")
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput("not a cursor returned by this API", "cursor") from None
 
@@ -47,7 +51,7 @@ async def list_incidents(request: web.Request) -> web.Response:
 
 async def get_incident(request: web.Request) -> web.Response:
     require_user(request)
-    incident_id = int(request.match_info["id"])
+    incident_id = id_param(request.match_info["id"], "id")
     row, alerts, events = await request.app[RUNTIME].incidents.details(incident_id)
     body = incident_json(row)
     body["alerts"] = [alert_json(a) for a in alerts]
@@ -58,7 +62,7 @@ async def get_incident(request: web.Request) -> web.Response:
 async def acknowledge(request: web.Request) -> web.Response:
     user = require_user(request)
     result = await request.app[RUNTIME].incidents.acknowledge(
-        int(request.match_info["id"]), user.name, request.app[CLOCK]()
+        id_param(request.match_info["id"], "id"), user.name, request.app[CLOCK]()
     )
     return web.json_response(incident_json(result.row))
 
@@ -66,7 +70,7 @@ async def acknowledge(request: web.Request) -> web.Response:
 async def resolve(request: web.Request) -> web.Response:
     user = require_user(request)
     result = await request.app[RUNTIME].incidents.resolve(
-        int(request.match_info["id"]), user.name, request.app[CLOCK]()
+        id_param(request.match_info["id"], "id"), user.name, request.app[CLOCK]()
     )
     return web.json_response(incident_json(result.row))
 
@@ -77,12 +81,9 @@ async def list_notifications(request: web.Request) -> web.Response:
     query = request.rel_url.query
     statuses = statuses_param(query, NOTIFICATION_STATUSES)
     incident = query.get("incident")
-    if incident is not None and not incident.isdigit():
-        raise InvalidInput("expected an incident id", "incident")
+    incident_id = id_param(incident, "incident") if incident is not None else None
     limit = limit_param(query, 100)
-    rows = await request.app[RUNTIME].notifier.list_notifications(
-        statuses, int(incident) if incident else None, limit
-    )
+    rows = await request.app[RUNTIME].notifier.list_notifications(statuses, incident_id, limit)
     return web.json_response(
         {"notifications": [notification_json(row, attempts) for row, attempts in rows]}
     )

@@ -9,7 +9,6 @@ Retry-After.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import uuid
 
@@ -17,15 +16,17 @@ from aiohttp import web
 
 from oncall.clock import isoformat
 from oncall.db import jsoncodec
-from oncall.errors import InvalidInput, Unauthorized
+from oncall.errors import InvalidInput, PayloadTooLarge, Unauthorized
 from oncall.ingest.alertmanager import parse_webhook
 from oncall.ingest.events_v2 import MAX_BODY, InvalidEvent, parse_event
 from oncall.web.auth import require_integration
-from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME
+from oncall.web.bodies import SMALL_BODY, read_body
+from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME, SETTINGS
 from oncall.web.params import read_json
 
 
 async def alertmanager_webhook(request: web.Request) -> web.Response:
+    """The webhook, its token checked before its body (of `[server] max_body_bytes`) is read."""
     runtime = request.app[RUNTIME]
     counter = runtime.metrics.alerts
     try:
@@ -34,7 +35,8 @@ async def alertmanager_webhook(request: web.Request) -> web.Response:
         counter.labels("unknown", "unauthorized").inc()
         raise
     try:
-        group = parse_webhook(await read_json(request))
+        body = await read_json(request, request.app[SETTINGS].server.max_body_bytes)
+        group = parse_webhook(body)
     except InvalidInput:
         counter.labels(integration.name, "invalid").inc()  # one per rejected request
         raise
@@ -47,6 +49,7 @@ async def heartbeat_ping(request: web.Request) -> web.Response:
     heartbeat = require_integration(request, "heartbeat")
     if heartbeat.name != request.match_info["name"]:
         raise Unauthorized("the token is not this heartbeat's", "Authorization")
+    await read_body(request, SMALL_BODY)  # a ping's body (a job's output, say) is not kept
     deadline = await request.app[RUNTIME].ingest.ping(heartbeat, request.app[CLOCK]())
     return web.json_response({"status": "ok", "deadline": isoformat(deadline)})
 
@@ -59,8 +62,11 @@ def _invalid(errors: list[str]) -> web.Response:
 
 
 async def enqueue(request: web.Request) -> web.Response:
-    raw = await request.read()
-    if len(raw) > MAX_BODY:
+    """An event; its credential (the routing key) is inside the body, so the body is read
+    first, but never more than MAX_BODY of it, nor for longer than `[server] body_timeout`."""
+    try:
+        raw = await read_body(request, MAX_BODY)
+    except PayloadTooLarge:
         return web.json_response(
             {
                 "status": "invalid event",
@@ -69,8 +75,10 @@ async def enqueue(request: web.Request) -> web.Response:
             status=413,
         )
     try:
-        event = parse_event(json.loads(raw))
-    except (ValueError, UnicodeDecodeError):
+        event = parse_event(jsoncodec.loads(raw))
+    except jsoncodec.TooDeep as error:
+        return _invalid([f"Request body is {error}"])
+    except ValueError:  # not JSON, not UTF-8
         return _invalid(["Request body is not valid JSON"])
     except InvalidEvent as error:
         return _invalid(error.errors)

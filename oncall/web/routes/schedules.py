@@ -18,7 +18,7 @@ from oncall.schedules.feeds import feed_url
 from oncall.schedules.rotation import Schedule, Shift
 from oncall.web.auth import count_failure, refuse_if_throttled, require_self_or_admin, require_user
 from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME, SETTINGS
-from oncall.web.params import instant, read_json
+from oncall.web.params import id_param, instant, read_json
 from oncall.web.views import oncall_json, override_json, shift_json
 
 MAX_RANGE = timedelta(days=92)
@@ -56,7 +56,7 @@ async def delete_override(request: web.Request) -> web.Response:
     actor = require_user(request)
     await request.app[RUNTIME].schedules.delete_override(
         request.match_info["name"],
-        int(request.match_info["id"]),
+        id_param(request.match_info["id"], "id"),
         actor.name,
         request.app[CLOCK](),
         admin=actor.is_admin,
