@@ -1,4 +1,4 @@
-"""oncall: `python app.py [serve|check-config|migrate]` (see oncall.cli)."""
+"""oncall: `python app.py [serve|init|check-config|migrate|new-token]` (see oncall.cli)."""
 
 import sys
 

@@ -1,13 +1,16 @@
-"""The commands: `python app.py [serve|check-config|migrate]`.
+"""The commands: `python app.py [serve|init|check-config|migrate|new-token]`.
 
-Exit codes: 0 success; 1 `check-config` found problems; 2 the settings or the directory file
-are invalid at start-up (every problem is printed, one per line).
+Exit codes: 0 success; 1 `check-config` found problems, or `init` left a variable unset;
+2 the settings or the directory file are invalid at start-up (every problem is printed, one
+per line).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import secrets
 import signal
 import sys
 from types import FrameType
@@ -63,14 +66,15 @@ def check_config() -> int:
     problems: list[str] = []
     settings: Settings | None = None
     path = "oncall.yaml"
+    env_file = DEFAULT_ENV_FILE
     try:
         settings = load_settings()
-        path = settings.directory.path
+        path, env_file = settings.directory.path, settings.directory.env_file
     except ConfigError as error:
         problems += error.problems
         path = error.directory_path or path
     try:
-        directory = load_directory(path)
+        directory = load_directory(path, env_file=env_file)
     except ConfigError as error:
         problems += error.problems
     if problems:
@@ -101,10 +105,78 @@ def _load() -> tuple[Settings, DirectoryHolder]:
 
     try:
         settings = load_settings()
-        directory = load_directory(settings.directory.path)
+        env_file = settings.directory.env_file
+        directory = load_directory(settings.directory.path, env_file=env_file)
     except ConfigError as error:
         _cannot_start(error.problems)
-    return settings, DirectoryHolder(directory)
+    return settings, DirectoryHolder(directory, env_file)
+
+
+# The directory keys whose values `init` may make up: tokens and secrets, nothing else.
+SECRET_FIELDS = ("token", "api_token", "secret")
+DEFAULT_ENV_FILE = "data/oncall.env"
+TOKEN_BYTES = 32  # random bytes per token: 43 characters of URL-safe base64
+
+
+def new_token() -> str:
+    """Return a fresh random token, long enough for any token or secret of the directory."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def init() -> int:
+    """Give every unset `${VAR}` of a token or secret in the directory file a fresh token
+    in the env file (created with mode 0600; an existing one only gains lines); return 0,
+    1 when a variable init cannot make up stays unset, or 2 when the settings, the
+    directory file or the env file cannot be read."""
+    from oncall.directory.envfile import append_env_file, create_env_file, read_env_file
+    from oncall.directory.parse import unset_references
+    from oncall.settings import load_settings
+
+    try:
+        settings = load_settings()
+        path, env_file = settings.directory.path, settings.directory.env_file
+        if not env_file:
+            raise ConfigError(["[directory] env_file: init needs a file to write tokens to"])
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise ConfigError([f"{path}: cannot read directory file: {exc.strerror}"]) from None
+        unset = unset_references(text, {**read_env_file(env_file), **os.environ})
+        wanted = [name for name, key in unset if key.rpartition(".")[2] in SECRET_FIELDS]
+        fresh = {name: new_token() for name in dict.fromkeys(wanted)}
+        if fresh and not create_env_file(env_file, fresh):
+            # It exists (or appeared meanwhile): keep every line, add the missing ones.
+            unset = unset_references(text, {**read_env_file(env_file), **os.environ})
+            still = {name for name, _ in unset}
+            fresh = {name: value for name, value in fresh.items() if name in still}
+            if fresh:
+                append_env_file(env_file, fresh)
+    except ConfigError as error:
+        _print_problems("oncall init failed:", error.problems)
+        return 2
+    if fresh:
+        print(f"{env_file}: wrote a fresh token for {', '.join(fresh)} (mode 0600).")
+    else:
+        print(f"{env_file}: every token {path} needs is set already; nothing written.")
+    print(
+        f"`python app.py` takes {path}'s ${{VAR}}s from the environment, else from "
+        f"{env_file}. To use them in a shell:\n  set -a; . {env_file}; set +a"
+    )
+    user_tokens = [n for n, key in unset_references(text, {}) if key.endswith(".api_token")]
+    if user_tokens:
+        print(
+            f'  curl -H "Authorization: Bearer ${user_tokens[0]}" localhost:8080/api/v1/incidents'
+        )
+    others = sorted({name for name, key in unset if name not in fresh})
+    if others:
+        print(
+            f"not set, and not a token init can make up: {', '.join(others)}; set them in "
+            f"the environment or add NAME=value lines to {env_file}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def migrate_only() -> int:
@@ -138,7 +210,10 @@ def serve() -> int:
 
     settings, directory = _load()
     logs.configure(settings.server.log_format, settings.server.log_level)
-    run(settings, directory, early.take)
+    try:
+        run(settings, directory, early.take)
+    except ConfigError as error:  # found at start-up: the signing key's file
+        _cannot_start(error.problems)
     return 0
 
 
@@ -146,9 +221,17 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command named in `argv` (default: serve); return its exit code."""
     parser = argparse.ArgumentParser(prog="app.py", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "command", nargs="?", default="serve", choices=["serve", "check-config", "migrate"]
+        "command",
+        nargs="?",
+        default="serve",
+        choices=["serve", "init", "check-config", "migrate", "new-token"],
     )
     args = parser.parse_args(argv)
+    if args.command == "new-token":
+        print(new_token())
+        return 0
+    if args.command == "init":
+        return init()
     if args.command == "check-config":
         return check_config()
     if args.command == "migrate":

@@ -60,6 +60,8 @@ class SchedulerSettings:
 @dataclass(frozen=True)
 class DirectorySettings:
     path: str
+    # `NAME=value` lines for the directory's `${NAME}` the environment lacks (`init` writes it).
+    env_file: str
 
 
 @dataclass(frozen=True)
@@ -128,9 +130,26 @@ def _http_url(text: str) -> str:
     return text.rstrip("/")
 
 
+def mask_url(url: str) -> str:
+    """Return `url` with the password of its user part, if any, shown as `***`.
+
+    Everything up to the last `@` counts as the user part, so a password holding an
+    unescaped `@` or `/` is hidden whole too."""
+    scheme, sep, rest = url.partition("://")
+    user, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in user:
+        return url
+    return f"{scheme}://{user.partition(':')[0]}:***@{host}"
+
+
 def _database_url(text: str) -> str:
     if not text.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
         raise ValueError("expected a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
+    if text.startswith("postgresql"):
+        host = text.partition("://")[2].rpartition("@")[2].partition("/")[0].partition("?")[0]
+        port = host.rpartition("]")[2].rpartition(":")[2] if ":" in host else ""
+        if port and not port.isdigit():
+            raise ValueError(f"expected a port number after the host, got {port!r}")
     return text
 
 
@@ -217,6 +236,7 @@ SPEC: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
     },
     "directory": {
         "path": (_nonempty, "oncall.yaml"),
+        "env_file": (_text, "data/oncall.env"),
     },
     "security": {
         "secret_key": (_secret, ""),
@@ -287,6 +307,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 parsed[section][key] = parse(text)
             except ValueError as exc:
                 shown = "<hidden>" if (section, key) in _SECRET_KEYS else repr(text)
+                if (section, key) == ("database", "url"):
+                    shown = repr(mask_url(text))
                 where = origin[(section, key)]
                 problems.append(f"[{section}] {key} (from {where}) = {shown}: {exc}")
     if problems:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 
@@ -15,13 +16,29 @@ from tests.support.redis_server import REDIS_HOST, REDIS_PORT
 
 
 @pytest.fixture
-def service_env(database_env, key_prefix):
+def env_file(tmp_path):
+    return tmp_path / "state" / "oncall.env"  # its directory does not exist yet
+
+
+@pytest.fixture
+def service_env(database_env, key_prefix, tmp_path, env_file):
     return {
         **database_env,
         "ONCALL_REDIS_KEY_PREFIX": key_prefix,
         "ONCALL_REDIS_HOST": REDIS_HOST,
         "ONCALL_REDIS_PORT": str(REDIS_PORT),
+        # This test's own: never the checkout's data/oncall.env or key.
+        "ONCALL_DIRECTORY_ENV_FILE": str(env_file),
+        "ONCALL_SECURITY_SECRET_KEY_FILE": str(tmp_path / "secret.key"),
     }
+
+
+@pytest.fixture
+def initialised_env(service_env):
+    """`service_env` once `python app.py init` has written its env file."""
+    result = run_cli("init", env=service_env)
+    assert result.returncode == 0, result.stderr
+    return service_env
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -37,20 +54,85 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
     )
 
 
-async def test_the_service_runs_with_the_shipped_example_files(service_env, tmp_path):
+def read_env(path) -> dict[str, str]:
+    lines = [line for line in path.read_text().splitlines() if line and line[0] != "#"]
+    return dict(line.split("=", 1) for line in lines)
+
+
+def test_init_writes_a_private_env_file_with_a_token_per_variable(service_env, env_file):
+    result = run_cli("init", env=service_env)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    tokens = read_env(env_file)
+    assert set(tokens) == {"AM_TOKEN", "ALICE_TOKEN", "ALICE_WEBHOOK_SECRET", "BOB_TOKEN"}
+    assert all(len(token) >= 32 for token in tokens.values())
+    assert len(set(tokens.values())) == 4
+    assert str(env_file) in result.stdout and "set -a" in result.stdout
+    assert not any(token in result.stdout for token in tokens.values())  # only where they are
+
+
+def test_init_is_idempotent_and_never_changes_a_token(service_env, env_file):
+    assert run_cli("init", env=service_env).returncode == 0
+    before = env_file.read_text()
+    again = run_cli("init", env=service_env)
+    assert again.returncode == 0, again.stderr
+    assert env_file.read_text() == before
+    # A variable missing from the file (the directory gained one) is added; the rest stay.
+    tokens = read_env(env_file)
+    env_file.write_text(before.replace(f"BOB_TOKEN={tokens['BOB_TOKEN']}\n", ""))
+    assert run_cli("init", env=service_env).returncode == 0
+    after = read_env(env_file)
+    assert set(after) == set(tokens) and after["BOB_TOKEN"] != tokens["BOB_TOKEN"]
+    assert {k: v for k, v in after.items() if k != "BOB_TOKEN"} == {
+        k: v for k, v in tokens.items() if k != "BOB_TOKEN"
+    }
+
+
+def test_init_leaves_variables_the_environment_sets_alone(service_env, env_file):
+    env = {**service_env, "AM_TOKEN": "am-token-from-the-environment-0123456789"}
+    assert run_cli("init", env=env).returncode == 0
+    assert "AM_TOKEN" not in read_env(env_file)
+
+
+def test_without_init_start_up_says_to_run_it(service_env, env_file):
+    result = run_cli("check-config", env=service_env)
+    assert result.returncode == 1
+    assert "oncall.example.yaml: users[0].api_token: environment variable ALICE_TOKEN" in (
+        result.stderr
+    )
+    assert f"run `python app.py init` to generate it into {env_file}" in result.stderr
+
+
+async def test_the_service_runs_with_the_shipped_files_after_init(service_env, tmp_path, env_file):
+    """The README's command 1 and its "Try it" block, on a fresh checkout."""
+    assert run_cli("init", env=service_env).returncode == 0
+    tokens = read_env(env_file)
     service = ServiceProcess(service_env, tmp_path / "oncall.log")
     await service.start()
+    payload = (DATA / "am_firing_two.json").read_bytes()
     try:
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{service.url}/health") as response:
                 assert response.status == 200
                 assert (await response.json())["status"] == "ok"
-            payload = (DATA / "am_firing_two.json").read_bytes()
+            for published in (
+                "example-alertmanager-token-0123456789",
+                "example-alertmanager-token",
+            ):
+                async with session.post(
+                    f"{service.url}/api/v1/integrations/alertmanager",
+                    data=payload,
+                    headers={
+                        "Authorization": f"Bearer {published}",
+                        "Content-Type": "application/json",
+                    },
+                ) as response:
+                    assert response.status == 401
             async with session.post(
                 f"{service.url}/api/v1/integrations/alertmanager",
                 data=payload,
                 headers={
-                    "Authorization": "Bearer example-alertmanager-token-0123456789",
+                    "Authorization": f"Bearer {tokens['AM_TOKEN']}",
                     "Content-Type": "application/json",
                 },
             ) as response:
@@ -60,21 +142,25 @@ async def test_the_service_runs_with_the_shipped_example_files(service_env, tmp_
                 f"{service.url}/api/v1/incidents",
                 headers={"Authorization": "Bearer example-alice-token-0123456789abcdef"},
             ) as response:
+                assert response.status == 401
+            async with session.get(
+                f"{service.url}/api/v1/incidents",
+                headers={"Authorization": f"Bearer {tokens['ALICE_TOKEN']}"},
+            ) as response:
                 listed = (await response.json())["incidents"]
             assert [i["id"] for i in listed] == [incident_id]
             assert listed[0]["title"] == "DiskFull"
     finally:
         assert service.stop() == 0
     log = (tmp_path / "oncall.log").read_text()
-    assert (
-        "example-alertmanager-token-0123456789" not in log
-        and "example-alice-token-0123456789abcdef" not in log
-    )
+    assert not any(token in log for token in tokens.values())
+    key_file = tmp_path / "secret.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
 
 
-async def test_json_logs_are_one_object_per_line(service_env, tmp_path):
+async def test_json_logs_are_one_object_per_line(initialised_env, tmp_path):
     service = ServiceProcess(
-        {**service_env, "ONCALL_SERVER_LOG_FORMAT": "json"}, tmp_path / "oncall.log"
+        {**initialised_env, "ONCALL_SERVER_LOG_FORMAT": "json"}, tmp_path / "oncall.log"
     )
     await service.start()
     service.stop()
@@ -84,8 +170,8 @@ async def test_json_logs_are_one_object_per_line(service_env, tmp_path):
     assert all({"ts", "level", "logger", "msg"} <= set(e) for e in entries)
 
 
-def test_check_config_accepts_the_shipped_files(service_env):
-    result = run_cli("check-config", env=service_env)
+def test_check_config_accepts_the_shipped_files_after_init(initialised_env):
+    result = run_cli("check-config", env=initialised_env)
     assert result.returncode == 0, result.stderr
     assert "valid" in result.stdout
 
@@ -106,7 +192,7 @@ def test_bad_settings_stop_start_up_with_exit_code_2(service_env):
     assert "[scheduler] reconcile_interval" in result.stderr
 
 
-def test_migrate_brings_the_database_up_to_date(service_env):
+def test_migrate_brings_the_database_up_to_date(initialised_env):
     for _ in range(2):  # and is harmless when it already is
-        result = run_cli("migrate", env=service_env)
+        result = run_cli("migrate", env=initialised_env)
         assert result.returncode == 0, result.stderr

@@ -75,3 +75,4 @@ def test_a_missing_settings_file_named_explicitly_is_an_error(tmp_path):
 def test_the_shipped_settings_file_is_valid():
     settings = load_settings({"ONCALL_SETTINGS": "settings.ini"})
     assert settings.directory.path == "oncall.example.yaml"
+    assert settings.directory.env_file == "data/oncall.env"  # where `init` writes tokens

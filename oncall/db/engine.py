@@ -150,6 +150,8 @@ class Database:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # Never in a message: a driver's error text may quote what it was given.
+        self._password = engine.url.password or ""
         self._in_flight: set[asyncio.Future[Any]] = set()
         self._group: GroupCommit | None = None
         if engine.dialect.name == "sqlite":
@@ -186,8 +188,13 @@ class Database:
             # sender retries and /health, whose probe reads every table, says "database".
             # Neither the answer nor the log carries the statement or its parameters.
             driver_error = type(error.orig).__name__
-            log.error("database error: %s: %s", driver_error, str(error.orig).splitlines()[0][:300])
+            log.error("database error: %s: %s", driver_error, self._reason(error.orig))
             raise Unavailable(f"database error ({driver_error}), retry later") from error
+
+    def _reason(self, error: BaseException | None) -> str:
+        """Return the first line of `error`'s text, shortened, the password masked."""
+        text = (str(error).splitlines() or [""])[0][:300]
+        return text.replace(self._password, "***") if self._password else text
 
     def _started(self, work: Callable[..., T], args: tuple[Any, ...]) -> asyncio.Future[T]:
         task = asyncio.ensure_future(self._transaction(work, *args))
@@ -215,7 +222,7 @@ class Database:
                     await conn.execute(_PROBE)
             except exc.DBAPIError as error:
                 raise Unavailable(
-                    f"{type(error.orig).__name__}: {str(error.orig).splitlines()[0][:300]}"
+                    f"{type(error.orig).__name__}: {self._reason(error.orig)}"
                 ) from error
         return time.perf_counter() - started
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from oncall.directory.envfile import read_env_file
 from oncall.directory.model import (
     DEFAULT_RATE_LIMIT,
     INTEGRATION_TYPES,
@@ -37,6 +38,21 @@ from oncall.schedules.rotation import DAYS, Layer, Restriction, Schedule
 
 # Tokens authenticate callers from the internet: long enough that guessing is hopeless.
 MIN_TOKEN_LENGTH = 32
+# A webhook contact's secret signs what oncall sends; receivers may hold older, shorter ones.
+MIN_WEBHOOK_SECRET_LENGTH = 16
+# Every token and secret the repository has shipped as an example (the example directory,
+# the README): anyone can read them, so an instance that uses one is open to everyone.
+PUBLISHED_SECRETS = frozenset(
+    {
+        "example-alertmanager-token",
+        "example-alice-token",
+        "example-bob-token",
+        "example-alertmanager-token-0123456789",
+        "example-alice-token-0123456789abcdef",
+        "example-bob-token-0123456789abcdefgh",
+        "s3cret",
+    }
+)
 ROLES = ("responder", "admin")
 CONTACT_FIELDS = {
     "email": ({"to"}, {"name"}),
@@ -46,12 +62,20 @@ CONTACT_FIELDS = {
 }
 _CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+_PUBLISHED = (
+    "an example published in the oncall repository, so anyone can use it: "
+    "generate one with `python app.py new-token`"
+)
 _ENV_REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def load_directory(path: str, environ: Mapping[str, str] | None = None) -> Directory:
+def load_directory(
+    path: str, environ: Mapping[str, str] | None = None, env_file: str = ""
+) -> Directory:
     """Return the validated directory read from the YAML file at `path`.
 
+    `${VAR}` takes its value from `environ` (default: the process environment), else from
+    the env file `env_file` when one is named and exists (`python app.py init` writes it).
     Raises ConfigError listing every problem with its path in the file.
     """
     try:
@@ -59,18 +83,26 @@ def load_directory(path: str, environ: Mapping[str, str] | None = None) -> Direc
             text = handle.read()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read directory file: {exc.strerror}"]) from None
-    return parse_directory(text, os.environ if environ is None else environ, path)
+    values = read_env_file(env_file) if env_file else {}
+    values.update(os.environ if environ is None else environ)
+    return parse_directory(text, values, path, env_file)
 
 
-def parse_directory(text: str, environ: Mapping[str, str], source: str = "<text>") -> Directory:
-    """Return the validated directory from YAML `text`; raises ConfigError with every problem."""
+def parse_directory(
+    text: str, environ: Mapping[str, str], source: str = "<text>", env_file: str = ""
+) -> Directory:
+    """Return the validated directory from YAML `text`; raises ConfigError with every problem.
+
+    `env_file` only names, in the message about a variable that is not set, where
+    `python app.py init` would write it.
+    """
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError([f"{source}: not valid YAML: {exc}"]) from None
     if document is None:
         document = {}
-    checker = _Checker(source, environ)
+    checker = _Checker(source, environ, env_file)
     result = checker.directory(document)
     if checker.problems:
         raise ConfigError(checker.problems)
@@ -78,12 +110,39 @@ def parse_directory(text: str, environ: Mapping[str, str], source: str = "<text>
     return result
 
 
+def unset_references(text: str, environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Return `(variable, key path)` for every `${VAR}` without a default in directory
+    `text` that `environ` does not set, in the order they appear (a YAML error: none)."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return []
+    found: list[tuple[str, str]] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{path}.{key}" if path else str(key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{path}[{index}]")
+        elif isinstance(value, str):
+            for match in _ENV_REF.finditer(value):
+                name = match.group(1)
+                if name and match.group(2) is None and name not in environ:
+                    found.append((name, path))
+
+    walk(document, "")
+    return found
+
+
 class _Checker:
     """Walks the parsed YAML, collecting problems instead of stopping at the first."""
 
-    def __init__(self, source: str, environ: Mapping[str, str]) -> None:
+    def __init__(self, source: str, environ: Mapping[str, str], env_file: str = "") -> None:
         self.source = source
         self.environ = environ
+        self.env_file = env_file
         self.problems: list[str] = []
         self.names: dict[str, set[str]] = {"user": set(), "schedule": set()}
 
@@ -136,8 +195,13 @@ class _Checker:
             return ""
 
         expanded = _ENV_REF.sub(substitute, text)
+        where = f" into {self.env_file}" if self.env_file else ""
         for name in missing:
-            self.fail(path, f"environment variable {name} is not set (write ${{{name}:-default}})")
+            self.fail(
+                path,
+                f"environment variable {name} is not set: run `python app.py init` to "
+                f"generate it{where}, or set it in the environment",
+            )
         return None if missing else expanded
 
     def section(
@@ -307,6 +371,9 @@ class _Checker:
         token = self.string(value, path)
         if token is None:
             return None
+        if token in PUBLISHED_SECRETS:
+            self.fail(path, f"{kind} is {_PUBLISHED}")
+            return None
         if len(token) < MIN_TOKEN_LENGTH:
             self.fail(path, f"{kind} must have at least {MIN_TOKEN_LENGTH} characters")
             return None
@@ -437,6 +504,15 @@ class _Checker:
             self.fail(f"{path}.url", "expected an http(s) URL")
             return None
         secret = self.string(data.get("secret", ""), f"{path}.secret", allow_empty=True)
+        if secret and secret in PUBLISHED_SECRETS:
+            self.fail(f"{path}.secret", f"secret is {_PUBLISHED}")
+            return None
+        if secret and len(secret) < MIN_WEBHOOK_SECRET_LENGTH:
+            self.fail(
+                f"{path}.secret",
+                f"secret must have at least {MIN_WEBHOOK_SECRET_LENGTH} characters",
+            )
+            return None
         name = ""
         if "name" in data:
             name = self.string(data["name"], f"{path}.name") or ""

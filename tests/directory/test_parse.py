@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 
 import pytest
@@ -17,12 +18,33 @@ def problems_of(text: str, env: dict[str, str] | None = None) -> list[str]:
     return caught.value.problems
 
 
-def test_the_shipped_example_is_valid_as_is():
-    directory = load_directory("oncall.example.yaml", {})
+EXAMPLE_VARIABLES = ("AM_TOKEN", "ALICE_TOKEN", "ALICE_WEBHOOK_SECRET", "BOB_TOKEN")
+
+
+def test_the_shipped_example_is_valid_with_its_tokens_set():
+    tokens = {name: secrets.token_urlsafe(32) for name in EXAMPLE_VARIABLES}
+    directory = load_directory("oncall.example.yaml", tokens)
     assert set(directory.users) == {"alice", "bob"}
-    assert directory.integrations["prometheus"].token == "example-alertmanager-token-0123456789"
+    assert directory.integrations["prometheus"].token == tokens["AM_TOKEN"]
     assert directory.policies["default"].levels[0].escalate_after == timedelta(minutes=5)
     assert directory.routes[-1].matchers == ()
+
+
+def test_the_shipped_example_has_no_token_of_its_own():
+    problems = "\n".join(problems_of_file("oncall.example.yaml", {}))
+    for path, name in (
+        ("integrations[0].token", "AM_TOKEN"),
+        ("users[0].api_token", "ALICE_TOKEN"),
+        ("users[0].contacts[1].secret", "ALICE_WEBHOOK_SECRET"),
+        ("users[1].api_token", "BOB_TOKEN"),
+    ):
+        assert f"oncall.example.yaml: {path}: environment variable {name} is not set" in problems
+
+
+def problems_of_file(path: str, env: dict[str, str], env_file: str = "") -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_directory(path, env, env_file)
+    return caught.value.problems
 
 
 def test_environment_variables_are_expanded(tmp_path):
@@ -31,9 +53,43 @@ def test_environment_variables_are_expanded(tmp_path):
     assert directory.integrations["prometheus"].token == "from-the-environment-0123456789abcdef"
     problems = problems_of(text)
     assert problems == [
-        "d.yaml: integrations[0].token: environment variable AM_TOKEN is not "
-        "set (write ${AM_TOKEN:-default})"
+        "d.yaml: integrations[0].token: environment variable AM_TOKEN is not set: run "
+        "`python app.py init` to generate it, or set it in the environment"
     ]
+
+
+def test_the_env_file_gives_what_the_environment_lacks(tmp_path):
+    directory_file = tmp_path / "d.yaml"
+    directory_file.write_text(
+        DIRECTORY_YAML.replace(
+            '"am-token-0123456789abcdefghijklmnopqrstuv"', '"${AM_TOKEN}"'
+        ).replace('"alice-token-0123456789abcdefghijklmnopqrstuv"', '"${ALICE_TOKEN}"')
+    )
+    env_file = tmp_path / "oncall.env"
+    env_file.write_text(
+        "# generated\nAM_TOKEN=from-the-env-file-0123456789abcdefgh\n"
+        "ALICE_TOKEN='alice-from-the-file-0123456789abcdef'\n"
+    )
+    environ = {"ALICE_TOKEN": "alice-from-the-environment-0123456789abc"}
+    directory = load_directory(str(directory_file), environ, str(env_file))
+    assert directory.integrations["prometheus"].token == "from-the-env-file-0123456789abcdefgh"
+    assert directory.users["alice"].api_token == "alice-from-the-environment-0123456789abc"
+    # A variable neither has: the message says where `init` would put it.
+    env_file.write_text("ALICE_TOKEN=alice-from-the-file-0123456789abcdef\n")
+    [problem] = problems_of_file(str(directory_file), {}, str(env_file))
+    assert problem.endswith(
+        "integrations[0].token: environment variable AM_TOKEN is not set: run "
+        f"`python app.py init` to generate it into {env_file}, or set it in the environment"
+    )
+
+
+def test_a_bad_env_file_line_is_named_without_its_text(tmp_path):
+    directory_file = tmp_path / "d.yaml"
+    directory_file.write_text(DIRECTORY_YAML)
+    env_file = tmp_path / "oncall.env"
+    env_file.write_text("OK=fine\nthis is a secret-ish line\n")
+    [problem] = problems_of_file(str(directory_file), {}, str(env_file))
+    assert problem == f"{env_file}: line 2: expected NAME=value"
 
 
 def test_defaults_and_literal_dollars_in_expansion():
