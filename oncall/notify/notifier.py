@@ -21,7 +21,7 @@ from oncall.directory.holder import DirectoryHolder
 from oncall.directory.model import Contact, User
 from oncall.incidents.lifecycle import Opened
 from oncall.metrics import Metrics
-from oncall.notify import links, store
+from oncall.notify import keyfile, links, store
 from oncall.notify.channels import ChannelContext, DeliveryError, channel
 from oncall.notify.http import HttpPoster
 from oncall.notify.messages import Page
@@ -38,9 +38,14 @@ SEND_TIMEOUT = 10.0  # seconds an HTTP page may take before it is retried
 
 async def link_key(db: Database, settings: Settings) -> bytes:
     """Return the key signing action links: `[security] secret_key`, or one generated once
-    and kept in the database, so links in pages already sent stay valid across restarts."""
+    and kept in `[security] secret_key_file` (mode 0600), so links in pages already sent
+    stay valid across restarts. A key an older version kept in the database moves into
+    that file. Raises ConfigError naming the file when it cannot be used."""
     secret = settings.security.secret_key
-    return secret.encode() if secret else await db.run(store.link_secret)
+    if secret:
+        return secret.encode()
+    path = settings.security.secret_key_file
+    return await db.run(store.move_link_secret, lambda legacy: keyfile.load_or_create(path, legacy))
 
 
 class Notifier:

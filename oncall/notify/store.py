@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
 from oncall.db.fastpath import Prepared
@@ -449,10 +448,15 @@ def notification_stats(conn: Connection, now: datetime) -> dict[str, int]:
     return {"failed_notifications": failed, "overdue_notifications": overdue}
 
 
-def link_secret(conn: Connection) -> bytes:
-    """Return the generated link-signing key, creating it on first use (kept in `meta`)."""
+def move_link_secret(conn: Connection, keep: Callable[[str | None], bytes]) -> bytes:
+    """Return `keep(key)` for the link-signing key an older version kept in clear in
+    `meta` (None when there is none), and delete that row in the same transaction.
+
+    `keep` stores the key elsewhere (its file) and returns the key to use; when it raises,
+    the transaction rolls back and the row stays, so the key is never lost in between.
+    """
     value = conn.execute(select(meta.c.value).where(meta.c.key == "link_secret")).scalar()
-    if value is None:
-        value = secrets.token_urlsafe(32)
-        conn.execute(insert(meta).values(key="link_secret", value=value))
-    return str(value).encode()
+    key = keep(None if value is None else str(value))
+    if value is not None:
+        conn.execute(delete(meta).where(meta.c.key == "link_secret"))
+    return key
