@@ -25,6 +25,7 @@ from oncall.settings import Settings, load_settings
 from oncall.web.app import create_app
 from tests.support.db import BACKENDS, POSTGRES_URL, drop_schema, sqlite_connection
 from tests.support.factories import DIRECTORY_YAML, T0
+from tests.support.ops import OPS_ENV
 from tests.support.redis_server import REDIS_HOST, REDIS_PORT, delete_keys
 
 
@@ -92,6 +93,7 @@ def make_settings(
             "ONCALL_REDIS_PORT": str(REDIS_PORT),
             "ONCALL_REDIS_KEY_PREFIX": key_prefix,
             "ONCALL_DIRECTORY_PATH": str(tmp_path / "oncall.yaml"),
+            **OPS_ENV,
             **database_env,
         }
         env.update({f"ONCALL_{k.upper()}": v for k, v in overrides.items()})

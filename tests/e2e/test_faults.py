@@ -26,6 +26,7 @@ from oncall.settings import load_settings
 from oncall.web.keys import RUNTIME
 from tests.support.db import BACKENDS
 from tests.support.factories import AM_AUTH, AM_TOKEN, make_alert, make_webhook
+from tests.support.ops import OPS
 from tests.support.postgres_cluster import PostgresCluster
 from tests.support.process import ServiceProcess
 from tests.support.receivers import HttpReceiver, Received
@@ -154,7 +155,7 @@ def hits_by_level(requests: list[Received], incident_id: int) -> Counter[int]:
 
 async def reconcile_passes(session: aiohttp.ClientSession, service: ServiceProcess) -> float:
     """Return the process's count of finished reconciler passes (from /metrics)."""
-    async with session.get(f"{service.url}/metrics") as response:
+    async with session.get(f"{service.url}/metrics", headers=OPS) as response:
         text = await response.text()
     for line in text.splitlines():
         if line.startswith('oncall_reconcile_runs_total{outcome="ok"}'):

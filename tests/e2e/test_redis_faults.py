@@ -18,6 +18,7 @@ import pytest
 
 from tests.e2e.test_faults import webhook_directory
 from tests.support.factories import AM_AUTH, make_alert, make_webhook
+from tests.support.ops import OPS
 from tests.support.process import ServiceProcess
 from tests.support.receivers import HttpReceiver
 from tests.support.redis_server import RedisServer
@@ -76,7 +77,7 @@ def pages(receiver: HttpReceiver) -> Counter[tuple[int, int]]:
 
 
 async def health(session: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
-    async with session.get(f"{url}/health") as response:
+    async with session.get(f"{url}/health", headers=OPS) as response:
         return response.status, await response.json()
 
 

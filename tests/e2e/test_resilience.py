@@ -16,6 +16,7 @@ from oncall.db.engine import Database, make_engine
 from oncall.db.models import incident_events, incidents
 from oncall.web.keys import RUNTIME
 from tests.support.factories import AM_AUTH, fast_directory, make_alert, make_webhook
+from tests.support.ops import OPS
 from tests.support.process import ServiceProcess
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import counted, eventually
@@ -108,7 +109,7 @@ async def _all_exhausted(db: Database, ids: list[int]) -> Any:
 
 
 async def _health(client: Any, status: int) -> Any:
-    response = await client.get("/health")
+    response = await client.get("/health", headers=OPS)
     return await response.json() if response.status == status else None
 
 

@@ -21,6 +21,7 @@ from oncall.timers.followups import ESCALATION, STEP_JOB, JobSpec
 from oncall.web.keys import RUNTIME
 from tests.support.db import snapshot
 from tests.support.factories import ALICE_TOKEN, AM_AUTH, fast_directory, make_alert, make_webhook
+from tests.support.ops import OPS
 from tests.support.redis_server import REDIS_HOST, REDIS_PORT
 from tests.support.waiting import counted, eventually
 
@@ -241,7 +242,7 @@ async def test_a_failing_step_is_retried_then_marked_failed_then_reconciled(
     assert [round(g, 2) >= 0.05 * 2**i for i, g in enumerate(gaps)] == [True] * 3
     events = await eventually(lambda: _failed_recorded(client, incident_id), what="record")
     assert events[-1][:3] == ("escalation.failed", 2, 0)
-    health = await client.get("/health")
+    health = await client.get("/health", headers=OPS)
     assert health.status == 503
     body = await health.json()
     assert body["failing"] == ["scheduler"]

@@ -25,6 +25,7 @@ from tests.support.factories import (
     make_alert,
     make_webhook,
 )
+from tests.support.ops import OPS
 from tests.support.redis_server import REDIS_HOST, REDIS_PORT
 from tests.support.waiting import eventually
 
@@ -189,7 +190,7 @@ async def test_an_always_failing_receiver_gives_a_dead_letter_after_5_attempts(
     details = await (await client.get(f"/api/v1/incidents/{incident_id}", headers=ALICE)).json()
     failed = [e for e in details["timeline"] if e["type"] == "notification.failed"]
     assert len(failed) == 1 and failed[0]["detail"]["reason"].startswith("HTTP 500")
-    health = await (await client.get("/health")).json()
+    health = await (await client.get("/health", headers=OPS)).json()
     assert health["checks"]["scheduler"]["failed_notifications"] == 1
 
 

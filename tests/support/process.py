@@ -13,6 +13,8 @@ import time
 
 import aiohttp
 
+from tests.support.ops import OPS_ENV
+
 ROOT = pathlib.Path(__file__).parent.parent.parent  # the checkout: where app.py is
 READY_TIMEOUT = 30.0
 
@@ -34,6 +36,7 @@ class ServiceProcess:
         self.port = free_port()
         self.env = {
             **os.environ,
+            **OPS_ENV,  # /health's details and /metrics answer `tests.support.ops.OPS`
             **env,
             "ONCALL_SERVER_PORT": str(self.port),
             "ONCALL_SERVER_HOST": "127.0.0.1",

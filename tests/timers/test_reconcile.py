@@ -15,6 +15,7 @@ from oncall.timers.followups import ESCALATION, STEP_JOB, JobSpec
 from oncall.timers.scheduler import JOBS_LAYOUT, Timers, store_keys
 from oncall.web.keys import RUNTIME
 from tests.support.factories import AM_AUTH, fast_directory, make_alert, make_webhook
+from tests.support.ops import OPS
 from tests.support.redis_server import REDIS_HOST, REDIS_PORT
 from tests.support.waiting import eventually
 
@@ -94,7 +95,7 @@ async def test_a_job_of_another_deployment_does_nothing_and_health_says_so(
         other.close()
 
     async def reported() -> Any:
-        response = await client.get("/health")
+        response = await client.get("/health", headers=OPS)
         body = await response.json()
         return body if response.status == 503 else None
 

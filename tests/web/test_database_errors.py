@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from oncall.db.models import incident_events
 from oncall.web.keys import RUNTIME
 from tests.support.factories import AM_AUTH, make_alert, make_webhook
+from tests.support.ops import OPS
 
 URL = "/api/v1/integrations/alertmanager"
 
@@ -26,7 +27,7 @@ def restore_timeline(conn: Connection) -> None:
 
 async def test_a_missing_table_is_a_503_that_health_reports(client: Any, caplog: Any) -> None:
     db = client.app[RUNTIME].db
-    assert (await client.get("/health")).status == 200
+    assert (await client.get("/health", headers=OPS)).status == 200
     # A real failure the input has nothing to do with: the timeline table is gone.
     await db.run(drop_timeline)
     with caplog.at_level(logging.WARNING, logger="oncall"):
@@ -37,7 +38,7 @@ async def test_a_missing_table_is_a_503_that_health_reports(client: Any, caplog:
     assert response.headers["Retry-After"]
     assert any("database" in record.getMessage() for record in caplog.records)
 
-    response = await client.get("/health")
+    response = await client.get("/health", headers=OPS)
     assert response.status == 503
     health = await response.json()
     assert "database" in health["failing"]
@@ -46,7 +47,7 @@ async def test_a_missing_table_is_a_503_that_health_reports(client: Any, caplog:
 
     # The table is back: the next check succeeds and the retried delivery is accepted.
     await db.run(restore_timeline)
-    response = await client.get("/health")
+    response = await client.get("/health", headers=OPS)
     assert (await response.json())["checks"]["database"]["status"] == "ok"
     response = await client.post(URL, json=make_webhook([make_alert("db1")]), headers=AM_AUTH)
     assert response.status == 200

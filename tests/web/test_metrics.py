@@ -1,20 +1,24 @@
-"""/metrics parses with prometheus_client's parser and its counters move as the service acts."""
+"""/metrics parses with prometheus_client's parser, its counters move as the service acts,
+it needs its token on the main port, and scrapers asking together cost one rendering."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from oncall.clock import system_clock
+from oncall.web.keys import RUNTIME
 from tests.support.factories import ALICE_TOKEN, AM_AUTH, fast_directory, make_alert, make_webhook
+from tests.support.ops import OPS
 from tests.support.waiting import eventually
 
 URL = "/api/v1/integrations/alertmanager"
 
 
 async def scrape(client: Any, headers: dict[str, str] | None = None) -> dict[tuple, float]:
-    response = await client.get("/metrics", headers=headers or {})
+    response = await client.get("/metrics", headers=OPS if headers is None else headers)
     assert response.status == 200
     samples = {}
     for family in text_string_to_metric_families(await response.text()):
@@ -90,8 +94,48 @@ async def pending(client: Any, count: int) -> bool:
     return value(samples, "oncall_jobs_pending", store="escalation") == count
 
 
-async def test_metrics_can_require_a_token(make_client):
-    client = await make_client(server_metrics_token="scrape-token-123")
+async def test_metrics_require_their_token(make_client):
+    client = await make_client(server_metrics_token="scrape-token-0123456789abcdefghijklmnop")
     assert (await client.get("/metrics")).status == 401
-    samples = await scrape(client, {"Authorization": "Bearer scrape-token-123"})
+    assert (await client.get("/metrics", headers=OPS)).status == 401
+    samples = await scrape(
+        client, {"Authorization": "Bearer scrape-token-0123456789abcdefghijklmnop"}
+    )
     assert ("oncall_escalation_steps_overdue", ()) in samples
+
+
+async def test_without_a_metrics_token_the_main_port_refuses_metrics(make_client):
+    client = await make_client(server_metrics_token="")
+    response = await client.get("/metrics")
+    assert response.status == 403
+    error = (await response.json())["error"]
+    assert "metrics_token" in error and "metrics_listen" in error
+    assert "oncall_" not in await response.text()
+
+
+async def test_scrapers_asking_together_cost_one_reading_of_the_queues(client):
+    escalation = client.app[RUNTIME].escalation
+    counting = escalation.queue_stats
+    server = client.server.runner.server  # aiohttp's: it counts the requests it handles
+    first = server.requests_count
+    reads = 0
+
+    async def all_arrived() -> bool:
+        return server.requests_count - first >= 8
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        # Every read waits until all eight scrapes are being handled: they ask together.
+        await eventually(all_arrived, what="eight scrapes in")
+        return await counting(*args, **kwargs)
+
+    escalation.queue_stats = counted  # type: ignore[method-assign]
+    responses = await asyncio.gather(*(client.get("/metrics", headers=OPS) for _ in range(8)))
+    assert [r.status for r in responses] == [200] * 8
+    for response in responses:
+        assert "oncall_escalation_steps_overdue" in await response.text()
+    assert reads == 1
+    # One scrape after another each reads afresh.
+    await scrape(client)
+    assert reads == 2

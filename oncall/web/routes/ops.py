@@ -1,9 +1,15 @@
 """What operators and monitoring call: `/health` with one check per dependency, the
-Alertmanager-style probes, `/-/reload`, and `/metrics`."""
+Alertmanager-style probes, `/-/reload`, and `/metrics`.
+
+Anonymous callers get the overall health and the probes; the checks' details (hosts,
+errors, queue counts) need the metrics token or an admin's API token, `/metrics` its token
+(or the separate `[server] metrics_listen` listener), and a reload an admin's token.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import hmac
 import logging
 import time
@@ -15,9 +21,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from oncall.clock import isoformat
-from oncall.errors import ConfigError
+from oncall.errors import ConfigError, Forbidden, Unauthorized
 from oncall.runtime import Runtime
-from oncall.web.auth import presented_token
+from oncall.web.auth import presented_token, require_admin
+from oncall.web.coalesce import SingleFlight
 from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME, SETTINGS
 
 log = logging.getLogger(__name__)
@@ -122,12 +129,52 @@ async def run_checks(app: web.Application) -> dict[str, dict[str, Any]]:
     return dict(zip(names, [database, redis_check(app[RUNTIME]), scheduler], strict=True))
 
 
+class Shared:
+    """The computations concurrent callers share: the health checks and /metrics' text."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.checks = SingleFlight(lambda: run_checks(app))
+        self.metrics = SingleFlight(lambda: render_metrics(app))
+        # Reloads one after another, so the last file read is the one that stays active.
+        self.reloads = asyncio.Lock()
+
+
+SHARED = web.AppKey("ops_shared", Shared)
+
+
+def is_metrics_token(app: web.Application, token: str | None) -> bool:
+    """Return whether `token` is the configured metrics token (never when none is set)."""
+    expected = app[SETTINGS].server.metrics_token
+    return bool(expected and token) and hmac.compare_digest(
+        (token or "").encode(), expected.encode()
+    )
+
+
+def may_see_details(request: web.Request) -> bool:
+    """Return whether the caller may see /health's checks: False without a credential,
+    True for the metrics token or an admin's API token.
+
+    Raises Unauthorized for any other token, Forbidden for a responder's: a monitor with a
+    wrong token hears so instead of getting less than it asked for.
+    """
+    token = presented_token(request)
+    if token is None:
+        return False
+    if is_metrics_token(request.app, token):
+        return True
+    require_admin(request)
+    return True
+
+
 async def health(request: web.Request) -> web.Response:
-    checks = await run_checks(request.app)
+    details = may_see_details(request)
+    checks = await request.app[SHARED].checks()
     failing = [name for name, check in checks.items() if check["status"] != "ok"]
-    body: dict[str, Any] = {"status": "fail" if failing else "ok", "checks": checks}
-    if failing:
-        body["failing"] = failing
+    body: dict[str, Any] = {"status": "fail" if failing else "ok"}
+    if details:
+        body["checks"] = checks
+        if failing:
+            body["failing"] = failing
     return web.json_response(body, status=503 if failing else 200)
 
 
@@ -143,16 +190,26 @@ async def ready(request: web.Request) -> web.Response:
     return web.Response(text="OK\n")
 
 
-def reload_directory(app: web.Application) -> list[str]:
-    """Re-read the directory file; return its problems (empty when the new file is active)."""
-    try:
-        directory = app[DIRECTORY].reload()
-    except ConfigError as error:
-        log.error(
-            "directory reload rejected; the previous file stays active",
-            extra={"problems": error.problems},
-        )
-        return error.problems
+async def reload_directory(app: web.Application) -> list[str]:
+    """Re-read the directory file; return its problems (empty when the new file is active).
+
+    The file is read and parsed in a worker thread (YAML parsing would hold up every
+    request); the parsed directory is swapped in on the event loop, whole.
+    """
+    holder = app[DIRECTORY]
+    async with app[SHARED].reloads:
+        # A copy of the holder reads the file as the holder does (its source, its env
+        # file) and activates the result only in itself.
+        scratch = copy.copy(holder)
+        try:
+            directory = await asyncio.get_running_loop().run_in_executor(None, scratch.reload)
+        except ConfigError as error:
+            log.error(
+                "directory reload rejected; the previous file stays active",
+                extra={"problems": error.problems},
+            )
+            return error.problems
+        holder.current = directory
     log.info(
         "directory reloaded", extra={"source": directory.source, "users": len(directory.users)}
     )
@@ -160,39 +217,51 @@ def reload_directory(app: web.Application) -> list[str]:
 
 
 async def reload(request: web.Request) -> web.Response:
-    problems = reload_directory(request.app)
-    if problems:
-        return web.json_response(
-            {"error": "invalid directory file", "problems": problems}, status=400
-        )
+    require_admin(request)
+    if await reload_directory(request.app):
+        # The problems quote the file, secrets included: they go to the log only.
+        return web.json_response({"error": "invalid directory file, see the log"}, status=400)
     return web.json_response({"status": "ok"})
 
 
-async def metrics(request: web.Request) -> web.Response:
-    expected = request.app[SETTINGS].server.metrics_token
-    if expected and not hmac.compare_digest(
-        (presented_token(request) or "").encode(), expected.encode()
-    ):
-        return web.json_response(
-            {"error": "missing or invalid metrics token", "field": "Authorization"}, status=401
-        )
-    runtime = request.app[RUNTIME]
+async def render_metrics(app: web.Application) -> bytes:
+    """Return the Prometheus exposition, the gauges updated from the queues' state first.
+
+    On a Redis or database error the affected gauges keep their last values; /health says
+    what is wrong.
+    """
+    runtime = app[RUNTIME]
     gauges = runtime.metrics
-    state = await read_queues(runtime, request.app[CLOCK]())
-    # On a Redis or database error the affected gauges keep their last values; /health
-    # says what is wrong.
+    state = await read_queues(runtime, app[CLOCK]())
     for store, count in (state["pending"] or {}).items():
         gauges.pending.labels(store).set(count)
     if "counts_error" not in state:
         gauges.overdue.set(state["overdue_steps"])
         gauges.failed_steps.set(state["failed_steps"])
         gauges.failed_notifications.set(state["failed_notifications"])
-    return web.Response(
-        body=generate_latest(gauges.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-    )
+    return bytes(generate_latest(gauges.registry))
+
+
+async def metrics_response(app: web.Application) -> web.Response:
+    """Return /metrics' response; scrapers asking together share one rendering, so that
+    many of them cost the database and the event loop what one does."""
+    body = await app[SHARED].metrics()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    if not request.app[SETTINGS].server.metrics_token:
+        raise Forbidden(
+            "/metrics on this port needs [server] metrics_token; or set [server] "
+            "metrics_listen to serve it without a token on another address"
+        )
+    if not is_metrics_token(request.app, presented_token(request)):
+        raise Unauthorized("missing or invalid metrics token", "Authorization")
+    return await metrics_response(request.app)
 
 
 def add_routes(app: web.Application) -> None:
+    app[SHARED] = Shared(app)
     app.router.add_get("/health", health)
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
