@@ -7,14 +7,16 @@ from typing import Any
 
 import pytest
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
-from sqlalchemy import insert, select, text
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oncall.db.engine import make_engine
 from oncall.db.migrate import MIGRATIONS
-from oncall.db.models import alerts, incidents
+from oncall.db.models import alerts, audit_log, calendar_feeds, incidents, metadata
 from oncall.settings import Settings
 from tests.support.factories import T0
 
@@ -104,3 +106,63 @@ async def test_0006_keeps_stored_alerts_as_generation_0_and_keys_on_the_generati
             await conn.run_sync(
                 lambda c: c.execute(insert(alerts).values(_alert(incident_id, generation=1)))
             )
+
+
+def _downgrade_to(connection: Connection, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    config.attributes["connection"] = connection
+    command.downgrade(config, revision)
+
+
+async def downgrade_to(engine: AsyncEngine, schema: str, revision: str) -> None:
+    """Revert the migrations down to `revision`."""
+    async with engine.begin() as conn:
+        if schema and conn.dialect.name == "postgresql":
+            await conn.execute(text(f'SET search_path TO "{schema}"'))
+        await conn.run_sync(_downgrade_to, revision)
+
+
+def _tables(conn: Connection) -> set[str]:
+    return set(inspect(conn).get_table_names())
+
+
+def _schema_differences(conn: Connection) -> list[Any]:
+    """Return how the tables 0008 creates differ from the models (empty: alike)."""
+    found = compare_metadata(MigrationContext.configure(conn), metadata)
+    return [diff for diff in found if "calendar_feeds" in repr(diff) or "audit_log" in repr(diff)]
+
+
+async def test_0008_adds_the_feed_and_audit_tables_and_removes_them_on_downgrade(engine):
+    engine, settings = engine
+    schema = settings.database.schema
+    await upgrade_to(engine, schema, "0007")
+    async with engine.begin() as conn:
+        incident_id = await conn.run_sync(_add_incident)
+        assert not {"calendar_feeds", "audit_log"} & await conn.run_sync(_tables)
+    await upgrade_to(engine, schema, "head")
+
+    def use(conn: Connection) -> list[Any]:
+        conn.execute(
+            insert(calendar_feeds).values(
+                user_name="alice", secret_sha256="0" * 64, created_at=T0, created_by="alice"
+            )
+        )
+        conn.execute(
+            insert(audit_log).values(
+                at=T0, actor="dana", action="override.delete", subject="s", detail={"a": 1}
+            )
+        )
+        return list(conn.execute(select(audit_log.c.detail)).scalars())
+
+    async with engine.begin() as conn:
+        assert await conn.run_sync(use) == [{"a": 1}]
+        assert await conn.run_sync(_schema_differences) == []
+    await downgrade_to(engine, schema, "0007")
+    async with engine.begin() as conn:
+        assert not {"calendar_feeds", "audit_log"} & await conn.run_sync(_tables)
+        ids = await conn.run_sync(lambda c: list(c.execute(select(incidents.c.id)).scalars()))
+        assert ids == [incident_id]
+    await upgrade_to(engine, schema, "head")
+    async with engine.begin() as conn:
+        assert {"calendar_feeds", "audit_log"} <= await conn.run_sync(_tables)
