@@ -1,12 +1,27 @@
-"""What a page says, rendered per channel. Pure: a Page value in, text or JSON out."""
+"""What a page says, rendered per channel. Pure: a Page value in, text or JSON out.
+
+Alert text is the sender's, so it is only ever shown, never markup: escaped for HTML in
+e-mail and for Slack's markup in Slack (where `&`, `<` and `>` are entities, so no text
+becomes a link or a mention). Only http and https URLs become links (`web_url`); any other
+(`javascript:`, `data:`, a URL with a space) is shown as text. One-line values (the
+headline, labels, URLs) are kept on one line here too, for pages built from rows stored
+before the ingest parsers normalised them.
+"""
 
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
+
+from oncall.ingest.text import one_line
 
 MAX_LABELS_SHOWN = 12
+WEB_SCHEMES = ("http", "https")
+# Whitespace and control characters: a URL with one is not a link but text.
+_NOT_IN_URL = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -41,8 +56,9 @@ class Page:
 
     @property
     def headline(self) -> str:
+        """Return status, severity, title and incident number, on one line."""
         word = "RESOLVED" if self.event == "incident.resolved" else self.status.upper()
-        return f"[{word}] [{self.severity}] {self.title} (#{self.incident_id})"
+        return one_line(f"[{word}] [{self.severity}] {self.title} (#{self.incident_id})")
 
 
 def subject(page: Page) -> str:
@@ -50,12 +66,26 @@ def subject(page: Page) -> str:
     return page.headline
 
 
+def web_url(url: str) -> str | None:
+    """Return `url` when it may become a link (an absolute http or https URL with a host,
+    no whitespace or control character in it), else None: the caller shows it as text."""
+    if not url or _NOT_IN_URL.search(url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        return None
+    if parts.scheme.lower() not in WEB_SCHEMES or not parts.hostname:
+        return None
+    return url
+
+
 def _source_lines(page: Page) -> list[tuple[str, str]]:
     lines = [("Incident", page.incident_url)]
     lines += [("Source", url) for url in page.source_urls]
     if page.external_url:
         lines.append(("Alertmanager", page.external_url))
-    return lines
+    return [(name, one_line(url)) for name, url in lines]
 
 
 def text_body(page: Page) -> str:
@@ -69,7 +99,7 @@ def text_body(page: Page) -> str:
     if page.event == "incident.triggered":
         out.append(f"Escalation level {page.level}, pass {page.repeat + 1}")
     out.append("Labels:")
-    out += [f"  {k}={v}" for k, v in sorted(page.labels.items())[:MAX_LABELS_SHOWN]]
+    out += [_label(k, v) for k, v in sorted(page.labels.items())[:MAX_LABELS_SHOWN]]
     out.append("")
     out += [f"{name}: {url}" for name, url in _source_lines(page)]
     for action, url in page.links.items():
@@ -78,19 +108,31 @@ def text_body(page: Page) -> str:
     return "\n".join(out) + "\n"
 
 
+def _label(key: str, value: str) -> str:
+    return f"  {one_line(key)}={one_line(value)}"
+
+
+def _html_link(url: str, label: str | None = None, style: str = "") -> str:
+    """Return an HTML link to an http(s) `url` showing `label` (the URL itself when None);
+    for any other URL, the label and the URL as text. Everything escaped."""
+    esc = html.escape
+    shown = url if label is None else label
+    if web_url(url) is None:
+        return esc(url) if label is None else f"{esc(label)}: {esc(url)}"
+    styled = f' style="{esc(style)}"' if style else ""
+    return f'<a href="{esc(url)}"{styled}>{esc(shown)}</a>'
+
+
 def html_body(page: Page) -> str:
-    """Return the HTML part of the e-mail (every value escaped)."""
+    """Return the HTML part of the e-mail (every value escaped, only http(s) links)."""
     esc = html.escape
     rows = "".join(
         f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>"
         for k, v in sorted(page.labels.items())[:MAX_LABELS_SHOWN]
     )
-    links = "".join(
-        f'<li>{esc(n)}: <a href="{esc(u)}">{esc(u)}</a></li>' for n, u in _source_lines(page)
-    )
+    links = "".join(f"<li>{esc(n)}: {_html_link(u)}</li>" for n, u in _source_lines(page))
     buttons = " ".join(
-        f'<a href="{esc(u)}" style="padding:6px 12px;border:1px solid #333">'
-        f"{esc(a.capitalize())}</a>"
+        _html_link(u, a.capitalize(), "padding:6px 12px;border:1px solid #333")
         for a, u in page.links.items()
     )
     return (
@@ -130,44 +172,82 @@ def webhook_json(page: Page) -> dict[str, Any]:
     }
 
 
+def slack_escape(text: str) -> str:
+    """Return `text` with Slack's three markup characters as the entities Slack documents
+    (`&amp;`, `&lt;`, `&gt;`): shown as written, never a link, a mention (`<!channel>`,
+    `<@U123>`) or any other markup Slack parses between angle brackets."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_link(url: str, label: str) -> str:
+    """Return a Slack link `<url|label>` to an http(s) `url`, or for any other URL the label
+    and the URL as escaped text.
+
+    In the URL, `&` is an entity as elsewhere, and `<`, `>` and `|` (which would end the
+    URL or the link) are percent-encoded, which is how a URL carries them anyway.
+    """
+    if web_url(url) is None:
+        return f"{slack_escape(label)}: {slack_escape(url)}"
+    target = url.replace("&", "&amp;").replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
+    return f"<{target}|{slack_escape(label)}>"
+
+
+def _clip(text: str, limit: int) -> str:
+    """Return escaped `text` cut to `limit` characters without leaving half an entity."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    amp = cut.rfind("&")
+    return cut[:amp] if amp != -1 and ";" not in cut[amp:] else cut
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    # verbatim: Slack does not turn plain words of the text into links or channel names;
+    # the links wanted are written out as <url|label> (slack_link).
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
 def slack_json(page: Page) -> dict[str, Any]:
-    """Return a Slack incoming-webhook message: title, severity, key labels, links, actions."""
-    labels = ", ".join(f"`{k}={v}`" for k, v in sorted(page.labels.items())[:MAX_LABELS_SHOWN])
-    link_text = " | ".join(f"<{u}|{n}>" for n, u in _source_lines(page))
+    """Return a Slack incoming-webhook message: title, severity, key labels, links, actions.
+
+    Every text from the alert is `slack_escape`d; only `slack_link` writes markup.
+    """
+    esc = slack_escape
+    headline = esc(page.headline)
+    labels = ", ".join(
+        f"`{esc(one_line(k))}={esc(one_line(v))}`"
+        for k, v in sorted(page.labels.items())[:MAX_LABELS_SHOWN]
+    )
+    link_text = " | ".join(slack_link(u, n) for n, u in _source_lines(page))
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": page.headline[:150]}},
+        {"type": "header", "text": {"type": "plain_text", "text": _clip(headline, 150)}},
         {
             "type": "section",
-            "text": {
-                "type": "mrkdwn",
-                "text": (
-                    f"*Severity:* {page.severity}   *Alerts:* {page.alert_count}\n"
-                    f"{page.summary}\n{labels}"
-                )[:3000],
-            },
+            "text": _mrkdwn(
+                _clip(
+                    f"*Severity:* {esc(one_line(page.severity))}   *Alerts:* {page.alert_count}\n"
+                    f"{esc(page.summary)}\n{labels}",
+                    3000,
+                )
+            ),
         },
-        {"type": "section", "text": {"type": "mrkdwn", "text": link_text[:3000]}},
+        {"type": "section", "text": _mrkdwn(_clip(link_text, 3000))},
     ]
-    if page.links:
-        blocks.append(
-            {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "text": {"type": "plain_text", "text": action.capitalize()},
-                        "url": url,
-                    }
-                    for action, url in page.links.items()
-                ],
-            }
-        )
+    buttons = [
+        {
+            "type": "button",
+            "text": {"type": "plain_text", "text": esc(action.capitalize())},
+            "url": url,
+        }
+        for action, url in page.links.items()
+        if web_url(url) is not None
+    ]
+    if buttons:
+        blocks.append({"type": "actions", "elements": buttons})
     blocks.append(
         {
             "type": "context",
-            "elements": [
-                {"type": "mrkdwn", "text": f"delivery {page.delivery_id} for {page.user}"}
-            ],
+            "elements": [_mrkdwn(esc(f"delivery {page.delivery_id} for {page.user}"))],
         }
     )
-    return {"text": page.headline, "blocks": blocks}
+    return {"text": headline, "blocks": blocks}

@@ -22,7 +22,7 @@ from oncall.directory.model import Contact, User
 from oncall.incidents.lifecycle import Opened
 from oncall.metrics import Metrics
 from oncall.notify import keyfile, links, store
-from oncall.notify.channels import ChannelContext, DeliveryError, channel
+from oncall.notify.channels import ChannelContext, DeliveryError, building, channel
 from oncall.notify.http import HttpPoster
 from oncall.notify.messages import Page
 from oncall.notify.outbox import Attempt, Claimed
@@ -217,19 +217,25 @@ class Notifier:
 
     async def send(self, claimed: Claimed, now: datetime) -> str:
         """Send a claimed attempt and record it; return its outcome. Raises what
-        recording raised."""
+        recording raised.
+
+        A page or message that cannot be built fails for good at once (`building`); what
+        else a channel raises unexpectedly is retried, as a failure to send.
+        """
         row = claimed.notification
         started = time.perf_counter()
         error: str | None = None
         retry_after = None
         try:
             contact = self.contact(row.user_name, row.contact_name, row.contact_index)
-            await channel(contact.type)(self.page(claimed, now), contact, self.context)
+            with building("page"):  # rows that cannot make a page fail every attempt alike
+                page = self.page(claimed, now)
+            await channel(contact.type)(page, contact, self.context)
             outcome = DELIVERED
         except DeliveryError as failure:
             outcome = PERMANENT if failure.permanent else RETRY
             error, retry_after = failure.message, failure.retry_after
-        except Exception as failure:  # a bug in a channel must not lose the page: retry
+        except Exception as failure:  # a bug while sending must not lose the page: retry
             log.exception("channel raised unexpectedly", extra={"notification": row.id})
             outcome, error = RETRY, f"{type(failure).__name__}: {failure}"
         duration_ms = int((time.perf_counter() - started) * 1000)

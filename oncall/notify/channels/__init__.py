@@ -1,13 +1,17 @@
 """Delivery channels: one module per contact type, each with one `send(page, contact, ctx)`.
 
 Every failure is one `DeliveryError(permanent=...)`; the retry loop lives in the notifier.
+A message a channel cannot build (a header it cannot write, a value its encoder refuses)
+is built from the same page, and fails the same way, on every attempt: it is permanent at
+once (`building`), with the reason recorded on the notification.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -31,6 +35,23 @@ class DeliveryError(Exception):
         self.message = message
         self.permanent = permanent
         self.retry_after = retry_after
+
+
+MAX_REASON = 300  # characters of an exception's text kept in a build failure
+
+
+@contextlib.contextmanager
+def building(what: str) -> Iterator[None]:
+    """Run the building of `what` (a message, a page); raises DeliveryError(permanent)
+    saying what could not be built and why, for anything the block raises (a
+    DeliveryError raised in it passes unchanged)."""
+    try:
+        yield
+    except DeliveryError:
+        raise
+    except Exception as error:
+        reason = f"{type(error).__name__}: {error}"[:MAX_REASON]
+        raise DeliveryError(f"could not build the {what}: {reason}", permanent=True) from error
 
 
 @dataclass(frozen=True)

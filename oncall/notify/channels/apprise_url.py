@@ -10,7 +10,7 @@ from __future__ import annotations
 import apprise
 
 from oncall.directory.model import Contact
-from oncall.notify.channels import ChannelContext, DeliveryError
+from oncall.notify.channels import ChannelContext, DeliveryError, building
 from oncall.notify.messages import Page, subject, text_body
 
 
@@ -19,7 +19,9 @@ async def send(page: Page, contact: Contact, ctx: ChannelContext) -> None:
     target = apprise.Apprise()
     if not target.add(contact.address):
         raise DeliveryError("Apprise cannot load this URL", permanent=True)
-    result = await target.async_notify(body=text_body(page), title=subject(page))
+    with building("Apprise message"):
+        body, title = text_body(page), subject(page)
+    result = await target.async_notify(body=body, title=title)
     status = result.status
     if status == apprise.AppriseResultStatus.SUCCESS:
         return

@@ -11,7 +11,7 @@ import hmac
 
 from oncall.db import jsoncodec
 from oncall.directory.model import Contact
-from oncall.notify.channels import ChannelContext
+from oncall.notify.channels import ChannelContext, building
 from oncall.notify.messages import Page, webhook_json
 
 
@@ -23,7 +23,8 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
 
 async def send(page: Page, contact: Contact, ctx: ChannelContext) -> None:
     """POST the page; raises DeliveryError."""
-    body = jsoncodec.dumps_bytes(webhook_json(page))
+    with building("webhook body"):
+        body = jsoncodec.dumps_bytes(webhook_json(page))
     headers = {"Content-Type": "application/json", "X-Oncall-Delivery": str(page.delivery_id)}
     if contact.secret:
         headers["X-Oncall-Signature"] = signature(
