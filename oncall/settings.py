@@ -9,6 +9,7 @@ every bad key is reported at once.
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -34,6 +35,9 @@ class ServerSettings:
     body_timeout: timedelta
     # 0: no limit. Behind a reverse proxy every connection comes from the proxy's address.
     max_connections_per_address: int
+    # Reverse proxies whose X-Forwarded-For names the client (failed logins are counted
+    # per client); empty: the connection's peer is the client.
+    trusted_proxies: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,13 @@ def _listen_address(text: str) -> str:
     return text
 
 
+def _ip_addresses(text: str) -> frozenset[str]:
+    try:
+        return frozenset(str(ipaddress.ip_address(a.strip())) for a in text.split(",") if a.strip())
+    except ValueError:
+        raise ValueError(f"expected IP addresses separated by commas, got {text!r}") from None
+
+
 def _text(text: str) -> str:
     return text
 
@@ -218,6 +229,7 @@ SPEC: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
         "metrics_listen": (_listen_address, ""),
         "body_timeout": (_positive_duration, "10s"),
         "max_connections_per_address": (_integer(0, 1 << 20), "64"),
+        "trusted_proxies": (_ip_addresses, ""),
     },
     "database": {
         "url": (_database_url, "sqlite+aiosqlite:///data/oncall.db"),

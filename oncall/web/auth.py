@@ -2,8 +2,8 @@
 
 Every check counts a wrong token against the client's address (`Throttle`); an address
 over the limit is answered 429 before its credential is looked at. The address is the
-connection's peer: behind a reverse proxy that is the proxy, whose own limits then apply
-(X-Forwarded-For is set by whoever connects, so it is not trusted).
+connection's peer; X-Forwarded-For is written by whoever connects, so it is only read
+from the reverse proxies `[server] trusted_proxies` names.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from aiohttp import web
 
 from oncall.directory.model import Integration, User
 from oncall.errors import Forbidden, TooManyRequests, Unauthorized
-from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME
+from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME, SETTINGS
+from oncall.web.throttle import client_of
 
 _Found = TypeVar("_Found")
 
@@ -41,8 +42,13 @@ def presented_token(request: web.Request) -> str | None:
 
 
 def client_address(request: web.Request) -> str:
-    """Return the address failures are counted under: the connection's peer."""
-    return request.remote or ""
+    """Return the address failures are counted under: the connection's peer, or the client
+    a trusted proxy names."""
+    peer = request.remote or ""
+    trusted = request.app[SETTINGS].server.trusted_proxies
+    if peer not in trusted:  # the usual case, without reading any header
+        return peer
+    return client_of(peer, request.headers.getall("X-Forwarded-For", []), trusted)
 
 
 def refuse_if_throttled(request: web.Request) -> None:

@@ -44,6 +44,19 @@ def refused_for(
     return remaining if remaining > timedelta(0) else None
 
 
+def client_of(peer: str, forwarded_for: list[str], trusted: frozenset[str]) -> str:
+    """Return the client address of a request from `peer`: the peer itself unless it is a
+    trusted proxy, else the nearest address in the X-Forwarded-For values that is not a
+    trusted proxy (the ones before it were written by the client and prove nothing)."""
+    if peer not in trusted:
+        return peer
+    hops = [hop.strip() for value in forwarded_for for hop in value.split(",")]
+    for hop in reversed(hops):
+        if hop and hop not in trusted:
+            return hop
+    return peer
+
+
 class Throttle:
     """The failures of the most recent `max_addresses` addresses; the oldest are evicted,
     so memory stays bounded whatever the number of addresses that fail."""

@@ -10,7 +10,16 @@ from typing import Any
 import aiohttp
 import pytest
 
-from oncall.web.throttle import FAILURE_LIMIT, FAILURE_WINDOW, Failures, Throttle, refused_for
+from oncall.errors import ConfigError
+from oncall.settings import load_settings
+from oncall.web.throttle import (
+    FAILURE_LIMIT,
+    FAILURE_WINDOW,
+    Failures,
+    Throttle,
+    client_of,
+    refused_for,
+)
 from tests.support.factories import AM_AUTH, T0, make_alert, make_webhook
 from tests.support.roles import ADMIN, ALICE, responders_directory, roles_directory
 
@@ -82,7 +91,50 @@ async def test_requests_without_a_token_and_right_ones_are_not_counted(make_clie
         assert (await client.get("/api/v1/incidents", headers=ALICE)).status == 200
 
 
+async def test_behind_a_trusted_proxy_each_forwarded_client_is_throttled_alone(make_client):
+    client = await make_client(directory=responders_directory(), server_trusted_proxies="127.0.0.1")
+    guesser = {"X-Forwarded-For": "203.0.113.7"}
+    for _ in range(FAILURE_LIMIT):
+        response = await client.get("/api/v1/incidents", headers={**WRONG, **guesser})
+        assert response.status == 401
+    other = {"X-Forwarded-For": "203.0.113.8"}
+    assert (await client.get("/api/v1/incidents", headers={**ALICE, **other})).status == 200
+    assert (await client.get("/api/v1/incidents", headers={**ALICE, **guesser})).status == 429
+    # A hop the guesser writes itself comes before the one the proxy appends.
+    forged = {"X-Forwarded-For": "198.51.100.9, 203.0.113.7"}
+    assert (await client.get("/api/v1/incidents", headers={**ALICE, **forged})).status == 429
+
+
+def test_trusted_proxies_must_be_ip_addresses():
+    with pytest.raises(ConfigError, match=r"trusted_proxies"):
+        load_settings({"ONCALL_SETTINGS": "/dev/null", "ONCALL_SERVER_TRUSTED_PROXIES": "proxy"})
+    settings = load_settings(
+        {"ONCALL_SETTINGS": "/dev/null", "ONCALL_SERVER_TRUSTED_PROXIES": "10.0.0.1, ::1"}
+    )
+    assert settings.server.trusted_proxies == {"10.0.0.1", "::1"}
+
+
 # Pure: the throttle's decisions on its state and `now`.
+
+PROXY = frozenset({"10.0.0.1", "10.0.0.2"})
+# (what, peer, X-Forwarded-For values, client)
+CLIENTS = [
+    ("a direct client, whatever it claims", "198.51.100.1", ["203.0.113.7"], "198.51.100.1"),
+    ("behind the proxy", "10.0.0.1", ["203.0.113.7"], "203.0.113.7"),
+    ("a hop the client wrote is ignored", "10.0.0.1", ["1.2.3.4, 203.0.113.7"], "203.0.113.7"),
+    ("two proxies in a row", "10.0.0.1", ["203.0.113.7, 10.0.0.2"], "203.0.113.7"),
+    ("several header lines", "10.0.0.1", ["1.2.3.4", "203.0.113.7"], "203.0.113.7"),
+    ("the proxy's own request", "10.0.0.1", [], "10.0.0.1"),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "peer", "forwarded", "client"), CLIENTS, ids=[c[0] for c in CLIENTS]
+)
+def test_the_client_is_the_nearest_address_that_is_not_a_trusted_proxy(
+    what, peer, forwarded, client
+):
+    assert client_of(peer, forwarded, PROXY) == client
 
 
 def test_the_limit_refuses_only_from_its_count_on_and_only_within_the_window():
