@@ -126,15 +126,14 @@ def test_every_token_the_repository_shows_is_a_placeholder_or_refused():
 
 
 @pytest.fixture
-def service_env(database_env, key_prefix, tmp_path):
+def service_env(database_env, key_prefix):
+    # The shipped settings.ini as it is: the published values come from the environment,
+    # which wins over any env file, and the service stops before it reads or writes a key.
     return {
         **database_env,
         "ONCALL_REDIS_KEY_PREFIX": key_prefix,
         "ONCALL_REDIS_HOST": REDIS_HOST,
         "ONCALL_REDIS_PORT": str(REDIS_PORT),
-        # This test's own: never the checkout's data/oncall.env or key.
-        "ONCALL_DIRECTORY_ENV_FILE": str(tmp_path / "oncall.env"),
-        "ONCALL_SECURITY_SECRET_KEY_FILE": str(tmp_path / "secret.key"),
     }
 
 
@@ -221,11 +220,8 @@ def test_a_password_with_an_at_sign_is_masked_whole():
 
 
 @pytest.mark.parametrize("command", ["check-config", "serve", "migrate"])
-def test_no_command_prints_the_database_password(command, tmp_path):
-    env = {
-        "ONCALL_DATABASE_URL": f"postgres://oncall:{PASSWORD}@127.0.0.1/oncall",
-        "ONCALL_DIRECTORY_ENV_FILE": str(tmp_path / "oncall.env"),
-    }
+def test_no_command_prints_the_database_password(command):
+    env = {"ONCALL_DATABASE_URL": f"postgres://oncall:{PASSWORD}@127.0.0.1/oncall"}
     result = run_cli(command, env=env)
     assert result.returncode in (1, 2)
     assert "[database] url" in result.stderr

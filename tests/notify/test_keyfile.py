@@ -37,12 +37,17 @@ def put_legacy_key(conn: Connection) -> None:
 
 @pytest.fixture
 def key_path(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "secret.key"  # its directory does not exist yet
+    return tmp_path / "data" / "secret.key"  # its directory does not exist yet
 
 
 @pytest.fixture
-def settings(make_settings: Callable[..., Settings], key_path: Path) -> Settings:
-    return make_settings(security_secret_key_file=str(key_path))
+def settings(
+    make_settings: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    # The default `[security] secret_key_file`, data/secret.key, relative to this test's own
+    # working directory.
+    monkeypatch.chdir(tmp_path)
+    return make_settings()
 
 
 @pytest.fixture
@@ -87,12 +92,10 @@ async def test_the_database_keeps_its_key_when_the_file_cannot_be_written(
 
 
 async def test_a_configured_secret_key_writes_no_file(
-    make_settings: Callable[..., Settings], key_path: Path, db: Database
+    make_settings: Callable[..., Settings], settings: Settings, key_path: Path, db: Database
 ) -> None:
-    settings = make_settings(
-        security_secret_key="configured-key-0123456789", security_secret_key_file=str(key_path)
-    )
-    assert await link_key(db, settings) == b"configured-key-0123456789"
+    configured = make_settings(security_secret_key="configured-key-0123456789")
+    assert await link_key(db, configured) == b"configured-key-0123456789"
     assert not key_path.exists()
 
 
