@@ -28,6 +28,9 @@ _LINE_BREAK = re.compile("\r\n|[\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 # NUL is already U+FFFD (`storable`) when these run.
 _CONTROLS = re.compile("[\x01-\x1f\x7f-\x9f]")
 _CONTROLS_BUT_TAB_AND_NEWLINE = re.compile("[\x01-\x08\x0b-\x1f\x7f-\x9f]")
+# What either function changes: found in one search, so text with none is not copied.
+_TO_CLEAN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_TO_CLEAN_IN_MULTILINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 def storable(value: str) -> str:
@@ -42,9 +45,9 @@ def one_line(value: str) -> str:
     """Return `value` `storable` and on one line: each run of line breaks and tabs one
     space, every other control character removed (`value` itself when it is printable,
     the common case)."""
-    # isprintable() is False for every control character, NUL and lone surrogate (and for
-    # some harmless characters, such as a no-break space: those take the slow path only).
-    if value.isprintable():
+    # isprintable() is False for every control character, NUL and lone surrogate, and for
+    # some harmless characters (a no-break space), which the search then lets through.
+    if value.isprintable() or not _TO_CLEAN.search(value):
         return value
     return _CONTROLS.sub("", _BREAKS.sub(" ", storable(value)))
 
@@ -53,7 +56,7 @@ def multiline(value: str) -> str:
     """Return `value` `storable` with newlines and tabs kept, every other line break
     (CR LF, CR, U+2028, ...) a newline and every other control character removed (`value`
     itself when it has no control character)."""
-    if value.isprintable():
+    if value.isprintable() or not _TO_CLEAN_IN_MULTILINE.search(value):
         return value
     return _CONTROLS_BUT_TAB_AND_NEWLINE.sub("", _LINE_BREAK.sub("\n", storable(value)))
 
@@ -61,9 +64,12 @@ def multiline(value: str) -> str:
 def clean_map(mapping: dict[str, str], clean_value: Callable[[str], str]) -> dict[str, str]:
     """Return a label or annotation map with every key `one_line` and every value cleaned
     by `clean_value` (`one_line` for labels, `multiline` for annotations); `mapping` itself
-    when every key and value is printable. Two keys that become equal keep the last value,
-    as a repeated JSON key does."""
+    when nothing changes. Two keys that become equal keep the last value, as a repeated
+    JSON key does."""
     for key, value in mapping.items():
-        if not (key.isprintable() and value.isprintable()):
-            return {one_line(k): clean_value(v) for k, v in mapping.items()}
+        if (key.isprintable() and value.isprintable()) or (
+            one_line(key) is key and clean_value(value) is value
+        ):
+            continue
+        return {one_line(k): clean_value(v) for k, v in mapping.items()}
     return mapping
