@@ -9,7 +9,7 @@ These run on SQLite only: every limit here acts before the database is touched.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -23,7 +23,7 @@ from tests.support.redis_server import REDIS_HOST, REDIS_PORT
 from tests.web.test_bad_params import HB_TOKEN, directory
 
 MAX_BODY_BYTES = 1 << 20  # the Alertmanager route's cap in these tests
-BIG = 16 << 20  # the default [server] max_body_bytes: what each post tries to send
+BIG = 16 << 20  # the default [server] max_body_bytes: what each chunked post sends
 CONCURRENT = 40
 # How long to wait for an answer that should come at once, or after the 1s body timeout;
 # a guard against hanging, not a measurement.
@@ -31,29 +31,39 @@ ANSWER_WITHIN = 15.0
 
 
 @pytest.fixture
-async def service(tmp_path: Path, key_prefix: str) -> AsyncIterator[ServiceProcess]:
-    path = tmp_path / "oncall.yaml"
-    path.write_text(directory())
-    process = ServiceProcess(
-        {
-            "ONCALL_SETTINGS": "/dev/null",
-            "ONCALL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/oncall.db",
-            "ONCALL_REDIS_HOST": REDIS_HOST,
-            "ONCALL_REDIS_PORT": str(REDIS_PORT),
-            "ONCALL_REDIS_KEY_PREFIX": key_prefix,
-            "ONCALL_DIRECTORY_PATH": str(path),
-            "ONCALL_SERVER_BODY_TIMEOUT": "1s",
-            "ONCALL_SERVER_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
-        },
-        tmp_path / "oncall.log",
-    )
-    try:
+async def start_service(
+    tmp_path: Path, key_prefix: str
+) -> AsyncIterator[Callable[..., Awaitable[ServiceProcess]]]:
+    """Return a function that starts the service with a 1s body timeout and the settings
+    given (ONCALL_ variables); each is stopped afterwards, its log free of tracebacks."""
+    started: list[ServiceProcess] = []
+
+    async def start(**env: str) -> ServiceProcess:
+        path = tmp_path / "oncall.yaml"
+        path.write_text(directory())
+        process = ServiceProcess(
+            {
+                "ONCALL_SETTINGS": "/dev/null",
+                "ONCALL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/oncall.db",
+                "ONCALL_REDIS_HOST": REDIS_HOST,
+                "ONCALL_REDIS_PORT": str(REDIS_PORT),
+                "ONCALL_REDIS_KEY_PREFIX": key_prefix,
+                "ONCALL_DIRECTORY_PATH": str(path),
+                "ONCALL_SERVER_BODY_TIMEOUT": "1s",
+                **env,
+            },
+            tmp_path / f"oncall-{len(started)}.log",
+        )
+        started.append(process)
         await process.start()
-        yield process
-    finally:
+        return process
+
+    yield start
+    for process in started:
         process.stop()
-    log = process.log_path.read_text()
-    assert "Traceback" not in log and "Unhandled exception" not in log, log[-3000:]
+    for process in started:
+        log = process.log_path.read_text()
+        assert "Traceback" not in log and "Unhandled exception" not in log, log[-3000:]
 
 
 def rss(process: ServiceProcess, field: str = "VmRSS") -> int:
@@ -99,8 +109,9 @@ def headers(path: str, length: int, credential: str | None) -> bytes:
     ],
 )
 async def test_a_body_announced_over_the_cap_gets_413_before_it_is_sent(
-    service, path, credential, cap
+    start_service, path, credential, cap
 ):
+    service = await start_service(ONCALL_SERVER_MAX_BODY_BYTES=str(MAX_BODY_BYTES))
     reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
     try:
         writer.write(headers(path, cap + 1, credential))  # and not one byte of the body
@@ -129,7 +140,8 @@ async def chunked_post(session: aiohttp.ClientSession, url: str) -> int | None:
         return None
 
 
-async def test_concurrent_chunked_bodies_are_cut_off_and_memory_stays_bounded(service):
+async def test_concurrent_chunked_bodies_are_cut_off_and_memory_stays_bounded(start_service):
+    service = await start_service()  # max_body_bytes at its default, BIG
     url = f"{service.url}/v2/enqueue"
     async with aiohttp.ClientSession() as session:
         assert await chunked_post(session, url) == 413  # warms up the route
@@ -144,7 +156,8 @@ async def test_concurrent_chunked_bodies_are_cut_off_and_memory_stays_bounded(se
     assert peak - before < CONCURRENT * BIG / 8, (before, peak)
 
 
-async def test_a_trickled_body_gets_408_and_the_service_keeps_answering(service):
+async def test_a_trickled_body_gets_408_and_the_service_keeps_answering(start_service):
+    service = await start_service()
     tricklers = []
     for _ in range(20):
         reader, writer = await asyncio.open_connection("127.0.0.1", service.port)

@@ -174,6 +174,16 @@ async def test_an_oversize_event_gets_413(make_client):
     assert status == 413
 
 
+async def test_deep_json_gets_pagerdutys_400_naming_the_problem(make_client):
+    client = await make_client(directory=DIRECTORY)
+    before = await snapshot(client)
+    depth = 30_000  # far past the standard module's stack
+    status, answer = await send(client, b"[" * depth + b"]" * depth)
+    assert (status, answer["status"]) == (400, "invalid event")
+    assert answer["errors"] == ["Request body is nested deeper than 64 levels"]
+    assert await snapshot(client) == before
+
+
 async def test_an_integration_over_its_rate_gets_429_with_retry_after(make_client):
     client = await make_client(directory=DIRECTORY)
     statuses = []

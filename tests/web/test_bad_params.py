@@ -18,6 +18,8 @@ USER = {"Authorization": f"Bearer {ALICE_TOKEN}"}
 HUGE = "99999999999999999999"  # past 64 bits: SQLite cannot bind it, PostgreSQL refuses it
 LATE = "9999-12-31T23:59:59+00:00"  # a week or a rotation later is past datetime's end
 EARLY = "0001-01-01T00:00:00+14:00"  # in UTC, before datetime's first day
+# The same in a query string, where a bare "+" would arrive as a space
+LATE_Q, EARLY_Q = LATE.replace("+", "%2B"), EARLY.replace("+", "%2B")
 EV_TOKEN = "ev-token-0123456789abcdefghijklmnopqrstuv"
 HB_TOKEN = "hb-token-0123456789abcdefghijklmnopqrstuv"
 
@@ -67,16 +69,16 @@ OUT_OF_RANGE = [
     ),
     ("negative cursor", "GET", f"/api/v1/incidents?cursor={cursor('id:-1')}", None, "cursor"),
     # times at datetime's ends, as query parameters and in a body
-    ("late shifts start", "GET", f"/api/v1/schedules/primary/shifts?start={LATE}", None, "start"),
+    ("late shifts start", "GET", f"/api/v1/schedules/primary/shifts?start={LATE_Q}", None, "start"),
     (
         "early shifts start",
         "GET",
-        f"/api/v1/schedules/primary/shifts?start={EARLY}".replace("+", "%2B"),
+        f"/api/v1/schedules/primary/shifts?start={EARLY_Q}",
         None,
         "start",
     ),
-    ("late on-call time", "GET", f"/api/v1/oncall?at={LATE}", None, "at"),
-    ("early on-call time", "GET", f"/api/v1/oncall?at={EARLY}".replace("+", "%2B"), None, "at"),
+    ("late on-call time", "GET", f"/api/v1/oncall?at={LATE_Q}", None, "at"),
+    ("early on-call time", "GET", f"/api/v1/oncall?at={EARLY_Q}", None, "at"),
     (
         "late override end",
         "POST",
