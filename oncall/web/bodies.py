@@ -17,6 +17,8 @@ from oncall.web.keys import SETTINGS
 
 # Heartbeat pings and API JSON bodies: a few fields each.
 SMALL_BODY = 64 * 1024
+# Seconds a connection stays open, reading and discarding, after its timed-out answer.
+LINGER = 1.0
 
 
 class BodyTimeout(OncallError):
@@ -60,13 +62,24 @@ def too_large(limit: int) -> PayloadTooLarge:
 
 
 def _close_after_answer(request: web.Request) -> None:
-    """Close the connection as soon as this request's answer is written.
+    """Close the connection soon after this request's answer is written.
 
     aiohttp would otherwise keep reading (and discarding) the rest of an unfinished body
     for its lingering time, which a sender trickling bytes turns into a held connection.
-    The request runs in a task of its own, done once the answer is written.
+    Closing at once is no better: a socket closed with the sender's bytes unread is reset,
+    and the reset discards the answer still on its way. So the answer is followed by a FIN
+    (the sender sees the end), and the socket is closed a moment later. The request runs
+    in a task of its own, done once the answer is written.
     """
     task = asyncio.current_task()
-    if task is not None:
-        protocol = request.protocol
-        task.add_done_callback(lambda _: protocol.force_close())
+    if task is None:
+        return
+    protocol = request.protocol
+    transport = request.transport
+
+    def finish(_: object) -> None:
+        if transport is not None and not transport.is_closing() and transport.can_write_eof():
+            transport.write_eof()
+        asyncio.get_running_loop().call_later(LINGER, protocol.force_close)
+
+    task.add_done_callback(finish)
