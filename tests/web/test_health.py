@@ -152,6 +152,17 @@ async def test_reload_activates_a_valid_file_and_keeps_the_old_one_on_error(
     assert response.status == 400
     assert "robert" in client.app[DIRECTORY].current.users  # the old file stays active
 
+    # Both are admin actions, recorded with the admin (and nothing of the file).
+    response = await client.get("/api/v1/audit", headers=ADMIN)
+    entries = [
+        (e["actor"], e["action"], e["detail"]["outcome"])
+        for e in (await response.json())["entries"]
+    ]
+    assert entries == [
+        ("alice", "directory.reload", "rejected"),
+        ("alice", "directory.reload", "applied"),
+    ]
+
 
 async def test_a_broken_file_is_told_to_the_log_and_not_to_the_caller(
     make_client, directory_file, caplog

@@ -217,8 +217,14 @@ async def reload_directory(app: web.Application) -> list[str]:
 
 
 async def reload(request: web.Request) -> web.Response:
-    require_admin(request)
-    if await reload_directory(request.app):
+    admin = require_admin(request)
+    problems = await reload_directory(request.app)
+    app = request.app
+    detail = {"outcome": "rejected" if problems else "applied", "problems": len(problems)}
+    await app[RUNTIME].audit.record(
+        admin.name, "directory.reload", app[SETTINGS].directory.path, detail, app[CLOCK]()
+    )
+    if problems:
         # The problems quote the file, secrets included: they go to the log only.
         return web.json_response({"error": "invalid directory file, see the log"}, status=400)
     return web.json_response({"status": "ok"})
