@@ -115,6 +115,8 @@ def _parse_text(value: str) -> datetime | None:
         # The pattern vetted the form; the C parser builds it faster than the fallback.
         # It truncates nanoseconds as the fallback does.
         return datetime.fromisoformat(value).astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value[:40]!r} is out of range in UTC") from None
     except ValueError:
         pass  # a form it does not take (a lower-case z), or an impossible date: see below
     offset = timedelta(0) if zulu else timedelta(hours=int(off_h), minutes=int(off_m))
@@ -133,7 +135,10 @@ def _parse_text(value: str) -> datetime | None:
         )
     except ValueError as exc:
         raise ValueError(f"{value[:40]!r}: {exc}") from None
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value[:40]!r} is out of range in UTC") from None
 
 
 def _labels(

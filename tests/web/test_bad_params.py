@@ -206,3 +206,21 @@ async def test_an_alertmanager_group_just_under_max_body_bytes_is_ingested(make_
     listed = await client.get("/api/v1/incidents", headers=USER)
     [incident] = (await listed.json())["incidents"]
     assert incident["alert_count"] == len(alerts)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("startsAt", "9999-12-31T23:59:59-14:00"),  # after datetime's last day in UTC
+        ("endsAt", "9999-12-31T23:59:59.5-14:00"),
+    ],
+)
+async def test_an_alertmanager_time_out_of_range_in_utc_is_a_400(make_client, field, value):
+    client = await make_client(directory=directory())
+    before = await snapshot(client)
+    body = make_webhook([make_alert("db1")])
+    body["alerts"][0][field] = value
+    response = await client.post("/api/v1/integrations/alertmanager", headers=AM_AUTH, json=body)
+    assert response.status == 400, await response.text()
+    assert (await response.json())["field"] == f"alerts[0].{field}"
+    assert await snapshot(client) == before
