@@ -179,6 +179,9 @@ def _boolean(text: str) -> bool:
 
 
 def _address(text: str) -> str:
+    # It becomes the From header of every e-mail page: one line, or no page could be built.
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError("expected one line without control characters")
     if not re.match(r"^[^@\s]+@[^@\s]+$", text.split("<")[-1].rstrip(">").strip()):
         raise ValueError(f"expected an e-mail address, got {text!r}")
     return text

@@ -93,6 +93,9 @@ def make_settings(
             "ONCALL_REDIS_PORT": str(REDIS_PORT),
             "ONCALL_REDIS_KEY_PREFIX": key_prefix,
             "ONCALL_DIRECTORY_PATH": str(tmp_path / "oncall.yaml"),
+            # Each test's own files, never the checkout's data/ (a developer's init there)
+            "ONCALL_DIRECTORY_ENV_FILE": str(tmp_path / "oncall.env"),
+            "ONCALL_SECURITY_SECRET_KEY_FILE": str(tmp_path / "secret.key"),
             **OPS_ENV,
             **database_env,
         }

@@ -76,3 +76,13 @@ def test_the_shipped_settings_file_is_valid():
     settings = load_settings({"ONCALL_SETTINGS": "settings.ini"})
     assert settings.directory.path == "oncall.example.yaml"
     assert settings.directory.env_file == "data/oncall.env"  # where `init` writes tokens
+
+
+def test_a_sender_address_over_two_lines_is_refused_at_start_up(tmp_path):
+    # A continuation line in the file: every e-mail page's From header would be unbuildable.
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            settings_file(tmp_path, "[smtp]\nfrom = On-call pager\n  <pager@example.com>\n")
+        )
+    [problem] = caught.value.problems
+    assert problem.startswith("[smtp] from (from ") and "one line" in problem

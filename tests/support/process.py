@@ -37,6 +37,9 @@ class ServiceProcess:
         self.env = {
             **os.environ,
             **OPS_ENV,  # /health's details and /metrics answer `tests.support.ops.OPS`
+            # Beside the log, never the checkout's data/ (unless the test says otherwise)
+            "ONCALL_DIRECTORY_ENV_FILE": str(log_path.parent / "oncall.env"),
+            "ONCALL_SECURITY_SECRET_KEY_FILE": str(log_path.parent / "secret.key"),
             **env,
             "ONCALL_SERVER_PORT": str(self.port),
             "ONCALL_SERVER_HOST": "127.0.0.1",
