@@ -43,13 +43,14 @@ from harness import (
 )
 
 sys.path.insert(0, str(ROOT))
+from tests.support.ops import OPS
 from tests.support.redis_server import RedisServer
 
 LEVEL2_INTO_OUTAGE = 10.0  # seconds from the outage's start to level 2's due time
 
 
 async def health_fails_naming_redis(session: aiohttp.ClientSession, url: str) -> bool:
-    async with session.get(url + "/health") as response:
+    async with session.get(url + "/health", headers=OPS) as response:
         body = await response.json()
         return response.status == 503 and "redis" in body.get("failing", [])
 

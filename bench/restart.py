@@ -31,6 +31,7 @@ from sqlalchemy import create_engine, insert
 
 from harness import ROOT, CheckFailed, Oncall, check, directory_yaml, report, run_main
 from oncall.db.models import alerts, escalation_jobs, incidents
+from tests.support.ops import OPS
 from tests.support.redis_server import RedisServer
 
 HEALTH_BOUND = 1.0  # seconds /health must answer within during the rebuild
@@ -115,7 +116,9 @@ def seed(oncall: Oncall, count: int, due: datetime) -> None:
 async def health(session: aiohttp.ClientSession, url: str) -> tuple[int, float, dict]:
     """Return /health's status, its latency in seconds and its body."""
     started = time.perf_counter()
-    async with session.get(url + "/health", timeout=aiohttp.ClientTimeout(10)) as response:
+    async with session.get(
+        url + "/health", headers=OPS, timeout=aiohttp.ClientTimeout(10)
+    ) as response:
         body = await response.json()
         return response.status, time.perf_counter() - started, body
 

@@ -25,6 +25,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def own_files(folder: pathlib.Path) -> dict[str, str]:
+    """Return the settings that keep the env file and a generated key in `folder`."""
+    return {
+        "ONCALL_DIRECTORY_ENV_FILE": str(folder / "oncall.env"),
+        "ONCALL_SECURITY_SECRET_KEY_FILE": str(folder / "secret.key"),
+    }
+
+
 class ServiceProcess:
     """One oncall process; `env` is added to this process's environment. `root` is the
     checkout whose app.py runs (another one's, to compare two versions)."""
@@ -37,9 +45,9 @@ class ServiceProcess:
         self.env = {
             **os.environ,
             **OPS_ENV,  # /health's details and /metrics answer `tests.support.ops.OPS`
-            # Beside the log, never the checkout's data/ (unless the test says otherwise)
-            "ONCALL_DIRECTORY_ENV_FILE": str(log_path.parent / "oncall.env"),
-            "ONCALL_SECURITY_SECRET_KEY_FILE": str(log_path.parent / "secret.key"),
+            # Beside the log, never the checkout's data/ (unless the test says otherwise);
+            # an older checkout (bench/compare.py's baseline) would refuse the keys.
+            **(own_files(log_path.parent) if root == ROOT else {}),
             **env,
             "ONCALL_SERVER_PORT": str(self.port),
             "ONCALL_SERVER_HOST": "127.0.0.1",
