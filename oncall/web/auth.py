@@ -1,7 +1,8 @@
 """Credentials from `Authorization`: a bearer token, or HTTP Basic with the token as password.
 
 Every check counts a wrong token against the client's address (`Throttle`); an address
-over the limit is answered 429 before its credential is looked at. The address is the
+over the limit is answered 429 before a person's credential is looked at (an alert
+source's right token is still accepted: see `require_integration`). The address is the
 connection's peer; X-Forwarded-For is written by whoever connects, so it is only read
 from the reverse proxies `[server] trusted_proxies` names.
 """
@@ -83,10 +84,19 @@ def _checked(request: web.Request, find: Callable[[str], _Found | None]) -> _Fou
 
 def require_integration(request: web.Request, type_: str) -> Integration:
     """Return the integration of `type_` the request authenticates as; raises Unauthorized,
-    or TooManyRequests for a throttled address."""
-    directory = request.app[DIRECTORY].current
-    found = _checked(request, lambda token: directory.integration_for_token(type_, token))
+    or TooManyRequests for a wrong token from a throttled address.
+
+    Unlike a person's, an alert source's right token is accepted from a throttled address:
+    another sender's wrong token on the same host (or behind the same proxy) must never
+    hold up alerts. Its tokens are machine-made and at least 32 characters, so guessing
+    stays hopeless without the lockout.
+    """
+    token = presented_token(request)
+    found = request.app[DIRECTORY].current.integration_for_token(type_, token) if token else None
     if found is None:
+        if token is not None:
+            refuse_if_throttled(request)
+            count_failure(request)
         raise Unauthorized("missing or invalid integration token", "Authorization")
     return found
 

@@ -26,12 +26,13 @@ from tests.support.roles import ADMIN, ALICE, responders_directory, roles_direct
 WRONG = {"Authorization": "Bearer wrong-token-0123456789abcdefghijklmnopqrstuv"}
 WEBHOOK = make_webhook([make_alert("db1")])
 
-# (what, method, path, right credential, body): a route of each kind of credential check.
+# (what, method, path, right credential, body): a route of each kind of a person's
+# credential check.
 ROUTES = [
     ("a user's route", "GET", "/api/v1/incidents", ALICE, None),
     ("an admin's route", "GET", "/api/v1/audit", ADMIN, None),
-    ("an ingest route", "POST", "/api/v1/integrations/alertmanager", AM_AUTH, WEBHOOK),
 ]
+EV_TOKEN = "ev-token-0123456789abcdefghijklmnopqrstuv"
 
 
 async def status_from(
@@ -166,3 +167,45 @@ def test_memory_stays_bounded_by_forgetting_the_addresses_that_failed_longest_ag
     # An address whose window has ended is forgotten when it next asks.
     assert throttle.retry_after("10.0.0.9", T0 + FAILURE_WINDOW) is None
     assert len(throttle) == 2
+
+
+def events_directory() -> str:
+    """The responders' directory with an Events v2 integration."""
+    return responders_directory().replace(
+        "integrations:\n",
+        f'integrations:\n  - {{name: pd, type: events_v2, token: "{EV_TOKEN}"}}\n',
+    )
+
+
+def event(routing_key: str) -> dict[str, Any]:
+    return {
+        "routing_key": routing_key,
+        "event_action": "trigger",
+        "payload": {"summary": "disk full", "source": "db1", "severity": "critical"},
+    }
+
+
+async def test_wrong_ingest_tokens_are_throttled_and_the_right_one_still_delivers(make_client):
+    """A misconfigured sender on the same host (or behind the same proxy) must not hold up
+    the alerts of the right one: wrong tokens are refused 429 once over the limit, the
+    right token is accepted throughout."""
+    client = await make_client(directory=events_directory())
+    path = "/api/v1/integrations/alertmanager"
+    for _ in range(FAILURE_LIMIT):
+        assert (await client.post(path, headers=WRONG, json=WEBHOOK)).status == 401
+    response = await client.post(path, headers=WRONG, json=WEBHOOK)
+    assert (response.status, response.headers["Retry-After"]) == (429, "60")
+    assert (await client.post(path, headers=AM_AUTH, json=WEBHOOK)).status == 200
+    # Events v2's credential is the routing key in the body: counted the same way
+    response = await client.post("/v2/enqueue", json=event("wrong-key-0123456789abcdefghijklmn"))
+    assert response.status == 429
+    assert (await response.json())["status"] == "throttle event"
+    assert (await client.post("/v2/enqueue", json=event(EV_TOKEN))).status == 202
+
+
+async def test_wrong_routing_keys_count_as_failed_logins(make_client):
+    client = await make_client(directory=events_directory())
+    for number in range(FAILURE_LIMIT):
+        response = await client.post("/v2/enqueue", json=event(f"guess-{number:028d}"))
+        assert response.status == 400
+    assert (await client.get("/api/v1/incidents", headers=ALICE)).status == 429

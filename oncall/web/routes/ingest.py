@@ -16,10 +16,10 @@ from aiohttp import web
 
 from oncall.clock import isoformat
 from oncall.db import jsoncodec
-from oncall.errors import InvalidInput, PayloadTooLarge, Unauthorized
+from oncall.errors import InvalidInput, PayloadTooLarge, TooManyRequests, Unauthorized
 from oncall.ingest.alertmanager import parse_webhook
 from oncall.ingest.events_v2 import MAX_BODY, InvalidEvent, parse_event
-from oncall.web.auth import require_integration
+from oncall.web.auth import count_failure, refuse_if_throttled, require_integration
 from oncall.web.bodies import SMALL_BODY, read_body
 from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME, SETTINGS
 from oncall.web.params import read_json
@@ -88,6 +88,17 @@ async def enqueue(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     if integration is None:
         runtime.metrics.alerts.labels("unknown", "unauthorized").inc()
+        # A wrong routing key is a failed login like a wrong token (a right one always
+        # passes, as for every alert source: see require_integration).
+        try:
+            refuse_if_throttled(request)
+        except TooManyRequests as error:
+            return web.json_response(
+                {"status": "throttle event", "message": str(error)},
+                status=429,
+                headers={"Retry-After": str(error.retry_after)},
+            )
+        count_failure(request)
         return _invalid(["Invalid routing key"])
     now = request.app[CLOCK]()
     wait = runtime.ingest.rate_limited(integration, now)
