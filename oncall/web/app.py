@@ -100,8 +100,14 @@ class Service:
         self.sites: list[connections.LimitedSite] = []
 
     def _runner(self, app: web.Application) -> web.AppRunner:
+        # auto_decompress: aiohttp would inflate a `Content-Encoding: gzip` body on the event
+        # loop as it arrives, before any handler or cap, so a small anonymous body became
+        # gigabytes of work; read_body refuses encoded bodies instead.
         runner = web.AppRunner(
-            app, access_log_class=AccessLogger, keepalive_timeout=KEEPALIVE_TIMEOUT
+            app,
+            access_log_class=AccessLogger,
+            keepalive_timeout=KEEPALIVE_TIMEOUT,
+            auto_decompress=False,
         )
         self.runners.append(runner)
         return runner

@@ -21,20 +21,32 @@ SMALL_BODY = 64 * 1024
 LINGER = 1.0
 
 
+class EncodedBody(OncallError):
+    """The body has a `Content-Encoding` (gzip, say): no alert source compresses its
+    posts, and inflating one is work an anonymous sender could multiply."""
+
+    status = 415
+
+
 class BodyTimeout(OncallError):
     """The body did not arrive within `[server] body_timeout`."""
 
     status = 408
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """Return the request body of at most `limit` bytes.
+async def read_body(request: web.Request, limit: int, *, content: bool = True) -> bytes:
+    """Return the request body of at most `limit` bytes, as sent (never inflated).
 
-    Raises PayloadTooLarge when Content-Length announces more (before reading any of it)
+    Raises EncodedBody for a body with a Content-Encoding other than identity, unless
+    `content` is False (the caller discards the body, so its encoding does not matter);
+    PayloadTooLarge when Content-Length announces more (before reading any of it)
     or when more arrives, and BodyTimeout when the body is not complete within
     `[server] body_timeout`; after a BodyTimeout the connection is closed once the answer
     is sent.
     """
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if content and encoding != "identity":
+        raise EncodedBody("compressed request bodies are not accepted", "Content-Encoding")
     announced = request.content_length
     if announced is not None and announced > limit:
         raise too_large(limit)

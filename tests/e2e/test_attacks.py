@@ -1,0 +1,158 @@
+"""What an anonymous caller on the internet could still do to a real `python app.py`, found
+by trying: each test here is one such attack, and what the service must do instead.
+
+These run on SQLite only: every attack here is answered before the database matters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.support.process import ServiceProcess
+from tests.support.redis_server import REDIS_HOST, REDIS_PORT
+
+EV_TOKEN = "ev-attacks-0123456789abcdefghijklmnopqrstuv"
+HB_TOKEN = "hb-attacks-0123456789abcdefghijklmnopqrstuv"
+ALICE_TOKEN = "alice-attacks-0123456789abcdefghijklmnopqrstuv"
+DIRECTORY = f"""
+integrations:
+  - {{name: pd, type: events_v2, token: "{EV_TOKEN}"}}
+  - {{name: nightly, type: heartbeat, token: "{HB_TOKEN}", interval: 1h, grace: 1h}}
+users:
+  - {{name: alice, api_token: "{ALICE_TOKEN}", contacts: [{{type: email, to: a@example.com}}]}}
+policies:
+  - name: default
+    levels:
+      - {{notify: ["user:alice"], escalate_after: 1h}}
+routes:
+  - {{policy: default}}
+"""
+# A guard against hanging, not a measurement.
+ANSWER_WITHIN = 30.0
+
+
+@pytest.fixture
+async def start_service(
+    tmp_path: Path, key_prefix: str
+) -> AsyncIterator[Callable[..., Awaitable[ServiceProcess]]]:
+    """Return a function that starts the service with the settings given (ONCALL_
+    variables); each is stopped afterwards."""
+    started: list[ServiceProcess] = []
+
+    async def start(**env: str) -> ServiceProcess:
+        path = tmp_path / "oncall.yaml"
+        path.write_text(DIRECTORY)
+        process = ServiceProcess(
+            {
+                "ONCALL_SETTINGS": "/dev/null",
+                "ONCALL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/oncall.db",
+                "ONCALL_REDIS_HOST": REDIS_HOST,
+                "ONCALL_REDIS_PORT": str(REDIS_PORT),
+                "ONCALL_REDIS_KEY_PREFIX": key_prefix,
+                "ONCALL_DIRECTORY_PATH": str(path),
+                **env,
+            },
+            tmp_path / f"oncall-{len(started)}.log",
+        )
+        started.append(process)
+        await process.start()
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def cpu_seconds(process: ServiceProcess) -> float:
+    """Return the CPU time (user and system) the process has used so far."""
+    assert process.proc is not None
+    with open(f"/proc/{process.proc.pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def gzipped(data: bytes) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: the gzip container
+    return compressor.compress(data) + compressor.flush()
+
+
+async def post_status(
+    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]
+) -> int | None:
+    """Return the status of a POST, or None when the server closed the connection before
+    the whole body was sent (it answered early and stopped reading)."""
+    try:
+        async with session.post(url, data=body, headers=headers) as response:
+            return response.status
+    except aiohttp.ClientOSError:
+        return None
+
+
+# A gzip body of about 2 MB that inflates to 2 GB of spaces (valid JSON whitespace).
+INFLATED = 2 << 30
+SEGMENT = 8 << 20
+
+
+def gzip_bomb() -> bytes:
+    """Return the bomb, built cheaply: after a full flush the compressor starts afresh, so
+    every later segment of spaces compresses to the same bytes. Its checksum is wrong,
+    which only the last few bytes would reveal."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    spaces = b" " * SEGMENT
+    head = compressor.compress(spaces) + compressor.flush(zlib.Z_FULL_FLUSH)
+    segment = compressor.compress(spaces) + compressor.flush(zlib.Z_FULL_FLUSH)
+    return head + segment * (INFLATED // SEGMENT - 1) + compressor.flush()
+
+
+async def test_a_compressed_body_is_refused_not_inflated(start_service):
+    """aiohttp inflates `Content-Encoding: gzip` bodies as they arrive, on the event loop
+    and before any handler runs, even for a request answered 401 without reading its body:
+    a 2 MB gzip of spaces cost the service seconds of CPU during which nothing else was
+    answered. No alert source compresses its posts, so an encoded body is refused (415,
+    naming Content-Encoding) and never inflated."""
+    service = await start_service()
+    event = {
+        "routing_key": EV_TOKEN,
+        "event_action": "trigger",
+        "payload": {"summary": "disk full", "source": "db1", "severity": "critical"},
+    }
+    encoded = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    bomb = gzip_bomb()
+    timeout = aiohttp.ClientTimeout(total=ANSWER_WITHIN)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        before = cpu_seconds(service)
+        # anonymous, to a route that answers 401 before reading; then to one that reads
+        for path in ("/api/v1/heartbeats/nightly", "/v2/enqueue"):
+            assert await post_status(session, f"{service.url}{path}", bomb, encoded) in (
+                401,
+                413,
+                415,
+                None,
+            ), path
+        async with session.get(f"{service.url}/-/healthy") as response:
+            assert response.status == 200
+        spent = cpu_seconds(service) - before
+        # Inflating 2 GB takes more than a second of CPU; refusing it, next to none. A
+        # bound on work done, with a wide margin, not a latency.
+        assert spent < 0.5, f"the service spent {spent:.2f} s of CPU on two refused bodies"
+        # and an event with the right routing key, compressed, is refused alike
+        async with session.post(
+            f"{service.url}/v2/enqueue", data=gzipped(json.dumps(event).encode()), headers=encoded
+        ) as response:
+            assert response.status == 415, await response.text()
+            assert (await response.json())["field"] == "Content-Encoding"
+        # A heartbeat's ping body is discarded unread: a compressed one still counts, as it
+        # did, so a job that compresses its output is not reported missing.
+        async with session.post(
+            f"{service.url}/api/v1/heartbeats/nightly",
+            data=gzipped(b"backup done"),
+            headers={"Authorization": f"Bearer {HB_TOKEN}", "Content-Encoding": "gzip"},
+        ) as response:
+            assert response.status == 200, await response.text()
