@@ -15,7 +15,7 @@ from oncall.clock import Clock, system_clock
 from oncall.directory.holder import DirectoryHolder
 from oncall.runtime import Runtime
 from oncall.settings import Settings
-from oncall.web import connections, headers
+from oncall.web import bad_requests, connections, headers
 from oncall.web.access_log import AccessLogger
 from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME, SETTINGS
 from oncall.web.middleware import errors, timing
@@ -146,6 +146,7 @@ async def serve(app: web.Application, early_reloads: Callable[[], int] = lambda:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopped.set)
     loop.set_exception_handler(connections.throttled_accept_errors(loop, connections.LogThrottle()))
+    bad_requests.install(connections.LogThrottle())
     reloads: set[asyncio.Task[list[str]]] = set()
 
     def on_sighup() -> None:

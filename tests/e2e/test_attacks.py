@@ -6,6 +6,7 @@ These run on SQLite only: every attack here is answered before the database matt
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import zlib
@@ -156,3 +157,52 @@ async def test_a_compressed_body_is_refused_not_inflated(start_service):
             headers={"Authorization": f"Bearer {HB_TOKEN}", "Content-Encoding": "gzip"},
         ) as response:
             assert response.status == 200, await response.text()
+
+
+FEED_SECRET = "feedsecret-0123456789abcdefghijklmnopqrstuv"
+# Requests aiohttp cannot parse, each answered 400 before any handler runs; two carry a
+# credential on the line that is wrong.
+MALFORMED = [
+    f"GET /feeds/alice/{FEED_SECRET}/primary.ics\xff HTTP/1.1\r\nHost: oncall\r\n\r\n".encode(
+        "latin-1"
+    ),
+    f"GET /api/v1/incidents HTTP/1.1\r\nHost: oncall\r\n"
+    f"Authorization: Bearer {ALICE_TOKEN}\x01\r\n\r\n".encode(),
+    b"GET /\xef\xbc\x91 HTTP/1.1\r\nHost: oncall\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: oncall\r\nX-Long: " + b"a" * 9000 + b"\r\n\r\n",
+    b"POST /v2/enqueue HTTP/1.1\r\nHost: oncall\r\nContent-Length: 5\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+]
+FLOOD = 20  # rounds of MALFORMED
+
+
+async def answer_of(port: int, request: bytes) -> bytes:
+    """Return the first line of the answer to `request`, sent on a connection of its own."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.readline(), ANSWER_WITHIN)
+    finally:
+        writer.close()
+
+
+async def test_malformed_requests_log_no_credentials_and_no_flood(start_service):
+    """aiohttp logged each unparseable request at ERROR with a traceback quoting the bad
+    line of the request: a feed URL or a token landed in the log in full, and each
+    anonymous request of a few bytes wrote several hundred."""
+    service = await start_service()
+    for _ in range(FLOOD):
+        for request in MALFORMED:
+            assert (await answer_of(service.port, request)).split()[1] == b"400"
+    # a well-formed request still answers, and its access line follows the ones above
+    assert (
+        await answer_of(service.port, b"GET /-/healthy HTTP/1.1\r\nHost: oncall\r\n\r\n")
+    ).split()[1] == b"200"
+    service.stop()
+    log = service.log_path.read_text()
+    assert FEED_SECRET not in log and ALICE_TOKEN not in log
+    assert "Traceback" not in log
+    refused = [line for line in log.splitlines() if "aiohttp.server" in line]
+    # one line per interval, whatever the number of requests
+    assert len(refused) <= 2, refused[:5]
