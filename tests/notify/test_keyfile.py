@@ -18,7 +18,7 @@ from oncall.db.migrate import upgrade
 from oncall.db.models import meta
 from oncall.errors import ConfigError
 from oncall.notify.notifier import link_key
-from oncall.settings import Settings
+from oncall.settings import SPEC, Settings
 
 LEGACY_KEY = "key-an-older-version-kept-in-meta-0123456789"
 
@@ -47,7 +47,7 @@ def settings(
     # The default `[security] secret_key_file`, data/secret.key, relative to this test's own
     # working directory.
     monkeypatch.chdir(tmp_path)
-    return make_settings()
+    return make_settings(security_secret_key_file=SPEC["security"]["secret_key_file"][1])
 
 
 @pytest.fixture
