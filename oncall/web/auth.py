@@ -18,6 +18,7 @@ from aiohttp import web
 
 from oncall.directory.model import Integration, User
 from oncall.errors import Forbidden, TooManyRequests, Unauthorized
+from oncall.web.clients import client_block
 from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME, SETTINGS
 from oncall.web.throttle import client_of
 
@@ -43,13 +44,13 @@ def presented_token(request: web.Request) -> str | None:
 
 
 def client_address(request: web.Request) -> str:
-    """Return the address failures are counted under: the connection's peer, or the client
-    a trusted proxy names."""
+    """Return the client failures are counted under: the connection's peer, or the client
+    a trusted proxy names; an IPv6 client by its /64 (`client_block`)."""
     peer = request.remote or ""
     trusted = request.app[SETTINGS].server.trusted_proxies
     if peer not in trusted:  # the usual case, without reading any header
-        return peer
-    return client_of(peer, request.headers.getall("X-Forwarded-For", []), trusted)
+        return client_block(peer)
+    return client_block(client_of(peer, request.headers.getall("X-Forwarded-For", []), trusted))
 
 
 def refuse_if_throttled(request: web.Request) -> None:

@@ -19,6 +19,8 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
+from oncall.web.clients import client_block
+
 log = logging.getLogger(__name__)
 # How often at most one kind of refusal is logged; the lines between are counted.
 LOG_INTERVAL = 60.0
@@ -92,7 +94,7 @@ class CountedProtocol(asyncio.Protocol):
         self._inner: asyncio.Protocol | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        address = peer_address(transport)
+        address = client_block(peer_address(transport))
         if not self._limits.admit(address):
             transport.close()
             held = self._refusals.allow(time.monotonic())
