@@ -7,17 +7,16 @@ These run on SQLite only: every attack here is answered before the database matt
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import aiohttp
 import pytest
 
+from tests.e2e.conftest import StartService
 from tests.support.process import ServiceProcess
-from tests.support.redis_server import REDIS_HOST, REDIS_PORT
 
 EV_TOKEN = "ev-attacks-0123456789abcdefghijklmnopqrstuv"
 HB_TOKEN = "hb-attacks-0123456789abcdefghijklmnopqrstuv"
@@ -40,35 +39,10 @@ ANSWER_WITHIN = 30.0
 
 
 @pytest.fixture
-async def start_service(
-    tmp_path: Path, key_prefix: str
-) -> AsyncIterator[Callable[..., Awaitable[ServiceProcess]]]:
+def start_service(sqlite_service: StartService) -> StartService:
     """Return a function that starts the service with the settings given (ONCALL_
-    variables); each is stopped afterwards."""
-    started: list[ServiceProcess] = []
-
-    async def start(**env: str) -> ServiceProcess:
-        path = tmp_path / "oncall.yaml"
-        path.write_text(DIRECTORY)
-        process = ServiceProcess(
-            {
-                "ONCALL_SETTINGS": "/dev/null",
-                "ONCALL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/oncall.db",
-                "ONCALL_REDIS_HOST": REDIS_HOST,
-                "ONCALL_REDIS_PORT": str(REDIS_PORT),
-                "ONCALL_REDIS_KEY_PREFIX": key_prefix,
-                "ONCALL_DIRECTORY_PATH": str(path),
-                **env,
-            },
-            tmp_path / f"oncall-{len(started)}.log",
-        )
-        started.append(process)
-        await process.start()
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
+    variables) on this suite's directory."""
+    return functools.partial(sqlite_service, DIRECTORY)
 
 
 def cpu_seconds(process: ServiceProcess) -> float:

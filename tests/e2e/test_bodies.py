@@ -9,17 +9,16 @@ These run on SQLite only: every limit here acts before the database is touched.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
 from oncall.ingest.events_v2 import MAX_BODY
 from oncall.web.bodies import SMALL_BODY
+from tests.e2e.conftest import StartService
 from tests.support.factories import ALICE_TOKEN, AM_TOKEN
 from tests.support.process import ServiceProcess
-from tests.support.redis_server import REDIS_HOST, REDIS_PORT
 from tests.web.test_bad_params import HB_TOKEN, directory
 
 MAX_BODY_BYTES = 1 << 20  # the Alertmanager route's cap in these tests
@@ -31,37 +30,19 @@ ANSWER_WITHIN = 15.0
 
 
 @pytest.fixture
-async def start_service(
-    tmp_path: Path, key_prefix: str
-) -> AsyncIterator[Callable[..., Awaitable[ServiceProcess]]]:
+async def start_service(sqlite_service: StartService) -> AsyncIterator[StartService]:
     """Return a function that starts the service with a 1s body timeout and the settings
-    given (ONCALL_ variables); each is stopped afterwards, its log free of tracebacks."""
+    given (ONCALL_ variables); each one's log is free of tracebacks afterwards."""
     started: list[ServiceProcess] = []
 
     async def start(**env: str) -> ServiceProcess:
-        path = tmp_path / "oncall.yaml"
-        path.write_text(directory())
-        process = ServiceProcess(
-            {
-                "ONCALL_SETTINGS": "/dev/null",
-                "ONCALL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/oncall.db",
-                "ONCALL_REDIS_HOST": REDIS_HOST,
-                "ONCALL_REDIS_PORT": str(REDIS_PORT),
-                "ONCALL_REDIS_KEY_PREFIX": key_prefix,
-                "ONCALL_DIRECTORY_PATH": str(path),
-                "ONCALL_SERVER_BODY_TIMEOUT": "1s",
-                **env,
-            },
-            tmp_path / f"oncall-{len(started)}.log",
-        )
+        process = await sqlite_service(directory(), ONCALL_SERVER_BODY_TIMEOUT="1s", **env)
         started.append(process)
-        await process.start()
         return process
 
     yield start
     for process in started:
         process.stop()
-    for process in started:
         log = process.log_path.read_text()
         assert "Traceback" not in log and "Unhandled exception" not in log, log[-3000:]
 
