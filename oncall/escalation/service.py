@@ -13,6 +13,7 @@ from oncall.db.engine import Connection, Database
 from oncall.directory.holder import DirectoryHolder
 from oncall.directory.model import Directory, Policy
 from oncall.escalation import store
+from oncall.escalation.policies import policy_named
 from oncall.escalation.steps import Step, job_id, step_job
 from oncall.incidents.lifecycle import Opened
 from oncall.metrics import Metrics
@@ -163,7 +164,7 @@ class Escalation:
         steps: Iterable[store.Pending], directory: Directory
     ) -> dict[str, store.Pending]:
         return {
-            job_id(incident_id, Step(level, repeat), directory.policies.get(policy or "")): (
+            job_id(incident_id, Step(level, repeat), policy_named(directory, policy)): (
                 incident_id,
                 policy,
                 level,
@@ -179,8 +180,8 @@ class Escalation:
 
     def jobs(self, items: Iterable[store.Pending]) -> list[JobSpec]:
         """Return the jobs of `expected` items."""
-        policies = self.directory.current.policies
+        directory = self.directory.current
         return [
-            step_job(incident_id, Step(level, repeat), policies.get(policy or ""), due)
+            step_job(incident_id, Step(level, repeat), policy_named(directory, policy), due)
             for incident_id, policy, level, repeat, due in items
         ]

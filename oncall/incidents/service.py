@@ -3,12 +3,15 @@ for its escalation and its pages, inside whichever transaction closes it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from oncall.db.engine import Connection, Database
-from oncall.incidents import store
+from oncall.directory.model import Directory
+from oncall.escalation.policies import policy_named
+from oncall.escalation.steps import Step
+from oncall.incidents import actions, store
 from oncall.metrics import Metrics
 from oncall.timers.effects import AfterCommit
 from oncall.timers.followups import Followups
@@ -54,7 +57,106 @@ class Incidents:
     ) -> store.ActionResult:
         return store.resolve(conn, incident_id, actor, now, self, reason)
 
+    def restart_in(
+        self, conn: Connection, incident_id: int, step: Step, now: datetime, replace: bool
+    ) -> Followups:
+        """Fire `step` now for an incident an action has just pointed at it (its pending
+        timers cancelled first; with `replace`, its unsent pages too: the escalation they
+        belonged to is over). Returns the timers and pages to apply after commit."""
+        followups = Followups(removed=self.escalation.stop_in(conn, incident_id, now))
+        if replace:
+            followups.merge(self.pager.close_pages_in(conn, incident_id, False, now))
+        directory = self.escalation.directory.current
+        fired = self.escalation.fire_in(conn, incident_id, step, directory, now, None)
+        followups.merge(fired.followups)
+        # A timer armed again under the id of one just cancelled must stay: removals are
+        # applied after additions.
+        armed = {(job.store, job.job_id) for job in followups.jobs}
+        followups.removed = [job for job in followups.removed if job not in armed]
+        return followups
+
+    def page_responder_in(
+        self, conn: Connection, incident_id: int, user: str, now: datetime
+    ) -> Followups:
+        """Write the pages of a responder added by hand (level 0: no level of the
+        escalation); return them to send after commit."""
+        users = [self.escalation.directory.current.users[user]]
+        return Followups(pages=self.pager.write_pages_in(conn, incident_id, 0, 0, users, now, None))
+
     # Acting.
+
+    def directory(self) -> Directory:
+        """Return the directory actions are checked against (the current one)."""
+        return self.escalation.directory.current
+
+    async def add_note(self, incident_id: int, actor: str, text: str, now: datetime) -> Any:
+        """Add a note to the timeline; return the incident. Raises NotFound."""
+        result = await self.db.run(store.add_note, incident_id, actor, text, now)
+        return result.row
+
+    async def unacknowledge(
+        self, incident_id: int, actor: str, now: datetime
+    ) -> store.ActionResult:
+        """Trigger an acknowledged incident again, escalating from level 1 now (a
+        triggered one is left as it is). Raises NotFound or Conflict."""
+        return await self._restart(
+            incident_id,
+            actor,
+            now,
+            lambda row: actions.unacknowledge(incident_id, row.status, row.policy),
+        )
+
+    async def escalate(
+        self, incident_id: int, actor: str, level: int | None, now: datetime
+    ) -> store.ActionResult:
+        """Fire `level` (default: the next) now and escalate on from it. Raises NotFound,
+        Conflict, or InvalidInput naming `level`."""
+        directory = self.directory()
+        return await self._restart(
+            incident_id,
+            actor,
+            now,
+            lambda row: actions.escalate(
+                incident_id,
+                row.status,
+                policy_named(directory, row.policy),
+                Step(row.next_level or 1, row.next_repeat or 0),
+                level,
+            ),
+        )
+
+    async def reassign(
+        self, incident_id: int, actor: str, policy: str, now: datetime
+    ) -> store.ActionResult:
+        """Replace the escalation with `policy` (`actions.reassign_target`) from its
+        level 1, now. Raises NotFound or Conflict."""
+        return await self._restart(
+            incident_id,
+            actor,
+            now,
+            lambda row: actions.reassign(incident_id, row.status, row.policy, policy),
+        )
+
+    async def add_responder(
+        self, incident_id: int, actor: str, user: str, now: datetime
+    ) -> store.ActionResult:
+        """Page `user` now, the escalation unchanged. Raises NotFound or Conflict."""
+        result = await self.db.run(store.add_responder, incident_id, user, actor, now, self)
+        self.after_commit(result.followups)
+        return result
+
+    async def _restart(
+        self,
+        incident_id: int,
+        actor: str,
+        now: datetime,
+        decide: Callable[[Any], actions.Restart | None],
+    ) -> store.ActionResult:
+        result = await self.db.run(store.restart, incident_id, actor, now, decide, self)
+        self.after_commit(result.followups)
+        if result.changed:
+            self.metrics.steps.labels("fired").inc()
+        return result
 
     async def acknowledge(self, incident_id: int, actor: str, now: datetime) -> store.ActionResult:
         """Acknowledge and stop escalating. Raises NotFound or Conflict."""

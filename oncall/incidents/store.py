@@ -8,7 +8,7 @@ the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -19,6 +19,8 @@ from sqlalchemy.engine import Connection, Row
 from oncall.db.fastpath import Prepared
 from oncall.db.models import alerts, incident_events, incidents
 from oncall.errors import Conflict, NotFound
+from oncall.escalation.steps import Step
+from oncall.incidents import actions
 from oncall.incidents.lifecycle import ACKNOWLEDGED, RESOLVED, TRIGGERED
 from oncall.incidents.timeline import entry
 from oncall.timers.followups import Followups
@@ -29,6 +31,19 @@ class Closing(Protocol):
 
     def close_in(
         self, conn: Connection, incident_id: int, resolved: bool, now: datetime
+    ) -> Followups: ...
+
+
+class Acting(Protocol):
+    """What an action by hand does to an incident's escalation and pages, in its
+    transaction."""
+
+    def restart_in(
+        self, conn: Connection, incident_id: int, step: Step, now: datetime, replace: bool
+    ) -> Followups: ...
+
+    def page_responder_in(
+        self, conn: Connection, incident_id: int, user: str, now: datetime
     ) -> Followups: ...
 
 
@@ -57,6 +72,17 @@ def list_incidents(
 def get_incident(conn: Connection, incident_id: int) -> Row[Any]:
     """Return the incident row; raises NotFound."""
     row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
+    if row is None:
+        raise NotFound(f"incident {incident_id} not found", "id")
+    return row
+
+
+def _held(conn: Connection, incident_id: int) -> Row[Any]:
+    """Return the incident row, locked until the transaction ends (PostgreSQL; SQLite has
+    one writer at a time), so an action decides on the state it changes. Raises NotFound."""
+    row = conn.execute(
+        select(incidents).where(incidents.c.id == incident_id).with_for_update()
+    ).first()
     if row is None:
         raise NotFound(f"incident {incident_id} not found", "id")
     return row
@@ -135,4 +161,79 @@ def resolve(
         conn, entry(incident_id, now, "incident.resolved", actor, {"reason": reason})
     )
     followups = closing.close_in(conn, incident_id, True, now)
+    return ActionResult(get_incident(conn, incident_id), True, followups)
+
+
+def add_note(
+    conn: Connection, incident_id: int, actor: str, text: str, now: datetime
+) -> ActionResult:
+    """Add a note to the incident's timeline, whatever its state. Raises NotFound."""
+    row = get_incident(conn, incident_id)
+    _insert_event.execute(conn, entry(incident_id, now, "incident.note", actor, {"text": text}))
+    return ActionResult(row, True)
+
+
+def restart(
+    conn: Connection,
+    incident_id: int,
+    actor: str,
+    now: datetime,
+    decide: Callable[[Row[Any]], actions.Restart | None],
+    acting: Acting,
+) -> ActionResult:
+    """Carry out what `decide` makes of the incident (an `actions` decision): trigger it
+    again if need be, point it at the step to fire, record why, and fire the step now;
+    its next step becomes a timer. None from `decide`: nothing to do.
+
+    Raises NotFound, what `decide` raises, or Conflict when the incident changed between
+    the read and the update (an acknowledgement at the same moment, say)."""
+    row = _held(conn, incident_id)
+    plan = decide(row)
+    if plan is None:
+        return ActionResult(row, False)
+    claimed = conn.execute(
+        update(incidents)
+        .where(incidents.c.id == incident_id, incidents.c.status == row.status)
+        .values(
+            status=TRIGGERED,
+            acknowledged_at=None,
+            acknowledged_by=None,
+            policy=plan.policy,
+            next_level=plan.step.level,
+            next_repeat=plan.step.repeat,
+            next_due_at=now,
+            updated_at=now,
+        )
+    ).rowcount
+    if claimed != 1:
+        raise Conflict(f"incident {incident_id} changed meanwhile; try again", "status")
+    _insert_event.execute(conn, entry(incident_id, now, plan.event, actor, plan.detail))
+    replace = plan.event == "incident.reassigned"
+    followups = acting.restart_in(conn, incident_id, plan.step, now, replace)
+    return ActionResult(get_incident(conn, incident_id), True, followups)
+
+
+_responder_history = select(incident_events.c.type, incident_events.c.detail).where(
+    incident_events.c.type.in_(("incident.responder_added", *actions.RETRIGGERS))
+)
+
+
+def add_responder(
+    conn: Connection, incident_id: int, user: str, actor: str, now: datetime, acting: Acting
+) -> ActionResult:
+    """Page `user` for the incident now, its escalation unchanged; a user already added
+    since it was last triggered again is not paged twice. Raises NotFound or Conflict
+    (see `actions.add_responder`)."""
+    row = _held(conn, incident_id)  # two additions of one user see each other's entry
+    earlier = conn.execute(
+        _responder_history.where(incident_events.c.incident_id == incident_id).order_by(
+            incident_events.c.id
+        )
+    ).all()
+    if not actions.add_responder(incident_id, row.status, user, list(earlier)):
+        return ActionResult(row, False)
+    _insert_event.execute(
+        conn, entry(incident_id, now, "incident.responder_added", actor, {"user": user})
+    )
+    followups = acting.page_responder_in(conn, incident_id, user, now)
     return ActionResult(get_incident(conn, incident_id), True, followups)

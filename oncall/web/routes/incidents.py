@@ -1,17 +1,21 @@
-"""The incidents API: list, read, acknowledge, resolve; and the notifications sent for them."""
+"""The incidents API: list, read, acknowledge, resolve, and the other actions a responder
+takes (notes, unacknowledge, escalate, reassign, responders); and the notifications sent
+for them."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
 from aiohttp import web
 
 from oncall.errors import InvalidInput
+from oncall.incidents import actions
 from oncall.incidents.lifecycle import STATUSES
 from oncall.web.auth import require_user
 from oncall.web.keys import CLOCK, RUNTIME
-from oncall.web.params import id_param, limit_param, statuses_param
+from oncall.web.params import id_param, limit_param, read_json, statuses_param
 from oncall.web.views import alert_json, event_json, incident_json, notification_json
 
 NOTIFICATION_STATUSES = ("pending", "sent", "failed", "cancelled")
@@ -75,6 +79,60 @@ async def resolve(request: web.Request) -> web.Response:
     return web.json_response(incident_json(result.row))
 
 
+async def _object(request: web.Request) -> dict[str, Any]:
+    """Return the JSON object body (an empty body counts as `{}`); raises InvalidInput."""
+    body = await read_json(request) if request.body_exists else {}
+    if not isinstance(body, dict):
+        raise InvalidInput("expected a JSON object", "$")
+    return body
+
+
+async def add_note(request: web.Request) -> web.Response:
+    user = require_user(request)
+    incident_id = id_param(request.match_info["id"], "id")
+    text = actions.note_text((await _object(request)).get("text"))
+    row = await request.app[RUNTIME].incidents.add_note(
+        incident_id, user.name, text, request.app[CLOCK]()
+    )
+    return web.json_response(incident_json(row), status=201)
+
+
+async def unacknowledge(request: web.Request) -> web.Response:
+    user = require_user(request)
+    result = await request.app[RUNTIME].incidents.unacknowledge(
+        id_param(request.match_info["id"], "id"), user.name, request.app[CLOCK]()
+    )
+    return web.json_response(incident_json(result.row))
+
+
+async def escalate(request: web.Request) -> web.Response:
+    user = require_user(request)
+    incident_id = id_param(request.match_info["id"], "id")
+    level = actions.level_param((await _object(request)).get("level"))
+    result = await request.app[RUNTIME].incidents.escalate(
+        incident_id, user.name, level, request.app[CLOCK]()
+    )
+    return web.json_response(incident_json(result.row))
+
+
+async def reassign(request: web.Request) -> web.Response:
+    user = require_user(request)
+    incident_id = id_param(request.match_info["id"], "id")
+    incidents = request.app[RUNTIME].incidents
+    policy = actions.reassign_target((await _object(request)).get("to"), incidents.directory())
+    result = await incidents.reassign(incident_id, user.name, policy, request.app[CLOCK]())
+    return web.json_response(incident_json(result.row))
+
+
+async def add_responder(request: web.Request) -> web.Response:
+    user = require_user(request)
+    incident_id = id_param(request.match_info["id"], "id")
+    incidents = request.app[RUNTIME].incidents
+    name = actions.user_param((await _object(request)).get("user"), incidents.directory())
+    result = await incidents.add_responder(incident_id, user.name, name, request.app[CLOCK]())
+    return web.json_response({**incident_json(result.row), "paged": result.changed})
+
+
 async def list_notifications(request: web.Request) -> web.Response:
     """Notifications newest first, each with its attempts; `?status=failed` lists dead letters."""
     require_user(request)
@@ -94,4 +152,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(r"/api/v1/incidents/{id:\d+}", get_incident)
     app.router.add_post(r"/api/v1/incidents/{id:\d+}/acknowledge", acknowledge)
     app.router.add_post(r"/api/v1/incidents/{id:\d+}/resolve", resolve)
+    app.router.add_post(r"/api/v1/incidents/{id:\d+}/notes", add_note)
+    app.router.add_post(r"/api/v1/incidents/{id:\d+}/unacknowledge", unacknowledge)
+    app.router.add_post(r"/api/v1/incidents/{id:\d+}/escalate", escalate)
+    app.router.add_post(r"/api/v1/incidents/{id:\d+}/reassign", reassign)
+    app.router.add_post(r"/api/v1/incidents/{id:\d+}/responders", add_responder)
     app.router.add_get("/api/v1/notifications", list_notifications)
