@@ -121,6 +121,7 @@ incidents = Table(
     Column("route", String(255)),
     Column("policy", String(64)),
     Column("notify_resolved", Boolean, nullable=False, server_default=true()),
+    Column("urgency", String(8), nullable=False, server_default="high"),  # high, low
     # The escalation's next timer: the truth the reconciler rebuilds Redis from.
     # next_due_at is NULL when nothing is pending (acknowledged, resolved, exhausted).
     Column("next_level", Integer),

@@ -18,6 +18,11 @@ from oncall.schedules.rotation import Schedule
 INTEGRATION_TYPES = ("alertmanager", "events_v2", "heartbeat")
 DEFAULT_RATE_LIMIT = (120, timedelta(minutes=1))  # PagerDuty's per-integration default
 TARGET_KINDS = ("user", "schedule")
+# An incident's urgency: high escalates through every level, low pages level 1 only.
+HIGH, LOW = "high", "low"
+URGENCIES = (HIGH, LOW)
+BY_SEVERITY = "by_severity"  # a route's urgency: high or low by the incident's severity
+ROUTE_URGENCIES = (HIGH, LOW, BY_SEVERITY)
 _Found = TypeVar("_Found")
 
 
@@ -50,6 +55,14 @@ class Contact:
 
 
 @dataclass(frozen=True)
+class NotificationRule:
+    """Page the contact named `contact` this long after the level that pages its user fired."""
+
+    contact: str
+    after: timedelta
+
+
+@dataclass(frozen=True)
 class User:
     name: str
     full_name: str
@@ -58,6 +71,16 @@ class User:
     contacts: tuple[Contact, ...]
     # `admin` may also manage others' overrides and reload the directory.
     role: str = "responder"
+    # (urgency, its rules) for each urgency the file gives rules for; others page every
+    # contact at once. Pairs, not a mapping, so the user stays hashable.
+    notification_rules: tuple[tuple[str, tuple[NotificationRule, ...]], ...] = ()
+
+    def rules(self, urgency: str) -> tuple[NotificationRule, ...]:
+        """Return the user's rules for `urgency`: the file's, else every contact at once."""
+        for given, rules in self.notification_rules:
+            if given == urgency:
+                return rules
+        return tuple(NotificationRule(c.name, timedelta(0)) for c in self.contacts)
 
     @property
     def is_admin(self) -> bool:
@@ -95,6 +118,7 @@ class Route:
     matchers: tuple[Matcher, ...]
     policy: str
     notify_resolved: bool
+    urgency: str = HIGH  # one of ROUTE_URGENCIES
 
     def describe(self) -> str:
         """Return the route as written, for the timeline: `routes[0] {a="b"}`."""

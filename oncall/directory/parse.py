@@ -21,11 +21,14 @@ from oncall.directory.envfile import read_env_file
 from oncall.directory.model import (
     DEFAULT_RATE_LIMIT,
     INTEGRATION_TYPES,
+    ROUTE_URGENCIES,
     TARGET_KINDS,
+    URGENCIES,
     Contact,
     Directory,
     Integration,
     Level,
+    NotificationRule,
     Policy,
     Route,
     Target,
@@ -443,7 +446,10 @@ class _Checker:
 
     def user(self, item: Any, path: str, seen: set[str], tokens: dict[str, str]) -> User | None:
         data = self.mapping(
-            item, path, {"name"}, {"full_name", "time_zone", "api_token", "contacts", "role"}
+            item,
+            path,
+            {"name"},
+            {"full_name", "time_zone", "api_token", "contacts", "role", "notification_rules"},
         )
         if data is None:
             return None
@@ -481,9 +487,72 @@ class _Checker:
                 continue
             names.add(key)
             contacts.append(replace(contact, name=key))
+        rules = None
+        if "notification_rules" in data:
+            rules = self.notification_rules(
+                data["notification_rules"], f"{path}.notification_rules", names
+            )
         if name is None or full_name is None or time_zone is None or role is None:
             return None
-        return User(name, full_name, time_zone, api_token, tuple(contacts), role)
+        return User(name, full_name, time_zone, api_token, tuple(contacts), role, rules or ())
+
+    def notification_rules(
+        self, item: Any, path: str, contacts: set[str]
+    ) -> tuple[tuple[str, tuple[NotificationRule, ...]], ...] | None:
+        """Return a user's rules by urgency; `contacts` are the user's contact names."""
+        data = self.mapping(item, path, set(), set(URGENCIES))
+        if data is None:
+            return None
+        found = []
+        for urgency in URGENCIES:
+            if urgency not in data:
+                continue
+            where = f"{path}.{urgency}"
+            raw_rules = self.sequence(data[urgency], where)
+            if not raw_rules:
+                self.fail(
+                    where,
+                    "at least one rule is required (without the urgency, every contact is "
+                    "paged at once)",
+                )
+                continue
+            rules = []
+            seen: set[str] = set()
+            for index, raw in enumerate(raw_rules):
+                rule = self.rule(raw, f"{where}[{index}]", contacts, seen)
+                if rule is not None:
+                    rules.append(rule)
+            if len(rules) == len(raw_rules):
+                found.append((urgency, tuple(rules)))
+        return tuple(found)
+
+    def rule(
+        self, item: Any, path: str, contacts: set[str], seen: set[str]
+    ) -> NotificationRule | None:
+        data = self.mapping(item, path, {"contact", "after"}, set())
+        if data is None or not {"contact", "after"} <= set(data):
+            return None
+        contact = self.string(data["contact"], f"{path}.contact")
+        if contact is not None and contact not in contacts:
+            known = ", ".join(sorted(contacts)) or "none"
+            self.fail(f"{path}.contact", f"no contact named {contact!r} (the user's: {known})")
+            contact = None
+        elif contact is not None and contact in seen:
+            # A contact is paged at most once per level: one row per page and contact.
+            self.fail(f"{path}.contact", f"{contact!r} already has a rule for this urgency")
+            contact = None
+        if contact is not None:
+            seen.add(contact)
+        after = None
+        text = self.string(data["after"], f"{path}.after")
+        if text is not None:
+            try:
+                after = parse_duration(text)
+            except ValueError as exc:
+                self.fail(f"{path}.after", str(exc))
+        if contact is None or after is None:
+            return None
+        return NotificationRule(contact, after)
 
     def contact(self, item: Any, path: str, index: int) -> Contact | None:
         if not isinstance(item, dict) or item.get("type") not in CONTACT_FIELDS:
@@ -578,7 +647,7 @@ class _Checker:
 
     def route(self, item: Any, index: int, policies: set[str], last: bool) -> Route | None:
         path = f"routes[{index}]"
-        data = self.mapping(item, path, {"policy"}, {"match", "notify_resolved"})
+        data = self.mapping(item, path, {"policy"}, {"match", "notify_resolved", "urgency"})
         if data is None:
             return None
         matchers = []
@@ -597,8 +666,12 @@ class _Checker:
         notify_resolved = data.get("notify_resolved", True)
         if not isinstance(notify_resolved, bool):
             self.fail(f"{path}.notify_resolved", "expected true or false")
+        urgency = self.string(data.get("urgency", "high"), f"{path}.urgency")
+        if urgency is not None and urgency not in ROUTE_URGENCIES:
+            self.fail(f"{path}.urgency", f"expected one of {', '.join(ROUTE_URGENCIES)}")
+            urgency = None
         if last and matchers:
             self.fail(path, "the last route must be a catch-all (no match)")
-        if policy is None:
+        if policy is None or urgency is None:
             return None
-        return Route(index, tuple(matchers), policy, bool(notify_resolved))
+        return Route(index, tuple(matchers), policy, bool(notify_resolved), urgency)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from oncall.directory.model import Policy
+from oncall.directory.model import HIGH, LOW, Policy
 from oncall.timers.followups import ESCALATION, STEP_JOB, JobSpec
 
 
@@ -96,9 +96,14 @@ def all_steps(policy: Policy) -> list[Step]:
 Pointer = tuple[int, int, datetime | None]
 
 
-def following(policy: Policy | None, step: Step, now: datetime) -> tuple[Step, datetime] | None:
+def following(
+    policy: Policy | None, step: Step, now: datetime, urgency: str = HIGH
+) -> tuple[Step, datetime] | None:
     """Return the step after `step` fires at `now` and when it is due; None after
-    exhaustion or when the policy is gone."""
+    exhaustion, when the policy is gone, or for a low-urgency incident (which pages
+    one level and does not escalate)."""
+    if urgency == LOW:
+        return None
     return after(policy, step, now) if policy is not None else None
 
 
@@ -111,7 +116,7 @@ def pointer(step: Step, next_step: tuple[Step, datetime] | None) -> Pointer:
     return step_after.level, step_after.repeat, due
 
 
-def first_pointer(policy: Policy | None, now: datetime) -> Pointer:
-    """Return where firing the first step at `now` leaves a new incident. The opening
-    INSERT writes it, so the step needs no claiming UPDATE."""
-    return pointer(FIRST_STEP, following(policy, FIRST_STEP, now))
+def first_pointer(policy: Policy | None, now: datetime, urgency: str = HIGH) -> Pointer:
+    """Return where firing the first step at `now` leaves a new incident of `urgency`.
+    The opening INSERT writes it, so the step needs no claiming UPDATE."""
+    return pointer(FIRST_STEP, following(policy, FIRST_STEP, now, urgency))

@@ -19,7 +19,6 @@ from sqlalchemy.engine import Connection
 from oncall.db.fastpath import Prepared
 from oncall.db.models import escalation_jobs, incident_events, incidents
 from oncall.directory.model import Directory, Policy, Target, User
-from oncall.escalation.policies import policy_named
 from oncall.escalation.steps import (
     FIRST_STEP,
     Step,
@@ -79,6 +78,7 @@ _find_step = Prepared(
         incidents.c.next_level,
         incidents.c.next_repeat,
         incidents.c.next_due_at,
+        incidents.c.urgency,
     ).where(incidents.c.id == bindparam("incident_id"))
 )
 _find_labels = Prepared(
@@ -258,12 +258,12 @@ def fire_step(
         if row.next_due_at > now:
             # Woken early (a job another deployment wrote under the same id, or one left
             # by an older due time): the database's due time decides; arm it again.
-            policy = policy_named(directory, row.policy)
+            policy = directory.policies.get(row.policy or "")
             job = step_job(incident_id, step, policy, row.next_due_at)
             return FireResult(False, Followups(jobs=[job]), reason="not due yet")
     else:
         row = opened.incident
-    policy = policy_named(directory, row.policy)
+    policy = directory.policies.get(row.policy or "")
     this_job = job_id(incident_id, step, policy)
     effective = step
     notes: list[dict[str, Any]] = []
@@ -296,7 +296,7 @@ def fire_step(
                     },
                 )
             )
-    next_step = following(policy, effective, now)
+    next_step = following(policy, effective, now, row.urgency)
     if opened is None:
         next_level, next_repeat, next_due = pointer(effective, next_step)
         claimed = _claim_step.execute(
@@ -358,11 +358,13 @@ def fire_step(
     )
     users = [directory.users[name] for name in paged]
     pages = pager.write_pages_in(conn, incident_id, step.level, step.repeat, users, now, opened)
-    assert next_step is not None
-    step_after, due = next_step
-    job = step_job(incident_id, step_after, policy, due)
-    _record_timer(conn, job, step_after, incident_id, now, new)
-    return FireResult(True, Followups(jobs=[job], pages=pages), due_at=due_at)
+    followups = Followups(pages=pages)
+    if next_step is not None:  # None: a low-urgency incident pages this level only
+        step_after, due = next_step
+        job = step_job(incident_id, step_after, policy, due)
+        _record_timer(conn, job, step_after, incident_id, now, new)
+        followups.jobs.append(job)
+    return FireResult(True, followups, due_at=due_at)
 
 
 def _route_policy(conn: Connection, incident_id: int, directory: Directory) -> Policy:

@@ -29,6 +29,7 @@ from oncall.ingest.events_v2 import Event, trigger_group
 from oncall.ingest.heartbeats import dedup_key, missed_group
 from oncall.notify.outbox import SOURCE_URLS_READ
 from oncall.routing.routes import choose_route
+from oncall.routing.urgency import incident_urgency
 from oncall.timers.followups import Followups, JobSpec
 
 log = logging.getLogger(__name__)
@@ -296,7 +297,9 @@ def _open(
     (A change that opens an incident always has a firing alert: plan_delivery opens none
     for alerts that are already resolved.)"""
     route = choose_route(directory.routes, group.common_labels)
-    next_level, next_repeat, next_due = first_pointer(directory.policies.get(route.policy), now)
+    urgency = incident_urgency(route.urgency, group.severity())
+    policy = directory.policies.get(route.policy)
+    next_level, next_repeat, next_due = first_pointer(policy, now, urgency)
     firing = change.firing_after
     incident = _insert_incident.execute(
         conn,
@@ -317,6 +320,7 @@ def _open(
             "route": route.describe(),
             "policy": route.policy,
             "notify_resolved": route.notify_resolved,
+            "urgency": urgency,
             "next_level": next_level,
             "next_repeat": next_repeat,
             "next_due_at": next_due,
@@ -340,7 +344,7 @@ def _open(
             now,
             "incident.routed",
             SYSTEM_ACTOR,
-            {"route": route.describe(), "policy": route.policy},
+            {"route": route.describe(), "policy": route.policy, "urgency": urgency},
         )
     )
     _insert_event.execute(conn, events)  # before the step's: the timeline is in id order

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 from oncall.ingest.text import one_line
 
 MAX_LABELS_SHOWN = 12
+TEST_EVENT = "test"  # a test page: no incident behind it
+TEST_TITLE = "Test page from oncall: no incident"
 WEB_SCHEMES = ("http", "https")
 # Whitespace and control characters: a URL with one is not a link but text.
 _NOT_IN_URL = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
@@ -29,7 +31,7 @@ class Page:
     """Everything one page shows; built from the incident when the delivery job runs."""
 
     delivery_id: int
-    event: str  # "incident.triggered" or "incident.resolved"
+    event: str  # "incident.triggered", "incident.resolved" or TEST_EVENT
     incident_id: int
     status: str
     title: str
@@ -57,8 +59,34 @@ class Page:
     @property
     def headline(self) -> str:
         """Return status, severity, title and incident number, on one line."""
+        if self.event == TEST_EVENT:
+            return TEST_TITLE
         word = "RESOLVED" if self.event == "incident.resolved" else self.status.upper()
         return one_line(f"[{word}] [{self.severity}] {self.title} (#{self.incident_id})")
+
+
+def test_page(user: str, public_url: str, sent_at: str) -> Page:
+    """Return the test page a user asks for to check their contacts: clearly labelled,
+    about no incident (id 0, no labels, no action links)."""
+    return Page(
+        delivery_id=0,
+        event=TEST_EVENT,
+        incident_id=0,
+        status="test",
+        title=TEST_TITLE,
+        severity="info",
+        labels={},
+        annotations={
+            "summary": "This is a test of your contact methods. There is no incident and "
+            "nothing to do."
+        },
+        level=0,
+        repeat=0,
+        user=user,
+        alert_count=0,
+        incident_url=public_url,
+        sent_at=sent_at,
+    )
 
 
 def subject(page: Page) -> str:
@@ -90,6 +118,8 @@ def _source_lines(page: Page) -> list[tuple[str, str]]:
 
 def text_body(page: Page) -> str:
     """Return the plain-text body shared by e-mail and text-only channels."""
+    if page.event == TEST_EVENT:
+        return f"{page.headline}\n\n{page.summary}\n\nSent to {page.user} at {page.sent_at}\n"
     out = [page.headline, ""]
     if page.summary:
         out.append(page.summary)
@@ -145,7 +175,18 @@ def html_body(page: Page) -> str:
 
 
 def webhook_json(page: Page) -> dict[str, Any]:
-    """Return the webhook body: the incident, the page's level and the event type."""
+    """Return the webhook body: the incident, the page's level and the event type (a
+    test page has no incident: `incident` is null)."""
+    if page.event == TEST_EVENT:
+        return {
+            "event": page.event,
+            "delivery": page.delivery_id,
+            "incident": None,
+            "message": page.title,
+            "summary": page.summary,
+            "user": page.user,
+            "sent_at": page.sent_at,
+        }
     return {
         "event": page.event,
         "delivery": page.delivery_id,

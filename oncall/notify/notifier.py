@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from oncall.metrics import Metrics
 from oncall.notify import keyfile, links, store
 from oncall.notify.channels import ChannelContext, DeliveryError, building, channel
 from oncall.notify.http import HttpPoster
-from oncall.notify.messages import Page
+from oncall.notify.messages import Page, test_page
 from oncall.notify.outbox import Attempt, Claimed
 from oncall.notify.retry import DELIVERED, NOTIFICATION_BACKOFF, PERMANENT, RETRY
 from oncall.settings import Settings
@@ -34,6 +35,15 @@ from oncall.timers.scheduler import Timers
 
 log = logging.getLogger(__name__)
 SEND_TIMEOUT = 10.0  # seconds an HTTP page may take before it is retried
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    """How a test page to one contact went: `error` None when it was delivered."""
+
+    contact: str
+    type: str
+    error: str | None
 
 
 async def link_key(db: Database, settings: Settings) -> bytes:
@@ -107,8 +117,13 @@ class Notifier:
 
         A new page is sent from this process rather than through a job: a job would cost
         several Redis round trips and a scheduler wake-up per page. Trigger pages are
-        checked first (`_send_wanted`).
+        checked first (`_send_wanted`). A page a notification rule holds for later gets
+        its job instead, due when the page is.
         """
+        waiting = [c.notification for c in pages if c.waiting]
+        if waiting:
+            self.timers.schedule([delivery_job(row.id, row.next_attempt_at) for row in waiting])
+        pages = [c for c in pages if not c.waiting]
         triggers = [c for c in pages if c.notification.kind == "trigger"]
         if triggers:
             self.background.spawn(self._send_wanted(triggers))
@@ -292,6 +307,28 @@ class Notifier:
         for (_, recorded), result in zip(queued, following, strict=True):
             if not recorded.done():  # its sender may have been cancelled meanwhile
                 recorded.set_result(result)
+
+    async def test_page(self, user: User) -> list[TestOutcome]:
+        """Send a test message to each of `user`'s contacts now, through their channels,
+        and return each outcome in contact order. Writes nothing: there is no incident."""
+        now = self.clock()
+        page = test_page(user.name, self.public_url, isoformat(now) or "")
+        return list(await asyncio.gather(*(self._test_one(page, c) for c in user.contacts)))
+
+    async def _test_one(self, page: Page, contact: Contact) -> TestOutcome:
+        error: str | None = None
+        try:
+            await channel(contact.type)(page, contact, self.context)
+        except DeliveryError as failure:
+            error = failure.message
+        except Exception as failure:  # a bug in a channel: the answer says so, not a 500
+            log.exception("channel raised unexpectedly on a test page")
+            error = f"{type(failure).__name__}: {failure}"
+        log.info(
+            "test page",
+            extra={"user": page.user, "contact": contact.name, "ok": error is None},
+        )
+        return TestOutcome(contact.name, contact.type, error)
 
     # Reading.
 

@@ -1,8 +1,9 @@
 """The outbox's decisions: how long a claimed attempt is leased, what a page links to, and
 what follows a failed attempt. Pure.
 
-A page is one row per contact of each user paged, written in the transaction that decided
-it; its first attempt is claimed there too, so it is sent without another transaction.
+A page is one row per contact of each user paged (per notification rule, when the user
+has rules), written in the transaction that decided it; a page due at once has its first
+attempt claimed there too, so it is sent without another transaction.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+from oncall.directory.model import Contact, User
 from oncall.notify.retry import NOTIFICATION_ATTEMPTS, PERMANENT, backoff
 
 LEASE = timedelta(seconds=30)  # a claimed attempt owns its row this long (a send times out at 10s)
@@ -22,13 +24,32 @@ SOURCE_URLS_READ = 50  # generator URLs looked at for those 5 (duplicates are co
 @dataclass(frozen=True)
 class Claimed:
     """A claimed delivery attempt with what the page needs: the notification and incident
-    rows, the attempt's number, the incident's source links and annotations."""
+    rows, the attempt's number, the incident's source links and annotations. Attempt 0: a
+    page just written for later (a notification rule's `after`), nothing claimed yet."""
 
     notification: Any
     incident: Any
     attempt: int
     source_urls: tuple[str, ...]
     annotations: dict[str, Any]
+
+    @property
+    def waiting(self) -> bool:
+        """Return whether the page is due later: its job is scheduled, not sent now."""
+        return self.attempt == 0
+
+
+def rule_pages(user: User, urgency: str) -> list[tuple[Contact, timedelta]]:
+    """Return the pages a level writes for `user` at an incident of `urgency`: each
+    contact with how long after the level fired it is due, by the user's rules (every
+    contact at once without rules). A rule naming a contact the user no longer has
+    (the directory is checked when read, so only a bug) pages nothing."""
+    contacts = {contact.name: contact for contact in user.contacts}
+    return [
+        (contacts[rule.contact], rule.after)
+        for rule in user.rules(urgency)
+        if rule.contact in contacts
+    ]
 
 
 class Attempt(NamedTuple):

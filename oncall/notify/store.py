@@ -23,6 +23,7 @@ from oncall.notify.outbox import (
     Claimed,
     next_attempt,
     page_sources,
+    rule_pages,
 )
 from oncall.notify.retry import DELIVERED
 from oncall.timers.followups import (
@@ -54,8 +55,9 @@ _cancel_pages = Prepared(  # cancels and names the cancelled in one statement
     .returning(outbox.c.id)
 )
 # The contacts a trigger page may have reached: sent, or claimed and not yet recorded
-# (pending: every page's first attempt is claimed as it is written, so one may be on the
-# wire right now), or cancelled after an attempt went out. Only dead letters are left out.
+# (pending with an attempt: a page due at once has its first attempt claimed as it is
+# written, so one may be on the wire right now), or cancelled after an attempt went out.
+# Left out: dead letters, and pages a notification rule holds for later (no attempt yet).
 _paged_contacts = Prepared(
     select(outbox.c.user_name, outbox.c.contact_index, outbox.c.contact_type, outbox.c.contact_name)
     .distinct()
@@ -63,7 +65,8 @@ _paged_contacts = Prepared(
         outbox.c.incident_id == bindparam("incident_id"),
         outbox.c.kind == "trigger",
         or_(
-            outbox.c.status.in_(("sent", "pending")),
+            outbox.c.status == "sent",
+            (outbox.c.status == "pending") & (outbox.c.attempts > 0),
             (outbox.c.status == "cancelled") & (outbox.c.sent_at.is_not(None)),
         ),
     )
@@ -140,18 +143,24 @@ _page_retry = Prepared(
 )
 
 
+# A page: user, contact index, type and name, and how long after `now` it is due.
+Target = tuple[str, int, str, str | None, timedelta]
+
+
 def _add_pages(
     conn: Connection,
     incident_id: int,
     kind: str,
     level: int,
     repeat: int,
-    targets: Sequence[tuple[str, int, str, str | None]],
+    targets: Sequence[Target],
     now: datetime,
     known: Opened | Row[Any] | None = None,
 ) -> list[Claimed]:
-    """Write the pages with their first attempt already claimed (leased, attempt 1), and
-    return the claims: each page goes out without another transaction.
+    """Write the pages and return them: those due now with their first attempt already
+    claimed (leased, attempt 1), so each goes out without another transaction; those due
+    later pending, their next attempt at their due time, not claimed (`Claimed.waiting`):
+    their delivery job wakes them, like a retry.
     `known`: the incident when the caller has it, as this transaction inserted it
     (`Opened`) or as it has just read it (its row); read here otherwise.
     """
@@ -168,7 +177,8 @@ def _add_pages(
         )
         urls, annotations = _page_sources(conn, incident)
     claims = []
-    for user_name, contact_index, contact_type, contact_name in targets:
+    for user_name, contact_index, contact_type, contact_name, after in targets:
+        attempt = 0 if after > timedelta(0) else 1
         row = _insert_page.execute(
             conn,
             {
@@ -181,13 +191,13 @@ def _add_pages(
                 "contact_type": contact_type,
                 "contact_name": contact_name,
                 "status": "pending",
-                "attempts": 1,
-                "next_attempt_at": now + LEASE,
+                "attempts": attempt,
+                "next_attempt_at": now + after if attempt == 0 else now + LEASE,
                 "created_at": now,
                 "updated_at": now,
             },
         ).one()
-        claims.append(Claimed(row, incident, 1, urls, annotations))
+        claims.append(Claimed(row, incident, attempt, urls, annotations))
     return claims
 
 
@@ -200,12 +210,19 @@ def create_pages(
     now: datetime,
     opened: Opened | None = None,
 ) -> list[Claimed]:
-    """Write one pending row per contact of each user paged by a level; return the claims.
+    """Write the pages of each user paged by a level, one pending row per rule of the
+    user's notification rules for the incident's urgency (by default, every contact at
+    once); return them (see `_add_pages`). A rule is due `after` the level fired (`now`).
 
     Called inside the escalation step's transaction, so a step never fires without its
     pages. `opened`: the incident, when this transaction inserted it.
     """
-    targets = []
+    incident = (
+        opened.incident
+        if opened is not None
+        else _find_incident.execute(conn, {"incident_id": incident_id}).one()
+    )
+    targets: list[Target] = []
     skipped = []
     for user in users:
         if not user.contacts:
@@ -218,10 +235,13 @@ def create_pages(
                     {"user": user.name, "reason": "no contact methods"},
                 )
             )
-        targets += [(user.name, c.index, c.type, c.name) for c in user.contacts]
+        targets += [
+            (user.name, c.index, c.type, c.name, after)
+            for c, after in rule_pages(user, incident.urgency)
+        ]
     if skipped:
         _insert_event.execute(conn, skipped)
-    return _add_pages(conn, incident_id, "trigger", level, repeat, targets, now, opened)
+    return _add_pages(conn, incident_id, "trigger", level, repeat, targets, now, opened or incident)
 
 
 def stop_pages(conn: Connection, incident_id: int, now: datetime) -> list[int]:
@@ -236,7 +256,8 @@ def resolved_messages(conn: Connection, incident_id: int, now: datetime) -> list
     if not incident.notify_resolved:
         return []
     paged = _paged_contacts.execute(conn, {"incident_id": incident_id}).all()
-    return _add_pages(conn, incident_id, "resolved", 0, 0, [tuple(r) for r in paged], now, incident)
+    targets = [(*r, timedelta(0)) for r in paged]
+    return _add_pages(conn, incident_id, "resolved", 0, 0, targets, now, incident)
 
 
 def on_incident_closed(

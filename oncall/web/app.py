@@ -20,6 +20,7 @@ from oncall.web.access_log import AccessLogger
 from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME, SETTINGS
 from oncall.web.middleware import errors, timing
 from oncall.web.routes import actions, audit, incidents, ingest, ops, schedules
+from oncall.web.routes import users as user_routes
 
 log = logging.getLogger("oncall")
 # aiohttp closes a connection that has not sent a whole request within this long of its
@@ -53,6 +54,7 @@ def create_app(
     headers.install(app)
     for routes in (ingest, incidents, schedules, actions, ops, audit):
         routes.add_routes(app)
+    user_routes.add_routes(app)
     return app
 
 

@@ -32,6 +32,7 @@ def incident_json(row: Any) -> dict[str, Any]:
         "truncated_alerts": row.truncated_alerts,
         "route": row.route,
         "policy": row.policy,
+        "urgency": row.urgency,
         "next_step": None
         if row.next_due_at is None
         else {
@@ -68,6 +69,7 @@ def notification_json(row: Any, attempts: list[Any]) -> dict[str, Any]:
         "user": row.user_name,
         "contact_index": row.contact_index,
         "contact_type": row.contact_type,
+        "contact": row.contact_name,
         "status": row.status,
         "attempts": row.attempts,
         "next_attempt_at": isoformat(row.next_attempt_at),

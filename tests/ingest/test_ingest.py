@@ -70,6 +70,7 @@ async def test_a_captured_alertmanager_group_ingests_correctly(client):
     assert body["timeline"][2]["detail"] == {
         "route": 'routes[0] {severity="critical"}',
         "policy": "default",
+        "urgency": "high",
     }
     assert body["timeline"][3]["detail"]["level"] == 1
     assert body["timeline"][3]["detail"]["paged"] == ["alice"]
