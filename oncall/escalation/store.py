@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from oncall.db.fastpath import Prepared
 from oncall.db.models import escalation_jobs, incident_events, incidents
 from oncall.directory.model import Directory, Policy, Target, User
+from oncall.escalation.policies import policy_named
 from oncall.escalation.steps import (
     FIRST_STEP,
     Step,
@@ -258,12 +259,12 @@ def fire_step(
         if row.next_due_at > now:
             # Woken early (a job another deployment wrote under the same id, or one left
             # by an older due time): the database's due time decides; arm it again.
-            policy = directory.policies.get(row.policy or "")
+            policy = policy_named(directory, row.policy)
             job = step_job(incident_id, step, policy, row.next_due_at)
             return FireResult(False, Followups(jobs=[job]), reason="not due yet")
     else:
         row = opened.incident
-    policy = directory.policies.get(row.policy or "")
+    policy = policy_named(directory, row.policy)
     this_job = job_id(incident_id, step, policy)
     effective = step
     notes: list[dict[str, Any]] = []
