@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from oncall.escalation.steps import Step
-from oncall.routing.urgency import incident_urgency
 from oncall.web.keys import RUNTIME
 from tests.escalation.test_escalation import job_ids
 from tests.support.factories import (
@@ -171,4 +170,6 @@ async def test_by_severity_reads_the_events_v2_payload_severity(
     ],
 )
 def test_incident_urgency(route: str, severity: str, expected: str) -> None:
+    from oncall.routing.urgency import incident_urgency  # here: the other tests run without it
+
     assert incident_urgency(route, severity) == expected
