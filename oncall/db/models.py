@@ -232,15 +232,8 @@ notifications = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("contact_name", String(64)),  # the contact's stable name (NULL: older rows)
-    UniqueConstraint(
-        "incident_id",
-        "kind",
-        "level",
-        "repeat",
-        "user_name",
-        "contact_index",
-        name="uq_notifications_page",
-    ),
+    # No unique key per level and contact: a level paged again by hand writes new pages
+    # (migration 0010); a step's claim is what keeps it from writing its pages twice.
 )
 Index("ix_notifications_status_next", notifications.c.status, notifications.c.next_attempt_at)
 

@@ -52,6 +52,7 @@ async def pending(db: Database, incident_id: int) -> Any:
 # (action, its body, the policy's waits, who the action pages, who its next step pages)
 CASES = [
     ("escalate", None, ("1h", "3s", "1h"), ["bob"], "dana"),
+    ("unacknowledge", None, ("3s", "1h", "1h"), ["alice"], "bob"),
 ]
 
 

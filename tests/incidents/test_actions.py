@@ -182,6 +182,23 @@ async def test_a_note_of_4_kb_is_taken(make_client, receiver):
 # Unacknowledge.
 
 
+async def test_unacknowledge_triggers_again_and_pages_level_1_again(
+    make_client, receiver, key_prefix, clock
+):
+    client = await started(make_client, receiver)
+    incident_id = await open_incident(client)
+    await eventually(pages_reach(receiver, ["alice"]), what="alice's first page")
+    await act(client, incident_id, "acknowledge", headers=ALICE)
+    answer = await act(client, incident_id, "unacknowledge")
+    assert answer["status"] == "triggered" and answer["acknowledged_by"] is None
+    assert answer["next_step"]["level"] == 2
+    await eventually(pages_reach(receiver, ["alice", "alice"]), what="alice paged again")
+    events = await timeline(client, incident_id)
+    assert [e["actor"] for e in events if e["type"] == "incident.unacknowledged"] == ["bob"]
+    assert fired(events) == [("main", 1, ["alice"]), ("main", 1, ["alice"])]
+    assert timer_ids(key_prefix, incident_id) == {f"incident:{incident_id}:level:2:repeat:0"}
+
+
 async def test_unacknowledge_a_triggered_incident_changes_nothing(make_client, receiver):
     client = await started(make_client, receiver)
     incident_id = await open_incident(client)
@@ -207,6 +224,21 @@ async def test_escalate_fires_the_next_level_now_then_the_one_after_its_wait(mak
     [escalated] = [e for e in events if e["type"] == "incident.escalated"]
     assert escalated["actor"] == "bob"
     assert escalated["detail"] == {"level": 2, "repeat": 0, "retriggered": False}
+
+
+async def test_escalate_to_a_named_level_fires_it_and_goes_on_from_it(
+    make_client, receiver, key_prefix
+):
+    client = await started(make_client, receiver)
+    incident_id = await open_incident(client)
+    answer = await act(client, incident_id, "escalate", {"level": 3})
+    assert answer["next_step"]["level"] == 4  # the timer after the last level: exhaustion
+    await eventually(pages_reach(receiver, ["alice", "dana"]), what="level 3's page")
+    assert timer_ids(key_prefix, incident_id) == {f"incident:{incident_id}:exhausted"}
+    # Back to a level already paged: it pages again.
+    await act(client, incident_id, "escalate", {"level": 1})
+    await eventually(pages_reach(receiver, ["alice", "dana", "alice"]), what="level 1 again")
+    assert timer_ids(key_prefix, incident_id) == {f"incident:{incident_id}:level:2:repeat:0"}
 
 
 async def test_escalating_an_acknowledged_incident_triggers_it_again(make_client, receiver):
