@@ -79,9 +79,14 @@ def get_incident(conn: Connection, incident_id: int) -> Row[Any]:
 
 def _held(conn: Connection, incident_id: int) -> Row[Any]:
     """Return the incident row, locked until the transaction ends (PostgreSQL; SQLite has
-    one writer at a time), so an action decides on the state it changes. Raises NotFound."""
+    one writer at a time), so an action decides on the state it changes. Raises NotFound.
+
+    The lock is the one an UPDATE of the row takes (FOR NO KEY UPDATE), as acknowledging
+    does: a plain FOR UPDATE would also block the foreign-key checks of a sender recording
+    a page's outcome (its timeline entry), which holds that page's row: a deadlock when the
+    action then cancels the incident's pages."""
     row = conn.execute(
-        select(incidents).where(incidents.c.id == incident_id).with_for_update()
+        select(incidents).where(incidents.c.id == incident_id).with_for_update(key_share=True)
     ).first()
     if row is None:
         raise NotFound(f"incident {incident_id} not found", "id")
