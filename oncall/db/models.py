@@ -127,6 +127,10 @@ incidents = Table(
     Column("next_level", Integer),
     Column("next_repeat", Integer),
     Column("next_due_at", UTCDateTime),
+    # The incident's wake timers, each NULL when not pending: a snooze's end (the incident
+    # is acknowledged until then) and an acknowledgement's timeout.
+    Column("snoozed_until", UTCDateTime),
+    Column("ack_timeout_at", UTCDateTime),
 )
 # At most one open incident per group: a concurrent second insert fails and is retried.
 Index(
@@ -139,6 +143,8 @@ Index(
 )
 Index("ix_incidents_status_id", incidents.c.status, incidents.c.id)
 Index("ix_incidents_next_due_at", incidents.c.next_due_at)
+Index("ix_incidents_snoozed_until", incidents.c.snoozed_until)
+Index("ix_incidents_ack_timeout_at", incidents.c.ack_timeout_at)
 
 alerts = Table(
     "alerts",

@@ -1,0 +1,100 @@
+"""Migration 0011: an incident row holds its snooze's end and its acknowledgement's
+timeout; on downgrade both columns go and the incident keeps its pages."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import insert, inspect, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from oncall.db.engine import make_engine
+from oncall.db.models import incidents, metadata, notifications
+from oncall.settings import Settings
+from tests.db.test_migration_0010 import _page
+from tests.db.test_migrations import downgrade_to, upgrade_to
+from tests.support.factories import T0
+
+_TIMERS = {"snoozed_until", "ack_timeout_at"}
+
+
+@pytest.fixture
+async def engine(make_settings: Any) -> AsyncIterator[tuple[AsyncEngine, Settings]]:
+    settings = make_settings()
+    engine = make_engine(settings.database)
+    yield engine, settings
+    await engine.dispose()
+
+
+def _incident(conn: Connection) -> int:
+    """An acknowledged incident with the columns every revision has."""
+    incident_id: int = conn.execute(
+        insert(incidents)
+        .values(
+            integration="prometheus",
+            dedup_key="g",
+            status="acknowledged",
+            title="DiskFull",
+            severity="critical",
+            labels={},
+            annotations={},
+            created_at=T0,
+            updated_at=T0,
+        )
+        .returning(incidents.c.id)
+    ).scalar_one()
+    return incident_id
+
+
+def _columns(conn: Connection) -> set[str]:
+    return {column["name"] for column in inspect(conn).get_columns("incidents")}
+
+
+def _incident_differences(conn: Connection) -> list[Any]:
+    found = compare_metadata(MigrationContext.configure(conn), metadata)
+    return [diff for diff in found if "incidents" in repr(diff)]
+
+
+async def test_0011_adds_the_incident_timers_and_downgrades_without_them(engine):
+    engine, settings = engine
+    schema = settings.database.schema
+    await upgrade_to(engine, schema, "0010")
+    async with engine.begin() as conn:
+        assert not (await conn.run_sync(_columns)) & _TIMERS
+        incident_id = await conn.run_sync(_incident)
+        await conn.execute(insert(notifications).values(_page(incident_id)))
+    await upgrade_to(engine, schema, "head")
+    until = T0 + timedelta(hours=1)
+    async with engine.begin() as conn:
+        assert await conn.run_sync(_columns) >= _TIMERS
+        assert await conn.run_sync(_incident_differences) == []
+        row = (
+            await conn.execute(
+                select(incidents.c.snoozed_until, incidents.c.ack_timeout_at).where(
+                    incidents.c.id == incident_id
+                )
+            )
+        ).one()
+        assert tuple(row) == (None, None)  # rows from before have nothing pending
+        await conn.execute(
+            update(incidents).where(incidents.c.id == incident_id).values(snoozed_until=until)
+        )
+        stored = (
+            await conn.execute(
+                select(incidents.c.snoozed_until).where(incidents.c.id == incident_id)
+            )
+        ).scalar_one()
+        assert stored == until
+    await downgrade_to(engine, schema, "0010")
+    async with engine.begin() as conn:
+        assert not (await conn.run_sync(_columns)) & _TIMERS
+        # The incident keeps its pages: SQLite must not rebuild (drop) the incidents table,
+        # whose drop would cascade to every page and alert.
+        pages = (await conn.execute(select(notifications.c.incident_id))).scalars().all()
+        assert pages == [incident_id]
