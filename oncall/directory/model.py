@@ -110,6 +110,7 @@ class Policy:
     name: str
     repeat: int
     levels: tuple[Level, ...]
+    ack_timeout: timedelta | None = None  # an acknowledgement lasts this long, or for ever
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class Route:
     policy: str
     notify_resolved: bool
     urgency: str = HIGH  # one of ROUTE_URGENCIES
+    ack_timeout: timedelta | None = None  # wins over its policy's
 
     def describe(self) -> str:
         """Return the route as written, for the timeline: `routes[0] {a="b"}`."""

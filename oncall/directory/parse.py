@@ -591,7 +591,7 @@ class _Checker:
         return Contact(index, item["type"], address, secret or "", name)
 
     def policy(self, item: Any, path: str, seen: set[str], users: set[str]) -> Policy | None:
-        data = self.mapping(item, path, {"name", "levels"}, {"repeat"})
+        data = self.mapping(item, path, {"name", "levels"}, {"repeat", "ack_timeout"})
         if data is None:
             return None
         name = self.name(data.get("name"), f"{path}.name", seen) if "name" in data else None
@@ -607,9 +607,20 @@ class _Checker:
             level = self.level(raw, f"{path}.levels[{index}]", users)
             if level is not None:
                 levels.append(level)
+        timeout_ok, ack_timeout = self.ack_timeout(data, path)
         if name is None or repeat is None or len(levels) != len(raw_levels) or not levels:
             return None
-        return Policy(name, repeat, tuple(levels))
+        if not timeout_ok:
+            return None
+        return Policy(name, repeat, tuple(levels), ack_timeout)
+
+    def ack_timeout(self, data: dict[str, Any], path: str) -> tuple[bool, timedelta | None]:
+        """Return whether the `ack_timeout` of a policy or route is good (a bad one is
+        reported) and its value (None: not set)."""
+        if "ack_timeout" not in data:
+            return True, None
+        found = self.positive_duration(data["ack_timeout"], f"{path}.ack_timeout")
+        return found is not None, found
 
     def level(self, item: Any, path: str, users: set[str]) -> Level | None:
         data = self.mapping(item, path, {"notify", "escalate_after"}, set())
@@ -647,7 +658,9 @@ class _Checker:
 
     def route(self, item: Any, index: int, policies: set[str], last: bool) -> Route | None:
         path = f"routes[{index}]"
-        data = self.mapping(item, path, {"policy"}, {"match", "notify_resolved", "urgency"})
+        data = self.mapping(
+            item, path, {"policy"}, {"match", "notify_resolved", "urgency", "ack_timeout"}
+        )
         if data is None:
             return None
         matchers = []
@@ -672,6 +685,7 @@ class _Checker:
             urgency = None
         if last and matchers:
             self.fail(path, "the last route must be a catch-all (no match)")
-        if policy is None or urgency is None:
+        timeout_ok, ack_timeout = self.ack_timeout(data, path)
+        if policy is None or urgency is None or not timeout_ok:
             return None
-        return Route(index, tuple(matchers), policy, bool(notify_resolved), urgency)
+        return Route(index, tuple(matchers), policy, bool(notify_resolved), urgency, ack_timeout)
