@@ -18,6 +18,7 @@ from oncall.directory.holder import DirectoryHolder
 from oncall.escalation.service import Escalation
 from oncall.escalation.steps import Step
 from oncall.incidents.service import Incidents
+from oncall.incidents.wakes import WAKE_JOB
 from oncall.ingest.service import Ingest
 from oncall.metrics import Metrics
 from oncall.notify.notifier import Notifier, link_key
@@ -71,7 +72,10 @@ class Runtime:
             db, directory, clock, self.metrics, after_commit, self.incidents, self.escalation
         )
         self.reconciler = Reconciler(
-            self.timers, [self.escalation, self.ingest, self.notifier], self.metrics, clock
+            self.timers,
+            [self.escalation, self.ingest, self.notifier, self.incidents],
+            self.metrics,
+            clock,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -81,6 +85,7 @@ class Runtime:
             ),
             DELIVERY_JOB: self.notifier.deliver,
             HEARTBEAT_JOB: self.ingest.check_heartbeat,
+            WAKE_JOB: self.incidents.run_wake,
         }
 
     @classmethod

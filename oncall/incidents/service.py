@@ -3,25 +3,32 @@ for its escalation and its pages, inside whichever transaction closes it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import datetime
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from oncall.db.engine import Connection, Database
 from oncall.directory.model import Directory
+from oncall.errors import Conflict, NotFound
 from oncall.escalation.policies import policy_named
 from oncall.escalation.steps import Step
-from oncall.incidents import actions, store
+from oncall.incidents import actions, store, wakes
 from oncall.metrics import Metrics
 from oncall.timers.effects import AfterCommit
-from oncall.timers.followups import Followups
+from oncall.timers.followups import ESCALATION, Followups, JobSpec
 
 if TYPE_CHECKING:
     from oncall.escalation.service import Escalation
     from oncall.notify.notifier import Notifier
 
 
+log = logging.getLogger(__name__)
+
+
 class Incidents:
+    job_store = ESCALATION  # the job store of incidents' wakes (for the reconciler)
+
     def __init__(
         self,
         db: Database,
@@ -45,7 +52,19 @@ class Incidents:
         resolved (the UPDATE that closed it cleared its pending step); on resolution queue
         the resolved messages."""
         followups = Followups(removed=self.escalation.stop_in(conn, incident_id, now))
-        return followups.merge(self.pager.close_pages_in(conn, incident_id, resolved, now))
+        followups.merge(self.pager.close_pages_in(conn, incident_id, resolved, now))
+        if resolved:  # its UPDATE cleared the wake's due times
+            followups.removed.append((ESCALATION, wakes.wake_job_id(incident_id)))
+            return followups
+        row = store.get_incident(conn, incident_id)
+        timeout = wakes.ack_timeout(self.escalation.directory.current, row.route, row.policy)
+        at = None if timeout is None else now + timeout
+        return followups.merge(store.arm_ack_timeout(conn, incident_id, at))
+
+    def pause_in(self, conn: Connection, incident_id: int, now: datetime) -> Followups:
+        """Stop the pending steps and unsent pages of an incident just snoozed."""
+        followups = Followups(removed=self.escalation.stop_in(conn, incident_id, now))
+        return followups.merge(self.pager.close_pages_in(conn, incident_id, False, now))
 
     def acknowledge_in(
         self, conn: Connection, incident_id: int, actor: str, now: datetime
@@ -64,6 +83,8 @@ class Incidents:
         timers cancelled first; with `replace`, its unsent pages too: the escalation they
         belonged to is over). Returns the timers and pages to apply after commit."""
         followups = Followups(removed=self.escalation.stop_in(conn, incident_id, now))
+        # Triggered again (its UPDATE cleared the wake's due times): no wake is pending.
+        followups.removed.append((ESCALATION, wakes.wake_job_id(incident_id)))
         if replace:
             followups.merge(self.pager.close_pages_in(conn, incident_id, False, now))
         directory = self.escalation.directory.current
@@ -136,6 +157,52 @@ class Incidents:
             now,
             lambda row: actions.reassign(incident_id, row.status, row.policy, policy),
         )
+
+    async def snooze(
+        self, incident_id: int, actor: str, duration: timedelta, now: datetime
+    ) -> store.ActionResult:
+        """Acknowledge the incident for `duration` (`wakes.snooze_duration`), then trigger
+        it again at level 1. Raises NotFound or Conflict."""
+        until = wakes.snooze_end(now, duration)
+        result = await self.db.run(store.snooze, incident_id, actor, until, now, self)
+        self.after_commit(result.followups)
+        return result
+
+    async def run_wake(self, incident_id: int, now: datetime | None = None) -> bool:
+        """The wake job: trigger the incident again at level 1 if its snooze ended or its
+        acknowledgement timed out; return whether it did. A failure is logged: the due time
+        stays on the row and the reconciler wakes it again."""
+        when = now if now is not None else self.escalation.clock()
+        try:
+            result = await self.db.run(store.wake, incident_id, when, self)
+        except (NotFound, Conflict) as error:  # deleted, or changed by a person meanwhile
+            log.info(
+                "incident wake did nothing", extra={"incident": incident_id, "why": str(error)}
+            )
+            return False
+        except Exception as error:
+            log.warning(
+                "incident wake failed", extra={"incident": incident_id, "error": repr(error)}
+            )
+            return False
+        self.after_commit(result.followups)
+        if result.changed:
+            self.metrics.steps.labels("fired").inc()
+        return result.changed
+
+    # The reconciler's source of wake timers.
+
+    async def expected(self) -> Mapping[str, store.Wake]:
+        """Return the pending wake of every acknowledged incident, by its job id."""
+        return {wakes.wake_job_id(wake[0]): wake for wake in await self.db.run(store.pending_wakes)}
+
+    async def due(self, now: datetime, limit: int) -> list[JobSpec]:
+        """Return the jobs of up to `limit` wakes due by `now` (for the sweep)."""
+        return self.jobs(await self.db.run(store.pending_wakes, now, limit))
+
+    def jobs(self, items: Iterable[store.Wake]) -> list[JobSpec]:
+        """Return the jobs of `expected` items."""
+        return [wakes.wake_job(incident_id, due) for incident_id, due in items]
 
     async def add_responder(
         self, incident_id: int, actor: str, user: str, now: datetime

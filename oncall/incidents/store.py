@@ -20,10 +20,10 @@ from oncall.db.fastpath import Prepared
 from oncall.db.models import alerts, incident_events, incidents
 from oncall.errors import Conflict, NotFound
 from oncall.escalation.steps import Step
-from oncall.incidents import actions
+from oncall.incidents import actions, wakes
 from oncall.incidents.lifecycle import ACKNOWLEDGED, RESOLVED, TRIGGERED
-from oncall.incidents.timeline import entry
-from oncall.timers.followups import Followups
+from oncall.incidents.timeline import SYSTEM_ACTOR, entry
+from oncall.timers.followups import ESCALATION, Followups
 
 
 class Closing(Protocol):
@@ -32,6 +32,12 @@ class Closing(Protocol):
     def close_in(
         self, conn: Connection, incident_id: int, resolved: bool, now: datetime
     ) -> Followups: ...
+
+
+class Pausing(Protocol):
+    """What stopping an incident's paging means for other domains, in its transaction."""
+
+    def pause_in(self, conn: Connection, incident_id: int, now: datetime) -> Followups: ...
 
 
 class Acting(Protocol):
@@ -157,7 +163,13 @@ def resolve(
         update(incidents)
         .where(incidents.c.id == incident_id, incidents.c.status != RESOLVED)
         .values(
-            status=RESOLVED, resolved_at=now, resolved_by=actor, updated_at=now, next_due_at=None
+            status=RESOLVED,
+            resolved_at=now,
+            resolved_by=actor,
+            updated_at=now,
+            next_due_at=None,
+            snoozed_until=None,
+            ack_timeout_at=None,
         )
     ).rowcount
     if claimed != 1:
@@ -208,6 +220,9 @@ def restart(
             next_repeat=plan.step.repeat,
             next_due_at=now,
             updated_at=now,
+            # Triggered again: a snooze or an acknowledgement's timeout is over.
+            snoozed_until=None,
+            ack_timeout_at=None,
         )
     ).rowcount
     if claimed != 1:
@@ -242,3 +257,96 @@ def add_responder(
     )
     followups = acting.page_responder_in(conn, incident_id, user, now)
     return ActionResult(get_incident(conn, incident_id), True, followups)
+
+
+def snooze(
+    conn: Connection,
+    incident_id: int,
+    actor: str,
+    until: datetime,
+    now: datetime,
+    pausing: Pausing,
+) -> ActionResult:
+    """Acknowledge the incident until `until` (a new end replaces the current one), its
+    pending steps, unsent pages and acknowledgement timeout cancelled, and arm its wake.
+    Snoozing again until the same end changes nothing. Raises NotFound, or Conflict when it
+    is resolved."""
+    row = _held(conn, incident_id)
+    if not wakes.snooze(incident_id, row.status, row.snoozed_until, until):
+        return ActionResult(row, False)
+    values: dict[str, Any] = {
+        "status": ACKNOWLEDGED,
+        "next_due_at": None,
+        "snoozed_until": until,
+        "ack_timeout_at": None,
+        "updated_at": now,
+    }
+    if row.status == TRIGGERED:
+        values.update(acknowledged_at=now, acknowledged_by=actor)
+    claimed = conn.execute(
+        update(incidents)
+        .where(incidents.c.id == incident_id, incidents.c.status == row.status)
+        .values(values)
+    ).rowcount
+    if claimed != 1:
+        raise Conflict(f"incident {incident_id} changed meanwhile; try again", "status")
+    detail = {"until": until.isoformat(), "retriggers_at_level": 1}
+    _insert_event.execute(conn, entry(incident_id, now, wakes.SNOOZED, actor, detail))
+    followups = pausing.pause_in(conn, incident_id, now)
+    followups.jobs.append(wakes.wake_job(incident_id, until))
+    return ActionResult(get_incident(conn, incident_id), True, followups)
+
+
+def arm_ack_timeout(conn: Connection, incident_id: int, at: datetime | None) -> Followups:
+    """Set (or with None clear) the acknowledgement timeout of an incident just
+    acknowledged; return its wake job to write, or to remove."""
+    conn.execute(update(incidents).where(incidents.c.id == incident_id).values(ack_timeout_at=at))
+    if at is None:
+        return Followups(removed=[(ESCALATION, wakes.wake_job_id(incident_id))])
+    return Followups(jobs=[wakes.wake_job(incident_id, at)])
+
+
+def wake(conn: Connection, incident_id: int, now: datetime, acting: Acting) -> ActionResult:
+    """Trigger the incident again at level 1 if its snooze ended or its acknowledgement
+    timed out by `now`, claimed by `restart`'s conditional UPDATE; otherwise change nothing
+    (a wake after a resolution, a second one, or one of an older due time), re-arming the
+    wake of a due time still ahead. Raises NotFound or Conflict."""
+    result = restart(
+        conn,
+        incident_id,
+        SYSTEM_ACTOR,
+        now,
+        lambda row: wakes.wake(row.status, row.snoozed_until, row.ack_timeout_at, row.policy, now),
+        acting,
+    )
+    if not result.changed:
+        row = result.row
+        due = wakes.wake_due(row.snoozed_until, row.ack_timeout_at)
+        if row.status == ACKNOWLEDGED and due is not None:
+            result.followups.jobs.append(wakes.wake_job(incident_id, due))
+    return result
+
+
+Wake = tuple[int, datetime]  # incident, due
+
+
+def pending_wakes(
+    conn: Connection, due_by: datetime | None = None, limit: int | None = None
+) -> list[Wake]:
+    """Return (incident id, due) of every acknowledged incident's wake (what Redis must
+    hold), or of those due by `due_by`, soonest first, at most `limit` (for the sweep)."""
+    query = select(incidents.c.id, incidents.c.snoozed_until, incidents.c.ack_timeout_at).where(
+        incidents.c.status == ACKNOWLEDGED,
+        (incidents.c.snoozed_until.is_not(None)) | (incidents.c.ack_timeout_at.is_not(None)),
+    )
+    if due_by is not None:
+        query = query.where(
+            (incidents.c.snoozed_until <= due_by) | (incidents.c.ack_timeout_at <= due_by)
+        )
+    found = []
+    for incident_id, snoozed_until, ack_timeout_at in conn.execute(query):
+        due = wakes.wake_due(snoozed_until, ack_timeout_at)
+        if due is not None:
+            found.append((incident_id, due))
+    found.sort(key=lambda item: item[1])
+    return found if limit is None else found[:limit]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from oncall.incidents.wakes import WAKE_JOB
 from oncall.timers.followups import DELIVERY_JOB, HEARTBEAT_JOB, STEP_JOB
 
 if TYPE_CHECKING:
@@ -52,3 +53,8 @@ def check_heartbeat(name: str, deployment: str = "") -> None:
 def run_escalation_step(incident_id: int, level: int, repeat: int, deployment: str = "") -> None:
     """Fire step (level, repeat) of an incident if it is still pending and due."""
     _installed().hand_over(STEP_JOB, (incident_id, level, repeat), deployment)
+
+
+def wake_incident(incident_id: int, deployment: str = "") -> None:
+    """Trigger an incident again if its snooze ended or its acknowledgement timed out."""
+    _installed().hand_over(WAKE_JOB, (incident_id,), deployment)

@@ -33,6 +33,9 @@ def incident_json(row: Any) -> dict[str, Any]:
         "route": row.route,
         "policy": row.policy,
         "urgency": row.urgency,
+        # Acknowledged until then, then triggered again; an acknowledgement's timeout.
+        "snoozed_until": isoformat(row.snoozed_until),
+        "ack_timeout_at": isoformat(row.ack_timeout_at),
         "next_step": None
         if row.next_due_at is None
         else {

@@ -1,5 +1,5 @@
 """The incidents API: list, read, acknowledge, resolve, and the other actions a responder
-takes (notes, unacknowledge, escalate, reassign, responders); and the notifications sent
+takes (notes, unacknowledge, escalate, reassign, responders, snooze); and the notifications sent
 for them."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from oncall.errors import InvalidInput
-from oncall.incidents import actions
+from oncall.incidents import actions, wakes
 from oncall.incidents.lifecycle import STATUSES
 from oncall.web.auth import require_user
 from oncall.web.keys import CLOCK, RUNTIME
@@ -124,6 +124,16 @@ async def reassign(request: web.Request) -> web.Response:
     return web.json_response(incident_json(result.row))
 
 
+async def snooze(request: web.Request) -> web.Response:
+    user = require_user(request)
+    incident_id = id_param(request.match_info["id"], "id")
+    duration = wakes.snooze_duration((await _object(request)).get("duration"))
+    result = await request.app[RUNTIME].incidents.snooze(
+        incident_id, user.name, duration, request.app[CLOCK]()
+    )
+    return web.json_response(incident_json(result.row))
+
+
 async def add_responder(request: web.Request) -> web.Response:
     user = require_user(request)
     incident_id = id_param(request.match_info["id"], "id")
@@ -157,4 +167,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(r"/api/v1/incidents/{id:\d+}/escalate", escalate)
     app.router.add_post(r"/api/v1/incidents/{id:\d+}/reassign", reassign)
     app.router.add_post(r"/api/v1/incidents/{id:\d+}/responders", add_responder)
+    app.router.add_post(r"/api/v1/incidents/{id:\d+}/snooze", snooze)
     app.router.add_get("/api/v1/notifications", list_notifications)
