@@ -1,4 +1,5 @@
-"""Signed action links: `{public_url}/a/{token}` acknowledges or resolves as one user.
+"""Signed action links: `{public_url}/a/{token}` acknowledges, snoozes for SNOOZE or
+resolves as one user.
 
 A token is `base64url(incident:action:user:expiry) "." base64url(HMAC-SHA256)` under the
 `[security] secret_key`; the HMAC covers every field, so changing any of them, or the
@@ -14,8 +15,15 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-ACTIONS = ("acknowledge", "resolve")
+ACTIONS = ("acknowledge", "snooze", "resolve")
 LINK_LIFETIME = timedelta(days=7)
+SNOOZE = timedelta(hours=1)  # how long a snooze link snoozes: one tap, no form to fill
+LABELS = {"acknowledge": "Acknowledge", "snooze": "Snooze 1h", "resolve": "Resolve"}
+
+
+def label(action: str) -> str:
+    """Return how a page or the confirm page names `action` (its button's text)."""
+    return LABELS.get(action, action.capitalize())
 
 
 class InvalidLink(Exception):
@@ -46,7 +54,7 @@ def _keyed(key: bytes) -> hmac.HMAC:
 
 def _mac(key: bytes, payload: bytes) -> bytes:
     # A copy of a keyed HMAC: `hmac.digest` keys OpenSSL afresh each call and gives up the
-    # GIL while doing it, so the event loop waited to get it back (two links per page).
+    # GIL while doing it, so the event loop waited to get it back (a link per action, per page).
     mac = _keyed(key).copy()
     mac.update(b"oncall-link-v1|" + payload)
     return mac.digest()

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from oncall.ingest.text import one_line
+from oncall.notify.links import label
 
 MAX_LABELS_SHOWN = 12
 TEST_EVENT = "test"  # a test page: no incident behind it
@@ -45,7 +46,7 @@ class Page:
     incident_url: str
     external_url: str = ""
     source_urls: tuple[str, ...] = ()
-    links: dict[str, str] = field(default_factory=dict)  # acknowledge / resolve, when offered
+    links: dict[str, str] = field(default_factory=dict)  # links.ACTIONS, when offered
     sent_at: str = ""  # when this attempt began (RFC 3339, UTC): its age at the receiver
 
     @property
@@ -133,7 +134,7 @@ def text_body(page: Page) -> str:
     out.append("")
     out += [f"{name}: {url}" for name, url in _source_lines(page)]
     for action, url in page.links.items():
-        out.append(f"{action.capitalize()}: {url}")
+        out.append(f"{label(action)}: {url}")
     out += ["", f"Delivery {page.delivery_id} for {page.user}"]
     return "\n".join(out) + "\n"
 
@@ -162,7 +163,7 @@ def html_body(page: Page) -> str:
     )
     links = "".join(f"<li>{esc(n)}: {_html_link(u)}</li>" for n, u in _source_lines(page))
     buttons = " ".join(
-        _html_link(u, a.capitalize(), "padding:6px 12px;border:1px solid #333")
+        _html_link(u, label(a), "padding:6px 12px;border:1px solid #333")
         for a, u in page.links.items()
     )
     return (
@@ -277,7 +278,7 @@ def slack_json(page: Page) -> dict[str, Any]:
     buttons = [
         {
             "type": "button",
-            "text": {"type": "plain_text", "text": esc(action.capitalize())},
+            "text": {"type": "plain_text", "text": esc(label(action))},
             "url": url,
         }
         for action, url in page.links.items()

@@ -248,7 +248,7 @@ async def test_slack_gets_alert_text_escaped_never_a_mention_or_a_foreign_link(
     assert "Alertmanager: javascript:alert(1)" in message["blocks"][2]["text"]["text"]
     assert message["text"].startswith("[TRIGGERED] [&lt;!here&gt;] &lt;!channel&gt; Disk full")
     buttons = [b["url"] for b in message["blocks"][3]["elements"]]
-    assert len(buttons) == 2 and all(url.startswith(f"{PUBLIC_URL}/a/") for url in buttons)
+    assert len(buttons) == 3 and all(url.startswith(f"{PUBLIC_URL}/a/") for url in buttons)
 
 
 async def _requests(receiver: Any) -> Any:

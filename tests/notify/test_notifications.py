@@ -136,7 +136,7 @@ async def test_a_page_reaches_slack_as_blocks(make_client, receiver):
     assert "*Severity:* critical" in message["blocks"][1]["text"]["text"]
     assert "`alertname=DiskFull`" in message["blocks"][1]["text"]["text"]
     buttons = {b["text"]["text"]: b["url"] for b in message["blocks"][3]["elements"]}
-    assert set(buttons) == {"Acknowledge", "Resolve"}
+    assert set(buttons) == {"Acknowledge", "Snooze 1h", "Resolve"}
 
 
 async def test_a_page_arrives_by_email_with_text_and_html(make_client, smtp_server):

@@ -1,4 +1,4 @@
-"""Signed acknowledge/resolve links from pages: GET confirms, POST acts.
+"""Signed acknowledge, snooze and resolve links from pages: GET confirms, POST acts.
 
 GET never changes anything, so chat link previews and mail scanners that fetch every URL
 cannot acknowledge; the button on the page POSTs back to the same URL.
@@ -7,11 +7,13 @@ cannot acknowledge; the button on the page POSTs back to the same URL.
 from __future__ import annotations
 
 import html
+from typing import Any
 
 from aiohttp import web
 
+from oncall.clock import isoformat
 from oncall.errors import Conflict, NotFound
-from oncall.notify.links import InvalidLink, LinkClaim, verify
+from oncall.notify.links import SNOOZE, InvalidLink, LinkClaim, label, verify
 from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME
 
 HEADERS = {
@@ -49,7 +51,7 @@ async def confirm(request: web.Request) -> web.Response:
         return _page("Link refused", f"<p>{html.escape(str(error))}.</p>", 403)
     except NotFound:
         return _page("Not found", "<p>This incident does not exist.</p>", 404)
-    verb = claim.action.capitalize()
+    verb = label(claim.action)
     return _page(
         f"{verb} incident #{incident.id}?",
         (
@@ -71,6 +73,8 @@ async def act(request: web.Request) -> web.Response:
     try:
         if claim.action == "acknowledge":
             result = await incidents.acknowledge(claim.incident_id, claim.user, now)
+        elif claim.action == "snooze":
+            result = await incidents.snooze(claim.incident_id, claim.user, SNOOZE, now)
         else:
             result = await incidents.resolve(claim.incident_id, claim.user, now)
     except NotFound:
@@ -78,7 +82,7 @@ async def act(request: web.Request) -> web.Response:
     except Conflict:
         return _page(
             "Already resolved",
-            "<p>This incident is resolved; there is nothing to acknowledge.</p>",
+            f"<p>This incident is resolved; there is nothing to {html.escape(claim.action)}.</p>",
             409,
         )
     row = result.row
@@ -86,10 +90,16 @@ async def act(request: web.Request) -> web.Response:
     return _page(
         f"Incident #{row.id} is {row.status}",
         (
-            f"<p><b>{html.escape(row.title)}</b>: {html.escape(claim.action)} {done} "
-            f"as {html.escape(claim.user)}.</p>"
+            f"<p><b>{html.escape(row.title)}</b>: {html.escape(label(claim.action))} {done} "
+            f"as {html.escape(claim.user)}.</p>{_until(row)}"
         ),
     )
+
+
+def _until(row: Any) -> str:
+    """Return a paragraph saying when a snoozed incident is triggered again (else "")."""
+    until = isoformat(row.snoozed_until)
+    return "" if until is None else f"<p>Snoozed until {html.escape(until)}.</p>"
 
 
 def add_routes(app: web.Application) -> None:
