@@ -20,6 +20,7 @@ from oncall.escalation.steps import Step
 from oncall.incidents.service import Incidents
 from oncall.incidents.wakes import WAKE_JOB
 from oncall.ingest.service import Ingest
+from oncall.maintenance.service import Maintenance
 from oncall.metrics import Metrics
 from oncall.notify.notifier import Notifier, link_key
 from oncall.schedules.service import Schedules
@@ -27,7 +28,7 @@ from oncall.settings import Settings
 from oncall.timers import jobs
 from oncall.timers.background import Background
 from oncall.timers.effects import AfterCommit
-from oncall.timers.followups import DELIVERY_JOB, HEARTBEAT_JOB, STEP_JOB
+from oncall.timers.followups import DELIVERY_JOB, HEARTBEAT_JOB, MAINTENANCE_JOB, STEP_JOB
 from oncall.timers.reconcile import Reconciler
 from oncall.timers.scheduler import Timers
 from oncall.web.throttle import Throttle
@@ -68,12 +69,16 @@ class Runtime:
             db, directory, clock, self.metrics, after_commit, self.schedules, self.notifier
         )
         self.incidents = Incidents(db, self.metrics, after_commit, self.escalation, self.notifier)
+        self.maintenance = Maintenance(
+            db, directory, clock, after_commit, self.audit, self.incidents
+        )
+        self.incidents.held_in = self.maintenance.holding_in
         self.ingest = Ingest(
             db, directory, clock, self.metrics, after_commit, self.incidents, self.escalation
         )
         self.reconciler = Reconciler(
             self.timers,
-            [self.escalation, self.ingest, self.notifier, self.incidents],
+            [self.escalation, self.ingest, self.notifier, self.incidents, self.maintenance],
             self.metrics,
             clock,
         )
@@ -86,6 +91,7 @@ class Runtime:
             DELIVERY_JOB: self.notifier.deliver,
             HEARTBEAT_JOB: self.ingest.check_heartbeat,
             WAKE_JOB: self.incidents.run_wake,
+            MAINTENANCE_JOB: self.maintenance.apply_edge,
         }
 
     @classmethod

@@ -38,6 +38,7 @@ DOMAINS = {
     "schedules",
     "notify",
     "audit",
+    "maintenance",
 }
 IO_PLACES = ("db", "timers", "notify.http", "notify.channels", "web")
 

@@ -131,6 +131,8 @@ incidents = Table(
     # is acknowledged until then) and an acknowledgement's timeout.
     Column("snoozed_until", UTCDateTime),
     Column("ack_timeout_at", UTCDateTime),
+    # The key of the maintenance window that holds the incident's paging (NULL: none).
+    Column("maintenance", String(255)),
 )
 # At most one open incident per group: a concurrent second insert fails and is retried.
 Index(
@@ -316,4 +318,20 @@ audit_log = Table(
     Column("action", String(64), nullable=False),  # e.g. override.delete
     Column("subject", String(255), nullable=False),  # e.g. schedule:primary/override:3
     Column("detail", Json, nullable=False),
+)
+
+# Maintenance windows added through the API (the directory file's are in the directory):
+# `every` holds a weekly window's days, times and zone, else start_at and end_at are set.
+maintenance_windows = Table(
+    "maintenance_windows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("start_at", UTCDateTime),
+    Column("end_at", UTCDateTime),
+    Column("every", Json),
+    Column("match", Json, nullable=False),
+    Column("integrations", Json, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
 )

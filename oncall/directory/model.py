@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
+from oncall.maintenance.windows import Window
 from oncall.routing.matchers import Matcher
 from oncall.schedules.rotation import Schedule
 
@@ -136,6 +137,7 @@ class Directory:
     routes: tuple[Route, ...]
     source: str
     schedules: Mapping[str, Schedule] = dataclasses.field(default_factory=dict)
+    maintenance: tuple[Window, ...] = ()  # the file's windows (the API's are in the database)
 
     def integration_for_token(self, type_: str, token: str) -> Integration | None:
         """Return the integration of `type_` whose token is `token`, or None.

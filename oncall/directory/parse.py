@@ -36,6 +36,7 @@ from oncall.directory.model import (
 )
 from oncall.durations import parse_duration
 from oncall.errors import ConfigError
+from oncall.maintenance.windows import Window, check_window
 from oncall.routing.matchers import parse_matcher
 from oncall.schedules.rotation import DAYS, Layer, Restriction, Schedule
 
@@ -250,7 +251,10 @@ class _Checker:
 
     def directory(self, document: Any) -> Directory | None:
         top = self.mapping(
-            document, "(top)", set(), {"integrations", "users", "schedules", "policies", "routes"}
+            document,
+            "(top)",
+            set(),
+            {"integrations", "users", "schedules", "policies", "routes", "maintenance"},
         )
         if top is None:
             return None
@@ -286,7 +290,27 @@ class _Checker:
                     f"integrations[name={integration.name}].watchdog_of",
                     f"{integration.watchdog_of!r} is not an alertmanager integration",
                 )
-        return Directory(integrations, users, policies, tuple(routes), self.source, schedules)
+        maintenance = self.maintenance(top, set(integrations))
+        return Directory(
+            integrations, users, policies, tuple(routes), self.source, schedules, maintenance
+        )
+
+    def maintenance(self, top: dict[str, Any], integrations: set[str]) -> tuple[Window, ...]:
+        """Return the file's maintenance windows, each known by its name."""
+        found: list[Window] = []
+        names: set[str] = set()
+        for index, item in enumerate(self.sequence(top.get("maintenance"), "maintenance")):
+            path = f"maintenance[{index}]"
+            name = str(item.get("name", "")).strip() if isinstance(item, dict) else ""
+            window, problems = check_window(item, f"directory:{name}", integrations)
+            for field, message in problems:
+                self.fail(path if field == "$" else f"{path}.{field}", message)
+            if window is not None and window.name in names:
+                self.fail(f"{path}.name", f"duplicate name {window.name!r}")
+            elif window is not None:
+                names.add(window.name)
+                found.append(window)
+        return tuple(found)
 
     def schedule(self, item: Any, path: str, seen: set[str], users: set[str]) -> Schedule | None:
         data = self.mapping(item, path, {"name", "time_zone", "layers"}, set())

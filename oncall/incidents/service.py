@@ -42,6 +42,10 @@ class Incidents:
         self.after_commit = after_commit
         self.escalation = escalation
         self.pager = pager
+        # The open maintenance window holding a new incident's paging (set by the runtime).
+        self.held_in: Callable[[Connection, dict[str, str], str, datetime], Any] = (
+            lambda conn, labels, integration, now: None
+        )
 
     # Inside the caller's transaction.
 
@@ -95,6 +99,18 @@ class Incidents:
         armed = {(job.store, job.job_id) for job in followups.jobs}
         followups.removed = [job for job in followups.removed if job not in armed]
         return followups
+
+    def release_in(
+        self,
+        conn: Connection,
+        incident_id: int,
+        actor: str,
+        now: datetime,
+        decide: Callable[[Any], actions.Restart | None],
+    ) -> store.ActionResult:
+        """Carry out `decide`'s restart of the incident (`store.restart`) in the caller's
+        transaction: a maintenance window releasing it."""
+        return store.restart(conn, incident_id, actor, now, decide, self)
 
     def page_responder_in(
         self, conn: Connection, incident_id: int, user: str, now: datetime

@@ -77,6 +77,10 @@ class Lifecycle(Protocol):
         self, conn: Connection, incident_id: int, actor: str, now: datetime, reason: str
     ) -> Any: ...
 
+    def held_in(
+        self, conn: Connection, labels: dict[str, str], integration: str, now: datetime
+    ) -> Any: ...  # the open maintenance window holding a new incident, or None
+
 
 @dataclass
 class IngestResult:
@@ -190,8 +194,9 @@ def ingest_group(
         result.incidents.append(open_incident.id)
     for change in changes:
         if change.incident_id is None:
+            held = lifecycle.held_in(conn, group.common_labels, integration, now)
             incident_id = _open(
-                conn, integration, group, change, directory, now, result, escalation
+                conn, integration, group, change, directory, now, result, escalation, held
             )
         else:
             incident_id = _apply(conn, integration, change, now)
@@ -291,8 +296,10 @@ def _open(
     now: datetime,
     result: IngestResult,
     escalation: Escalation,
+    held: Any = None,
 ) -> int:
-    """Open, route and page a new incident with the change's alerts; return its id.
+    """Open, route and page a new incident with the change's alerts; return its id. One a
+    maintenance window holds (`held`) pages nobody: it waits at level 1 for the window's end.
 
     (A change that opens an incident always has a firing alert: plan_delivery opens none
     for alerts that are already resolved.)"""
@@ -300,6 +307,8 @@ def _open(
     urgency = incident_urgency(route.urgency, group.severity())
     policy = directory.policies.get(route.policy)
     next_level, next_repeat, next_due = first_pointer(policy, now, urgency)
+    if held is not None:
+        next_level, next_repeat, next_due = FIRST_STEP.level, FIRST_STEP.repeat, None
     firing = change.firing_after
     incident = _insert_incident.execute(
         conn,
@@ -324,6 +333,7 @@ def _open(
             "next_level": next_level,
             "next_repeat": next_repeat,
             "next_due_at": next_due,
+            "maintenance": None if held is None else held.key,
         },
     ).one()
     incident_id: int = incident.id
@@ -347,7 +357,12 @@ def _open(
             {"route": route.describe(), "policy": route.policy, "urgency": urgency},
         )
     )
+    if held is not None:
+        detail = {"window": held.name, "key": held.key}
+        events.append(entry(incident_id, now, "maintenance.suppressed", SYSTEM_ACTOR, detail))
     _insert_event.execute(conn, events)  # before the step's: the timeline is in id order
+    if held is not None:
+        return incident_id
     added = change.add + [refire.alert for refire in change.refire]
     first = added[0] if added else None
     opened = Opened(

@@ -21,6 +21,7 @@ STORES = (ESCALATION, NOTIFICATION)
 STEP_JOB = "oncall.timers.jobs:run_escalation_step"
 DELIVERY_JOB = "oncall.timers.jobs:deliver_notification"
 HEARTBEAT_JOB = "oncall.timers.jobs:check_heartbeat"
+MAINTENANCE_JOB = "oncall.timers.jobs:apply_maintenance"
 # A timer this far past due has been missed: /health fails.
 OVERDUE_AFTER = timedelta(seconds=30)
 

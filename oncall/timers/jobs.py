@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from oncall.incidents.wakes import WAKE_JOB
-from oncall.timers.followups import DELIVERY_JOB, HEARTBEAT_JOB, STEP_JOB
+from oncall.timers.followups import DELIVERY_JOB, HEARTBEAT_JOB, MAINTENANCE_JOB, STEP_JOB
 
 if TYPE_CHECKING:
     from oncall.runtime import Runtime
@@ -58,3 +58,8 @@ def run_escalation_step(incident_id: int, level: int, repeat: int, deployment: s
 def wake_incident(incident_id: int, deployment: str = "") -> None:
     """Trigger an incident again if its snooze ended or its acknowledgement timed out."""
     _installed().hand_over(WAKE_JOB, (incident_id,), deployment)
+
+
+def apply_maintenance(deployment: str = "") -> None:
+    """Apply the maintenance windows: one of them opened or closed."""
+    _installed().hand_over(MAINTENANCE_JOB, (), deployment)

@@ -19,7 +19,7 @@ from oncall.web import bad_requests, connections, headers
 from oncall.web.access_log import AccessLogger
 from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME, SETTINGS
 from oncall.web.middleware import errors, timing
-from oncall.web.routes import actions, audit, incidents, ingest, ops, schedules
+from oncall.web.routes import actions, audit, incidents, ingest, maintenance, ops, schedules
 from oncall.web.routes import users as user_routes
 
 log = logging.getLogger("oncall")
@@ -52,7 +52,7 @@ def create_app(
     app[CLOCK] = clock
     app.cleanup_ctx.append(_runtime)
     headers.install(app)
-    for routes in (ingest, incidents, schedules, actions, ops, audit):
+    for routes in (ingest, incidents, schedules, actions, ops, audit, maintenance):
         routes.add_routes(app)
     user_routes.add_routes(app)
     return app

@@ -36,6 +36,9 @@ def incident_json(row: Any) -> dict[str, Any]:
         # Acknowledged until then, then triggered again; an acknowledgement's timeout.
         "snoozed_until": isoformat(row.snoozed_until),
         "ack_timeout_at": isoformat(row.ack_timeout_at),
+        # A maintenance window holds its paging (`maintenance`: the window's key).
+        "in_maintenance": row.maintenance is not None,
+        "maintenance": row.maintenance,
         "next_step": None
         if row.next_due_at is None
         else {

@@ -1,0 +1,1 @@
+"""Maintenance windows: paging nobody for what they cover while they are open."""
