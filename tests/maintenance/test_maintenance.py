@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from oncall.clock import system_clock
 from oncall.maintenance.service import EDGE_JOB_ID
+from oncall.timers.reconcile import RUN_TIME_SLACK
 from oncall.web.keys import RUNTIME
 from tests.support.db import snapshot
 from tests.support.factories import ALICE_TOKEN, AM_TOKEN, T0, make_alert, make_webhook
@@ -280,3 +281,28 @@ async def test_the_api_refuses_bad_windows_non_admins_and_unknown_ids_and_audits
         ("maintenance.add", "dana", f"maintenance:{created['id']}"),
     ]
     assert entries[1]["detail"]["name"] == "sunday"
+
+
+async def test_the_reconciler_rebuilds_the_edge_timer_from_the_database(
+    make_client: Any, receiver: Any, key_prefix: str
+) -> None:
+    from tests.support.redis_server import delete_keys
+
+    client = await make_client(directory=directory(receiver))
+    runtime = client.app[RUNTIME]
+    start = T0 + timedelta(hours=2)
+    await add_window(
+        client, {"name": "later", "start": iso(start), "end": iso(start + timedelta(hours=1))}
+    )
+    await eventually(lambda: _true(EDGE_JOB_ID in escalation_jobs(key_prefix)), what="armed")
+    delete_keys(key_prefix)  # Redis lost every timer
+    assert EDGE_JOB_ID not in escalation_jobs(key_prefix)
+    await runtime.reconciler.run_once()
+    assert EDGE_JOB_ID in escalation_jobs(key_prefix)
+    run_times = runtime.timers.run_times("escalation")
+    # at the window's start (the wall-clock reading of the fake clock's instant moves on)
+    assert abs(run_times[EDGE_JOB_ID] - runtime.timers.wall_timestamp(start)) < RUN_TIME_SLACK
+    # While Redis is down the sweep asks the database: nothing is due before the start.
+    assert await runtime.maintenance.due(T0, 10) == []
+    [job] = await runtime.maintenance.due(start, 10)
+    assert job.job_id == EDGE_JOB_ID
