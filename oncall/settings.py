@@ -19,6 +19,7 @@ from typing import Any
 
 from oncall.durations import parse_duration
 from oncall.errors import ConfigError
+from oncall.notify.storm import DEFAULT_THRESHOLD, StormThreshold, parse_threshold
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,12 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True)
+class PagingSettings:
+    # More incidents opened within its window than its count: pages fold into digests.
+    storm_threshold: StormThreshold
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings
     database: DatabaseSettings
@@ -97,6 +104,7 @@ class Settings:
     security: SecuritySettings
     smtp: SmtpSettings
     source: str  # which settings file was read, for messages
+    paging: PagingSettings = PagingSettings(DEFAULT_THRESHOLD)
 
 
 def _integer(low: int, high: int) -> Callable[[str], int]:
@@ -267,6 +275,9 @@ SPEC: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
         "tls": (_boolean, "false"),
         "timeout": (_positive_duration, "10s"),
     },
+    "paging": {
+        "storm_threshold": (parse_threshold, str(DEFAULT_THRESHOLD)),
+    },
 }
 
 _SEED_REDIS_ENV = {"REDIS_HOST": "host", "REDIS_PORT": "port", "REDIS_PASSWORD": "password"}
@@ -339,6 +350,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             **{("from_" if k == "from" else k): v for k, v in parsed["smtp"].items()}
         ),
         source=path or "defaults",
+        paging=PagingSettings(**parsed["paging"]),
     )
 
 

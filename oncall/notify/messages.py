@@ -18,9 +18,11 @@ from urllib.parse import urlsplit
 
 from oncall.ingest.text import one_line
 from oncall.notify.links import label
+from oncall.notify.storm import DigestSummary
 
 MAX_LABELS_SHOWN = 12
 TEST_EVENT = "test"  # a test page: no incident behind it
+DIGEST_EVENT = "incidents.digest"  # a storm's digest: many incidents in one page
 TEST_TITLE = "Test page from oncall: no incident"
 WEB_SCHEMES = ("http", "https")
 # Whitespace and control characters: a URL with one is not a link but text.
@@ -32,7 +34,7 @@ class Page:
     """Everything one page shows; built from the incident when the delivery job runs."""
 
     delivery_id: int
-    event: str  # "incident.triggered", "incident.resolved" or TEST_EVENT
+    event: str  # "incident.triggered", "incident.resolved", DIGEST_EVENT or TEST_EVENT
     incident_id: int
     status: str
     title: str
@@ -48,6 +50,7 @@ class Page:
     source_urls: tuple[str, ...] = ()
     links: dict[str, str] = field(default_factory=dict)  # links.ACTIONS, when offered
     sent_at: str = ""  # when this attempt began (RFC 3339, UTC): its age at the receiver
+    incidents: tuple[tuple[int, str], ...] = ()  # a digest's newest incidents: id, title
 
     @property
     def summary(self) -> str:
@@ -62,6 +65,8 @@ class Page:
         """Return status, severity, title and incident number, on one line."""
         if self.event == TEST_EVENT:
             return TEST_TITLE
+        if self.event == DIGEST_EVENT:
+            return one_line(f"[STORM] {self.title}")
         word = "RESOLVED" if self.event == "incident.resolved" else self.status.upper()
         return one_line(f"[{word}] [{self.severity}] {self.title} (#{self.incident_id})")
 
@@ -87,6 +92,31 @@ def test_page(user: str, public_url: str, sent_at: str) -> Page:
         alert_count=0,
         incident_url=public_url,
         sent_at=sent_at,
+    )
+
+
+def digest_page(
+    delivery_id: int, summary: DigestSummary, user: str, list_url: str, sent_at: str
+) -> Page:
+    """Return a storm's digest for `user`: how many incidents opened within the window,
+    the newest few, and a link to the list of open incidents (no action links)."""
+    newest = "; ".join(f"{one_line(title)} (#{i})" for i, title in summary.newest)
+    return Page(
+        delivery_id=delivery_id,
+        event=DIGEST_EVENT,
+        incident_id=summary.newest[0][0] if summary.newest else 0,
+        status="storm",
+        title=summary.title,
+        severity="storm",
+        labels={},
+        annotations={"summary": f"Pages are folded into one a minute. Newest: {newest}"},
+        level=0,
+        repeat=0,
+        user=user,
+        alert_count=summary.count,
+        incident_url=list_url,
+        sent_at=sent_at,
+        incidents=summary.newest,
     )
 
 
@@ -121,6 +151,11 @@ def text_body(page: Page) -> str:
     """Return the plain-text body shared by e-mail and text-only channels."""
     if page.event == TEST_EVENT:
         return f"{page.headline}\n\n{page.summary}\n\nSent to {page.user} at {page.sent_at}\n"
+    if page.event == DIGEST_EVENT:
+        out = [page.headline, "", "Pages are folded into one a minute. Newest:"]
+        out += [f"  #{i} {one_line(title)}" for i, title in page.incidents]
+        out += ["", f"Incidents: {one_line(page.incident_url)}"]
+        return "\n".join([*out, "", f"Delivery {page.delivery_id} for {page.user}"]) + "\n"
     out = [page.headline, ""]
     if page.summary:
         out.append(page.summary)
@@ -185,6 +220,20 @@ def webhook_json(page: Page) -> dict[str, Any]:
             "incident": None,
             "message": page.title,
             "summary": page.summary,
+            "user": page.user,
+            "sent_at": page.sent_at,
+        }
+    if page.event == DIGEST_EVENT:
+        return {
+            "event": page.event,
+            "delivery": page.delivery_id,
+            "incident": None,
+            "digest": {
+                "title": page.title,
+                "incidents_opened": page.alert_count,
+                "newest": [{"id": i, "title": title} for i, title in page.incidents],
+                "url": page.incident_url,
+            },
             "user": page.user,
             "sent_at": page.sent_at,
         }

@@ -25,7 +25,7 @@ from oncall.metrics import Metrics
 from oncall.notify import keyfile, links, store
 from oncall.notify.channels import ChannelContext, DeliveryError, building, channel
 from oncall.notify.http import HttpPoster
-from oncall.notify.messages import Page, test_page
+from oncall.notify.messages import Page, digest_page, test_page
 from oncall.notify.outbox import Attempt, Claimed
 from oncall.notify.retry import DELIVERED, NOTIFICATION_BACKOFF, PERMANENT, RETRY
 from oncall.settings import Settings
@@ -82,6 +82,7 @@ class Notifier:
         self.background = background
         self.link_key = link_key
         self.public_url = settings.server.public_url
+        self.storm = settings.paging.storm_threshold
         self.http = HttpPoster(clock, timeout=SEND_TIMEOUT)
         self.context = ChannelContext(self.http, settings.smtp, clock)
         self.retry_base = NOTIFICATION_BACKOFF
@@ -100,8 +101,9 @@ class Notifier:
         now: datetime,
         opened: Opened | None,
     ) -> list[Claimed]:
-        """Write a level's pages, their first attempts claimed; return the claims."""
-        return store.create_pages(conn, incident_id, level, repeat, users, now, opened)
+        """Write a level's pages, their first attempts claimed (in a storm, folded into
+        digests); return the claims."""
+        return store.create_pages(conn, incident_id, level, repeat, users, now, opened, self.storm)
 
     def close_pages_in(
         self, conn: Connection, incident_id: int, resolved: bool, now: datetime
@@ -178,6 +180,14 @@ class Notifier:
     def page(self, claimed: Claimed, now: datetime) -> Page:
         """Return the page for a claimed attempt, with action links on trigger pages."""
         row, incident = claimed.notification, claimed.incident
+        if claimed.digest is not None:
+            return digest_page(
+                row.id,
+                claimed.digest,
+                row.user_name,
+                f"{self.public_url}/api/v1/incidents?status=triggered",
+                isoformat(now) or "",
+            )
         resolved = row.kind == "resolved"
         action_links = (
             {}
@@ -221,7 +231,7 @@ class Notifier:
     async def deliver(self, notification_id: int) -> str:
         """Make one delivery attempt; return its outcome (or "stale" when nothing was due)."""
         now = self.clock()
-        claimed = await self.db.run(store.claim, notification_id, now)
+        claimed = await self.db.run(store.claim, notification_id, now, self.storm)
         if isinstance(claimed, str):
             log.debug(
                 "delivery job did nothing",

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from oncall.directory.model import Contact, User
 from oncall.notify.retry import NOTIFICATION_ATTEMPTS, PERMANENT, backoff
+from oncall.notify.storm import DigestSummary
 
 LEASE = timedelta(seconds=30)  # a claimed attempt owns its row this long (a send times out at 10s)
 MAX_SOURCE_URLS = 5
@@ -24,14 +25,16 @@ SOURCE_URLS_READ = 50  # generator URLs looked at for those 5 (duplicates are co
 @dataclass(frozen=True)
 class Claimed:
     """A claimed delivery attempt with what the page needs: the notification and incident
-    rows, the attempt's number, the incident's source links and annotations. Attempt 0: a
-    page just written for later (a notification rule's `after`), nothing claimed yet."""
+    rows, the attempt's number, the incident's source links and annotations, and for a
+    digest what it says. Attempt 0: a page just written for later (a notification rule's
+    `after`, a digest's next minute), nothing claimed yet."""
 
     notification: Any
     incident: Any
     attempt: int
     source_urls: tuple[str, ...]
     annotations: dict[str, Any]
+    digest: DigestSummary | None = None
 
     @property
     def waiting(self) -> bool:

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Integer, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
 from oncall.db.fastpath import Prepared
@@ -26,6 +27,17 @@ from oncall.notify.outbox import (
     rule_pages,
 )
 from oncall.notify.retry import DELIVERED
+from oncall.notify.storm import (
+    DEFAULT_THRESHOLD,
+    DIGEST_KIND,
+    DIGEST_TITLES,
+    FOLDED,
+    DigestSummary,
+    StormThreshold,
+    digest_due,
+    digest_targets,
+    in_storm,
+)
 from oncall.timers.followups import (
     NOTIFICATION,
     OVERDUE_AFTER,
@@ -209,10 +221,13 @@ def create_pages(
     users: Sequence[User],
     now: datetime,
     opened: Opened | None = None,
+    storm: StormThreshold | None = None,
 ) -> list[Claimed]:
     """Write the pages of each user paged by a level, one pending row per rule of the
     user's notification rules for the incident's urgency (by default, every contact at
     once); return them (see `_add_pages`). A rule is due `after` the level fired (`now`).
+    In a storm by `storm` the pages are written folded instead, and each user gets a
+    digest (`_fold_pages`).
 
     Called inside the escalation step's transaction, so a step never fires without its
     pages. `opened`: the incident, when this transaction inserted it.
@@ -241,7 +256,132 @@ def create_pages(
         ]
     if skipped:
         _insert_event.execute(conn, skipped)
+    if storm is not None and targets and storm_now(conn, storm, now):
+        return _fold_pages(
+            conn, incident_id, level, repeat, targets, now, opened or incident, storm
+        )
     return _add_pages(conn, incident_id, "trigger", level, repeat, targets, now, opened or incident)
+
+
+# The storm guard: the state it decides on is read here, so a restart forgets nothing.
+_newest_opened = Prepared(
+    select(incidents.c.created_at)
+    .order_by(incidents.c.id.desc())
+    .limit(bindparam("n", type_=Integer))
+)
+_insert_folded = Prepared(insert(outbox))
+_pending_digest = Prepared(
+    select(outbox.c.id)
+    .where(
+        outbox.c.status == "pending",
+        outbox.c.kind == DIGEST_KIND,
+        outbox.c.user_name == bindparam("user"),
+    )
+    .order_by(outbox.c.id)
+)
+_last_digest = Prepared(
+    select(outbox.c.sent_at, outbox.c.updated_at)
+    .where(outbox.c.kind == DIGEST_KIND, outbox.c.user_name == bindparam("user"))
+    .order_by(outbox.c.id.desc())
+    .limit(1)
+)
+_merge_digest = Prepared(
+    update(outbox)
+    .where(outbox.c.id == bindparam("notification_id"), outbox.c.status == "pending")
+    .values(
+        status="cancelled",
+        next_attempt_at=None,
+        last_error=bindparam("reason"),
+        updated_at=bindparam("now"),
+    )
+)
+
+
+def storm_now(conn: Connection, threshold: StormThreshold, now: datetime) -> bool:
+    """Return whether the service is in a storm at `now`, from the newest incidents."""
+    opened = _newest_opened.execute(conn, {"n": threshold.lookback}).scalars()
+    return in_storm(opened, threshold, now)
+
+
+def digest_summary(conn: Connection, threshold: StormThreshold, now: datetime) -> DigestSummary:
+    """Return what a digest sent at `now` says: the incidents opened within the window."""
+    since = now - threshold.window
+    opened = incidents.c.created_at > since
+    count = conn.execute(select(func.count()).select_from(incidents).where(opened)).scalar_one()
+    newest = conn.execute(
+        select(incidents.c.id, incidents.c.title)
+        .where(opened)
+        .order_by(incidents.c.id.desc())
+        .limit(DIGEST_TITLES)
+    ).all()
+    return DigestSummary(count, threshold.window, tuple((i, t) for i, t in newest))
+
+
+def _fold_pages(
+    conn: Connection,
+    incident_id: int,
+    level: int,
+    repeat: int,
+    targets: Sequence[Target],
+    now: datetime,
+    known: Opened | Row[Any],
+    threshold: StormThreshold,
+) -> list[Claimed]:
+    """Write a level's pages folded (kept, never sent) and make sure each user paged has
+    one pending digest (to the contacts their rules page first, a digest interval after
+    their last one); return the digests written (see `_add_pages`), none when each user
+    had one pending already. The digest points at this incident."""
+    _insert_folded.execute(
+        conn,
+        [
+            {
+                "incident_id": incident_id,
+                "kind": "trigger",
+                "level": level,
+                "repeat": repeat,
+                "user_name": user_name,
+                "contact_index": contact_index,
+                "contact_type": contact_type,
+                "contact_name": contact_name,
+                "status": FOLDED,
+                "attempts": 0,
+                "next_attempt_at": None,
+                "last_error": "storm: folded into a digest",
+                "created_at": now,
+                "updated_at": now,
+            }
+            for user_name, contact_index, contact_type, contact_name, _ in targets
+        ],
+    )
+    by_user: dict[str, list[Target]] = {}
+    for target in targets:
+        by_user.setdefault(target[0], []).append(target)
+    digests: list[Target] = []
+    for user_name, pages in by_user.items():
+        if _pending_digest.execute(conn, {"user": user_name}).first() is not None:
+            continue
+        last = _last_digest.execute(conn, {"user": user_name}).first()
+        due = digest_due(None if last is None else last.sent_at or last.updated_at, now)
+        contacts = digest_targets([(page[:4], page[4]) for page in pages])
+        digests += [(*contact, due - now) for contact in contacts]
+    _insert_event.execute(
+        conn,
+        [
+            entry(
+                incident_id,
+                now,
+                "notification.folded",
+                SYSTEM_ACTOR,
+                {"user": user_name, "reason": "storm", "level": level, "repeat": repeat},
+            )
+            for user_name in by_user
+        ],
+    )
+    claims = _add_pages(conn, incident_id, DIGEST_KIND, 0, 0, digests, now, known)
+    if any(not c.waiting for c in claims):
+        summary = digest_summary(conn, threshold, now)
+        claims = [c if c.waiting else replace(c, digest=summary) for c in claims]
+    return claims
 
 
 def stop_pages(conn: Connection, incident_id: int, now: datetime) -> list[int]:
@@ -273,8 +413,14 @@ def on_incident_closed(
     return followups
 
 
-def claim(conn: Connection, notification_id: int, now: datetime) -> Claimed | str:
+def claim(
+    conn: Connection,
+    notification_id: int,
+    now: datetime,
+    storm: StormThreshold = DEFAULT_THRESHOLD,
+) -> Claimed | str:
     """Claim the next attempt of a pending, due row; return it, or why nothing is to be done.
+    A digest is claimed with what it says now (`storm`: its window).
 
     The claim bumps `attempts` with a conditional UPDATE and leases the row for LEASE, so a
     duplicate job, or the reconciler re-adding a job for an attempt in flight, does nothing;
@@ -291,6 +437,14 @@ def claim(conn: Connection, notification_id: int, now: datetime) -> Claimed | st
     if row.kind == "trigger" and incident.status != TRIGGERED:
         stop_pages(conn, incident.id, now)  # the backstop when cancelling failed
         return f"incident is {incident.status}"
+    if row.kind == DIGEST_KIND:
+        # Two transactions folding at once may each have written a digest for the person:
+        # the earliest pending one goes out, the others merge into it.
+        first = _pending_digest.execute(conn, {"user": row.user_name}).scalar()
+        if first is not None and first != row.id:
+            reason = f"storm: merged into digest {first}"
+            _merge_digest.execute(conn, {"notification_id": row.id, "reason": reason, "now": now})
+            return "merged into an earlier digest"
     claimed = _claim_page.execute(
         conn,
         {
@@ -304,7 +458,8 @@ def claim(conn: Connection, notification_id: int, now: datetime) -> Claimed | st
     if claimed != 1:
         return "claimed by another run"
     urls, annotations = _page_sources(conn, incident)
-    return Claimed(row, incident, row.attempts + 1, urls, annotations)
+    digest = digest_summary(conn, storm, now) if row.kind == DIGEST_KIND else None
+    return Claimed(row, incident, row.attempts + 1, urls, annotations, digest)
 
 
 def still_wanted(conn: Connection, notification_ids: Sequence[int]) -> set[int]:

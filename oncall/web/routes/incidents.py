@@ -18,7 +18,7 @@ from oncall.web.keys import CLOCK, RUNTIME
 from oncall.web.params import id_param, limit_param, read_json, statuses_param
 from oncall.web.views import alert_json, event_json, incident_json, notification_json
 
-NOTIFICATION_STATUSES = ("pending", "sent", "failed", "cancelled")
+NOTIFICATION_STATUSES = ("pending", "sent", "failed", "cancelled", "folded")
 MAX_CURSOR = 32  # characters; the cursors this API writes are far shorter
 
 
