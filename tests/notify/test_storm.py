@@ -3,6 +3,7 @@ next digest is due and where it goes, what it says; and `[paging] storm_threshol
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -85,3 +86,21 @@ def test_a_bad_threshold_is_an_error_naming_the_key(make_settings: Any, text: st
 def test_the_default_threshold_is_fifty_in_five_minutes(make_settings: Any) -> None:
     threshold = make_settings().paging.storm_threshold
     assert (threshold.count, threshold.window) == (50, timedelta(minutes=5))
+
+
+def test_a_digest_renders_on_every_channel_with_its_titles_as_text() -> None:
+    from oncall.notify.messages import digest_page, html_body, slack_json, text_body, webhook_json
+    from oncall.notify.storm import DigestSummary
+
+    summary = DigestSummary(143, timedelta(minutes=5), ((9, "<!channel> DiskFull"), (8, "CPU")))
+    page = digest_page(7, summary, "alice", "https://oncall.example/api/v1/incidents", "now")
+    assert page.headline == "[STORM] 143 incidents opened in the last 5 minutes"
+    assert "#9 <!channel> DiskFull" in text_body(page)
+    assert "&lt;!channel&gt;" in html_body(page)
+    assert "<!channel>" not in json.dumps(slack_json(page))
+    body = webhook_json(page)
+    assert body["incident"] is None
+    assert body["digest"]["newest"] == [
+        {"id": 9, "title": "<!channel> DiskFull"},
+        {"id": 8, "title": "CPU"},
+    ]
