@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 
@@ -22,10 +24,37 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
+@asynccontextmanager
+async def migrating(engine: AsyncEngine, schema: str = "") -> AsyncIterator[AsyncConnection]:
+    """Yield a connection, in a transaction, for running migrations.
+
+    On PostgreSQL `schema` is created when missing and selected. On SQLite foreign keys
+    are off meanwhile: a batch migration rebuilds a table by copying it and dropping the
+    old one, and with foreign keys on that drop cascades to every row referring to it
+    (every alert and page of every incident). They are checked before the commit instead;
+    raises RuntimeError (and commits nothing) when a row refers to nothing.
+    """
+    async with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        raw = (await conn.get_raw_connection()).driver_connection if sqlite else None
+        if raw is not None:  # outside a transaction: inside one SQLite ignores the pragma
+            await raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            async with conn.begin():
+                if schema and conn.dialect.name == "postgresql":
+                    await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+                    await conn.execute(text(f'SET search_path TO "{schema}"'))
+                yield conn
+                if sqlite:
+                    broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                    if broken:
+                        raise RuntimeError(f"migration left rows referring to nothing: {broken}")
+        finally:
+            if raw is not None:
+                await raw.execute("PRAGMA foreign_keys=ON")
+
+
 async def upgrade(engine: AsyncEngine, schema: str = "") -> None:
     """Bring the database schema to the newest revision; a no-op when it is current."""
-    async with engine.begin() as conn:
-        if schema and conn.dialect.name == "postgresql":
-            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-            await conn.execute(text(f'SET search_path TO "{schema}"'))
+    async with migrating(engine, schema) as conn:
         await conn.run_sync(_upgrade)

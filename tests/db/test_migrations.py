@@ -10,12 +10,12 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, inspect, select, text
+from sqlalchemy import insert, inspect, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oncall.db.engine import make_engine
-from oncall.db.migrate import MIGRATIONS
+from oncall.db.migrate import MIGRATIONS, migrating
 from oncall.db.models import alerts, audit_log, calendar_feeds, incidents, metadata
 from oncall.settings import Settings
 from tests.support.factories import T0
@@ -30,10 +30,7 @@ def _upgrade_to(connection: Connection, revision: str) -> None:
 
 async def upgrade_to(engine: AsyncEngine, schema: str, revision: str) -> None:
     """Apply the migrations up to `revision`, as oncall.db.migrate does up to head."""
-    async with engine.begin() as conn:
-        if schema and conn.dialect.name == "postgresql":
-            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-            await conn.execute(text(f'SET search_path TO "{schema}"'))
+    async with migrating(engine, schema) as conn:
         await conn.run_sync(_upgrade_to, revision)
 
 
@@ -117,9 +114,7 @@ def _downgrade_to(connection: Connection, revision: str) -> None:
 
 async def downgrade_to(engine: AsyncEngine, schema: str, revision: str) -> None:
     """Revert the migrations down to `revision`."""
-    async with engine.begin() as conn:
-        if schema and conn.dialect.name == "postgresql":
-            await conn.execute(text(f'SET search_path TO "{schema}"'))
+    async with migrating(engine, schema) as conn:
         await conn.run_sync(_downgrade_to, revision)
 
 

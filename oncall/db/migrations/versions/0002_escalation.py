@@ -49,8 +49,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # In place on SQLite (its own DROP COLUMN), without copying the whole table.
     op.drop_table("escalation_jobs")
     op.drop_index("ix_incidents_next_due_at", "incidents")
-    with op.batch_alter_table("incidents") as batch:
+    with op.batch_alter_table("incidents", recreate="never") as batch:
         for column in ("next_due_at", "next_repeat", "next_level", "policy", "route"):
             batch.drop_column(column)

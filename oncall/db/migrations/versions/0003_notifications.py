@@ -84,8 +84,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # In place on SQLite (its own DROP COLUMN), without copying the whole table.
     op.drop_table("meta")
     op.drop_table("notification_attempts")
     op.drop_table("notifications")
-    with op.batch_alter_table("incidents") as batch:
+    with op.batch_alter_table("incidents", recreate="never") as batch:
         batch.drop_column("notify_resolved")

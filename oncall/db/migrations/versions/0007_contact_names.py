@@ -21,5 +21,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("notifications") as batch:
+    # In place on SQLite (its own DROP COLUMN), without copying the whole table.
+    with op.batch_alter_table("notifications", recreate="never") as batch:
         batch.drop_column("contact_name")

@@ -20,5 +20,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("incidents") as batch:
+    # In place on SQLite (its own DROP COLUMN), without copying the whole table.
+    with op.batch_alter_table("incidents", recreate="never") as batch:
         batch.drop_column("urgency")
