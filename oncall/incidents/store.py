@@ -310,7 +310,13 @@ def wake(conn: Connection, incident_id: int, now: datetime, acting: Acting) -> A
     """Trigger the incident again at level 1 if its snooze ended or its acknowledgement
     timed out by `now`, claimed by `restart`'s conditional UPDATE; otherwise change nothing
     (a wake after a resolution, a second one, or one of an older due time), re-arming the
-    wake of a due time still ahead. Raises NotFound or Conflict."""
+    wake of a due time still ahead. Raises NotFound or Conflict.
+
+    An incident a maintenance window holds is triggered again without paging: the
+    window's end restarts it at level 1 with the others it held."""
+    held = _held(conn, incident_id)
+    if held.maintenance is not None:
+        return _wake_held(conn, held, now)
     result = restart(
         conn,
         incident_id,
@@ -325,6 +331,31 @@ def wake(conn: Connection, incident_id: int, now: datetime, acting: Acting) -> A
         if row.status == ACKNOWLEDGED and due is not None:
             result.followups.jobs.append(wakes.wake_job(incident_id, due))
     return result
+
+
+def _wake_held(conn: Connection, row: Row[Any], now: datetime) -> ActionResult:
+    """Trigger again, with no step pending, an incident its wake found held by a
+    maintenance window (its row locked by the caller); the timeline names the window."""
+    plan = wakes.wake(row.status, row.snoozed_until, row.ack_timeout_at, row.policy, now)
+    if plan is None:
+        return ActionResult(row, False)
+    conn.execute(
+        update(incidents)
+        .where(incidents.c.id == row.id)
+        .values(
+            status=TRIGGERED,
+            acknowledged_at=None,
+            acknowledged_by=None,
+            next_due_at=None,
+            updated_at=now,
+            snoozed_until=None,
+            ack_timeout_at=None,
+        )
+    )
+    detail = {**plan.detail, "held_by": row.maintenance}
+    _insert_event.execute(conn, entry(row.id, now, plan.event, SYSTEM_ACTOR, detail))
+    followups = Followups(removed=[(ESCALATION, wakes.wake_job_id(row.id))])
+    return ActionResult(get_incident(conn, row.id), True, followups)
 
 
 Wake = tuple[int, datetime]  # incident, due

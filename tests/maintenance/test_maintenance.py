@@ -306,3 +306,45 @@ async def test_the_reconciler_rebuilds_the_edge_timer_from_the_database(
     assert await runtime.maintenance.due(T0, 10) == []
     [job] = await runtime.maintenance.due(start, 10)
     assert job.job_id == EDGE_JOB_ID
+
+
+async def test_a_snooze_ending_inside_a_window_pages_nobody_until_the_window_ends(
+    make_client: Any, receiver: Any, clock: Any
+) -> None:
+    client = await make_client(directory=directory(receiver))
+    runtime = client.app[RUNTIME]
+    incident_id = await open_incident(client, "DiskFull")
+
+    async def sent(times: int) -> bool:  # a page is recorded after it is sent
+        return types(await incident(client, incident_id)).count("notification.sent") == times
+
+    await eventually(lambda: sent(1), what="level 1's page sent")
+    response = await client.post(
+        f"/api/v1/incidents/{incident_id}/snooze", json={"duration": "30m"}, headers=ALICE
+    )
+    assert response.status == 200, await response.text()
+    await add_window(
+        client,
+        {
+            "name": "upgrade",
+            "start": iso(T0 - timedelta(minutes=1)),
+            "end": iso(T0 + timedelta(hours=1)),
+        },
+    )
+    clock.advance(timedelta(minutes=31))
+    before = await client.get(f"/api/v1/notifications?incident={incident_id}", headers=ALICE)
+    pages = len((await before.json())["notifications"])
+    assert await runtime.incidents.run_wake(incident_id)
+    woken = await incident(client, incident_id)
+    assert (woken["status"], woken["in_maintenance"], woken["next_step"]) == (
+        "triggered",
+        True,
+        None,
+    )
+    [ended] = [e for e in woken["timeline"] if e["type"] == "incident.snooze_ended"]
+    assert ended["detail"]["held_by"] == woken["maintenance"]
+    after = await client.get(f"/api/v1/notifications?incident={incident_id}", headers=ALICE)
+    assert len((await after.json())["notifications"]) == pages  # nobody paged
+    clock.advance(timedelta(minutes=30))  # past the window's end
+    await runtime.maintenance.apply_edge()
+    await eventually(lambda: sent(2), what="level 1 paged at the window's end")
