@@ -348,3 +348,22 @@ async def test_a_snooze_ending_inside_a_window_pages_nobody_until_the_window_end
     clock.advance(timedelta(minutes=30))  # past the window's end
     await runtime.maintenance.apply_edge()
     await eventually(lambda: sent(2), what="level 1 paged at the window's end")
+
+
+async def test_a_window_added_by_a_reload_holds_its_incidents_at_once(
+    make_client: Any, receiver: Any, directory_file: Any
+) -> None:
+    client = await make_client(directory=directory(receiver))
+    incident_id = await open_incident(client, "DiskFull")
+    assert (await incident(client, incident_id))["in_maintenance"] is False
+    window = f"""maintenance:
+  - name: disks
+    start: "{iso(T0 - timedelta(hours=1))}"
+    end: "{iso(T0 + timedelta(hours=1))}"
+"""
+    directory_file.write_text(directory(receiver, window))
+    response = await client.post("/-/reload", headers=ADMIN)
+    assert response.status == 200, await response.text()
+    held = await incident(client, incident_id)
+    assert held["maintenance"] == "directory:disks"
+    assert "maintenance.suppressed" in types(held)

@@ -213,6 +213,10 @@ async def reload_directory(app: web.Application) -> list[str]:
     log.info(
         "directory reloaded", extra={"source": directory.source, "users": len(directory.users)}
     )
+    if RUNTIME in app:
+        # The file's maintenance windows hold or release incidents now, not at the next
+        # reconcile (a failure is logged; the reconciler applies them then).
+        await app[RUNTIME].maintenance.apply_edge()
     return []
 
 
