@@ -323,7 +323,7 @@ class _Checker:
         if zone is not None:
             try:
                 ZoneInfo(zone)
-            except (ZoneInfoNotFoundError, ValueError):
+            except (ZoneInfoNotFoundError, ValueError, OSError):  # a folder: IsADirectoryError
                 self.fail(f"{path}.time_zone", f"unknown time zone {zone!r}")
                 zone = None
         raw_layers = self.sequence(data.get("layers"), f"{path}.layers")
@@ -485,7 +485,7 @@ class _Checker:
         if time_zone is not None:
             try:
                 ZoneInfo(time_zone)
-            except (ZoneInfoNotFoundError, ValueError):
+            except (ZoneInfoNotFoundError, ValueError, OSError):  # a folder: IsADirectoryError
                 self.fail(f"{path}.time_zone", f"unknown time zone {time_zone!r}")
                 time_zone = None
         role = self.string(data.get("role", "responder"), f"{path}.role")

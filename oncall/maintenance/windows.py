@@ -232,7 +232,7 @@ def _weekly(value: Any, problems: Problems) -> Weekly | None:
     else:
         try:
             ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # a folder: IsADirectoryError
             problems.append(("every.time_zone", f"unknown time zone {zone[:60]!r}"))
             zone = None
     if days is None or start is None or end is None or start == end or zone is None:
