@@ -35,9 +35,7 @@ _APPLIED = "maintenance_applied"  # meta key: when and which windows were last a
 class Holding(Protocol):
     """What holding and releasing an incident do to its escalation, in the transaction."""
 
-    def close_in(
-        self, conn: Connection, incident_id: int, resolved: bool, now: datetime
-    ) -> Followups: ...
+    def pause_in(self, conn: Connection, incident_id: int, now: datetime) -> Followups: ...
 
     def release_in(
         self,
@@ -220,7 +218,8 @@ def _hold(
             )
         )
     )
-    result.followups.merge(hold.close_in(conn, row.id, False, now))
+    # Paused, not closed: a snooze's wake and an acknowledgement's timeout stay as they were.
+    result.followups.merge(hold.pause_in(conn, row.id, now))
     result.held.append(row.id)
 
 

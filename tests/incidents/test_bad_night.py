@@ -21,8 +21,11 @@ from tests.incidents.test_actions import (
     open_incident,
     pages_reach,
     settled,
+    timer_ids,
 )
+from tests.maintenance.test_maintenance import add_window, iso
 from tests.maintenance.test_maintenance import directory as maintenance_directory
+from tests.maintenance.test_maintenance import open_incident as maintenance_open
 from tests.support.roles import ADMIN
 from tests.support.waiting import eventually
 
@@ -154,3 +157,49 @@ def test_a_directory_zone_that_is_a_folder_is_a_config_error(where):
     with pytest.raises(ConfigError) as raised:
         parse_directory(text, {})
     assert path in str(raised.value) and "Europe" in str(raised.value)
+
+
+# A window opening over incidents people already acted on.
+
+
+def window_from_now(clock: Any) -> dict[str, Any]:
+    return {
+        "name": "db upgrade",
+        "start": iso(clock() - timedelta(minutes=1)),
+        "end": iso(clock() + timedelta(hours=2)),
+    }
+
+
+async def test_a_window_opening_keeps_a_snoozed_incidents_wake(
+    make_client, receiver, key_prefix, clock
+):
+    """The snooze's end still wakes it on time (held: triggered again without a page)."""
+    client = await make_client(directory=maintenance_directory(receiver))
+    incident_id = await maintenance_open(client, "DiskFull")
+    response = await client.post(
+        f"/api/v1/incidents/{incident_id}/snooze", json={"duration": "1h"}, headers=ALICE
+    )
+    assert response.status == 200
+    await add_window(client, window_from_now(clock))
+    assert timer_ids(key_prefix, incident_id) == {f"incident:{incident_id}:wake"}
+    row = await client.app[RUNTIME].incidents.get(incident_id)
+    assert row.maintenance is not None and row.snoozed_until is not None
+
+
+async def test_a_window_opening_neither_extends_nor_arms_an_ack_timeout(
+    make_client, receiver, clock
+):
+    text = maintenance_directory(receiver).replace(
+        "  - {policy: main}\n", "  - {policy: main, ack_timeout: 30m}\n"
+    )
+    client = await make_client(directory=text)
+    incidents = client.app[RUNTIME].incidents
+    acked = await maintenance_open(client, "DiskFull")
+    triggered = await maintenance_open(client, "CpuHot")
+    response = await client.post(f"/api/v1/incidents/{acked}/acknowledge", headers=ALICE)
+    assert response.status == 200
+    timeout_at = (await incidents.get(acked)).ack_timeout_at
+    clock.advance(timedelta(minutes=10))
+    await add_window(client, window_from_now(clock))
+    assert (await incidents.get(acked)).ack_timeout_at == timeout_at
+    assert (await incidents.get(triggered)).ack_timeout_at is None
