@@ -37,6 +37,7 @@ from oncall.notify.storm import (
     digest_due,
     digest_targets,
     in_storm,
+    storm_possible,
 )
 from oncall.timers.followups import (
     NOTIFICATION,
@@ -297,8 +298,20 @@ _merge_digest = Prepared(
 )
 
 
+_nth_newest_opened = Prepared(
+    select(incidents.c.created_at)
+    .order_by(incidents.c.id.desc())
+    .limit(1)
+    .offset(bindparam("n", type_=Integer))
+)
+
+
 def storm_now(conn: Connection, threshold: StormThreshold, now: datetime) -> bool:
-    """Return whether the service is in a storm at `now`, from the newest incidents."""
+    """Return whether the service is in a storm at `now`, from the newest incidents (one
+    row read when no storm is possible, the usual case)."""
+    nth = _nth_newest_opened.execute(conn, {"n": threshold.count}).scalar()
+    if not storm_possible(nth, threshold, now):
+        return False
     opened = _newest_opened.execute(conn, {"n": threshold.lookback}).scalars()
     return in_storm(opened, threshold, now)
 

@@ -69,6 +69,17 @@ def parse_threshold(text: str) -> StormThreshold:
     return parsed
 
 
+def storm_possible(nth_newest: datetime | None, threshold: StormThreshold, now: datetime) -> bool:
+    """Return whether a storm at `now` is possible at all, from the open time of the
+    incident `threshold.count` places before the newest (None: there are not that many).
+
+    A storm needs more than `count` openings within one window ending in the last window,
+    all of them within the last two windows; when that incident opened before, fewer
+    than `count + 1` did, and the newest incidents need not be read.
+    """
+    return nth_newest is not None and nth_newest > now - 2 * threshold.window
+
+
 def in_storm(opened: Iterable[datetime], threshold: StormThreshold, now: datetime) -> bool:
     """Return whether the service is in a storm at `now`, from the open times of the
     newest `threshold.lookback` incidents (any order; more are fine).

@@ -104,3 +104,18 @@ def test_a_digest_renders_on_every_channel_with_its_titles_as_text() -> None:
         {"id": 9, "title": "<!channel> DiskFull"},
         {"id": 8, "title": "CPU"},
     ]
+
+
+def test_a_storm_is_possible_only_when_enough_incidents_opened_within_two_windows():
+    from oncall.notify.storm import StormThreshold, in_storm, storm_possible
+
+    threshold = StormThreshold(3, timedelta(minutes=5))
+    now = T0 + timedelta(hours=1)
+    assert not storm_possible(None, threshold, now)  # not that many incidents at all
+    assert not storm_possible(now - timedelta(minutes=10), threshold, now)
+    assert storm_possible(now - timedelta(minutes=9), threshold, now)
+    # Wherever the skipped read would have found a storm, the pre-check lets it through:
+    # four openings within one window, the oldest of them as early as a storm allows.
+    oldest = now - timedelta(minutes=9, seconds=59)
+    opened = [oldest + timedelta(seconds=s) for s in (0, 120, 240, 299)]
+    assert in_storm(opened, threshold, now) and storm_possible(opened[0], threshold, now)
