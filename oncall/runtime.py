@@ -171,9 +171,8 @@ class Runtime:
         """Stop the timers, let running work finish, then close every connection."""
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:  # bounded: a shutdown must end (see Background.drain)
+            await asyncio.wait(self._tasks, timeout=JOB_GRACE)
         # No new jobs start; running ones get JOB_GRACE to finish, then are cancelled (an
         # unfinished page is sent again after restart). Shutting APScheduler down first
         # would cancel them at once.

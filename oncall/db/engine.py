@@ -31,6 +31,8 @@ from oncall.errors import ConstraintViolated, Unavailable
 from oncall.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
+# Seconds a shutdown waits for transactions under way.
+CLOSE_GRACE = 10.0
 T = TypeVar("T")
 
 # The JSON columns (labels, annotations, timeline details) through orjson.
@@ -226,10 +228,17 @@ class Database:
                 ) from error
         return time.perf_counter() - started
 
-    async def close(self) -> None:
-        """Wait for transactions under way, then close every connection."""
-        while self._in_flight:
-            await asyncio.wait(list(self._in_flight))
+    async def close(self, grace: float = CLOSE_GRACE) -> None:
+        """Wait up to `grace` seconds for transactions under way, then close every
+        connection (a transaction still waiting then, on a lock say, is rolled back with
+        its connection: a shutdown must end)."""
+        if self._in_flight:
+            await asyncio.wait(list(self._in_flight), timeout=grace)
+        if self._in_flight:
+            log.warning(
+                "closing the database with transactions still under way",
+                extra={"transactions": len(self._in_flight)},
+            )
         if self._group is not None:
             await self._group.close()
         await self.engine.dispose()

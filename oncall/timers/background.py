@@ -4,8 +4,11 @@ shutdown can let it finish before the database closes."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine, Hashable
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class Background:
@@ -34,11 +37,20 @@ class Background:
         task.add_done_callback(self._running.discard)
         return task
 
-    async def drain(self, grace: float) -> None:
-        """Let running work finish for up to `grace` seconds, then cancel and await the rest."""
+    async def drain(self, grace: float) -> list[asyncio.Task[Any]]:
+        """Let running work finish for up to `grace` seconds, then cancel the rest and give
+        them `grace` more to end; return those that still did not (logged and left: a
+        shutdown must end, and the database's claims let the work run again later)."""
         if self._running:
             await asyncio.wait(list(self._running), timeout=grace)
-        while self._running:
+        if self._running:
             for task in list(self._running):
                 task.cancel()
-            await asyncio.wait(list(self._running))
+            await asyncio.wait(list(self._running), timeout=grace)
+        stuck = list(self._running)
+        if stuck:
+            log.warning(
+                "background work did not end when cancelled; left behind",
+                extra={"tasks": [task.get_name() for task in stuck]},
+            )
+        return stuck
