@@ -354,7 +354,9 @@ async def test_reassign_to_an_unknown_target_is_a_400_naming_to(make_client, rec
 async def test_a_responder_is_paged_once_and_the_escalation_goes_on_unchanged(
     make_client, receiver
 ):
-    client = await started(make_client, receiver, main=("1s", "1h", "1h"), clock=system_clock)
+    # Level 1's wait is long enough that level 2 cannot fire between these requests on a
+    # loaded machine (with 1 s it did, once, in CI), short enough to await its page.
+    client = await started(make_client, receiver, main=("5s", "1h", "1h"), clock=system_clock)
     incident_id = await open_incident(client)
     before = await client.get(f"/api/v1/incidents/{incident_id}", headers=ALICE)
     next_step = (await before.json())["next_step"]
