@@ -26,21 +26,26 @@ def _count(conn: Connection, table: Any) -> int | None:
     return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
+def _add_incident_alert_page_and_attempt(conn: Connection) -> None:
+    """One incident with an alert, a page and the page's attempt."""
+    incident_id = _add_incident(conn)
+    conn.execute(alerts.insert().values(_alert(incident_id)))
+    page = conn.execute(
+        notifications.insert().values(_page(incident_id)).returning(notifications.c.id)
+    )
+    conn.execute(
+        notification_attempts.insert().values(
+            notification_id=page.scalar_one(), at=T0, outcome="retry", duration_ms=5
+        )
+    )
+
+
 async def test_each_downgrade_keeps_the_alerts_and_pages_it_does_not_drop(engine):
     engine, settings = engine
     schema = settings.database.schema
     await upgrade_to(engine, schema, "0011")
     async with engine.begin() as conn:
-        incident_id = await conn.run_sync(_add_incident)
-        await conn.execute(alerts.insert().values(_alert(incident_id)))
-        page = await conn.execute(
-            notifications.insert().values(_page(incident_id)).returning(notifications.c.id)
-        )
-        await conn.execute(
-            notification_attempts.insert().values(
-                notification_id=page.scalar_one(), at=T0, outcome="retry", duration_ms=5
-            )
-        )
+        await conn.run_sync(_add_incident_alert_page_and_attempt)
     for revision in REVISIONS:
         await downgrade_to(engine, schema, revision)
         async with engine.begin() as conn:
@@ -58,16 +63,7 @@ async def test_upgrading_keeps_every_page_and_its_attempts(engine):
     schema = settings.database.schema
     await upgrade_to(engine, schema, "0009")
     async with engine.begin() as conn:
-        incident_id = await conn.run_sync(_add_incident)
-        await conn.execute(alerts.insert().values(_alert(incident_id)))
-        page = await conn.execute(
-            notifications.insert().values(_page(incident_id)).returning(notifications.c.id)
-        )
-        await conn.execute(
-            notification_attempts.insert().values(
-                notification_id=page.scalar_one(), at=T0, outcome="retry", duration_ms=5
-            )
-        )
+        await conn.run_sync(_add_incident_alert_page_and_attempt)
     await upgrade_to(engine, schema, "head")
     async with engine.begin() as conn:
         for table in (alerts, notifications, notification_attempts):
