@@ -3,7 +3,6 @@ same incident, level, user and contact; on downgrade the older key comes back.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -11,40 +10,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from oncall.db.engine import make_engine
-from oncall.db.models import incidents, metadata, notifications
-from oncall.settings import Settings
-from tests.db.test_migrations import downgrade_to, upgrade_to
+from oncall.db.models import metadata, notifications
+from tests.db.test_migrations import _add_incident, downgrade_to, engine, upgrade_to
 from tests.support.factories import T0
 
-
-@pytest.fixture
-async def engine(make_settings: Any) -> AsyncIterator[tuple[AsyncEngine, Settings]]:
-    settings = make_settings()
-    engine = make_engine(settings.database)
-    yield engine, settings
-    await engine.dispose()
-
-
-def _incident(conn: Connection) -> int:
-    incident_id: int = conn.execute(
-        insert(incidents)
-        .values(
-            integration="prometheus",
-            dedup_key="g",
-            status="triggered",
-            title="DiskFull",
-            severity="critical",
-            labels={},
-            annotations={},
-            created_at=T0,
-            updated_at=T0,
-        )
-        .returning(incidents.c.id)
-    ).scalar_one()
-    return incident_id
+__all__ = ["engine"]  # the fixture, shared with the other migration tests
 
 
 def _page(incident_id: int) -> dict[str, Any]:
@@ -74,7 +45,7 @@ async def test_0010_takes_a_level_paged_again_and_downgrades_to_the_unique_key(e
     schema = settings.database.schema
     await upgrade_to(engine, schema, "0009")
     async with engine.begin() as conn:
-        incident_id = await conn.run_sync(_incident)
+        incident_id = await conn.run_sync(_add_incident, "triggered")
         await conn.execute(insert(notifications).values(_page(incident_id)))
     with pytest.raises(Exception, match=r"(?i)unique"):  # 0009: one page per level and contact
         async with engine.begin() as conn:

@@ -3,53 +3,22 @@ timeout; on downgrade both columns go and the incident keeps its pages."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, inspect, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from oncall.db.engine import make_engine
 from oncall.db.models import incidents, metadata, notifications
-from oncall.settings import Settings
 from tests.db.test_migration_0010 import _page
-from tests.db.test_migrations import downgrade_to, upgrade_to
+from tests.db.test_migrations import _add_incident, downgrade_to, engine, upgrade_to
 from tests.support.factories import T0
 
 _TIMERS = {"snoozed_until", "ack_timeout_at"}
 
-
-@pytest.fixture
-async def engine(make_settings: Any) -> AsyncIterator[tuple[AsyncEngine, Settings]]:
-    settings = make_settings()
-    engine = make_engine(settings.database)
-    yield engine, settings
-    await engine.dispose()
-
-
-def _incident(conn: Connection) -> int:
-    """An acknowledged incident with the columns every revision has."""
-    incident_id: int = conn.execute(
-        insert(incidents)
-        .values(
-            integration="prometheus",
-            dedup_key="g",
-            status="acknowledged",
-            title="DiskFull",
-            severity="critical",
-            labels={},
-            annotations={},
-            created_at=T0,
-            updated_at=T0,
-        )
-        .returning(incidents.c.id)
-    ).scalar_one()
-    return incident_id
+__all__ = ["engine"]  # the fixture, shared with the other migration tests
 
 
 def _columns(conn: Connection) -> set[str]:
@@ -67,7 +36,7 @@ async def test_0011_adds_the_incident_timers_and_downgrades_without_them(engine)
     await upgrade_to(engine, schema, "0010")
     async with engine.begin() as conn:
         assert not (await conn.run_sync(_columns)) & _TIMERS
-        incident_id = await conn.run_sync(_incident)
+        incident_id = await conn.run_sync(_add_incident, "acknowledged")
         await conn.execute(insert(notifications).values(_page(incident_id)))
     await upgrade_to(engine, schema, "head")
     until = T0 + timedelta(hours=1)

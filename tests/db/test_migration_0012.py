@@ -3,27 +3,16 @@ on downgrade both go and every incident keeps its pages."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from sqlalchemy import insert, inspect, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from oncall.db.engine import make_engine
 from oncall.db.models import notifications
-from oncall.settings import Settings
 from tests.db.test_migration_0010 import _page
-from tests.db.test_migration_0011 import _incident, _incident_differences
-from tests.db.test_migrations import downgrade_to, upgrade_to
+from tests.db.test_migration_0011 import _incident_differences
+from tests.db.test_migrations import _add_incident, downgrade_to, engine, upgrade_to
 
-
-@pytest.fixture
-async def engine(make_settings: Any) -> AsyncIterator[tuple[AsyncEngine, Settings]]:
-    settings = make_settings()
-    engine = make_engine(settings.database)
-    yield engine, settings
-    await engine.dispose()
+__all__ = ["engine"]  # the fixture, shared with the other migration tests
 
 
 def _shape(conn: Any) -> tuple[bool, bool]:
@@ -38,7 +27,7 @@ async def test_0012_adds_maintenance_and_downgrades_keeping_every_page(engine: A
     await upgrade_to(engine, schema, "0011")
     async with engine.begin() as conn:
         assert await conn.run_sync(_shape) == (False, False)
-        incident_id = await conn.run_sync(_incident)
+        incident_id = await conn.run_sync(_add_incident, "acknowledged")
         await conn.execute(insert(notifications).values(_page(incident_id)))
     await upgrade_to(engine, schema, "head")
     async with engine.begin() as conn:

@@ -42,13 +42,14 @@ async def engine(make_settings: Any) -> AsyncIterator[tuple[AsyncEngine, Setting
     await engine.dispose()
 
 
-def _add_incident(conn: Connection) -> int:
+def _add_incident(conn: Connection, status: str = "resolved") -> int:
+    """Add an incident of the columns every revision has; return its id."""
     incident_id: int = conn.execute(
         insert(incidents)
         .values(
             integration="prometheus",
             dedup_key="g",
-            status="resolved",
+            status=status,
             title="DiskFull",
             severity="critical",
             labels={},
