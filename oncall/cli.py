@@ -1,28 +1,35 @@
-"""The commands: `python app.py [serve|init|check-config|migrate|new-token]`.
+"""The commands: `python app.py [serve|init|check-config|migrate|new-token|set-password]`.
 
-Exit codes: 0 success; 1 `check-config` found problems, or `init` left a variable unset;
-2 the settings or the directory file are invalid at start-up (every problem is printed, one
-per line).
+Exit codes: 0 success; 1 `check-config` found problems, `init` left a variable unset, or
+`set-password` refused the user or the password; 2 the settings or the directory file are
+invalid at start-up (every problem is printed, one per line).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import os
 import secrets
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from types import FrameType
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
-from oncall.errors import ConfigError
+from oncall.errors import ConfigError, InvalidInput, NotFound
 
 # Imported where used: `serve` installs its SIGHUP handler before anything slow, and these
 # (the YAML parser among them) are part of what is slow.
 if TYPE_CHECKING:
+    from oncall.accounts.service import Accounts
     from oncall.directory.holder import DirectoryHolder
+    from oncall.directory.model import Directory
     from oncall.settings import Settings
+
+
+_T = TypeVar("_T")
 
 
 class EarlyReloads:
@@ -169,6 +176,8 @@ def init() -> int:
             f'  curl -H "Authorization: Bearer ${user_tokens[0]}" localhost:8080/api/v1/incidents'
         )
     others = sorted({name for name, key in unset if name not in fresh})
+    if not others:
+        _first_password(settings)
     if others:
         print(
             f"not set, and not a token init can make up: {', '.join(others)}; set them in "
@@ -176,6 +185,90 @@ def init() -> int:
             file=sys.stderr,
         )
         return 1
+    return 0
+
+
+def _first_password(settings: Settings) -> None:
+    """When nobody has a web UI password yet, give the directory's first admin (else its
+    first user) a generated one and print it, so that a newcomer can log in at once."""
+    from oncall.accounts import passwords
+    from oncall.clock import system_clock
+    from oncall.directory.parse import load_directory
+
+    try:
+        directory = load_directory(settings.directory.path, env_file=settings.directory.env_file)
+    except ConfigError:
+        return  # check-config and start-up say what is wrong
+    users = sorted(directory.users.values(), key=lambda u: not u.is_admin)
+    if not users:
+        return
+
+    async def work(accounts: Accounts) -> str | None:
+        if await accounts.users_with_passwords():
+            return None
+        password = passwords.generate()
+        await accounts.set_password(users[0].name, password, "init", system_clock())
+        return password
+
+    password = asyncio.run(_with_accounts(settings, directory, work))
+    if password is not None:
+        print(
+            f"web UI: log in at {settings.server.public_url.rstrip('/')}/login as "
+            f"{users[0].name} with the password {password}\n"
+            f"  (set another with: python app.py set-password {users[0].name})"
+        )
+
+
+async def _with_accounts(
+    settings: Settings, directory: Directory, work: Callable[[Accounts], Awaitable[_T]]
+) -> _T:
+    """Return what `work` does with the accounts of the migrated database."""
+    from oncall.accounts.service import Accounts
+    from oncall.audit.service import Audit
+    from oncall.db.engine import Database, make_engine
+    from oncall.db.migrate import upgrade
+    from oncall.directory.holder import DirectoryHolder
+
+    engine = make_engine(settings.database)
+    await upgrade(engine, settings.database.schema)
+    db = Database(engine)
+    try:
+        return await work(Accounts(db, DirectoryHolder(directory), Audit(db)))
+    finally:
+        await db.close()
+
+
+def _read_password() -> str:
+    """Return the password typed twice at a terminal, or the first line of standard input."""
+    if sys.stdin.isatty():
+        first = getpass.getpass("New password: ")
+        if getpass.getpass("Again: ") != first:
+            raise InvalidInput("the two passwords differ", "password")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def set_password(user: str, generate: bool) -> int:
+    """Set `user`'s web UI password, read from standard input or generated and printed
+    (`generate`); return 0, or 1 naming what was refused."""
+    from oncall.accounts import passwords
+    from oncall.clock import system_clock
+
+    settings, holder = _load()
+    try:
+        password = passwords.generate() if generate else _read_password()
+
+        async def work(accounts: Accounts) -> None:
+            await accounts.set_password(user, password, "cli", system_clock())
+
+        asyncio.run(_with_accounts(settings, holder.current, work))
+    except (InvalidInput, NotFound) as error:
+        print(f"set-password: {error.field}: {error.message}", file=sys.stderr)
+        return 1
+    if generate:
+        print(password)
+    else:
+        print(f"password of {user} set; their earlier sessions have ended", file=sys.stderr)
     return 0
 
 
@@ -224,9 +317,17 @@ def main(argv: list[str] | None = None) -> int:
         "command",
         nargs="?",
         default="serve",
-        choices=["serve", "init", "check-config", "migrate", "new-token"],
+        choices=["serve", "init", "check-config", "migrate", "new-token", "set-password"],
+    )
+    parser.add_argument("user", nargs="?", help="set-password: the user whose password to set")
+    parser.add_argument(
+        "--generate", action="store_true", help="set-password: generate one and print it"
     )
     args = parser.parse_args(argv)
+    if args.command == "set-password":
+        if not args.user:
+            parser.error("set-password needs a USER")
+        return set_password(args.user, args.generate)
     if args.command == "new-token":
         print(new_token())
         return 0

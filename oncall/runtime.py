@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from oncall.accounts.service import Accounts
 from oncall.audit.service import Audit
 from oncall.clock import Clock
 from oncall.db.engine import Database, make_engine
@@ -31,7 +32,7 @@ from oncall.timers.effects import AfterCommit
 from oncall.timers.followups import DELIVERY_JOB, HEARTBEAT_JOB, MAINTENANCE_JOB, STEP_JOB
 from oncall.timers.reconcile import Reconciler
 from oncall.timers.scheduler import Timers
-from oncall.web.throttle import Throttle
+from oncall.web.throttle import LOGIN_LIMIT, LOGIN_WINDOW, Throttle
 
 log = logging.getLogger(__name__)
 JOB_GRACE = 5.0  # seconds running jobs get to finish at shutdown
@@ -59,11 +60,13 @@ class Runtime:
         self.timers = Timers(settings.redis, clock, deployment)
         self.foreign: dict[str, int] = {}  # jobs of other deployments seen, by deployment
         self.throttle = Throttle()  # failed authentications per client address
+        self.logins = Throttle(LOGIN_LIMIT, LOGIN_WINDOW)  # wrong passwords per user
         self.notifier = Notifier(
             db, directory, settings, clock, self.metrics, self.timers, self.background, link_key
         )
         after_commit = AfterCommit(self.timers, self.notifier.dispatch)
         self.audit = Audit(db)
+        self.accounts = Accounts(db, directory, self.audit)
         self.schedules = Schedules(db, directory, self.audit)
         self.escalation = Escalation(
             db, directory, clock, self.metrics, after_commit, self.schedules, self.notifier

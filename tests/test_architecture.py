@@ -39,6 +39,7 @@ DOMAINS = {
     "notify",
     "audit",
     "maintenance",
+    "accounts",
 }
 IO_PLACES = ("db", "timers", "notify.http", "notify.channels", "web")
 

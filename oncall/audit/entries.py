@@ -15,6 +15,7 @@ OVERRIDE_DELETE = "override.delete"
 FEED_CREATE = "calendar_feed.create"
 FEED_ROTATE = "calendar_feed.rotate"
 FEED_REVOKE = "calendar_feed.revoke"
+PASSWORD_SET = "password.set"
 
 
 @dataclass(frozen=True)

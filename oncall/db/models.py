@@ -335,3 +335,13 @@ maintenance_windows = Table(
     Column("created_by", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+# One password per user who may log in to the web UI: only its argon2 hash. `changed_at`
+# ends every session that began before it (a new password logs out everywhere).
+passwords = Table(
+    "passwords",
+    metadata,
+    Column("user_name", String(64), primary_key=True),
+    Column("hash", String(255), nullable=False),
+    Column("changed_at", UTCDateTime, nullable=False),
+)

@@ -10,15 +10,17 @@ import signal
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
+from aiohttp_session import session_middleware
 
 from oncall.clock import Clock, system_clock
 from oncall.directory.holder import DirectoryHolder
 from oncall.runtime import Runtime
 from oncall.settings import Settings
-from oncall.web import bad_requests, connections, headers
+from oncall.web import bad_requests, connections, headers, sessions
 from oncall.web.access_log import AccessLogger
 from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME, SETTINGS
 from oncall.web.middleware import errors, timing
+from oncall.web.pages import routes as pages
 from oncall.web.routes import actions, audit, incidents, ingest, maintenance, ops, schedules
 from oncall.web.routes import users as user_routes
 
@@ -50,11 +52,14 @@ def create_app(
     app[SETTINGS] = settings
     app[DIRECTORY] = directory
     app[CLOCK] = clock
+    secure = sessions.secure_cookies(settings.server.public_url)
+    app.middlewares.append(session_middleware(sessions.SessionStorage(app, secure)))
     app.cleanup_ctx.append(_runtime)
     headers.install(app)
     for routes in (ingest, incidents, schedules, actions, ops, audit, maintenance):
         routes.add_routes(app)
     user_routes.add_routes(app)
+    pages.add_routes(app)
     return app
 
 

@@ -16,6 +16,10 @@ from datetime import datetime, timedelta
 FAILURE_LIMIT = 10
 FAILURE_WINDOW = timedelta(minutes=1)
 MAX_ADDRESSES = 10_000
+# Wrong passwords per user (the address's count is FAILURE_LIMIT, shared with tokens): a
+# guesser spread over many addresses still gets this many tries per window per user.
+LOGIN_LIMIT = 5
+LOGIN_WINDOW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Signed acknowledge, snooze and resolve links from pages: GET confirms, POST acts.
+"""Signed acknowledge, snooze and resolve links from pages: GET confirms, POST acts; in a
+browser logged in to the web UI, the action then leads to the incident's page.
 
 GET never changes anything, so chat link previews and mail scanners that fetch every URL
 cannot acknowledge; the button on the page POSTs back to the same URL.
@@ -14,6 +15,7 @@ from aiohttp import web
 from oncall.clock import isoformat
 from oncall.errors import Conflict, NotFound
 from oncall.notify.links import SNOOZE, InvalidLink, LinkClaim, label, verify
+from oncall.web import sessions
 from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME
 
 HEADERS = {
@@ -86,6 +88,9 @@ async def act(request: web.Request) -> web.Response:
             409,
         )
     row = result.row
+    if await sessions.current_user(request) is not None:
+        # Opened in a browser logged in to the UI: on to the incident's page.
+        raise web.HTTPSeeOther(f"/incidents/{row.id}", headers={"Cache-Control": "no-store"})
     done = "done" if result.changed else "already done"
     return _page(
         f"Incident #{row.id} is {row.status}",

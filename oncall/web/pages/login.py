@@ -1,0 +1,82 @@
+"""Logging in and out of the web UI.
+
+A wrong password counts against the client's address (with wrong API tokens) and against
+the user; either over its limit refuses further tries, right or wrong, until its window
+ends. An unknown user's login is refused exactly like a wrong password, as slowly.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from oncall.errors import OncallError, TooManyRequests
+from oncall.web import sessions
+from oncall.web.auth import count_failure, refuse_if_throttled
+from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME
+from oncall.web.pages.base import (
+    CSRF_REFUSED,
+    described,
+    error_page,
+    local_path,
+    read_form,
+    render,
+    see_other,
+)
+
+MAX_NAME = 64
+
+
+async def _form(request: web.Request, status: int = 200, **context: object) -> web.Response:
+    next_path = local_path(request.rel_url.query.get("next"))
+    return await render(
+        request, "login.html", {"next": next_path, "error": None, "user": "", **context}, status
+    )
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    if await sessions.current_user(request) is not None:
+        raise see_other(local_path(request.rel_url.query.get("next")))
+    return await _form(request)
+
+
+def _refuse_throttled_user(request: web.Request, name: str) -> None:
+    wait = request.app[RUNTIME].logins.retry_after(name, request.app[CLOCK]())
+    if wait is not None:
+        raise TooManyRequests(f"too many wrong passwords for this user; retry in {wait} s", wait)
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    try:
+        form = await read_form(request)
+        if not await sessions.csrf_ok(request, form.get(sessions.CSRF_FIELD)):
+            return await error_page(request, 403, CSRF_REFUSED)
+        name = form.get("user", "").strip()[:MAX_NAME]
+        password = form.get("password", "")
+        refuse_if_throttled(request)
+        _refuse_throttled_user(request, name)
+        changed = await request.app[RUNTIME].accounts.login(name, password)
+        if changed is None:
+            count_failure(request)
+            request.app[RUNTIME].logins.failed(name, request.app[CLOCK]())
+            return await _form(request, 401, error="Wrong user name or password.", user=name)
+    except OncallError as error:
+        return await _form(request, error.status, error=described(error))
+    await sessions.start(request, request.app[DIRECTORY].current.users[name], changed)
+    raise see_other(local_path(form.get("next")))
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    try:
+        form = await read_form(request)
+    except OncallError as error:
+        return await error_page(request, error.status, described(error))
+    if not await sessions.csrf_ok(request, form.get(sessions.CSRF_FIELD)):
+        return await error_page(request, 403, CSRF_REFUSED)
+    await sessions.end(request)
+    raise see_other("/login")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/login", login_form)
+    app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout)

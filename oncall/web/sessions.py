@@ -1,0 +1,145 @@
+"""Browser sessions of the web UI: an encrypted cookie (aiohttp-session), who is logged in,
+and the CSRF token every form carries.
+
+The cookie holds the user's name, a tag of their password (a new password ends every
+session begun before it: `passwords.tag`) and the session's CSRF token; it is encrypted and
+authenticated with a key derived from the service's secret key, `HttpOnly`,
+`SameSite=Lax`, `Secure` when `public_url` is https, and expires after SESSION_LIFETIME.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from aiohttp import web
+from aiohttp_session import AbstractStorage, Session, get_session, new_session
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
+from oncall.directory.model import User
+from oncall.web.keys import DIRECTORY, RUNTIME, SETTINGS
+
+COOKIE = "oncall_session"
+SESSION_LIFETIME = timedelta(days=14)  # a phone stays logged in across a rotation
+CSRF_FIELD = "_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+_USER = web.RequestKey("oncall.user", User)
+
+
+def session_key(secret: bytes) -> bytes:
+    """Return the 32-byte cookie key derived from the service's secret key (never the key
+    itself: a session cookie must not help forge an action link, nor the reverse)."""
+    return hmac.new(secret, b"oncall web session cookie", hashlib.sha256).digest()
+
+
+class SessionStorage(AbstractStorage):
+    """aiohttp-session's encrypted cookie storage, made once the runtime has loaded the
+    secret key (after the app, and its middlewares, are built)."""
+
+    def __init__(self, app: web.Application, secure: bool) -> None:
+        self.app = app
+        self.secure = secure
+        max_age = int(SESSION_LIFETIME.total_seconds())
+        super().__init__(
+            cookie_name=COOKIE, max_age=max_age, secure=secure, httponly=True, samesite="Lax"
+        )
+        self._inner: EncryptedCookieStorage | None = None
+
+    def _storage(self) -> EncryptedCookieStorage:
+        if self._inner is None:
+            self._inner = EncryptedCookieStorage(
+                session_key(self.app[RUNTIME].notifier.link_key),
+                cookie_name=COOKIE,
+                max_age=self.max_age,
+                secure=self.secure,
+                httponly=True,
+                samesite="Lax",
+            )
+        return self._inner
+
+    async def load_session(self, request: web.Request) -> Session:
+        return await self._storage().load_session(request)
+
+    async def save_session(
+        self, request: web.Request, response: web.StreamResponse, session: Session
+    ) -> None:
+        await self._storage().save_session(request, response, session)
+
+
+def secure_cookies(public_url: str) -> bool:
+    """Return whether session cookies are marked Secure: when the service is reached over
+    https."""
+    return public_url.lower().startswith("https://")
+
+
+async def start(request: web.Request, user: User, password_tag: str) -> None:
+    """Log `user` in: a new session (never the one the browser brought: no fixation) with a
+    new CSRF token."""
+    session = await new_session(request)
+    session["user"] = user.name
+    session["password"] = password_tag
+    session["csrf"] = secrets.token_urlsafe(32)
+    request[_USER] = user
+
+
+async def end(request: web.Request) -> None:
+    """Log out: the cookie is emptied."""
+    session = await get_session(request)
+    session.invalidate()
+
+
+async def current_user(request: web.Request) -> User | None:
+    """Return the logged-in user, or None (no session, an expired or forged cookie, a user
+    no longer in the directory, a password changed since the login)."""
+    if _USER in request:
+        return request[_USER]
+    session = await get_session(request)
+    name, changed = session.get("user"), session.get("password")
+    if not isinstance(name, str) or not isinstance(changed, str):
+        return None
+    user = request.app[DIRECTORY].current.users.get(name)
+    accounts = request.app[RUNTIME].accounts
+    if user is None or not await accounts.session_holds(name, changed):
+        session.invalidate()
+        return None
+    request[_USER] = user
+    return user
+
+
+async def csrf_token(request: web.Request) -> str:
+    """Return the session's CSRF token, giving an anonymous session one (the login form
+    needs it too)."""
+    session = await get_session(request)
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+async def csrf_ok(request: web.Request, presented: str | None) -> bool:
+    """Return whether `presented` (the form's field, or else the X-CSRF-Token header) is
+    the session's CSRF token, and the request comes from this site's own pages."""
+    if not _same_origin(request):
+        return False
+    session = await get_session(request)
+    token = session.get("csrf")
+    presented = presented or request.headers.get(CSRF_HEADER)
+    if not isinstance(token, str) or not presented:
+        return False
+    return hmac.compare_digest(token.encode(), presented.encode())
+
+
+def _same_origin(request: web.Request) -> bool:
+    """Return False when the browser says the request comes from another site (Origin or
+    Sec-Fetch-Site); True when it says nothing (an old browser: the token decides)."""
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("Origin")
+    if origin is None or origin == "null":
+        return origin is None
+    public = request.app[SETTINGS].server.public_url.rstrip("/")
+    own = f"{request.scheme}://{request.host}"
+    return origin in (own, public)
