@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -58,6 +58,8 @@ class ReconcileStatus:
 
     last_run: datetime | None = None
     last_error: str | None = None
+    # Timers the last successful pass recreated, by source (Escalation, Notifier, ...).
+    recreated: dict[str, int] = field(default_factory=dict)
 
 
 class Reconciler:
@@ -131,6 +133,7 @@ class Reconciler:
         total = sum(recreated.values())
         self.status.last_run = now
         self.status.last_error = None
+        self.status.recreated = recreated
         self.metrics.reconciles.labels("ok").inc()
         self.metrics.repairs.inc(total)
         if total or stale:

@@ -73,8 +73,10 @@ async def test_a_job_at_another_time_than_its_step_is_written_again(
     due = (await asyncio.to_thread(timers.run_times, ESCALATION))[job_id]
     soon = runtime.clock() + timedelta(minutes=1)
     timers.write_many([JobSpec(ESCALATION, job_id, STEP_JOB, (incident_id, 2, 0), soon)])
-    recreated, _ = await runtime.reconciler.run_once()
-    assert recreated == 1
+    await runtime.reconciler.run_once()
+    # Only the escalation's count: a page's retry written meanwhile (its delivery to the
+    # example address failed) may be recreated too, when the pass read Redis first.
+    assert runtime.reconciler.status.recreated["Escalation"] == 1
     assert abs((await asyncio.to_thread(timers.run_times, ESCALATION))[job_id] - due) < 1
 
 
