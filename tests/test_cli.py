@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import sqlite3
 import stat
 import subprocess
 import sys
 
 import aiohttp
 import pytest
+from argon2 import PasswordHasher
 
 from tests.support.factories import DATA
 from tests.support.process import ROOT, ServiceProcess
 from tests.support.redis_server import REDIS_HOST, REDIS_PORT
+from tests.support.ui import csrf_of
 
 
 @pytest.fixture
@@ -41,7 +46,7 @@ def initialised_env(service_env):
     return service_env
 
 
-def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
     import os
 
     return subprocess.run(
@@ -50,6 +55,7 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
         capture_output=True,
         text=True,
         env={**os.environ, **env},
+        input=stdin,
         timeout=60,
     )
 
@@ -105,13 +111,16 @@ def test_without_init_start_up_says_to_run_it(service_env, env_file):
 
 async def test_the_service_runs_with_the_shipped_files_after_init(service_env, tmp_path, env_file):
     """The README's command 1 and its "Try it" block, on a fresh checkout."""
-    assert run_cli("init", env=service_env).returncode == 0
+    init = run_cli("init", env=service_env)
+    assert init.returncode == 0
+    password = _printed_password(init.stdout, "alice")
     tokens = read_env(env_file)
     service = ServiceProcess(service_env, tmp_path / "oncall.log")
     await service.start()
     payload = (DATA / "am_firing_two.json").read_bytes()
     try:
-        async with aiohttp.ClientSession() as session:
+        # unsafe: keeps the session cookie of an IP address (127.0.0.1), as browsers do
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
             async with session.get(f"{service.url}/health") as response:
                 assert response.status == 200
                 assert (await response.json())["status"] == "ok"
@@ -150,10 +159,16 @@ async def test_the_service_runs_with_the_shipped_files_after_init(service_env, t
                 listed = (await response.json())["incidents"]
             assert [i["id"] for i in listed] == [incident_id]
             assert listed[0]["title"] == "DiskFull"
+            # The web UI, with the password init printed.
+            await _log_in(session, service.url, "alice", password)
+            async with session.get(f"{service.url}/") as response:
+                assert response.status == 200
+                assert f'href="/incidents/{incident_id}"' in await response.text()
     finally:
         assert service.stop() == 0
     log = (tmp_path / "oncall.log").read_text()
     assert not any(token in log for token in tokens.values())
+    assert password not in log
     key_file = tmp_path / "secret.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
 
@@ -196,3 +211,72 @@ def test_migrate_brings_the_database_up_to_date(initialised_env):
     for _ in range(2):  # and is harmless when it already is
         result = run_cli("migrate", env=initialised_env)
         assert result.returncode == 0, result.stderr
+
+
+def _printed_password(stdout: str, user: str) -> str:
+    """Return the password `init` printed for `user`; fails the test when it printed none."""
+    found = re.search(rf"as {user} with the password (\S+)", stdout)
+    assert found, stdout
+    return found.group(1)
+
+
+async def _log_in(session: aiohttp.ClientSession, url: str, user: str, password: str) -> None:
+    """Log in through the login form, as a browser does."""
+    async with session.get(f"{url}/login") as response:
+        token = csrf_of(await response.text())
+    form = {"_csrf": token, "user": user, "password": password, "next": "/"}
+    async with session.post(f"{url}/login", data=form, allow_redirects=False) as response:
+        assert response.status == 303, await response.text()
+
+
+def _stored_hash(database_env: dict[str, str], user: str) -> str | None:
+    """Return `user`'s password hash as the database holds it (SQLite only)."""
+    path = database_env["ONCALL_DATABASE_URL"].removeprefix("sqlite+aiosqlite:///")
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        row = conn.execute("SELECT hash FROM passwords WHERE user_name = ?", (user,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def test_init_prints_a_password_only_while_nobody_has_one(service_env):
+    first = run_cli("init", env=service_env)
+    assert "with the password" in first.stdout
+    again = run_cli("init", env=service_env)
+    assert again.returncode == 0
+    assert "with the password" not in again.stdout
+
+
+def test_set_password_reads_the_password_from_standard_input(initialised_env, database_env):
+    if "sqlite" not in database_env["ONCALL_DATABASE_URL"]:
+        pytest.skip("reads the SQLite file directly")
+    result = run_cli("set-password", "bob", env=initialised_env, stdin="a long new password\n")
+    assert result.returncode == 0, result.stderr
+    assert "a long new password" not in result.stdout + result.stderr
+    stored = _stored_hash(database_env, "bob")
+    assert stored is not None and stored.startswith("$argon2")
+    assert PasswordHasher().verify(stored, "a long new password")
+
+
+def test_set_password_generates_and_prints_one(initialised_env, database_env):
+    if "sqlite" not in database_env["ONCALL_DATABASE_URL"]:
+        pytest.skip("reads the SQLite file directly")
+    result = run_cli("set-password", "bob", "--generate", env=initialised_env)
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout.strip()
+    assert len(printed) >= 20
+    assert PasswordHasher().verify(_stored_hash(database_env, "bob") or "", printed)
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (("set-password", "mallory"), "a long enough password\n", "user: no user named"),
+        (("set-password", "bob"), "short\n", "password: must be at least"),
+        (("set-password",), "", "set-password needs a USER"),
+    ],
+)
+def test_set_password_refuses_an_unknown_user_and_a_short_password(
+    initialised_env, args, stdin, message
+):
+    result = run_cli(*args, env=initialised_env, stdin=stdin)
+    assert result.returncode != 0
+    assert message in result.stderr
