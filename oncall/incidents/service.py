@@ -268,7 +268,16 @@ class Incidents:
         return await self.db.run(store.incident_details, incident_id)
 
     async def list_incidents(
-        self, statuses: Sequence[str], limit: int, before_id: int | None
+        self,
+        statuses: Sequence[str],
+        limit: int,
+        before_id: int | None,
+        search: str | None = None,
     ) -> list[Any]:
-        """Return up to `limit` incidents, newest first, below `before_id` when given."""
-        return await self.db.run(store.list_incidents, statuses, limit, before_id)
+        """Return up to `limit` incidents, newest first, below `before_id` when given,
+        whose title or a label value holds `search` when given."""
+        return await self.db.run(store.list_incidents, statuses, limit, before_id, search)
+
+    async def count_incidents(self, search: str | None = None) -> dict[str, int]:
+        """Return how many incidents each status has (those `search` finds, when given)."""
+        return await self.db.run(store.count_incidents, search)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, exists, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
 from oncall.db.fastpath import Prepared
@@ -21,7 +21,7 @@ from oncall.db.models import alerts, incident_events, incidents
 from oncall.errors import Conflict, NotFound
 from oncall.escalation.steps import Step
 from oncall.incidents import actions, wakes
-from oncall.incidents.lifecycle import ACKNOWLEDGED, RESOLVED, TRIGGERED
+from oncall.incidents.lifecycle import ACKNOWLEDGED, RESOLVED, STATUSES, TRIGGERED
 from oncall.incidents.timeline import SYSTEM_ACTOR, entry
 from oncall.timers.followups import ESCALATION, Followups
 
@@ -63,16 +63,63 @@ class ActionResult:
 _insert_event = Prepared(insert(incident_events))
 
 
+LIKE_ESCAPE = "\\"
+
+
+def _like_pattern(text: str) -> str:
+    """Return a LIKE pattern matching `text` anywhere, its wildcards taken literally."""
+    escaped = text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2)
+    escaped = escaped.replace("%", LIKE_ESCAPE + "%").replace("_", LIKE_ESCAPE + "_")
+    return f"%{escaped}%"
+
+
+def search_condition(conn: Connection, text: str) -> ColumnElement[bool]:
+    """Return the condition of an incident whose title or one of whose label values holds
+    `text`, ignoring case (SQLite: ASCII letters only).
+
+    Label values are read one by one (SQLite's `json_each`, PostgreSQL's `jsonb_each_text`)
+    rather than searched in the JSON text: the label names, the quotes and the escapes of
+    the JSON text (a `"` or a non-ASCII letter written `\\u00e9`) are not matched."""
+    pattern = _like_pattern(text)
+    each = func.jsonb_each_text if conn.dialect.name == "postgresql" else func.json_each
+    values = each(incidents.c.labels).table_valued("value")
+    in_labels = exists(
+        select(literal(1))
+        .select_from(values)
+        .where(values.c.value.ilike(pattern, escape=LIKE_ESCAPE))
+    )
+    return or_(incidents.c.title.ilike(pattern, escape=LIKE_ESCAPE), in_labels)
+
+
 def list_incidents(
-    conn: Connection, statuses: Sequence[str], limit: int, before_id: int | None
+    conn: Connection,
+    statuses: Sequence[str],
+    limit: int,
+    before_id: int | None,
+    search: str | None = None,
 ) -> list[Row[Any]]:
-    """Return up to `limit` incidents, newest first, with id below `before_id` when given."""
+    """Return up to `limit` incidents, newest first, with id below `before_id` when given,
+    only those `search` finds (`search_condition`) when given."""
     query = select(incidents).order_by(incidents.c.id.desc()).limit(limit)
     if statuses:
         query = query.where(incidents.c.status.in_(list(statuses)))
     if before_id is not None:
         query = query.where(incidents.c.id < before_id)
+    if search:
+        query = query.where(search_condition(conn, search))
     return list(conn.execute(query).all())
+
+
+def count_incidents(conn: Connection, search: str | None = None) -> dict[str, int]:
+    """Return how many incidents are in each status (every status, 0 when none), only
+    those `search` finds when given."""
+    query = select(incidents.c.status, func.count()).group_by(incidents.c.status)
+    if search:
+        query = query.where(search_condition(conn, search))
+    counts = dict.fromkeys(STATUSES, 0)
+    for status, count in conn.execute(query):
+        counts[status] = count
+    return counts
 
 
 def get_incident(conn: Connection, incident_id: int) -> Row[Any]:
