@@ -151,3 +151,22 @@ async def test_api_tokens_keep_working_for_the_api_and_open_no_page(client):
     auth = {"Authorization": f"Bearer {ALICE_TOKEN}"}
     assert (await client.get("/api/v1/incidents", headers=auth)).status == 200
     assert (await client.get("/", headers=auth, allow_redirects=False)).status == 303
+
+
+async def test_pages_allow_only_the_services_own_scripts_and_styles(client):
+    response = await client.get("/login")
+    policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self';" in policy
+    assert "style-src 'self';" in policy
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    assert "frame-ancestors 'none'" in policy
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+async def test_the_pages_script_and_stylesheet_are_served_by_the_service_itself(client):
+    page = await (await client.get("/login")).text()
+    for path, kind in (("/static/htmx.min.js", "javascript"), ("/static/app.css", "text/css")):
+        assert f'"{path}"' in page
+        response = await client.get(path)
+        assert response.status == 200
+        assert kind in response.headers["Content-Type"]
