@@ -281,3 +281,8 @@ class Incidents:
     async def count_incidents(self, search: str | None = None) -> dict[str, int]:
         """Return how many incidents each status has (those `search` finds, when given)."""
         return await self.db.run(store.count_incidents, search)
+
+    async def opened_since(self, since: datetime) -> list[tuple[Any, Any, Any]]:
+        """Return (created_at, acknowledged_at, resolved_at) of the incidents opened at or
+        after `since`, oldest first."""
+        return await self.db.run(store.opened_since, since)

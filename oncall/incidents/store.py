@@ -428,3 +428,14 @@ def pending_wakes(
             found.append((incident_id, due))
     found.sort(key=lambda item: item[1])
     return found if limit is None else found[:limit]
+
+
+def opened_since(conn: Connection, since: datetime) -> list[tuple[Any, Any, Any]]:
+    """Return (created_at, acknowledged_at, resolved_at) of every incident opened at or
+    after `since`, oldest first (for `incidents.stats`)."""
+    query = (
+        select(incidents.c.created_at, incidents.c.acknowledged_at, incidents.c.resolved_at)
+        .where(incidents.c.created_at >= since)
+        .order_by(incidents.c.id)
+    )
+    return [tuple(row) for row in conn.execute(query)]
