@@ -10,7 +10,6 @@ import signal
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
-from aiohttp_session import session_middleware
 
 from oncall.clock import Clock, system_clock
 from oncall.directory.holder import DirectoryHolder
@@ -53,7 +52,7 @@ def create_app(
     app[DIRECTORY] = directory
     app[CLOCK] = clock
     secure = sessions.secure_cookies(settings.server.public_url)
-    app.middlewares.append(session_middleware(sessions.SessionStorage(app, secure)))
+    app.middlewares.append(sessions.middleware(sessions.SessionStorage(app, secure)))
     app.cleanup_ctx.append(_runtime)
     headers.install(app)
     for routes in (ingest, incidents, schedules, actions, ops, audit, maintenance):

@@ -15,7 +15,14 @@ import secrets
 from datetime import timedelta
 
 from aiohttp import web
-from aiohttp_session import AbstractStorage, Session, get_session, new_session
+from aiohttp.typedefs import Handler, Middleware
+from aiohttp_session import (
+    AbstractStorage,
+    Session,
+    get_session,
+    new_session,
+    session_middleware,
+)
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from oncall.directory.model import User
@@ -26,6 +33,7 @@ SESSION_LIFETIME = timedelta(days=14)  # a phone stays logged in across a rotati
 CSRF_FIELD = "_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 _USER = web.RequestKey("oncall.user", User)
+NO_SESSION = ("/api/", "/v2/", "/-/", "/health", "/metrics", "/feeds/", "/static/")
 
 
 def session_key(secret: bytes) -> bytes:
@@ -66,6 +74,21 @@ class SessionStorage(AbstractStorage):
         self, request: web.Request, response: web.StreamResponse, session: Session
     ) -> None:
         await self._storage().save_session(request, response, session)
+
+
+def middleware(storage: AbstractStorage) -> Middleware:
+    """Return aiohttp-session's middleware for the pages only: the API, ingest and ops
+    routes authenticate with tokens and never read a session, so their requests (alerts at
+    thousands per second among them) skip it."""
+    pages = session_middleware(storage)
+
+    @web.middleware
+    async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(NO_SESSION):
+            return await handler(request)
+        return await pages(request, handler)
+
+    return sessions
 
 
 def secure_cookies(public_url: str) -> bool:
