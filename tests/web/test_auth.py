@@ -56,6 +56,10 @@ SIGNED_LINKS = {"/a/{token}"}
 # The feed secret in the path is the credential (tests/web/test_feeds.py checks it); an API
 # token, in a header or the query, does not stand in for it.
 FEEDS = {"/feeds/{user}/{secret}/{file}"}
+# Outside these prefixes are the web UI's pages and static files: a login session and its
+# CSRF token are their credential, never a token (tests/web/test_forms_refused.py and
+# test_login.py check them).
+MACHINE_PREFIXES = ("/api/", "/v2/", "/-/", "/metrics", "/health", "/a/", "/feeds/")
 # Routes only an admin's token opens; the table's right credential for them is an admin's.
 ADMIN_ONLY = {("GET", "/api/v1/audit"), ("POST", "/-/reload")}
 # Ingest endpoints whose credential is their integration's token in `Authorization`, by the
@@ -92,6 +96,8 @@ def app_routes() -> list[tuple[str, str, str]]:
     for route in create_app(settings, directory).router.routes():
         info = route.resource.get_info() if route.resource else {}
         canonical = route.resource.canonical if route.resource else ""
+        if not canonical.startswith(MACHINE_PREFIXES):
+            continue
         if "path" in info:
             path = info["path"]
         else:
