@@ -158,11 +158,16 @@ async def csrf_ok(request: web.Request, presented: str | None) -> bool:
 def _same_origin(request: web.Request) -> bool:
     """Return False when the browser says the request comes from another site (Origin or
     Sec-Fetch-Site); True when it says nothing (an old browser: the token decides)."""
-    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+    site = request.headers.get("Sec-Fetch-Site")
+    if site not in (None, "same-origin", "none"):
         return False
     origin = request.headers.get("Origin")
-    if origin is None or origin == "null":
-        return origin is None
+    if origin == "null":
+        # Chromium sends "null" for a form posted from a page whose Referrer-Policy is
+        # no-referrer (ours): then only Sec-Fetch-Site, which no page can set, says where.
+        return site == "same-origin"
+    if origin is None:
+        return True
     public = request.app[SETTINGS].server.public_url.rstrip("/")
     own = f"{request.scheme}://{request.host}"
     return origin in (own, public)
