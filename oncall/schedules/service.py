@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from oncall.audit import entries
@@ -29,6 +29,45 @@ class OnCall:
     at: datetime
     schedules: dict[str, str | None]
     policies: dict[str, list[tuple[int, list[str], list[str]]]]  # (level, targets, users)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """A schedule over [start, end): each layer's shifts on its own (no overrides), the
+    final shifts (layers and overrides), the overrides that shape them, and the rows of the
+    schedule's overrides ending after `start` (creation order: later ones win)."""
+
+    schedule: Schedule
+    start: datetime
+    end: datetime
+    layers: list[list[Shift]]
+    final: list[Shift]
+    overrides: list[Override]
+    rows: list[Any]
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """The next change of who is on call: at `at` to `to` (None: to nobody)."""
+
+    at: datetime
+    to: str | None
+
+
+def next_handoff(found: Sequence[Shift], at: datetime, end: datetime) -> Handoff | None:
+    """Return the first change after `at` of who is on call, given the contiguous shifts
+    `found` in [at, end), or None when nothing changes before `end`."""
+    if not found:
+        return None
+    first = found[0]
+    if first.start > at:
+        return Handoff(first.start, first.user)
+    if first.end >= end:
+        return None
+    following = found[1] if len(found) > 1 else None
+    if following is not None and following.start == first.end:
+        return Handoff(first.end, following.user)
+    return Handoff(first.end, None)
 
 
 class Schedules:
@@ -159,6 +198,26 @@ class Schedules:
         schedule = self.schedule(name)
         overrides = await self.db.run(store.overrides_between, schedule.name, start, end)
         return shifts(schedule, overrides, start, end)
+
+    async def timeline(self, name: str, start: datetime, end: datetime) -> Timeline:
+        """Return a schedule's Timeline over [start, end), its overrides read in one
+        transaction; raises NotFound."""
+        schedule = self.schedule(name)
+        rows = await self.db.run(store.list_overrides, schedule.name, start)
+        spans = [Override(r.user_name, r.start_at, r.end_at) for r in rows if r.start_at < end]
+        layers = [
+            shifts(Schedule(schedule.name, schedule.time_zone, (layer,)), [], start, end)
+            for layer in schedule.layers
+        ]
+        return Timeline(
+            schedule, start, end, layers, shifts(schedule, spans, start, end), spans, rows
+        )
+
+    async def next_handoff(self, name: str, at: datetime, within: timedelta) -> Handoff | None:
+        """Return a schedule's first change of who is on call after `at` and before
+        `at + within`, or None; raises NotFound."""
+        end = at + within
+        return next_handoff(await self.shifts(name, at, end), at, end)
 
     async def who_is_on_call(self, at: datetime) -> OnCall:
         """Return who is on call at `at` for every schedule and every policy level, read in
