@@ -112,7 +112,7 @@ def duration_words(value: timedelta | None) -> str:
 # The chart.
 
 WIDTH, HEIGHT = 360, 230  # viewBox units; the picture scales to the page's width
-LEFT, RIGHT, TOP, BOTTOM = 26, 6, 44, 24  # room for the value axis, the medians, the days
+LEFT, RIGHT, TOP, BOTTOM = 26, 16, 44, 24  # room for the value axis, the medians, the days
 LABEL_EVERY = 7  # a day label every week, counted back from today (always labelled)
 
 
