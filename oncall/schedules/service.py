@@ -193,6 +193,10 @@ class Schedules:
         stored = await self.db.run(store.feed_digest, user)
         return stored is not None and feeds.matches(secret, stored)
 
+    async def has_feed(self, user: str) -> bool:
+        """Return whether `user` has a calendar feed secret (its URLs are not known)."""
+        return await self.db.run(store.feed_digest, user) is not None
+
     async def shifts(self, name: str, start: datetime, end: datetime) -> list[Shift]:
         """Return a schedule's contiguous shifts in [start, end); raises NotFound."""
         schedule = self.schedule(name)
