@@ -195,3 +195,11 @@ async def test_another_users_page_is_their_own(make_client: Any) -> None:
     assert "<dd>bob</dd>" in text and "b@example.com" in text
     assert "hooks.example.com" not in text
     assert await page_csrf(client, "/me")
+
+
+async def test_a_forms_address_opened_again_leads_back_to_the_page(make_client: Any) -> None:
+    client = await make_client(directory=directory())
+    await log_in(client)
+    for path in ("/me/test-page", "/me/calendar-feed"):
+        response = await client.get(path, allow_redirects=False)
+        assert (response.status, response.headers["Location"]) == (303, "/me"), path

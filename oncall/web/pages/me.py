@@ -107,9 +107,18 @@ async def revoke_feed(request: web.Request, user: User) -> web.StreamResponse:
     raise see_other("/me")
 
 
+@page
+async def back_to_me(_request: web.Request, _user: User) -> web.StreamResponse:
+    """A form's address opened again (from the history, or a reload after htmx put it
+    there): its answer is not kept, so the page itself."""
+    raise see_other("/me")
+
+
 def add_routes(app: web.Application) -> None:
     """Add this module's pages to `app`."""
     app.router.add_get("/me", me_page)
+    app.router.add_get("/me/test-page", back_to_me)
+    app.router.add_get("/me/calendar-feed", back_to_me)
     app.router.add_post("/me/test-page", test_page)
     app.router.add_post("/me/calendar-feed", create_feed)
     app.router.add_post("/me/calendar-feed/revoke", revoke_feed)
