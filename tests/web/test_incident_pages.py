@@ -171,6 +171,8 @@ async def test_the_list_refreshes_itself_every_5_seconds(client):
     assert 'hx-trigger="every 5s"' in tag
     assert 'hx-select="#incidents"' in tag
     assert 'hx-swap="outerHTML"' in tag
+    # Else a boosted link inside would swap in the #incidents of the page it opens: none.
+    assert 'hx-disinherit="*"' in tag
     head = page.split("</head>", 1)[0]
     assert '<noscript><meta http-equiv="refresh" content="30"></noscript>' in head
 
