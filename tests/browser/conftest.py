@@ -25,10 +25,9 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.browser.harness import Service, log_in
+from tests.browser.harness import CHROMIUM, Service, log_in
 from tests.support.db import BACKENDS
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's package; Playwright downloads no browser here
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 812}
 TIMEOUT_MS = 10_000  # an action's or an expectation's wait before the test fails
@@ -117,11 +116,20 @@ def page(new_context: Any) -> Page:
     return new_context().new_page()  # type: ignore[no-any-return]
 
 
+@pytest.fixture(scope="module")
+def alice_session(browser: Browser, service: Service) -> dict[str, Any]:
+    """The cookies of a session of alice's, logged in once through the form per module."""
+    context = browser.new_context(base_url=service.url)
+    log_in(context.new_page())
+    state = context.storage_state()
+    context.close()
+    return dict(state)
+
+
 @pytest.fixture
-def alice(page: Page) -> Page:
-    """A page where alice is logged in."""
-    log_in(page)
-    return page
+def alice(new_context: Any, alice_session: dict[str, Any]) -> Page:
+    """A page where alice is logged in (on a desktop's screen)."""
+    return new_context(storage_state=alice_session).new_page()  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,8 @@
 """The service the browser tests drive: a real `python app.py` with a small team's directory,
 a webhook endpoint its pages go to, and plain-HTTP helpers for what a test does around the
-browser (posting alerts as Alertmanager does, reading the API as alice's scripts would).
+browser (posting alerts as Alertmanager does, reading the API as alice's scripts would);
+a night's realistic data (`seed`), logging in, and the README's screenshots (`python -m
+tests.browser.harness` writes docs/screenshots/, the tests make the same ones).
 
 Everything here is synchronous: Playwright's sync API keeps an event loop of its own running
 on the main thread, so the coroutines of `ServiceProcess` and the PostgreSQL clean-up run in
@@ -15,6 +17,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -23,9 +26,10 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.support.db import POSTGRES_URL, drop_schema
 from tests.support.factories import ALICE_TOKEN, AM_TOKEN, BOB_TOKEN, make_alert, rfc3339
@@ -35,6 +39,7 @@ from tests.support.redis_server import REDIS_HOST, REDIS_PORT, delete_keys
 _T = TypeVar("_T")
 PASSWORD = "a long passphrase for the browser tests"
 ALICE = {"Authorization": f"Bearer {ALICE_TOKEN}"}
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; Playwright downloads no browser here
 BERLIN = ZoneInfo("Europe/Berlin")  # alice's time zone: the forms' times are read in it
 
 
@@ -245,6 +250,66 @@ class Service:
         return self.api("/api/v1/oncall")["schedules"][schedule]  # type: ignore[no-any-return]
 
 
+def seed(service: Service) -> dict[str, int]:
+    """Give the service a night's worth of realistic data, through its API as Alertmanager
+    and alice would: an incident acknowledged with a note, one still triggered, one
+    resolved, an override tomorrow evening and a maintenance window; return the incidents'
+    ids by name ("lag", "errors", "disk")."""
+    lag = service.fire(
+        "PostgresReplicationLag",
+        labels={"severity": "critical", "team": "db", "instance": "db-2.prod", "job": "postgres"},
+        annotations={
+            "summary": "Replication lag on db-2.prod is 94 s",
+            "description": "The replica is more than a minute behind the primary.",
+            "runbook_url": "https://runbooks.example.com/postgres/replication-lag",
+        },
+    )
+    errors = service.fire(
+        "HighErrorRate",
+        labels={"severity": "critical", "team": "web", "instance": "api-1.prod", "job": "api"},
+        annotations={"summary": "5xx rate on api-1.prod above 5 % for 10 minutes"},
+    )
+    disk = service.fire(
+        "DiskFilling",
+        labels={"severity": "warning", "team": "infra", "instance": "backup-1.prod"},
+        annotations={"summary": "/var on backup-1.prod will be full in 6 hours"},
+    )
+    for path, body in (
+        (f"/api/v1/incidents/{lag}/acknowledge", None),
+        (f"/api/v1/incidents/{lag}/notes", {"text": "Replica rebuilt after the failover."}),
+        (f"/api/v1/incidents/{disk}/resolve", None),
+        # alice's chat hook is gone: her page to it fails for good (a dead letter)
+        (f"/api/v1/incidents/{errors}/responders", {"user": "alice"}),
+    ):
+        status, answer = service.request("POST", path, body)
+        assert status in (200, 201), answer
+    tomorrow = datetime.now(BERLIN).replace(hour=18, minute=0, second=0, microsecond=0)
+    tomorrow += timedelta(days=1)
+    then = service.api(f"/api/v1/oncall?at={quote(tomorrow.isoformat())}")["schedules"]
+    for path, body in (
+        (
+            "/api/v1/schedules/primary/overrides",
+            {
+                "user": "alice" if then["primary"] == "bob" else "bob",
+                "start": tomorrow.isoformat(),
+                "end": (tomorrow + timedelta(hours=4)).isoformat(),
+            },
+        ),
+        (
+            "/api/v1/maintenance",
+            {
+                "name": "Database upgrade",
+                "start": (tomorrow + timedelta(hours=4)).isoformat(),
+                "end": (tomorrow + timedelta(hours=5, minutes=30)).isoformat(),
+                "match": ['team="db"'],
+            },
+        ),
+    ):
+        status, answer = service.request("POST", path, body)
+        assert status == 201, answer
+    return {"lag": lag, "errors": errors, "disk": disk}
+
+
 def log_in(page: Page, user: str = "alice", password: str = PASSWORD) -> None:
     """Log in through the login form as a person does."""
     page.goto("/login")
@@ -254,6 +319,65 @@ def log_in(page: Page, user: str = "alice", password: str = PASSWORD) -> None:
     expect(page.get_by_role("button", name="Log out")).to_be_visible()
 
 
+README_SHOTS = ROOT / "docs" / "screenshots"
+README_WIDTH = 1024
+README_MAX_HEIGHT = 1300  # the top of a long page: what a reader needs to see
+
+
+def readme_screenshots(
+    browser: Browser, service: Service, seeded: dict[str, int], folder: pathlib.Path
+) -> list[pathlib.Path]:
+    """Photograph the incident page (of the seeded, acknowledged incident) and the
+    schedule page as alice sees them on a desktop; return the PNG files written."""
+    context = browser.new_context(
+        base_url=service.url, viewport={"width": README_WIDTH, "height": 800}
+    )
+    try:
+        page = context.new_page()
+        log_in(page)
+        written = []
+        for name, path in (
+            ("incident", f"/incidents/{seeded['lag']}"),
+            ("schedule", "/schedules/primary"),
+        ):
+            page.goto(path)
+            expect(page.get_by_role("heading", level=1)).to_be_visible()
+            height = min(page.evaluate("document.documentElement.scrollHeight"), README_MAX_HEIGHT)
+            file = folder / f"{name}.png"
+            page.screenshot(
+                path=file,
+                full_page=True,
+                clip={"x": 0, "y": 0, "width": README_WIDTH, "height": height},
+            )
+            written.append(file)
+        return written
+    finally:
+        context.close()
+
+
+def main() -> None:
+    """Write the README's screenshots (docs/screenshots/) from a fresh service on SQLite
+    with the seeded data: `python -m tests.browser.harness` (Redis must be running)."""
+    with tempfile.TemporaryDirectory() as folder:
+        service = Service(pathlib.Path(folder), "sqlite")
+        service.start()
+        try:
+            service.set_password("alice")
+            seeded = seed(service)
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+                README_SHOTS.mkdir(parents=True, exist_ok=True)
+                for file in readme_screenshots(browser, service, seeded, README_SHOTS):
+                    print(f"{file.relative_to(ROOT)}: {file.stat().st_size // 1024} KB")
+                browser.close()
+        finally:
+            service.stop()
+
+
 def local_minute(at: datetime) -> str:
     """Return `at` as a datetime-local input's value in alice's time zone."""
     return at.astimezone(BERLIN).strftime("%Y-%m-%dT%H:%M")
+
+
+if __name__ == "__main__":
+    main()
