@@ -4,6 +4,8 @@ a date computation deeper down."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +22,27 @@ MAX_ID = 2**31 - 1  # the database's integer columns (PostgreSQL's `integer`)
 # or a rotation added to them cannot overflow.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+MAX_CURSOR = 32  # characters; the cursors this service writes are far shorter
+
+
+def make_cursor(kind: str, row_id: int) -> str:
+    """Return the opaque cursor of a list's next page: the rows of `kind` below `row_id`."""
+    return base64.urlsafe_b64encode(f"{kind}:{row_id}".encode()).decode().rstrip("=")
+
+
+def cursor_id(cursor: str, kind: str) -> int:
+    """Return the id a cursor of `make_cursor(kind, ...)` carries; raises InvalidInput
+    naming `cursor` for anything else."""
+    try:
+        if len(cursor) > MAX_CURSOR:
+            raise ValueError(len(cursor))
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        found, _, value = text.partition(":")
+        if found != kind:
+            raise ValueError(found)
+        return id_param(value, "cursor")
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("not a cursor returned by this API", "cursor") from None
 
 
 async def read_json(request: web.Request, limit: int = SMALL_BODY) -> Any:

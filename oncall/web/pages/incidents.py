@@ -26,8 +26,7 @@ from oncall.ingest.text import one_line
 from oncall.notify.messages import web_url
 from oncall.web.keys import CLOCK, RUNTIME
 from oncall.web.pages.base import form_of, page, render, see_other
-from oncall.web.params import id_param
-from oncall.web.routes.incidents import _cursor_id, _make_cursor
+from oncall.web.params import cursor_id, id_param, make_cursor
 
 LIST_LIMIT = 50
 OPEN = (TRIGGERED, ACKNOWLEDGED)  # what `/` shows unless told otherwise
@@ -141,13 +140,13 @@ async def incident_list(request: web.Request, _user: User) -> web.StreamResponse
     query = request.rel_url.query
     statuses = list_statuses(query.getall("status", []))
     search = search_text(query.get("q"))
-    before = _cursor_id(query["cursor"]) if query.get("cursor") else None
+    before = cursor_id(query["cursor"], "id") if query.get("cursor") else None
     service = request.app[RUNTIME].incidents
     rows = await service.list_incidents(statuses, LIST_LIMIT + 1, before, search)
     counts = await service.count_incidents(search)
     older = None
     if len(rows) > LIST_LIMIT:
-        older = list_url(statuses, search, _make_cursor(rows[LIST_LIMIT - 1].id))
+        older = list_url(statuses, search, make_cursor("id", rows[LIST_LIMIT - 1].id))
     context = {
         "incidents": rows[:LIST_LIMIT],
         "filters": filter_links(statuses, counts, search),

@@ -4,8 +4,6 @@ for them."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from aiohttp import web
@@ -15,29 +13,17 @@ from oncall.incidents import actions, wakes
 from oncall.incidents.lifecycle import STATUSES
 from oncall.web.auth import require_user
 from oncall.web.keys import CLOCK, RUNTIME
-from oncall.web.params import id_param, limit_param, read_json, statuses_param
+from oncall.web.params import (
+    cursor_id,
+    id_param,
+    limit_param,
+    make_cursor,
+    read_json,
+    statuses_param,
+)
 from oncall.web.views import alert_json, event_json, incident_json, notification_json
 
 NOTIFICATION_STATUSES = ("pending", "sent", "failed", "cancelled", "folded")
-MAX_CURSOR = 32  # characters; the cursors this API writes are far shorter
-
-
-def _cursor_id(cursor: str) -> int:
-    """Return the incident id a cursor of `_make_cursor` carries; raises InvalidInput."""
-    try:
-        if len(cursor) > MAX_CURSOR:
-            raise ValueError(len(cursor))
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, value = text.partition(":")
-        if kind != "id":
-            raise ValueError(kind)
-        return id_param(value, "cursor")
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("not a cursor returned by this API", "cursor") from None
-
-
-def _make_cursor(incident_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{incident_id}".encode()).decode().rstrip("=")
 
 
 async def list_incidents(request: web.Request) -> web.Response:
@@ -45,9 +31,9 @@ async def list_incidents(request: web.Request) -> web.Response:
     query = request.rel_url.query
     statuses = statuses_param(query, STATUSES)
     limit = limit_param(query, 50)
-    before = _cursor_id(query["cursor"]) if query.get("cursor") else None
+    before = cursor_id(query["cursor"], "id") if query.get("cursor") else None
     rows = await request.app[RUNTIME].incidents.list_incidents(statuses, limit + 1, before)
-    next_cursor = _make_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    next_cursor = make_cursor("id", rows[limit - 1].id) if len(rows) > limit else None
     return web.json_response(
         {"incidents": [incident_json(r) for r in rows[:limit]], "next_cursor": next_cursor}
     )
