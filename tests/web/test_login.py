@@ -170,3 +170,11 @@ async def test_the_pages_script_and_stylesheet_are_served_by_the_service_itself(
         response = await client.get(path)
         assert response.status == 200
         assert kind in response.headers["Content-Type"]
+
+
+async def test_a_pages_own_refresh_after_the_session_ended_sends_the_whole_page_to_login(client):
+    response = await client.get(
+        "/?status=all", headers={"HX-Request": "true"}, allow_redirects=False
+    )
+    assert response.status == 204
+    assert response.headers["HX-Redirect"] == "/login?next=/?status=all"

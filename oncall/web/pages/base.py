@@ -137,8 +137,13 @@ def page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamRespon
         try:
             user = await sessions.current_user(request)
             if user is None:
+                login = f"/login?next={quote(request.path_qs, safe='/?=&')}"
+                if request.headers.get("HX-Request") == "true":
+                    # A page's own refresh (htmx) after the session ended: the whole page
+                    # goes to the login form, not just the part being refreshed.
+                    return web.Response(status=204, headers={"HX-Redirect": login})
                 if request.method in ("GET", "HEAD"):
-                    raise see_other(f"/login?next={quote(request.path_qs, safe='/?=&')}")
+                    raise see_other(login)
                 return await error_page(request, 403, "Your session has ended: log in again.")
             if request.method not in ("GET", "HEAD"):
                 form = await read_form(request)
