@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from oncall.web.keys import RUNTIME
 from oncall.web.sessions import COOKIE
 from tests.support.ui import PASSWORD, csrf_of, log_in, page_csrf, post_form, set_password
@@ -178,3 +180,32 @@ async def test_a_pages_own_refresh_after_the_session_ended_sends_the_whole_page_
     )
     assert response.status == 204
     assert response.headers["HX-Redirect"] == "/login?next=/?status=all"
+
+
+@pytest.mark.parametrize(
+    ("headers", "accepted"),
+    [
+        # Chromium's form post from a page with Referrer-Policy no-referrer (ours)
+        ({"Origin": "null", "Sec-Fetch-Site": "same-origin"}, True),
+        # a sandboxed frame or a data: URL on another site
+        ({"Origin": "null", "Sec-Fetch-Site": "cross-site"}, False),
+        # null, and nothing else to say where it came from
+        ({"Origin": "null"}, False),
+        # another site, whatever Sec-Fetch-Site claims
+        ({"Origin": "https://evil.example", "Sec-Fetch-Site": "same-origin"}, False),
+        # a browser too old to send either: the token decides
+        ({}, True),
+    ],
+)
+async def test_where_a_login_comes_from_is_judged_by_origin_and_sec_fetch_site(
+    client, headers, accepted
+):
+    await set_password(client, "alice")
+    token = await _login_token(client)
+    response = await client.post(
+        "/login",
+        data={"_csrf": token, "user": "alice", "password": PASSWORD},
+        headers=headers,
+        allow_redirects=False,
+    )
+    assert response.status == (303 if accepted else 403)
