@@ -11,7 +11,7 @@ from aiohttp import web
 
 from oncall.errors import OncallError, TooManyRequests
 from oncall.web import sessions
-from oncall.web.auth import count_failure, refuse_if_throttled
+from oncall.web.auth import client_address, count_failure, refuse_if_throttled
 from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME
 from oncall.web.pages.base import (
     CSRF_REFUSED,
@@ -45,6 +45,25 @@ def _refuse_throttled_user(request: web.Request, name: str) -> None:
         raise TooManyRequests(f"too many wrong passwords for this user; retry in {wait} s", wait)
 
 
+async def _checked(request: web.Request, name: str, password: str) -> str | None:
+    """Return what `Accounts.login` answers. The try counts as a failure (of the address
+    and of the user) while its slow hash is checked, and is taken back unless the password
+    was wrong: tries sent at once, each checked against the limits before any other's hash
+    is done, get no more than tries sent one after another."""
+    runtime = request.app[RUNTIME]
+    count_failure(request)
+    runtime.logins.failed(name, request.app[CLOCK]())
+    wrong = False
+    try:
+        changed = await runtime.accounts.login(name, password)
+        wrong = changed is None
+        return changed
+    finally:
+        if not wrong:
+            runtime.throttle.forgive(client_address(request))
+            runtime.logins.forgive(name)
+
+
 async def login(request: web.Request) -> web.StreamResponse:
     try:
         form = await read_form(request)
@@ -54,10 +73,8 @@ async def login(request: web.Request) -> web.StreamResponse:
         password = form.get("password", "")
         refuse_if_throttled(request)
         _refuse_throttled_user(request, name)
-        changed = await request.app[RUNTIME].accounts.login(name, password)
+        changed = await _checked(request, name, password)
         if changed is None:
-            count_failure(request)
-            request.app[RUNTIME].logins.failed(name, request.app[CLOCK]())
             return await _form(request, 401, error="Wrong user name or password.", user=name)
     except OncallError as error:
         return await _form(request, error.status, error=described(error))

@@ -1,0 +1,71 @@
+"""The web UI attacked, and on a bad night: guesses in parallel, forged and replayed
+requests, redirects, markup and links in every value an attacker controls."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+from oncall.web.keys import RUNTIME
+from oncall.web.throttle import Throttle
+from tests.support.factories import T0
+from tests.support.ui import PASSWORD, csrf_of, set_password
+
+
+async def _login_token(client: Any) -> str:
+    return csrf_of(await (await client.get("/login")).text())
+
+
+async def _try(client: Any, token: str, user: str, password: str) -> int:
+    response = await client.post(
+        "/login",
+        data={"_csrf": token, "user": user, "password": password},
+        allow_redirects=False,
+    )
+    return response.status
+
+
+# Logins.
+
+
+async def test_parallel_guesses_for_one_user_get_no_more_tries_than_one_after_another(client):
+    await set_password(client, "alice")
+    token = await _login_token(client)
+    limit = client.server.app[RUNTIME].logins.limit
+    # Sent at once, as 64 connections from one address (or a botnet) would: each is
+    # checked against the lockout before the slow hash of any earlier one has finished.
+    guesses = [_try(client, token, "alice", f"guess number {n:03d}") for n in range(limit * 4)]
+    answers = Counter(await asyncio.gather(*guesses))
+    assert answers == {401: limit, 429: limit * 3}, answers
+    assert await _try(client, token, "alice", PASSWORD) == 429
+
+
+async def test_parallel_guesses_from_one_address_get_no_more_tries_than_its_limit(client):
+    token = await _login_token(client)
+    limit = client.server.app[RUNTIME].throttle.limit
+    guesses = [_try(client, token, f"user{n}", "a wrong password") for n in range(limit * 2)]
+    answers = Counter(await asyncio.gather(*guesses))
+    assert answers == {401: limit, 429: limit}, answers
+
+
+async def test_a_right_password_is_not_counted_as_a_guess(client):
+    await set_password(client, "alice")
+    token = await _login_token(client)
+    limit = client.server.app[RUNTIME].logins.limit
+    for _ in range(limit * 2):  # alice logs in on her phone, her laptop, ... all day
+        assert await _try(client, token, "alice", PASSWORD) == 303
+        token = await _login_token(client)
+    assert await _try(client, token, "alice", "one wrong password") == 401
+
+
+def test_a_forgiven_failure_is_taken_back_and_the_last_one_forgets_the_address():
+    throttle = Throttle(limit=2)
+    throttle.failed("a", T0)
+    throttle.failed("a", T0)
+    assert throttle.retry_after("a", T0) is not None
+    throttle.forgive("a")
+    assert throttle.retry_after("a", T0) is None
+    throttle.forgive("a")
+    throttle.forgive("a")  # nothing left to take back
+    assert len(throttle) == 0
