@@ -61,6 +61,9 @@ class Runtime:
         self.foreign: dict[str, int] = {}  # jobs of other deployments seen, by deployment
         self.throttle = Throttle()  # failed authentications per client address
         self.logins = Throttle(LOGIN_LIMIT, LOGIN_WINDOW)  # wrong passwords per user
+        # ... and per name no user has, apart: made-up names, as many as a guesser likes,
+        # never evict a user's count from `logins`, and are refused alike.
+        self.strangers = Throttle(LOGIN_LIMIT, LOGIN_WINDOW)
         self.notifier = Notifier(
             db, directory, settings, clock, self.metrics, self.timers, self.background, link_key
         )

@@ -69,3 +69,19 @@ def test_a_forgiven_failure_is_taken_back_and_the_last_one_forgets_the_address()
     throttle.forgive("a")
     throttle.forgive("a")  # nothing left to take back
     assert len(throttle) == 0
+
+
+async def test_failures_for_names_nobody_has_never_end_a_users_lockout(client):
+    await set_password(client, "alice")
+    token = await _login_token(client)
+    runtime = client.server.app[RUNTIME]
+    for throttle in vars(runtime).values():
+        if isinstance(throttle, Throttle):
+            throttle.max_addresses = 3  # as if MAX_ADDRESSES names had failed since
+    for n in range(runtime.logins.limit):
+        assert await _try(client, token, "alice", f"guess number {n}") == 401
+    # Failures for made-up names (free to make up, from as many addresses as a botnet
+    # has) would evict alice's lockout from a table bounded by its size.
+    for n in range(4):
+        assert await _try(client, token, f"nobody{n}", "a wrong password") == 401
+    assert await _try(client, token, "alice", PASSWORD) == 429

@@ -22,6 +22,7 @@ from oncall.web.pages.base import (
     render,
     see_other,
 )
+from oncall.web.throttle import Throttle
 
 MAX_NAME = 64
 
@@ -39,8 +40,15 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     return await _form(request)
 
 
+def _user_throttle(request: web.Request, name: str) -> Throttle:
+    """Return the throttle counting wrong passwords for `name`: a user's own, or the one of
+    names that no user has (see Runtime.strangers)."""
+    runtime = request.app[RUNTIME]
+    return runtime.logins if name in request.app[DIRECTORY].current.users else runtime.strangers
+
+
 def _refuse_throttled_user(request: web.Request, name: str) -> None:
-    wait = request.app[RUNTIME].logins.retry_after(name, request.app[CLOCK]())
+    wait = _user_throttle(request, name).retry_after(name, request.app[CLOCK]())
     if wait is not None:
         raise TooManyRequests(f"too many wrong passwords for this user; retry in {wait} s", wait)
 
@@ -50,9 +58,9 @@ async def _checked(request: web.Request, name: str, password: str) -> str | None
     and of the user) while its slow hash is checked, and is taken back unless the password
     was wrong: tries sent at once, each checked against the limits before any other's hash
     is done, get no more than tries sent one after another."""
-    runtime = request.app[RUNTIME]
+    runtime, throttle = request.app[RUNTIME], _user_throttle(request, name)
     count_failure(request)
-    runtime.logins.failed(name, request.app[CLOCK]())
+    throttle.failed(name, request.app[CLOCK]())
     wrong = False
     try:
         changed = await runtime.accounts.login(name, password)
@@ -61,7 +69,7 @@ async def _checked(request: web.Request, name: str, password: str) -> str | None
     finally:
         if not wrong:
             runtime.throttle.forgive(client_address(request))
-            runtime.logins.forgive(name)
+            throttle.forgive(name)
 
 
 async def login(request: web.Request) -> web.StreamResponse:
