@@ -7,7 +7,8 @@ import asyncio
 from collections import Counter
 from typing import Any
 
-from oncall.web.keys import RUNTIME
+from oncall.directory.parse import parse_directory
+from oncall.web.keys import DIRECTORY, RUNTIME
 from oncall.web.throttle import Throttle
 from tests.support.factories import T0
 from tests.support.ui import PASSWORD, csrf_of, set_password
@@ -85,3 +86,30 @@ async def test_failures_for_names_nobody_has_never_end_a_users_lockout(client):
     for n in range(4):
         assert await _try(client, token, f"nobody{n}", "a wrong password") == 401
     assert await _try(client, token, "alice", PASSWORD) == 429
+
+
+async def test_a_user_removed_by_a_reload_while_their_password_is_checked_is_not_let_in(
+    client, directory_file
+):
+    await set_password(client, "alice")
+    token = await _login_token(client)
+    app = client.server.app
+    accounts = app[RUNTIME].accounts
+    check = accounts.login
+
+    async def then_reload(user: str, password: str) -> str | None:
+        answer = await check(user, password)
+        # SIGHUP's reload swaps the directory in while the hash runs (tens of ms).
+        text = directory_file.read_text().replace("alice", "alicia")
+        app[DIRECTORY].current = parse_directory(text, {}, str(directory_file))
+        return answer
+
+    accounts.login = then_reload  # type: ignore[method-assign]
+    response = await client.post(
+        "/login",
+        data={"_csrf": token, "user": "alice", "password": PASSWORD},
+        allow_redirects=False,
+    )
+    assert response.status == 401, await response.text()
+    assert "Wrong user name or password" in await response.text()
+    assert (await client.get("/", allow_redirects=False)).status == 303

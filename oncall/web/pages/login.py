@@ -82,11 +82,13 @@ async def login(request: web.Request) -> web.StreamResponse:
         refuse_if_throttled(request)
         _refuse_throttled_user(request, name)
         changed = await _checked(request, name, password)
-        if changed is None:
+        # Looked up after the hash: a reload may have removed the user meanwhile.
+        user = request.app[DIRECTORY].current.users.get(name)
+        if changed is None or user is None:
             return await _form(request, 401, error="Wrong user name or password.", user=name)
     except OncallError as error:
         return await _form(request, error.status, error=described(error))
-    await sessions.start(request, request.app[DIRECTORY].current.users[name], changed)
+    await sessions.start(request, user, changed)
     raise see_other(local_path(form.get("next")))
 
 
