@@ -4,6 +4,8 @@ requests, redirects, markup and links in every value an attacker controls."""
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 from collections import Counter
 from typing import Any
 
@@ -113,3 +115,42 @@ async def test_a_user_removed_by_a_reload_while_their_password_is_checked_is_not
     assert response.status == 401, await response.text()
     assert "Wrong user name or password" in await response.text()
     assert (await client.get("/", allow_redirects=False)).status == 303
+
+
+# Where a login leads.
+
+
+def _next_of(login_page: str) -> str:
+    found = re.search(r'name="next" value="([^"]*)"', login_page)
+    assert found, "the login form has no next field"
+    return html.unescape(found.group(1))
+
+
+async def test_a_bookmarked_list_is_shown_whole_after_logging_in(client):
+    await set_password(client, "alice")
+    bookmark = "/?status=resolved&q=disk%20full%20%23%26"
+    page = await client.get(bookmark)  # followed to the login form
+    assert page.url.path == "/login"
+    token = csrf_of(await page.text())
+    target = _next_of(await page.text())
+    response = await client.post(
+        "/login",
+        data={"_csrf": token, "user": "alice", "password": PASSWORD, "next": target},
+        allow_redirects=False,
+    )
+    assert response.headers["Location"] == bookmark
+
+
+async def test_a_button_tapped_after_the_session_ended_leads_back_to_its_page(client):
+    await set_password(client, "alice")
+    # htmx boosts every form: a POST, answered as htmx is told to go elsewhere.
+    response = await client.post(
+        "/incidents/7/acknowledge",
+        data={"_csrf": "from an ended session"},
+        headers={"HX-Request": "true", "HX-Current-URL": str(client.make_url("/incidents/7"))},
+        allow_redirects=False,
+    )
+    assert response.status == 204
+    login = await client.get(response.headers["HX-Redirect"])
+    # Not the action's own address: a GET of it after the login is a 405.
+    assert _next_of(await login.text()) == "/incidents/7"

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urlsplit
 from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
@@ -127,6 +127,19 @@ def see_other(location: str) -> web.HTTPSeeOther:
     return web.HTTPSeeOther(location, headers={"Cache-Control": "no-store"})
 
 
+def _back_to(request: web.Request) -> str:
+    """Return the path (and query, as sent) of the page to show after logging in: the
+    page asked for, or for a form posted with htmx the page it was on (its action's own
+    address only answers POST)."""
+    if request.method in ("GET", "HEAD"):
+        return request.raw_path
+    try:
+        parts = urlsplit(request.headers.get("HX-Current-URL", ""))
+    except ValueError:
+        return "/"
+    return parts.path + (f"?{parts.query}" if parts.query else "") or "/"
+
+
 def page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """Wrap a page's handler: a visitor who is not logged in is sent to the login page (or
     refused, for a POST); every other method than GET and HEAD needs the session's CSRF
@@ -137,7 +150,7 @@ def page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamRespon
         try:
             user = await sessions.current_user(request)
             if user is None:
-                login = f"/login?next={quote(request.path_qs, safe='/?=&')}"
+                login = f"/login?next={quote(_back_to(request), safe='/?=')}"
                 if request.headers.get("HX-Request") == "true":
                     # A page's own refresh (htmx) after the session ended: the whole page
                     # goes to the login form, not just the part being refreshed.
