@@ -244,6 +244,8 @@ async def test_escalate_to_a_named_level_fires_it_and_goes_on_from_it(
 async def test_escalating_an_acknowledged_incident_triggers_it_again(make_client, receiver):
     client = await started(make_client, receiver)
     incident_id = await open_incident(client)
+    # Level 1's page first: acknowledged before it is sent, it is cancelled instead.
+    await eventually(pages_reach(receiver, ["alice"]), what="level 1's page")
     await act(client, incident_id, "acknowledge", headers=ALICE)
     answer = await act(client, incident_id, "escalate")
     assert answer["status"] == "triggered"
