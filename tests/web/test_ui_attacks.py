@@ -7,13 +7,25 @@ import asyncio
 import html
 import re
 from collections import Counter
+from html.parser import HTMLParser
 from typing import Any
 
 from oncall.directory.parse import parse_directory
 from oncall.web.keys import DIRECTORY, RUNTIME
 from oncall.web.throttle import Throttle
-from tests.support.factories import T0
-from tests.support.ui import PASSWORD, csrf_of, set_password
+from tests.support.factories import ALICE_TOKEN, DIRECTORY_YAML, T0
+from tests.support.ui import PASSWORD, csrf_of, log_in, set_password
+
+EV_TOKEN = "ev-token-0123456789abcdefghijklmnopqrstuv"
+ADMIN = {"Authorization": f"Bearer {ALICE_TOKEN}"}
+
+
+def events_directory() -> str:
+    """The tests' directory with an Events v2 integration."""
+    return DIRECTORY_YAML.replace(
+        "integrations:\n",
+        f'integrations:\n  - {{name: pd, type: events_v2, token: "{EV_TOKEN}"}}\n',
+    )
 
 
 async def _login_token(client: Any) -> str:
@@ -154,3 +166,77 @@ async def test_a_button_tapped_after_the_session_ended_leads_back_to_its_page(cl
     login = await client.get(response.headers["HX-Redirect"])
     # Not the action's own address: a GET of it after the login is a 405.
     assert _next_of(await login.text()) == "/incidents/7"
+
+
+# Links from alert data.
+
+
+VOID = frozenset({"br", "hr", "img", "input", "link", "meta", "source", "wbr", "col", "area"})
+
+
+class Links(HTMLParser):
+    """Each link's attributes, and `boost`: the hx-boost it inherits (htmx reads the
+    nearest one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[dict[str, str | None]] = []
+        self._open: list[tuple[str, str | None]] = []
+
+    def _boost(self) -> str | None:
+        return next((b for _, b in reversed(self._open) if b is not None), None)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "a":
+            self.links.append({**values, "boost": values.get("hx-boost") or self._boost()})
+        if tag not in VOID:
+            self._open.append((tag, values.get("hx-boost")))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self._open:
+            if self._open.pop()[0] == tag:
+                break
+
+
+async def _event(client: Any, **changes: Any) -> int:
+    body = {
+        "routing_key": EV_TOKEN,
+        "event_action": "trigger",
+        "dedup_key": "links",
+        "payload": {"summary": "Links", "source": "db1", "severity": "critical"},
+        **changes,
+    }
+    response = await client.post("/v2/enqueue", json=body)
+    assert response.status == 202, await response.text()
+    found = await client.get("/api/v1/incidents", headers=ADMIN)
+    return int((await found.json())["incidents"][0]["id"])
+
+
+async def test_links_from_alert_data_leave_the_page_as_plain_links(make_client):
+    client = await make_client(directory=events_directory())
+    # A Prometheus on this host, another port: the same host name, another origin.
+    here = str(client.make_url("/")).rstrip("/")
+    other = here.rsplit(":", 1)[0] + ":9090"
+    incident = await _event(
+        client,
+        client_url=f"{other}/alerts",
+        links=[{"href": f"{other}/graph?g0.expr=up", "text": "Graph"}],
+        images=[{"src": f"{other}/chart.png", "href": f"{other}/chart", "alt": "Chart"}],
+        payload={
+            "summary": "Links",
+            "source": "db1",
+            "severity": "critical",
+            "custom_details": {"runbook": "https://runbooks.example.com/db"},
+        },
+    )
+    await log_in(client, "alice")
+    parser = Links()
+    parser.feed(await (await client.get(f"/incidents/{incident}")).text())
+    leaving = [a for a in parser.links if (a.get("href") or "").startswith(("http:", "https:"))]
+    assert len(leaving) >= 4, parser.links
+    # htmx boosts a link whose host name is the page's (whatever its port or scheme),
+    # then refuses to fetch another origin: the click did nothing at all.
+    assert [a for a in leaving if a["boost"] != "false"] == []
+    # ... and the page's own links are still boosted.
+    assert {a["href"]: a["boost"] for a in parser.links}["/"] == "true"
