@@ -4,15 +4,17 @@ a session begun at some instant is still valid."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 from datetime import datetime
+from typing import Any
 
 from oncall.accounts import passwords, store
 from oncall.audit import entries
 from oncall.audit.service import Audit
 from oncall.db.engine import Connection, Database
 from oncall.directory.holder import DirectoryHolder
-from oncall.errors import NotFound
+from oncall.errors import ConstraintViolated, NotFound
 
 # argon2 takes tens of milliseconds and tens of MiB per hash: at most this many run at once
 # (in threads), so a burst of logins can neither stall the event loop nor exhaust memory.
@@ -65,13 +67,30 @@ class Accounts:
             return passwords.tag(new)
         return passwords.tag(str(row.hash))
 
-    async def session_holds(self, user: str, tag: str) -> bool:
-        """Return whether a session of `user` begun with the password tagged `tag` still
-        holds: the user is in the directory and their password is still that one."""
+    async def session_holds(self, user: str, tag: str, session_id: str) -> bool:
+        """Return whether the session `session_id` of `user`, begun with the password
+        tagged `tag`, still holds: the user is in the directory, their password is still
+        that one, and the session was not ended (`end_session`)."""
         if user not in self.directory.current.users:
             return False
-        row = await self.db.run(store.password_of, user)
-        return row is not None and hmac.compare_digest(passwords.tag(str(row.hash)), tag)
+
+        def read(conn: Connection) -> tuple[Any, bool]:
+            return store.password_of(conn, user), store.session_ended(conn, session_id)
+
+        row, ended = await self.db.run(read)
+        if row is None or ended:
+            return False
+        return hmac.compare_digest(passwords.tag(str(row.hash)), tag)
+
+    async def end_session(
+        self, user: str, session_id: str, expires_at: datetime, now: datetime
+    ) -> None:
+        """Record that the session `session_id` of `user` ended (logging out): a copy of
+        its cookie, presented before `expires_at` (when the cookie expires anyway), opens
+        nothing."""
+        # The same session logged out at the same instant in another tab: recorded.
+        with contextlib.suppress(ConstraintViolated):
+            await self.db.run(store.end_session, session_id, user, expires_at, now)
 
     async def users_with_passwords(self) -> set[str]:
         """Return the names of the users who have a password."""

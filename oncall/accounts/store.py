@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection, Row
 
+from oncall.db.models import ended_sessions
 from oncall.db.models import passwords as table
 
 
@@ -35,3 +36,23 @@ def rehash(conn: Connection, user: str, old: str, new: str) -> None:
 def users_with_passwords(conn: Connection) -> set[str]:
     """Return the names of the users who have a password."""
     return set(conn.execute(select(table.c.user_name)).scalars())
+
+
+def end_session(
+    conn: Connection, session_id: str, user: str, expires_at: datetime, now: datetime
+) -> None:
+    """Record that the session `session_id` of `user` ended, to be remembered until
+    `expires_at`; forget the ended sessions whose cookies have expired by `now`."""
+    conn.execute(delete(ended_sessions).where(ended_sessions.c.expires_at <= now))
+    conn.execute(delete(ended_sessions).where(ended_sessions.c.id == session_id))
+    conn.execute(
+        ended_sessions.insert().values(id=session_id, user_name=user, expires_at=expires_at)
+    )
+
+
+def session_ended(conn: Connection, session_id: str) -> bool:
+    """Return whether the session `session_id` was ended (by logging out)."""
+    found = conn.execute(
+        select(ended_sessions.c.id).where(ended_sessions.c.id == session_id)
+    ).first()
+    return found is not None

@@ -345,3 +345,13 @@ passwords = Table(
     Column("hash", String(255), nullable=False),
     Column("changed_at", UTCDateTime, nullable=False),
 )
+
+# Sessions ended by logging out, until their cookies would have expired anyway: the cookie
+# is the session (encrypted, kept by the browser), so a copy of it must be refused here.
+ended_sessions = Table(
+    "ended_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_name", String(64), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)

@@ -1,9 +1,10 @@
 """Browser sessions of the web UI: an encrypted cookie (aiohttp-session), who is logged in,
 and the CSRF token every form carries.
 
-The cookie holds the user's name, a tag of their password (a new password ends every
-session begun before it: `passwords.tag`) and the session's CSRF token; it is encrypted and
-authenticated with a key derived from the service's secret key, `HttpOnly`,
+The cookie holds the session's random id (logging out records it as ended: a copy of the
+cookie opens nothing afterwards), the user's name, a tag of their password (a new password
+ends every session begun before it: `passwords.tag`) and the session's CSRF token; it is
+encrypted and authenticated with a key derived from the service's secret key, `HttpOnly`,
 `SameSite=Lax`, `Secure` when `public_url` is https, and expires after SESSION_LIFETIME.
 """
 
@@ -26,7 +27,7 @@ from aiohttp_session import (
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from oncall.directory.model import User
-from oncall.web.keys import DIRECTORY, RUNTIME, SETTINGS
+from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME, SETTINGS
 
 COOKIE = "oncall_session"
 SESSION_LIFETIME = timedelta(days=14)  # a phone stays logged in across a rotation
@@ -101,6 +102,7 @@ async def start(request: web.Request, user: User, password_tag: str) -> None:
     """Log `user` in: a new session (never the one the browser brought: no fixation) with a
     new CSRF token."""
     session = await new_session(request)
+    session["id"] = secrets.token_urlsafe(24)
     session["user"] = user.name
     session["password"] = password_tag
     session["csrf"] = secrets.token_urlsafe(32)
@@ -108,8 +110,14 @@ async def start(request: web.Request, user: User, password_tag: str) -> None:
 
 
 async def end(request: web.Request) -> None:
-    """Log out: the cookie is emptied."""
+    """Log out: the session is recorded as ended (a copy of its cookie, taken from a
+    shared computer or a backup, is no session any more) and the cookie is emptied."""
     session = await get_session(request)
+    session_id, name = session.get("id"), session.get("user")
+    if isinstance(session_id, str) and isinstance(name, str):
+        now = request.app[CLOCK]()
+        accounts = request.app[RUNTIME].accounts
+        await accounts.end_session(name, session_id, now + SESSION_LIFETIME, now)
     session.invalidate()
 
 
@@ -119,12 +127,14 @@ async def current_user(request: web.Request) -> User | None:
     if _USER in request:
         return request[_USER]
     session = await get_session(request)
-    name, changed = session.get("user"), session.get("password")
+    name, changed, session_id = session.get("user"), session.get("password"), session.get("id")
     if not isinstance(name, str) or not isinstance(changed, str):
+        return None
+    if not isinstance(session_id, str):
         return None
     user = request.app[DIRECTORY].current.users.get(name)
     accounts = request.app[RUNTIME].accounts
-    if user is None or not await accounts.session_holds(name, changed):
+    if user is None or not await accounts.session_holds(name, changed, session_id):
         session.invalidate()
         return None
     request[_USER] = user

@@ -7,14 +7,26 @@ import asyncio
 import html
 import re
 from collections import Counter
+from datetime import timedelta
 from html.parser import HTMLParser
 from typing import Any
 
+from sqlalchemy import select
+
+from oncall.db.models import ended_sessions
 from oncall.directory.parse import parse_directory
 from oncall.web.keys import DIRECTORY, RUNTIME
+from oncall.web.sessions import COOKIE, SESSION_LIFETIME
 from oncall.web.throttle import Throttle
-from tests.support.factories import ALICE_TOKEN, DIRECTORY_YAML, T0
-from tests.support.ui import PASSWORD, csrf_of, log_in, set_password
+from tests.support.factories import (
+    ALICE_TOKEN,
+    AM_AUTH,
+    DIRECTORY_YAML,
+    T0,
+    make_alert,
+    make_webhook,
+)
+from tests.support.ui import PASSWORD, csrf_of, log_in, post_form, set_password
 
 EV_TOKEN = "ev-token-0123456789abcdefghijklmnopqrstuv"
 ADMIN = {"Authorization": f"Bearer {ALICE_TOKEN}"}
@@ -240,3 +252,50 @@ async def test_links_from_alert_data_leave_the_page_as_plain_links(make_client):
     assert [a for a in leaving if a["boost"] != "false"] == []
     # ... and the page's own links are still boosted.
     assert {a["href"]: a["boost"] for a in parser.links}["/"] == "true"
+
+
+# Sessions.
+
+
+def _cookie(client: Any) -> str:
+    return str(client.session.cookie_jar.filter_cookies(client.make_url("/"))[COOKIE].value)
+
+
+async def test_a_cookie_copied_before_logging_out_is_no_session_after_it(client):
+    response = await client.post(
+        "/api/v1/integrations/alertmanager", json=make_webhook([make_alert("db1")]), headers=AM_AUTH
+    )
+    [incident] = (await response.json())["incidents"]
+    token = await log_in(client, "alice")
+    # Copied from a shared computer's profile, a backup, a proxy's log ...
+    copied = _cookie(client)
+    assert (await post_form(client, "/logout", token)).status == 303
+    client.session.cookie_jar.update_cookies({COOKIE: copied})
+    assert (await client.get("/", allow_redirects=False)).status == 303
+    refused = await post_form(client, f"/incidents/{incident}/acknowledge", token)
+    assert refused.status == 403
+    answer = await client.get(f"/api/v1/incidents/{incident}", headers=ADMIN)
+    assert (await answer.json())["status"] == "triggered"
+
+
+async def test_logging_out_ends_that_session_only(client):
+    await log_in(client, "alice")
+    phone = _cookie(client)
+    client.session.cookie_jar.clear()  # another browser
+    assert await _try(client, await _login_token(client), "alice", PASSWORD) == 303
+    laptop_token = csrf_of(await (await client.get("/")).text())
+    assert (await post_form(client, "/logout", laptop_token)).status == 303
+    client.session.cookie_jar.update_cookies({COOKIE: phone})
+    assert (await client.get("/", allow_redirects=False)).status == 200
+
+
+async def test_ended_sessions_are_forgotten_once_their_cookies_have_expired(client, clock):
+    def ended(conn: Any) -> list[str]:
+        return list(conn.execute(select(ended_sessions.c.user_name)).scalars())
+
+    db = client.server.app[RUNTIME].db
+    assert (await post_form(client, "/logout", await log_in(client, "alice"))).status == 303
+    assert await db.run(ended) == ["alice"]
+    clock.advance(SESSION_LIFETIME + timedelta(minutes=1))
+    assert (await post_form(client, "/logout", await log_in(client, "bob"))).status == 303
+    assert await db.run(ended) == ["bob"]

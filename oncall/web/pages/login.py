@@ -99,7 +99,10 @@ async def logout(request: web.Request) -> web.StreamResponse:
         return await error_page(request, error.status, described(error))
     if not await sessions.csrf_ok(request, form.get(sessions.CSRF_FIELD)):
         return await error_page(request, 403, CSRF_REFUSED)
-    await sessions.end(request)
+    try:
+        await sessions.end(request)
+    except OncallError as error:  # the database is away: still logged in, try again
+        return await error_page(request, error.status, described(error))
     raise see_other("/login")
 
 
