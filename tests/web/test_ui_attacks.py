@@ -12,10 +12,11 @@ from html.parser import HTMLParser
 from typing import Any
 
 from sqlalchemy import select
+from yarl import URL
 
 from oncall.db.models import ended_sessions
 from oncall.directory.parse import parse_directory
-from oncall.web.keys import DIRECTORY, RUNTIME
+from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME
 from oncall.web.sessions import COOKIE, SESSION_LIFETIME
 from oncall.web.throttle import Throttle
 from tests.support.factories import (
@@ -299,3 +300,24 @@ async def test_ended_sessions_are_forgotten_once_their_cookies_have_expired(clie
     clock.advance(SESSION_LIFETIME + timedelta(minutes=1))
     assert (await post_form(client, "/logout", await log_in(client, "bob"))).status == 303
     assert await db.run(ended) == ["bob"]
+
+
+# Headers.
+
+
+async def test_a_signed_links_pages_allow_no_inline_style_or_script(client):
+    response = await client.post(
+        "/api/v1/integrations/alertmanager", json=make_webhook([make_alert("db1")]), headers=AM_AUTH
+    )
+    [incident] = (await response.json())["incidents"]
+    app = client.server.app
+    path = URL(app[RUNTIME].notifier.link(incident, "acknowledge", "alice", app[CLOCK]())).path
+    for answer in (
+        await client.get(path),  # the confirmation
+        await client.post(path),  # done
+        await client.get("/a/not-a-signed-link"),  # refused
+    ):
+        policy = answer.headers["Content-Security-Policy"]
+        assert "unsafe-inline" not in policy and "style-src 'self'" in policy, policy
+        assert " style=" not in await answer.text()
+        assert "/static/app.css" in await answer.text()
