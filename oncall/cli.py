@@ -1,4 +1,5 @@
-"""The commands: `python app.py [serve|init|check-config|migrate|new-token|set-password]`.
+"""The commands: `python app.py [serve|init|check-config|migrate|new-token|set-password]`,
+and `python app.py import VENDOR ...` (`oncall.imports.cli`).
 
 Exit codes: 0 success; 1 `check-config` found problems, `init` left a variable unset, or
 `set-password` refused the user or the password; 2 the settings or the directory file are
@@ -312,12 +313,25 @@ def serve() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command named in `argv` (default: serve); return its exit code."""
+    words = sys.argv[1:] if argv is None else argv
+    if words[:1] == ["import"]:  # its own options: `import pagerduty --api-token T ...`
+        from oncall.imports.cli import main as import_main
+
+        return import_main(words[1:])
     parser = argparse.ArgumentParser(prog="app.py", description=__doc__.splitlines()[0])
     parser.add_argument(
         "command",
         nargs="?",
         default="serve",
-        choices=["serve", "init", "check-config", "migrate", "new-token", "set-password"],
+        choices=[
+            "serve",
+            "init",
+            "check-config",
+            "migrate",
+            "new-token",
+            "set-password",
+            "import",
+        ],
     )
     parser.add_argument("user", nargs="?", help="set-password: the user whose password to set")
     parser.add_argument(

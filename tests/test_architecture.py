@@ -1,8 +1,8 @@
 """The layout's rules, checked on every module by walking its imports.
 
 - Pure code imports no I/O library. Only `store` modules, `db/`, `timers/`, `notify/http`,
-  `notify/channels/` and `web/` may import aiohttp, SQLAlchemy, redis, APScheduler and the
-  other drivers.
+  `notify/channels/`, `web/` and `imports/http` may import aiohttp, SQLAlchemy, redis,
+  APScheduler and the other drivers.
 - A package's `store` is its own: no other package imports it (they go through its
   service, or are given what they need inside one transaction).
 - APScheduler is imported by `timers/scheduler` alone; the wall clock is read by `clock`
@@ -41,7 +41,7 @@ DOMAINS = {
     "maintenance",
     "accounts",
 }
-IO_PLACES = ("db", "timers", "notify.http", "notify.channels", "web")
+IO_PLACES = ("db", "timers", "notify.http", "notify.channels", "web", "imports.http")
 
 
 def module_name(path: pathlib.Path) -> str:
