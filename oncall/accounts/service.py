@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -48,15 +49,22 @@ class Accounts:
 
         await self.db.run(work)
 
-    async def login(self, user: str, password: str) -> str | None:
+    async def login(
+        self, user: str, password: str, admit: Callable[[], None] = lambda: None
+    ) -> str | None:
         """Return the tag of `user`'s password (`passwords.tag`) when `password` is right,
         else None (an unknown user and a user without a password too, as slowly as a wrong
-        one). A session keeps the tag: a new password has another."""
+        one). A session keeps the tag: a new password has another.
+
+        `admit` is called when this login's turn to hash comes, right before its hash; it
+        raises to refuse the login (a limit that the tries ahead of it in the queue have
+        reached since it arrived)."""
         row = None
         if user in self.directory.current.users:
             row = await self.db.run(store.password_of, user)
         stored = None if row is None else str(row.hash)
         async with self._hashing:
+            admit()
             right = await asyncio.to_thread(passwords.matches, stored, password)
         if not right or row is None:
             return None

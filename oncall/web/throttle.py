@@ -98,14 +98,3 @@ class Throttle:
         self._failures.move_to_end(address)
         while len(self._failures) > self.max_addresses:
             self._failures.popitem(last=False)
-
-    def forgive(self, address: str) -> None:
-        """Take back one failure of `address`: a try counted as failed before it was
-        checked (so that tries checked at the same time see each other), found right."""
-        entry = self._failures.get(address)
-        if entry is None:
-            return
-        if entry.count <= 1:
-            del self._failures[address]
-        else:
-            self._failures[address] = Failures(entry.since, entry.count - 1)

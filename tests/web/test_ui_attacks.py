@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from yarl import URL
 
+from oncall.accounts.service import CONCURRENT_HASHES
 from oncall.db.models import ended_sessions
 from oncall.directory.parse import parse_directory
 from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME
@@ -23,7 +24,6 @@ from tests.support.factories import (
     ALICE_TOKEN,
     AM_AUTH,
     DIRECTORY_YAML,
-    T0,
     make_alert,
     make_webhook,
 )
@@ -61,20 +61,23 @@ async def test_parallel_guesses_for_one_user_get_no_more_tries_than_one_after_an
     await set_password(client, "alice")
     token = await _login_token(client)
     limit = client.server.app[RUNTIME].logins.limit
-    # Sent at once, as 64 connections from one address (or a botnet) would: each is
-    # checked against the lockout before the slow hash of any earlier one has finished.
+    # Sent at once, as 64 connections from one address (or a botnet) would: all arrive
+    # before the slow hash of the first is done.
     guesses = [_try(client, token, "alice", f"guess number {n:03d}") for n in range(limit * 4)]
     answers = Counter(await asyncio.gather(*guesses))
-    assert answers == {401: limit, 429: limit * 3}, answers
+    # Only the hashes that run side by side with the last counted one add to the limit.
+    assert limit <= answers[401] < limit + CONCURRENT_HASHES, answers
+    assert answers[401] + answers[429] == limit * 4, answers
     assert await _try(client, token, "alice", PASSWORD) == 429
 
 
 async def test_parallel_guesses_from_one_address_get_no_more_tries_than_its_limit(client):
     token = await _login_token(client)
     limit = client.server.app[RUNTIME].throttle.limit
-    guesses = [_try(client, token, f"user{n}", "a wrong password") for n in range(limit * 2)]
+    guesses = [_try(client, token, f"user{n}", "a wrong password") for n in range(limit * 3)]
     answers = Counter(await asyncio.gather(*guesses))
-    assert answers == {401: limit, 429: limit}, answers
+    assert limit <= answers[401] < limit + CONCURRENT_HASHES, answers
+    assert answers[401] + answers[429] == limit * 3, answers
 
 
 async def test_a_right_password_is_not_counted_as_a_guess(client):
@@ -85,18 +88,6 @@ async def test_a_right_password_is_not_counted_as_a_guess(client):
         assert await _try(client, token, "alice", PASSWORD) == 303
         token = await _login_token(client)
     assert await _try(client, token, "alice", "one wrong password") == 401
-
-
-def test_a_forgiven_failure_is_taken_back_and_the_last_one_forgets_the_address():
-    throttle = Throttle(limit=2)
-    throttle.failed("a", T0)
-    throttle.failed("a", T0)
-    assert throttle.retry_after("a", T0) is not None
-    throttle.forgive("a")
-    assert throttle.retry_after("a", T0) is None
-    throttle.forgive("a")
-    throttle.forgive("a")  # nothing left to take back
-    assert len(throttle) == 0
 
 
 async def test_failures_for_names_nobody_has_never_end_a_users_lockout(client):
@@ -124,8 +115,8 @@ async def test_a_user_removed_by_a_reload_while_their_password_is_checked_is_not
     accounts = app[RUNTIME].accounts
     check = accounts.login
 
-    async def then_reload(user: str, password: str) -> str | None:
-        answer = await check(user, password)
+    async def then_reload(user: str, password: str, *args: Any) -> str | None:
+        answer = await check(user, password, *args)
         # SIGHUP's reload swaps the directory in while the hash runs (tens of ms).
         text = directory_file.read_text().replace("alice", "alicia")
         app[DIRECTORY].current = parse_directory(text, {}, str(directory_file))

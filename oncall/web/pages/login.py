@@ -11,7 +11,7 @@ from aiohttp import web
 
 from oncall.errors import OncallError, TooManyRequests
 from oncall.web import sessions
-from oncall.web.auth import client_address, count_failure, refuse_if_throttled
+from oncall.web.auth import count_failure, refuse_if_throttled
 from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME
 from oncall.web.pages.base import (
     CSRF_REFUSED,
@@ -47,29 +47,29 @@ def _user_throttle(request: web.Request, name: str) -> Throttle:
     return runtime.logins if name in request.app[DIRECTORY].current.users else runtime.strangers
 
 
-def _refuse_throttled_user(request: web.Request, name: str) -> None:
+def _refuse_throttled(request: web.Request, name: str) -> None:
+    """Raise TooManyRequests when the client's address or the user `name` has had too
+    many wrong tries."""
+    refuse_if_throttled(request)
     wait = _user_throttle(request, name).retry_after(name, request.app[CLOCK]())
     if wait is not None:
         raise TooManyRequests(f"too many wrong passwords for this user; retry in {wait} s", wait)
 
 
 async def _checked(request: web.Request, name: str, password: str) -> str | None:
-    """Return what `Accounts.login` answers. The try counts as a failure (of the address
-    and of the user) while its slow hash is checked, and is taken back unless the password
-    was wrong: tries sent at once, each checked against the limits before any other's hash
-    is done, get no more than tries sent one after another."""
-    runtime, throttle = request.app[RUNTIME], _user_throttle(request, name)
-    count_failure(request)
-    throttle.failed(name, request.app[CLOCK]())
-    wrong = False
-    try:
-        changed = await runtime.accounts.login(name, password)
-        wrong = changed is None
-        return changed
-    finally:
-        if not wrong:
-            runtime.throttle.forgive(client_address(request))
-            throttle.forgive(name)
+    """Return what `Accounts.login` answers, a wrong password counted against the address
+    and the user. The limits are checked when the try arrives and again when its turn to
+    hash comes: tries sent at once, which all arrive before the first one's slow hash is
+    done, get no more than tries sent one after another (at most CONCURRENT_HASHES - 1
+    more, whose hashes run side by side). The count follows the hash with no await in
+    between, so the next try's turn comes after it."""
+    _refuse_throttled(request, name)
+    accounts = request.app[RUNTIME].accounts
+    changed = await accounts.login(name, password, lambda: _refuse_throttled(request, name))
+    if changed is None:
+        count_failure(request)
+        _user_throttle(request, name).failed(name, request.app[CLOCK]())
+    return changed
 
 
 async def login(request: web.Request) -> web.StreamResponse:
@@ -79,8 +79,6 @@ async def login(request: web.Request) -> web.StreamResponse:
             return await error_page(request, 403, CSRF_REFUSED)
         name = form.get("user", "").strip()[:MAX_NAME]
         password = form.get("password", "")
-        refuse_if_throttled(request)
-        _refuse_throttled_user(request, name)
         changed = await _checked(request, name, password)
         # Looked up after the hash: a reload may have removed the user meanwhile.
         user = request.app[DIRECTORY].current.users.get(name)
