@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 import re
+import threading
 from collections import Counter
 from datetime import timedelta
 from html.parser import HTMLParser
 from typing import Any
+from urllib.parse import quote, urljoin, urlsplit
 
+import aiohttp
 from sqlalchemy import select
 from yarl import URL
 
+from oncall.accounts import passwords
 from oncall.accounts.service import CONCURRENT_HASHES
 from oncall.db.models import ended_sessions
 from oncall.directory.parse import parse_directory
@@ -23,22 +28,16 @@ from oncall.web.throttle import Throttle
 from tests.support.factories import (
     ALICE_TOKEN,
     AM_AUTH,
-    DIRECTORY_YAML,
+    AM_TOKEN,
     make_alert,
     make_webhook,
 )
+from tests.support.roles import roles_directory
 from tests.support.ui import PASSWORD, csrf_of, log_in, post_form, set_password
+from tests.web.test_forms_refused import _ids, concrete, everything, page_gets
 
 EV_TOKEN = "ev-token-0123456789abcdefghijklmnopqrstuv"
 ADMIN = {"Authorization": f"Bearer {ALICE_TOKEN}"}
-
-
-def events_directory() -> str:
-    """The tests' directory with an Events v2 integration."""
-    return DIRECTORY_YAML.replace(
-        "integrations:\n",
-        f'integrations:\n  - {{name: pd, type: events_v2, token: "{EV_TOKEN}"}}\n',
-    )
 
 
 async def _login_token(client: Any) -> str:
@@ -203,42 +202,22 @@ class Links(HTMLParser):
                 break
 
 
-async def _event(client: Any, **changes: Any) -> int:
-    body = {
-        "routing_key": EV_TOKEN,
-        "event_action": "trigger",
-        "dedup_key": "links",
-        "payload": {"summary": "Links", "source": "db1", "severity": "critical"},
-        **changes,
-    }
-    response = await client.post("/v2/enqueue", json=body)
-    assert response.status == 202, await response.text()
-    found = await client.get("/api/v1/incidents", headers=ADMIN)
-    return int((await found.json())["incidents"][0]["id"])
-
-
-async def test_links_from_alert_data_leave_the_page_as_plain_links(make_client):
-    client = await make_client(directory=events_directory())
+async def test_links_from_alert_data_leave_the_page_as_plain_links(client):
     # A Prometheus on this host, another port: the same host name, another origin.
     here = str(client.make_url("/")).rstrip("/")
     other = here.rsplit(":", 1)[0] + ":9090"
-    incident = await _event(
-        client,
-        client_url=f"{other}/alerts",
-        links=[{"href": f"{other}/graph?g0.expr=up", "text": "Graph"}],
-        images=[{"src": f"{other}/chart.png", "href": f"{other}/chart", "alt": "Chart"}],
-        payload={
-            "summary": "Links",
-            "source": "db1",
-            "severity": "critical",
-            "custom_details": {"runbook": "https://runbooks.example.com/db"},
-        },
-    )
+    alert = make_alert("db1")
+    alert["generatorURL"] = f"{other}/graph?g0.expr=up"
+    alert["annotations"]["runbook_url"] = f"{other}/runbooks/disk"
+    webhook = make_webhook([alert])
+    webhook["externalURL"] = f"{other.rsplit(':', 1)[0]}:9093"
+    response = await client.post("/api/v1/integrations/alertmanager", json=webhook, headers=AM_AUTH)
+    [incident] = (await response.json())["incidents"]
     await log_in(client, "alice")
     parser = Links()
     parser.feed(await (await client.get(f"/incidents/{incident}")).text())
     leaving = [a for a in parser.links if (a.get("href") or "").startswith(("http:", "https:"))]
-    assert len(leaving) >= 4, parser.links
+    assert len(leaving) >= 3, parser.links  # the source, the runbook, Alertmanager
     # htmx boosts a link whose host name is the page's (whatever its port or scheme),
     # then refuses to fetch another origin: the click did nothing at all.
     assert [a for a in leaving if a["boost"] != "false"] == []
@@ -312,3 +291,357 @@ async def test_a_signed_links_pages_allow_no_inline_style_or_script(client):
         assert "unsafe-inline" not in policy and "style-src 'self'" in policy, policy
         assert " style=" not in await answer.text()
         assert "/static/app.css" in await answer.text()
+
+
+async def test_every_get_of_a_page_changes_nothing_and_carries_the_pages_headers(make_client):
+    # SameSite=Lax sends the cookie with a cross-site GET (a link, an <img>): none may act.
+    client = await make_client(directory=roles_directory())
+    ids = await _ids(client)
+    app = client.server.app
+    link = app[RUNTIME].notifier.link(ids["incidents"], "acknowledge", "dana", app[CLOCK]())
+    await log_in(client, "dana")
+    paths = [concrete(route, ids) for route in page_gets(app)]
+    paths += ["/login", "/login?next=/status", "/incidents/999999", URL(link).path]
+    assert {"/", "/me/test-page", "/me/calendar-feed", "/maintenance"} <= set(paths), paths
+    before = await written_by_pages(client)
+    for path in paths:
+        for method in ("GET", "HEAD"):
+            response = await client.request(
+                method, path, headers={"Sec-Fetch-Site": "cross-site"}, allow_redirects=False
+            )
+            assert response.status in (200, 303, 404), (method, path, response.status)
+            if response.content_type != "text/html":
+                continue
+            headers = response.headers
+            policy = headers["Content-Security-Policy"]
+            assert "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy, path
+            assert headers["X-Frame-Options"] == "DENY", path
+            assert headers["Cache-Control"] == "no-store", path  # feed URLs, CSRF tokens
+            assert headers["Referrer-Policy"] == "no-referrer", path
+    assert await written_by_pages(client) == before
+    # ... and the session cookie is nothing to the API, whose tokens are its credentials.
+    answer = await client.post(f"/api/v1/incidents/{ids['incidents']}/acknowledge")
+    assert answer.status == 401
+
+
+async def test_forms_in_other_encodings_are_refused_and_write_nothing(client):
+    token = await log_in(client, "alice")
+    incident = (await _ids_of_one(client))[0]
+    before = await written_by_pages(client)
+    multipart = aiohttp.FormData({"_csrf": token, "text": "a note"})
+    multipart.add_field("file", b"x", filename="x.txt")  # multipart/form-data
+    for body, kind in (
+        (multipart, None),
+        (f"_csrf={token}&text=a note", "text/plain"),  # an enctype no form check reads
+        (json.dumps({"_csrf": token, "text": "a note"}), "application/json"),
+    ):
+        headers = {"Content-Type": kind} if kind else {}
+        response = await client.post(
+            f"/incidents/{incident}/notes", data=body, headers=headers, allow_redirects=False
+        )
+        assert response.status in (400, 403), (kind, response.status)
+    # Method override is no thing here: GET and PUT of an action are not routes.
+    for method, headers in (("GET", {"X-HTTP-Method-Override": "POST"}), ("PUT", {})):
+        response = await client.request(
+            method, f"/incidents/{incident}/acknowledge", headers=headers, allow_redirects=False
+        )
+        assert response.status == 405
+    assert await written_by_pages(client) == before
+
+
+async def written_by_pages(client: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """Return every row but the pages being delivered meanwhile (their rows change as the
+    outbox works, in the background: a GET that acted changes the incidents too)."""
+    rows = await everything(client)
+    return {k: v for k, v in rows.items() if not k.startswith("notification")}
+
+
+async def _ids_of_one(client: Any) -> list[int]:
+    response = await client.post(
+        "/api/v1/integrations/alertmanager", json=make_webhook([make_alert("db1")]), headers=AM_AUTH
+    )
+    return list((await response.json())["incidents"])
+
+
+async def test_the_next_page_after_login_stays_on_this_site_whatever_it_looks_like(client):
+    await set_password(client, "alice")
+    for target in (
+        "//evil.example/",
+        "/\\evil.example",
+        "/\\/evil.example",
+        "\\\\evil.example",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\r\n/evil.example",
+        " //evil.example",
+        "https:evil.example",
+        "https:/evil.example",
+        "https://evil.example",
+        "javascript:alert(1)",
+        "/%2F%2Fevil.example",
+        "/%5Cevil.example",
+        "/.//evil.example",
+        "/\u3000/evil.example",
+    ):
+        for step in ("post", "get"):
+            client.session.cookie_jar.clear()
+            token = await _login_token(client)
+            response = await client.post(
+                "/login",
+                data={"_csrf": token, "user": "alice", "password": PASSWORD, "next": target},
+                allow_redirects=False,
+            )
+            if step == "get":  # logged in: the login form sends on to its next page
+                response = await client.get(
+                    f"/login?next={quote(target, safe='')}", allow_redirects=False
+                )
+            where = response.headers["Location"]
+            landed = urlsplit(urljoin("https://oncall.example/login", where))
+            assert landed.netloc == "oncall.example", (target, step, where)
+            assert landed.scheme == "https", (target, step, where)
+
+
+async def test_an_unknown_user_costs_an_argon2_verify_as_a_known_one_does(client, monkeypatch):
+    await set_password(client, "alice")
+    token = await _login_token(client)
+    verified: list[str] = []
+    hasher = passwords._hasher
+
+    class Counted:
+        def verify(self, stored: str, password: str) -> bool:
+            verified.append(password)
+            return hasher.verify(stored, password)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(hasher, name)
+
+    monkeypatch.setattr(passwords, "_hasher", Counted())
+    for user in ("alice", "mallory", "bob"):  # known; unknown; known without a password
+        assert await _try(client, token, user, f"wrong for {user}") == 401
+    assert verified == ["wrong for alice", "wrong for mallory", "wrong for bob"]
+
+
+async def test_a_burst_of_logins_runs_at_most_the_bound_of_hashes_at_once(client, monkeypatch):
+    await set_password(client, "alice")
+    token = await _login_token(client)
+    running, most = 0, 0
+    lock = threading.Lock()
+    matches = passwords.matches
+
+    def watched(stored: str | None, password: str) -> bool:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            return matches(stored, password)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(passwords, "matches", watched)
+    # 64 MiB each: 20 at once would be 1.3 GiB. Right passwords: no lockout cuts it short.
+    answers = await asyncio.gather(*(_try(client, token, "alice", PASSWORD) for _ in range(20)))
+    assert answers == [303] * 20
+    assert 1 <= most <= CONCURRENT_HASHES
+
+
+# Markup in every value an attacker controls.
+
+# Breaks out of text, of an attribute (either quote), of an SVG's <title> and the SVG, of a
+# <textarea> or <code>; template syntax (data is never a template).
+MARKUP = (
+    "<script>alert(1)</script>",
+    '"><img src=x onerror=alert(2)>',
+    "'><svg onload=alert(3)>",
+    "</title></svg></textarea></code><script>alert(4)</script>",
+    "{{ 7*7 }}{% if true %}ran{% endif %}",
+)
+HOSTILE = " ".join(MARKUP)
+NOT_WEB = ("javascript:alert(5)", " JaVaScRiPt:alert(6)", "java\tscript:alert(7)")
+NOT_WEB += ("data:text/html,<script>alert(8)</script>", "vbscript:msgbox(9)")
+SHOWN = html.escape(MARKUP[0], quote=False)  # how the first piece reads in the page
+
+
+def hostile_directory() -> str:
+    """Alice (an admin) and bob whose full names are markup; an Events v2 integration."""
+    return f"""
+integrations:
+  - {{name: prometheus, type: alertmanager, token: "{AM_TOKEN}"}}
+  - {{name: pd, type: events_v2, token: "{EV_TOKEN}"}}
+users:
+  - name: alice
+    full_name: {json.dumps(HOSTILE)}
+    role: admin
+    time_zone: Europe/Berlin
+    api_token: "{ALICE_TOKEN}"
+    contacts: [{{type: email, to: alice@example.com}}]
+  - name: bob
+    full_name: {json.dumps(MARKUP[3])}
+    contacts: [{{type: email, to: bob@example.com}}]
+schedules:
+  - name: primary
+    time_zone: Europe/Berlin
+    layers:
+      - {{members: [alice, bob], rotation: 1d, handoff: "2026-01-01 09:00"}}
+policies:
+  - name: default
+    levels:
+      - {{notify: ["schedule:primary"], escalate_after: 5m}}
+routes:
+  - {{policy: default}}
+"""
+
+
+class Injected(HTMLParser):
+    """What a page holds that none of ours has: a script but htmx, an element that loads
+    or runs something, an event handler, a link or form to a scheme but http(s), an htmx
+    attribute leading elsewhere, template output."""
+
+    LINKS = ("href", "src", "action", "formaction", "xlink:href", "poster", "srcset")
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[str] = []
+        self._script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "script":
+            self._script = True
+            if values.get("src") != "/static/htmx.min.js":
+                self.found.append(f"<script {attrs}>")
+        if tag in ("img", "iframe", "object", "embed", "base", "frame"):
+            self.found.append(f"<{tag} {attrs}>")
+        for name, value in attrs:
+            text = (value or "").strip().lower().replace("\t", "")
+            if name.startswith("on"):
+                self.found.append(f"<{tag} {name}={value!r}>")
+            if name in self.LINKS and text.startswith(("javascript:", "data:", "vbscript:")):
+                self.found.append(f"<{tag} {name}={value!r}>")
+            leaves = not text.startswith("/") or text.startswith("//")
+            if name in ("hx-get", "hx-post", "hx-put", "hx-delete", "hx-patch") and leaves:
+                self.found.append(f"<{tag} {name}={value!r}>")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script":
+            self._script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._script and data.strip():
+            self.found.append(f"inline script {data[:40]!r}")
+        if re.search(r"\b(49|ran)\b", data) and "7*7" not in data:
+            self.found.append(f"template output {data[:60]!r}")
+
+
+def injected(page: str) -> list[str]:
+    parser = Injected()
+    parser.feed(page)
+    parser.close()
+    return parser.found
+
+
+async def _hostile_data(client: Any) -> int:
+    """Fill every store a page shows from outside input; return the Alertmanager incident."""
+    alert = make_alert("db1", alertname="Markup")
+    alert["labels"].update({"team": HOSTILE, "link": NOT_WEB[0]})
+    alert["annotations"] = {"summary": HOSTILE, **{f"url{n}": u for n, u in enumerate(NOT_WEB)}}
+    alert["generatorURL"] = NOT_WEB[0]
+    webhook = make_webhook([alert], alertname="Markup")
+    webhook["externalURL"] = NOT_WEB[3]
+    webhook["commonAnnotations"] = {"summary": HOSTILE}
+    response = await client.post("/api/v1/integrations/alertmanager", json=webhook, headers=AM_AUTH)
+    assert response.status == 200, await response.text()
+    [incident] = (await response.json())["incidents"]
+    event = {
+        "routing_key": EV_TOKEN,
+        "event_action": "trigger",
+        "dedup_key": "markup",
+        "payload": {
+            "summary": HOSTILE,
+            "source": HOSTILE,
+            "severity": "critical",
+            "component": HOSTILE,
+            "custom_details": {"html": HOSTILE, "url": NOT_WEB[1]},
+        },
+        "links": [{"href": url, "text": HOSTILE} for url in NOT_WEB],
+        "images": [{"src": url, "href": url, "alt": HOSTILE} for url in NOT_WEB],
+        "client": HOSTILE,
+        "client_url": NOT_WEB[0],
+    }
+    assert (await client.post("/v2/enqueue", json=event)).status == 202
+    return int(incident)
+
+
+async def test_markup_and_links_from_outside_are_shown_as_text_on_every_page(make_client):
+    client = await make_client(directory=hostile_directory())
+    incident = await _hostile_data(client)
+    token = await log_in(client, "alice")
+    for text in (HOSTILE, *NOT_WEB):
+        assert (await post_form(client, f"/incidents/{incident}/notes", token, text=text)).status
+    added = await post_form(
+        client,
+        "/schedules/primary/overrides",
+        token,
+        user="bob",
+        start="2026-01-05T14:00",
+        end="2026-01-05T16:00",
+    )
+    assert added.status == 303, await added.text()
+    window = await post_form(
+        client,
+        "/maintenance",
+        token,
+        name=HOSTILE[:190],
+        start="2026-01-06T14:00",
+        end="2026-01-06T16:00",
+        match=f'team="{MARKUP[0]}"\ninstance=~"</code><svg onload=alert(3)>"',
+    )
+    assert window.status == 303, await window.text()
+    shown = {  # each page, and whether the markup is on it (as text)
+        "/": True,
+        "/?status=all": True,
+        f"/?q={quote(HOSTILE)}": True,
+        f"/?q={quote(MARKUP[1])}&status=all": True,
+        f"/incidents/{incident}": True,
+        f"/incidents/{incident + 1}": True,
+        "/oncall": True,
+        "/schedules/primary": True,
+        "/me": True,
+        "/maintenance": True,
+        "/status": False,
+        f"/?status={quote(MARKUP[1])}": False,  # an error page naming the bad value
+        f"/login?next={quote(MARKUP[1])}": False,
+    }
+    for path, with_markup in shown.items():
+        response = await client.get(path)
+        page = await response.text()
+        assert injected(page) == [], path
+        assert not with_markup or SHOWN in page, path
+    # Error pages that repeat what was typed: a bad duration, a bad time, a bad matcher.
+    for path, fields in (
+        (f"/incidents/{incident}/snooze", {"duration": MARKUP[1]}),
+        ("/schedules/primary/overrides", {"user": "bob", "start": MARKUP[1], "end": "x"}),
+        ("/maintenance", {"name": "w", "start": MARKUP[1], "end": MARKUP[0]}),
+        (
+            "/maintenance",
+            {"name": "w", "start": "2026-01-06T14:00", "end": "2026-01-06T15:00", "match": HOSTILE},
+        ),
+    ):
+        response = await post_form(client, path, token, **fields)
+        assert response.status == 400, path
+        assert injected(await response.text()) == [], (path, fields)
+
+
+def test_the_markup_check_finds_each_kind_of_injection():
+    for page in (
+        "<p><script>alert(1)</script></p>",
+        '<p><img src=x onerror="alert(2)"></p>',
+        "<svg onload=alert(3)></svg>",
+        '<a href=" JavaScript:alert(4)">x</a>',
+        '<a href="data:text/html,x">x</a>',
+        '<section hx-get="//evil.example/x"></section>',
+        "<p>49 ran</p>",
+    ):
+        assert injected(page), page
+    assert injected('<script src="/static/htmx.min.js"></script><p>{{ 7*7 }} ran</p>') == []
