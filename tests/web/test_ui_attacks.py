@@ -156,6 +156,19 @@ async def test_a_bookmarked_list_is_shown_whole_after_logging_in(client):
     assert response.headers["Location"] == bookmark
 
 
+async def test_a_request_naming_another_host_leads_back_to_the_path_only(client):
+    # An absolute request target (as to a proxy): aiohttp routes its path.
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    host = f"{client.server.host}:{client.server.port}"
+    writer.write(
+        f"GET http://evil.example/?status=all HTTP/1.1\r\nHost: {host}\r\n"
+        "Connection: close\r\n\r\n".encode()
+    )
+    answer = (await reader.read()).decode()
+    writer.close()
+    assert "\r\nLocation: /login?next=/?status=all\r\n" in answer, answer
+
+
 async def test_a_button_tapped_after_the_session_ended_leads_back_to_its_page(client):
     await set_password(client, "alice")
     # htmx boosts every form: a POST, answered as htmx is told to go elsewhere.

@@ -132,7 +132,7 @@ def _back_to(request: web.Request) -> str:
     page asked for, or for a form posted with htmx the page it was on (its action's own
     address only answers POST)."""
     if request.method in ("GET", "HEAD"):
-        return request.raw_path
+        return request.rel_url.raw_path_qs
     try:
         parts = urlsplit(request.headers.get("HX-Current-URL", ""))
     except ValueError:
