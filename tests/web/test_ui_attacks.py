@@ -89,6 +89,20 @@ async def test_a_right_password_is_not_counted_as_a_guess(client):
     assert await _try(client, token, "alice", "one wrong password") == 401
 
 
+async def test_a_made_up_forwarded_for_is_still_the_same_address(client):
+    token = await _login_token(client)
+    limit = client.server.app[RUNTIME].throttle.limit
+    for n in range(limit):  # no trusted_proxies: anybody may write X-Forwarded-For
+        response = await client.post(
+            "/login",
+            data={"_csrf": token, "user": f"user{n}", "password": "a wrong password"},
+            headers={"X-Forwarded-For": f"198.51.100.{n}"},
+            allow_redirects=False,
+        )
+        assert response.status == 401
+    assert await _try(client, token, "user", "a wrong password") == 429
+
+
 async def test_failures_for_names_nobody_has_never_end_a_users_lockout(client):
     await set_password(client, "alice")
     token = await _login_token(client)
