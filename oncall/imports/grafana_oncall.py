@@ -27,12 +27,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from oncall.directory.model import INTEGRATION_TYPES
 from oncall.durations import format_duration
+from oncall.imports.agreement import Span, agreement
 from oncall.imports.directory_writer import (
     ImportedContact,
     ImportedDirectory,
@@ -64,6 +65,7 @@ GRAFANA_REPEATS = 5
 SHORTEST_WAIT = timedelta(minutes=1)
 LAST_LEVEL_WAIT = timedelta(minutes=5)  # the last level's, when the policy does not repeat
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M:%S"
+CHECKED = timedelta(days=14)  # of final shifts the import is checked against
 
 
 def auth_headers(api_token: str) -> dict[str, str]:
@@ -89,21 +91,31 @@ class Stack:
     integrations: list[Any] = field(default_factory=list)
     routes: list[Any] = field(default_factory=list)
     source: str = "Grafana OnCall"
+    # Each schedule's final shifts from `final_window`'s first day to its last, by id.
+    final_shifts: dict[str, list[Any]] = field(default_factory=dict)
+    final_window: tuple[datetime, datetime] | None = None
 
 
-async def read_stack(client: ApiClient) -> Stack:
-    """Return everything the import needs, read from Grafana OnCall's API."""
+async def read_stack(client: ApiClient, now: datetime) -> Stack:
+    """Return everything the import needs, read from Grafana OnCall's API; the final
+    shifts are of the two weeks from `now`'s day (UTC)."""
 
     async def listing(path: str, params: Mapping[str, str] | None = None) -> list[Any]:
         return await client.get_pages(path, "results", next_link, params)
 
     schedules = await listing("api/v1/schedules/")
-    shifts = {}
+    first = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    window = (first, first + CHECKED)
+    dates = {"start_date": f"{window[0]:%Y-%m-%d}", "end_date": f"{window[1]:%Y-%m-%d}"}
+    shifts, finals = {}, {}
     for schedule in schedules:
         schedule_id = _text(schedule, "id")
         if schedule_id and _text(schedule, "type") != "ical":
             shifts[schedule_id] = await listing(
                 "api/v1/on_call_shifts/", {"schedule_id": schedule_id}
+            )
+            finals[schedule_id] = await listing(
+                f"api/v1/schedules/{schedule_id}/final_shifts", dates
             )
     return Stack(
         users=await listing("api/v1/users/"),
@@ -114,12 +126,14 @@ async def read_stack(client: ApiClient) -> Stack:
         integrations=await listing("api/v1/integrations/"),
         routes=await listing("api/v1/routes/"),
         source=f"Grafana OnCall ({client.base_url.rstrip('/')})",
+        final_shifts=finals,
+        final_window=window,
     )
 
 
 async def import_directory(client: ApiClient, now: datetime) -> ImportedDirectory:
     """Return the directory converted from the Grafana OnCall stack `client` reads."""
-    return convert(await read_stack(client), now)
+    return convert(await read_stack(client, now), now)
 
 
 def convert(stack: Stack, now: datetime) -> ImportedDirectory:
@@ -231,7 +245,23 @@ class _Converter:
             ranked.sort(key=lambda item: (item[0], item[1]))
             name = self.schedule_names.take(title, key=schedule_id, fallback="schedule")
             layers = [layer for _, _, layer in ranked]
-            self.out.schedules.append(ImportedSchedule(name, zone, layers, comments))
+            schedule = ImportedSchedule(name, zone, layers, comments)
+            if self.stack.final_window is not None and schedule_id in self.stack.final_shifts:
+                comments.append(self._agreement(schedule, self.stack.final_shifts[schedule_id]))
+            self.out.schedules.append(schedule)
+
+    def _agreement(self, schedule: ImportedSchedule, finals: Sequence[Any]) -> str:
+        assert self.stack.final_window is not None
+        spans = []
+        for shift in finals:
+            begins = _instant(_text(shift, "shift_start"))
+            ends = _instant(_text(shift, "shift_end"))
+            user_id = _text(shift, "user_pk")
+            who = self.user_names.by_key.get(user_id) or _text(shift, "user_username") or user_id
+            if begins is not None and ends is not None and begins < ends:
+                spans.append(Span(begins, ends, frozenset({who})))
+        start, end = self.stack.final_window
+        return agreement(schedule, spans, start, end, "Grafana OnCall")
 
     def _shift(
         self, raw: Mapping[str, Any], zone: str, schedule_comments: list[str]
@@ -624,6 +654,16 @@ def _local(text: str) -> datetime | None:
         return datetime.strptime(text[:19], LOCAL_FORMAT).replace(second=0)
     except ValueError:
         return None
+
+
+def _instant(text: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        found = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
 
 
 def _shown(instant: datetime, zone: str) -> str:

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from oncall.directory.model import INTEGRATION_TYPES
 from oncall.durations import format_duration
+from oncall.imports.agreement import Span, agreement
 from oncall.imports.directory_writer import (
     ImportedContact,
     ImportedDirectory,
@@ -94,10 +95,13 @@ class Account:
     integrations: list[Any] = field(default_factory=list)
     heartbeats: list[Any] = field(default_factory=list)
     source: str = "Opsgenie"
+    # Each schedule's timeline (the `data` of /v2/schedules/{id}/timeline), by schedule id.
+    timelines: dict[str, Any] = field(default_factory=dict)
 
 
-async def read_account(client: ApiClient) -> Account:
-    """Return everything the import needs, read from Opsgenie's API."""
+async def read_account(client: ApiClient, now: datetime) -> Account:
+    """Return everything the import needs, read from Opsgenie's API; the timelines are of
+    the two weeks from `now`."""
     users = await client.get_pages("/v2/users", "data", paging_next, {"limit": 100})
     contacts = {}
     for user in users:
@@ -110,6 +114,16 @@ async def read_account(client: ApiClient) -> Account:
     integrations = _list(await client.get("/v2/integrations"), "data")
     heartbeats_answer = await client.get("/v2/heartbeats")
     heartbeats = _list(_dict(heartbeats_answer, "data"), "heartbeats")
+    timelines = {}
+    when = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for schedule in schedules:
+        schedule_id = _text(schedule, "id")
+        if schedule_id:
+            answer = await client.get(
+                f"/v2/schedules/{schedule_id}/timeline",
+                {"date": when, "interval": 2, "intervalUnit": "weeks"},
+            )
+            timelines[schedule_id] = _dict(answer, "data")
     return Account(
         users,
         contacts,
@@ -118,12 +132,13 @@ async def read_account(client: ApiClient) -> Account:
         integrations,
         heartbeats,
         f"Opsgenie ({client.base_url.rstrip('/')})",
+        timelines,
     )
 
 
 async def import_directory(client: ApiClient, now: datetime) -> ImportedDirectory:
     """Return the directory converted from the Opsgenie account `client` reads."""
-    return convert(await read_account(client), now)
+    return convert(await read_account(client, now), now)
 
 
 def convert(account: Account, now: datetime) -> ImportedDirectory:
@@ -239,7 +254,26 @@ class _Converter:
             comments.append(
                 "overrides are not imported: add them with the overrides API or web page"
             )
-            self.out.schedules.append(ImportedSchedule(name, zone, layers, comments))
+            schedule = ImportedSchedule(name, zone, layers, comments)
+            timeline = self.account.timelines.get(schedule_id)
+            if timeline:
+                comments.append(self._agreement(schedule, timeline))
+            self.out.schedules.append(schedule)
+
+    def _agreement(self, schedule: ImportedSchedule, timeline: Mapping[str, Any]) -> str:
+        start, end = _instant(_text(timeline, "startDate")), _instant(_text(timeline, "endDate"))
+        spans = []
+        for rotation in _list(_dict(timeline, "finalTimeline"), "rotations"):
+            for period in _list(rotation, "periods"):
+                begins = _instant(_text(period, "startDate"))
+                ends = _instant(_text(period, "endDate"))
+                recipient = _dict(period, "recipient")
+                who = self._user(recipient) or _text(recipient, "name") or "someone"
+                if begins is not None and ends is not None and begins < ends:
+                    spans.append(Span(begins, ends, frozenset({who})))
+        if start is None or end is None or start >= end:
+            return "Opsgenie's timeline gave no period to check the import against"
+        return agreement(schedule, spans, start, end, "Opsgenie")
 
     def _rotation(
         self, raw: Mapping[str, Any], zone: ZoneInfo, schedule_comments: list[str]

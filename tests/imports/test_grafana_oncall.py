@@ -31,6 +31,8 @@ from tests.imports.vendor_api import (
 
 TOKEN = "c6a2f0d1e4b7489a9d3c5e8f1a2b4c6d8e0f1a3b5c7d9e1f"
 NOW = datetime(2027, 3, 1, tzinfo=UTC)
+# The two weeks the final shifts fixtures were written for (Platform's; Support NY's go on).
+CHECKED_FROM = datetime(2027, 3, 22, 10, 30, tzinfo=UTC)
 PLATFORM, SUPPORT = "SPLATF0RMWEB1", "SSUPP0RTNYC02"
 # The integrations' URLs hold Grafana OnCall's tokens: none may reach the file.
 VENDOR_TOKENS = (
@@ -61,9 +63,9 @@ def make_api(token: str = TOKEN) -> VendorApi:
     return VendorApi("grafana_oncall", "https://oncall.example.com", token, routes, "/oncall")
 
 
-async def imported_text(api: VendorApi) -> str:
+async def imported_text(api: VendorApi, now: datetime = NOW) -> str:
     async with open_client(api.base_url, grafana_oncall.auth_headers(TOKEN)) as client:
-        return render(await grafana_oncall.import_directory(client, NOW))
+        return render(await grafana_oncall.import_directory(client, now))
 
 
 async def test_the_import_reads_every_page_and_its_file_passes_check_config(tmp_path):
@@ -268,3 +270,32 @@ def test_ended_and_monthly_shifts_are_left_out():
     assert converted.schedules == []
     notes = " ".join(converted.notes["schedules"])
     assert "'S' not carried over" in notes
+
+
+async def test_each_schedule_says_it_agrees_with_the_final_shifts():
+    async with serve(make_api()) as api:
+        text = await imported_text(api, CHECKED_FROM)
+    finals = [r for r in api.requests if r.path.endswith("/final_shifts")]
+    assert [r.query for r in finals] == [{"start_date": "2027-03-22", "end_date": "2027-04-05"}] * 2
+    assert "# checked against Grafana OnCall's on-call data from 2027-03-22 to 2027-04-05" in text
+    assert text.count("instants: agrees") == 2
+
+
+def test_a_schedule_that_disagrees_with_the_final_shifts_says_where():
+    api = make_api()
+    finals = api.load("final_shifts_platform.json")["results"]
+    finals[11] |= {"user_pk": "UB0BB8U1LDER2", "user_username": "bob"}  # Sunday's weekend turn
+    stack = grafana_oncall.Stack(
+        users=api.load("users_page1.json")["results"] + api.load("users_page2.json")["results"],
+        schedules=api.load("schedules.json")["results"][:1],
+        shifts={
+            PLATFORM: api.load("on_call_shifts_platform_page1.json")["results"]
+            + api.load("on_call_shifts_platform_page2.json")["results"]
+        },
+        final_shifts={PLATFORM: finals},
+        final_window=(datetime(2027, 3, 22, tzinfo=UTC), datetime(2027, 4, 5, tzinfo=UTC)),
+    )
+    (schedule,) = grafana_oncall.convert(stack, NOW).schedules
+    (said,) = [c for c in schedule.comments if c.startswith("checked against")]
+    assert "disagrees at 3 of" in said
+    assert "2027-03-28 10:00 Grafana OnCall names bob, here alice" in said

@@ -278,3 +278,33 @@ def test_an_escalation_that_repeats_at_once_waits_a_minute_here():
     assert policy.levels[0].escalate_after == timedelta(minutes=1)
     assert any("its first rule waits 2h" in c for c in policy.comments)
     assert any("repeats at once" in c for c in policy.comments)
+
+
+async def test_each_schedule_says_it_agrees_with_opsgenies_timeline():
+    async with serve(make_api()) as api:
+        text = await imported_text(api)
+    timeline = [r for r in api.requests if r.path.endswith("/timeline")]
+    assert len(timeline) == 2
+    assert timeline[0].query == {
+        "date": "2027-03-01T00:00:00Z",
+        "interval": "2",
+        "intervalUnit": "weeks",
+    }
+    assert "# checked against Opsgenie's on-call data from 2027-03-22 to 2027-04-05 at" in text
+    assert "# checked against Opsgenie's on-call data from 2027-03-10 to 2027-03-17 at" in text
+    assert text.count("instants: agrees") == 2
+
+
+def test_a_schedule_that_disagrees_with_the_timeline_says_where():
+    timeline = VendorApi("opsgenie", "", "", []).load("timeline_support_ny.json")["data"]
+    period = timeline["finalTimeline"]["rotations"][0]["periods"][9]  # Sunday 09:00 EDT
+    period["recipient"] = {"id": USER_IDS["dave"], "type": "user", "name": "dave@example.com"}
+    schedules = VendorApi("opsgenie", "", "", []).load("schedules.json")["data"]
+    users = [{"id": i, "username": f"{n}@example.com"} for n, i in USER_IDS.items()]
+    account = opsgenie.Account(
+        users=users, schedules=schedules[1:], timelines={schedules[1]["id"]: timeline}
+    )
+    (schedule,) = opsgenie.convert(account, NOW).schedules
+    (said,) = [c for c in schedule.comments if c.startswith("checked against")]
+    assert "disagrees at 3 of 48 instants" in said
+    assert "2027-03-14 09:00 Opsgenie names dave, here carol" in said
