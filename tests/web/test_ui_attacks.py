@@ -259,6 +259,21 @@ def _cookie(client: Any) -> str:
     return str(client.session.cookie_jar.filter_cookies(client.make_url("/"))[COOKIE].value)
 
 
+async def test_a_session_planted_before_the_login_is_replaced_by_it(client):
+    await set_password(client, "alice")
+    token = await _login_token(client)  # the attacker's session and token, planted
+    planted = _cookie(client)
+    assert await _try(client, token, "alice", PASSWORD) == 303
+    assert _cookie(client) != planted
+    # The planted session knows nobody, and its token opens no form of alice's.
+    client.session.cookie_jar.clear()
+    client.session.cookie_jar.update_cookies({COOKIE: planted})
+    assert (await client.get("/", allow_redirects=False)).status == 303
+    client.session.cookie_jar.clear()
+    assert await _try(client, await _login_token(client), "alice", PASSWORD) == 303
+    assert (await post_form(client, "/logout", token)).status == 403
+
+
 async def test_a_cookie_copied_before_logging_out_is_no_session_after_it(client):
     response = await client.post(
         "/api/v1/integrations/alertmanager", json=make_webhook([make_alert("db1")]), headers=AM_AUTH
