@@ -95,6 +95,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 Json = JSON().with_variant(JSONB(), "postgresql")
+# A JSON column whose Python None is SQL NULL (not the JSON value null): "none given".
+NullableJson = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 incidents = Table(
     "incidents",
@@ -171,6 +173,12 @@ alerts = Table(
     Column("generator_url", Text, nullable=False, server_default=""),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Its sender's context (oncall.ingest.context), NULL when it has none: custom_details
+    # (any JSON), links [{href, text}] and images [{src, href, alt}], as Events v2 sends
+    # them. Rows from before them may have them as JSON text in their annotations.
+    Column("custom_details", NullableJson),
+    Column("links", NullableJson),
+    Column("images", NullableJson),
     # Each generation of an occurrence belongs to exactly one incident, forever; two
     # concurrent re-fires of one occurrence collide here and the loser is retried.
     UniqueConstraint(
@@ -354,4 +362,26 @@ ended_sessions = Table(
     Column("id", String(64), primary_key=True),
     Column("user_name", String(64), nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# Change events (Events v2 `POST /v2/change/enqueue`) of each integration, shown with the
+# incidents it opens soon after; kept a week, at most CHANGES_KEPT per integration
+# (oncall.ingest.changes).
+change_events = Table(
+    "change_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("integration", String(64), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("source", Text, nullable=False, server_default=""),
+    Column("timestamp", UTCDateTime),  # the sender's, when it gave one
+    Column("custom_details", NullableJson),
+    Column("links", NullableJson),
+    Column("images", NullableJson),
+    Column("received_at", UTCDateTime, nullable=False),
+)
+Index(
+    "ix_change_events_integration_received_at",
+    change_events.c.integration,
+    change_events.c.received_at,
 )

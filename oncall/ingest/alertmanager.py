@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from oncall.errors import InvalidInput
+from oncall.ingest.context import NO_CONTEXT, AlertContext
 from oncall.ingest.text import clean_map, multiline, one_line, storable
 
 MAX_TEXT = 64 * 1024  # one label or annotation value
@@ -52,6 +53,7 @@ class IncomingAlert:
     starts_at: datetime
     ends_at: datetime | None
     generator_url: str
+    context: AlertContext = NO_CONTEXT  # details, links and images (Events v2 sends them)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from oncall.directory.model import Integration
 from oncall.errors import ConstraintViolated, Unavailable
 from oncall.ingest import ratelimit, store
 from oncall.ingest.alertmanager import AlertGroup
-from oncall.ingest.events_v2 import Event
+from oncall.ingest.events_v2 import ChangeEvent, Event
 from oncall.ingest.heartbeats import split_watchdog
 from oncall.metrics import Metrics
 from oncall.timers.effects import AfterCommit
@@ -129,11 +129,28 @@ class Ingest:
             return result
         raise Unavailable("concurrent deliveries kept conflicting; retry")
 
-    def rate_limited(self, integration: Integration, now: datetime) -> timedelta | None:
-        """Spend one of the integration's events; return how long to wait when over its rate."""
+    async def add_change(self, integration: Integration, change: ChangeEvent, now: datetime) -> int:
+        """Store one change event (pruning its integration's older ones); return its id."""
+        change_id: int = await self.db.run(store.add_change, integration.name, change, now)
+        return change_id
+
+    async def changes_before(self, integration: str, opened_at: datetime) -> list[Any]:
+        """Return the change events shown with an incident of `integration` opened at
+        `opened_at` (oncall.ingest.changes), newest first."""
+        return await self.db.run(store.changes_before, integration, opened_at)
+
+    def rate_limited(
+        self, integration: Integration, now: datetime, kind: str = "event"
+    ) -> timedelta | None:
+        """Spend one of the integration's events; return how long to wait when over its rate.
+
+        Change events (`kind` "change") have a bucket of their own at the same rate, so a
+        busy deploy pipeline never delays a trigger.
+        """
         limit, window = integration.rate_limit
-        bucket, wait = ratelimit.take(self.buckets.get(integration.name), limit, window, now)
-        self.buckets[integration.name] = bucket
+        key = integration.name if kind == "event" else f"{integration.name}\x00{kind}"
+        bucket, wait = ratelimit.take(self.buckets.get(key), limit, window, now)
+        self.buckets[key] = bucket
         return wait
 
     async def ping(self, heartbeat: Integration, now: datetime) -> datetime:

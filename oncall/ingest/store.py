@@ -14,18 +14,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, exc, func, insert, select, update
+from sqlalchemy import bindparam, delete, exc, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from oncall.db.fastpath import Prepared, savepoint
-from oncall.db.models import alerts, heartbeats, incident_events, incidents
+from oncall.db.models import alerts, change_events, heartbeats, incident_events, incidents
 from oncall.directory.model import Directory, Integration, Policy
 from oncall.escalation.steps import FIRST_STEP, Step, first_pointer
 from oncall.incidents.lifecycle import RESOLVED, TRIGGERED, Opened
 from oncall.incidents.timeline import SYSTEM_ACTOR, entry
 from oncall.ingest.alertmanager import AlertGroup
+from oncall.ingest.changes import CHANGES_KEPT, SHOWN, kept_since, shown_window
 from oncall.ingest.dedup import IncidentChange, KnownAlert, OpenIncident, Refire, plan_delivery
-from oncall.ingest.events_v2 import Event, trigger_group
+from oncall.ingest.events_v2 import ChangeEvent, Event, trigger_group
 from oncall.ingest.heartbeats import dedup_key, missed_group
 from oncall.notify.outbox import SOURCE_URLS_READ
 from oncall.routing.routes import choose_route
@@ -456,6 +457,7 @@ def _write_alerts(
                     "generator_url": a.generator_url,
                     "created_at": now,
                     "updated_at": now,
+                    **a.context.stored(),
                 }
                 for a, generation in added
             ],
@@ -569,3 +571,50 @@ def armed_heartbeats(
     if due_by is not None:
         query = query.where(heartbeats.c.deadline_at <= due_by).order_by(heartbeats.c.deadline_at)
     return [(name, deadline) for name, deadline in conn.execute(query.limit(limit))]
+
+
+def add_change(conn: Connection, integration: str, change: ChangeEvent, now: datetime) -> int:
+    """Store a change event received at `now` and prune its integration's older ones (past
+    RETENTION, or beyond the newest CHANGES_KEPT); return its id."""
+    change_id: int = conn.execute(
+        insert(change_events)
+        .values(
+            integration=integration,
+            summary=change.summary,
+            source=change.source,
+            timestamp=change.timestamp,
+            received_at=now,
+            **change.context.stored(),
+        )
+        .returning(change_events.c.id)
+    ).scalar_one()
+    mine = change_events.c.integration == integration
+    conn.execute(delete(change_events).where(mine, change_events.c.received_at < kept_since(now)))
+    oldest_kept = conn.execute(
+        select(change_events.c.id)
+        .where(mine)
+        .order_by(change_events.c.id.desc())
+        .offset(CHANGES_KEPT - 1)
+        .limit(1)
+    ).scalar()
+    if oldest_kept is not None:
+        conn.execute(delete(change_events).where(mine, change_events.c.id < oldest_kept))
+    return change_id
+
+
+def changes_before(conn: Connection, integration: str, opened_at: datetime) -> list[Any]:
+    """Return the change events `integration` received in the window before an incident
+    that opened at `opened_at`, newest first, at most SHOWN."""
+    start, end = shown_window(opened_at)
+    return list(
+        conn.execute(
+            select(change_events)
+            .where(
+                change_events.c.integration == integration,
+                change_events.c.received_at >= start,
+                change_events.c.received_at <= end,
+            )
+            .order_by(change_events.c.received_at.desc(), change_events.c.id.desc())
+            .limit(SHOWN)
+        ).all()
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from oncall.clock import isoformat
+from oncall.ingest.context import stored_context
 from oncall.schedules.rotation import Schedule, Shift
 from oncall.schedules.service import OnCall
 
@@ -49,6 +50,17 @@ def incident_json(row: Any) -> dict[str, Any]:
     }
 
 
+def _context_json(row: Any) -> dict[str, Any]:
+    """The sender's context of an alert or a change event, structured: custom_details
+    (any JSON, null when none), links [{href, text}] and images [{src, href, alt}]."""
+    context = stored_context(row.custom_details, row.links, row.images)
+    return {
+        "custom_details": context.custom_details,
+        "links": list(context.links),
+        "images": list(context.images),
+    }
+
+
 def alert_json(row: Any) -> dict[str, Any]:
     return {
         "fingerprint": row.fingerprint,
@@ -58,6 +70,18 @@ def alert_json(row: Any) -> dict[str, Any]:
         "starts_at": isoformat(row.starts_at),
         "ends_at": isoformat(row.ends_at),
         "generator_url": row.generator_url,
+        **_context_json(row),
+    }
+
+
+def change_json(row: Any) -> dict[str, Any]:
+    """A change event as an incident shows it (`timestamp`: the sender's, null if none)."""
+    return {
+        "summary": row.summary,
+        "source": row.source,
+        "timestamp": isoformat(row.timestamp),
+        "received_at": isoformat(row.received_at),
+        **_context_json(row),
     }
 
 

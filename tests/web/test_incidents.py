@@ -105,6 +105,7 @@ async def test_an_incident_has_the_documented_fields(client):
         "alert_count",
         "alerts",
         "timeline",
+        "changes",  # its integration's change events of the 2 hours before it opened
     ):
         assert key in body, key
     assert set(body["alerts"][0]) == {
@@ -115,5 +116,8 @@ async def test_an_incident_has_the_documented_fields(client):
         "starts_at",
         "ends_at",
         "generator_url",
+        "custom_details",
+        "links",
+        "images",
     }
     assert set(body["timeline"][0]) == {"at", "type", "actor", "detail"}

@@ -21,7 +21,13 @@ from oncall.web.params import (
     read_json,
     statuses_param,
 )
-from oncall.web.views import alert_json, event_json, incident_json, notification_json
+from oncall.web.views import (
+    alert_json,
+    change_json,
+    event_json,
+    incident_json,
+    notification_json,
+)
 
 NOTIFICATION_STATUSES = ("pending", "sent", "failed", "cancelled", "folded")
 
@@ -42,10 +48,14 @@ async def list_incidents(request: web.Request) -> web.Response:
 async def get_incident(request: web.Request) -> web.Response:
     require_user(request)
     incident_id = id_param(request.match_info["id"], "id")
-    row, alerts, events = await request.app[RUNTIME].incidents.details(incident_id)
+    runtime = request.app[RUNTIME]
+    row, alerts, events = await runtime.incidents.details(incident_id)
     body = incident_json(row)
     body["alerts"] = [alert_json(a) for a in alerts]
     body["timeline"] = [event_json(e) for e in events]
+    # What changed: its integration's change events of the 2 hours before it opened.
+    changes = await runtime.ingest.changes_before(row.integration, row.created_at)
+    body["changes"] = [change_json(c) for c in changes]
     return web.json_response(body)
 
 

@@ -3,7 +3,7 @@ API v2 (`POST /v2/enqueue`, also `/api/v1/integrations/events`).
 
 Events v2 answers as PagerDuty does, so its clients (Alertmanager's pagerduty_configs among
 them) work unchanged: 202 with the dedup_key, 400 with every error, 413, 429 with
-Retry-After.
+Retry-After. Its change events (`POST /v2/change/enqueue`) answer the same way.
 """
 
 from __future__ import annotations
@@ -11,14 +11,25 @@ from __future__ import annotations
 import dataclasses
 import math
 import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from oncall.clock import isoformat
 from oncall.db import jsoncodec
+from oncall.directory.model import Integration
 from oncall.errors import InvalidInput, PayloadTooLarge, TooManyRequests, Unauthorized
 from oncall.ingest.alertmanager import parse_webhook
-from oncall.ingest.events_v2 import MAX_BODY, InvalidEvent, parse_event
+from oncall.ingest.events_v2 import (
+    MAX_BODY,
+    ChangeEvent,
+    Event,
+    InvalidEvent,
+    parse_change_event,
+    parse_event,
+)
 from oncall.web.auth import count_failure, refuse_if_throttled, require_integration
 from oncall.web.bodies import SMALL_BODY, read_body
 from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME, SETTINGS
@@ -55,6 +66,9 @@ async def heartbeat_ping(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "deadline": isoformat(deadline)})
 
 
+EventT = TypeVar("EventT", Event, ChangeEvent)
+
+
 def _invalid(errors: list[str]) -> web.Response:
     return web.json_response(
         {"status": "invalid event", "message": "Event object is invalid", "errors": errors},
@@ -62,9 +76,14 @@ def _invalid(errors: list[str]) -> web.Response:
     )
 
 
-async def enqueue(request: web.Request) -> web.Response:
-    """An event; its credential (the routing key) is inside the body, so the body is read
-    first, but never more than MAX_BODY of it, nor for longer than `[server] body_timeout`."""
+async def _accepted(
+    request: web.Request, parse: Callable[[Any], EventT], kind: str
+) -> tuple[EventT, Integration, datetime] | web.Response:
+    """Return an Events v2 body parsed, its integration and the time, or the answer that
+    refuses it as PagerDuty would (413, 400 with every error, 429 with Retry-After).
+
+    Its credential (the routing key) is inside the body, so the body is read first, but
+    never more than MAX_BODY of it, nor for longer than `[server] body_timeout`."""
     try:
         raw = await read_body(request, MAX_BODY)
     except PayloadTooLarge:
@@ -76,7 +95,7 @@ async def enqueue(request: web.Request) -> web.Response:
             status=413,
         )
     try:
-        event = parse_event(jsoncodec.loads(raw))
+        event = parse(jsoncodec.loads(raw))
     except jsoncodec.TooDeep as error:
         return _invalid([f"Request body is {error}"])
     except ValueError:  # not JSON, not UTF-8
@@ -102,7 +121,7 @@ async def enqueue(request: web.Request) -> web.Response:
         count_failure(request)
         return _invalid(["Invalid routing key"])
     now = request.app[CLOCK]()
-    wait = runtime.ingest.rate_limited(integration, now)
+    wait = runtime.ingest.rate_limited(integration, now, kind)
     if wait is not None:
         return web.json_response(
             {
@@ -113,17 +132,38 @@ async def enqueue(request: web.Request) -> web.Response:
             status=429,
             headers={"Retry-After": str(math.ceil(wait.total_seconds()))},
         )
+    return event, integration, now
+
+
+async def enqueue(request: web.Request) -> web.Response:
+    """An alert event: trigger, acknowledge or resolve."""
+    accepted = await _accepted(request, parse_event, "event")
+    if isinstance(accepted, web.Response):
+        return accepted
+    event, integration, now = accepted
     if event.dedup_key is None:  # a trigger without one gets one, returned to the sender
         event = dataclasses.replace(event, dedup_key=uuid.uuid4().hex)
-    await runtime.ingest.ingest_event(integration, event, now)
+    await request.app[RUNTIME].ingest.ingest_event(integration, event, now)
     return web.json_response(
         {"status": "success", "message": "Event processed", "dedup_key": event.dedup_key},
         status=202,
     )
 
 
+async def change_enqueue(request: web.Request) -> web.Response:
+    """A change event (`POST /v2/change/enqueue`): stored for its integration's incidents
+    to show; it opens nothing and pages nobody."""
+    accepted = await _accepted(request, parse_change_event, "change")
+    if isinstance(accepted, web.Response):
+        return accepted
+    change, integration, now = accepted
+    await request.app[RUNTIME].ingest.add_change(integration, change, now)
+    return web.json_response({"status": "success", "message": "Change event processed"}, status=202)
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/integrations/alertmanager", alertmanager_webhook)
     app.router.add_post("/api/v1/heartbeats/{name}", heartbeat_ping)
     app.router.add_post("/v2/enqueue", enqueue)
+    app.router.add_post("/v2/change/enqueue", change_enqueue)
     app.router.add_post("/api/v1/integrations/events", enqueue)
