@@ -76,7 +76,7 @@ def agreement(
             shown = ", ".join(sorted(expected)) or "nobody"
             local = f"{at.astimezone(zone):%Y-%m-%d %H:%M}"
             wrong.append(f"{local} {vendor} names {shown}, here {got or 'nobody'}")
-    period = f"{start.astimezone(zone):%Y-%m-%d} to {end.astimezone(zone):%Y-%m-%d}"
+    period = f"{start.astimezone(zone):%Y-%m-%d %H:%M} to {end.astimezone(zone):%Y-%m-%d %H:%M}"
     if not wrong:
         return (
             f"checked against {vendor}'s on-call data from {period} at {len(checked)} "

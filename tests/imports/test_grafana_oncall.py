@@ -277,7 +277,10 @@ async def test_each_schedule_says_it_agrees_with_the_final_shifts():
         text = await imported_text(api, CHECKED_FROM)
     finals = [r for r in api.requests if r.path.endswith("/final_shifts")]
     assert [r.query for r in finals] == [{"start_date": "2027-03-22", "end_date": "2027-04-05"}] * 2
-    assert "# checked against Grafana OnCall's on-call data from 2027-03-22 to 2027-04-05" in text
+    assert (
+        "# checked against Grafana OnCall's on-call data from 2027-03-22 01:00 to 2027-04-05 02:00"
+        in text
+    )
     assert text.count("instants: agrees") == 2
 
 

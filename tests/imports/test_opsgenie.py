@@ -290,8 +290,14 @@ async def test_each_schedule_says_it_agrees_with_opsgenies_timeline():
         "interval": "2",
         "intervalUnit": "weeks",
     }
-    assert "# checked against Opsgenie's on-call data from 2027-03-22 to 2027-04-05 at" in text
-    assert "# checked against Opsgenie's on-call data from 2027-03-10 to 2027-03-17 at" in text
+    assert (
+        "# checked against Opsgenie's on-call data from 2027-03-22 00:00 to 2027-04-05 00:00 at"
+        in text
+    )
+    assert (
+        "# checked against Opsgenie's on-call data from 2027-03-10 00:00 to 2027-03-17 00:00 at"
+        in text
+    )
     assert text.count("instants: agrees") == 2
 
 
