@@ -15,7 +15,7 @@ from oncall.clock import Clock, system_clock
 from oncall.directory.holder import DirectoryHolder
 from oncall.runtime import Runtime
 from oncall.settings import Settings
-from oncall.web import bad_requests, connections, headers, sessions
+from oncall.web import bad_requests, connections, headers, openapi, sessions
 from oncall.web.access_log import AccessLogger
 from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME, SETTINGS
 from oncall.web.middleware import errors, timing
@@ -58,6 +58,7 @@ def create_app(
     for routes in (ingest, incidents, schedules, actions, ops, audit, maintenance):
         routes.add_routes(app)
     user_routes.add_routes(app)
+    openapi.add_routes(app)
     pages.add_routes(app)
     return app
 

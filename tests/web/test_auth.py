@@ -48,8 +48,9 @@ DIRECTORY = DIRECTORY_YAML.replace(
 """,
 )
 
-# Answer without any credential: probes for load balancers and monitoring.
-OPEN = {"/health", "/-/healthy", "/-/ready"}
+# Answer without any credential: probes for load balancers and monitoring, and the
+# OpenAPI document (it documents; it holds no secret).
+OPEN = {"/health", "/-/healthy", "/-/ready", "/api/v1/openapi.json"}
 # The signed token in the path is the credential (tests/notify checks links and their
 # refusals); an API token does not stand in for it, which `test_a_signed_link_...` checks.
 SIGNED_LINKS = {"/a/{token}"}
