@@ -503,7 +503,7 @@ class _Converter:
             name = self.integration_names.take(title, fallback="heartbeat")
             integration = ImportedIntegration(name, "heartbeat", interval=unit * interval)
             integration.comments.append(
-                f"Opsgenie heartbeat {title!r}: pings go to /api/v1/heartbeats/{name}/ping"
+                f"Opsgenie heartbeat {title!r}: ping POST /api/v1/heartbeats/{name} with this token"
             )
             self.out.integrations.append(integration)
 
