@@ -107,6 +107,7 @@ class ImportedRoute:
     match: list[str] = field(default_factory=list)  # Alertmanager matchers; none: catch-all
     urgency: str = ""  # empty: the parser's default
     comments: list[str] = field(default_factory=list)
+    ack_timeout: timedelta | None = None
 
 
 @dataclass
@@ -331,6 +332,8 @@ def _routes(out: _Out, directory: ImportedDirectory) -> None:
         fields.append(f"policy: {quote(route.policy)}")
         if route.urgency:
             fields.append(f"urgency: {route.urgency}")
+        if route.ack_timeout is not None:
+            fields.append(f"ack_timeout: {format_duration(route.ack_timeout)}")
         out.line(2, "- {" + ", ".join(fields) + "}")
 
 

@@ -33,7 +33,7 @@ def make_imported() -> ImportedDirectory:
         users=[
             ImportedUser(
                 "alice",
-                "Alice ${HOME} \"Ex\"\nample",
+                'Alice ${HOME} "Ex"\nample',
                 "Europe/Berlin",
                 "admin",
                 [
