@@ -296,6 +296,8 @@ def _user(raw: dict[str, Any], names: Names) -> ImportedUser:
     zone = zone_name(raw.get("time_zone"))
     if zone is None and raw.get("time_zone"):
         user.comments.append(f"time zone {raw.get('time_zone')!r} is not known here: UTC")
+    elif zone is None:
+        user.comments.append("no time zone of its own (PagerDuty's: the account's): UTC")
     user.time_zone = zone or "UTC"
     role = str(raw.get("role") or "user")
     user.role = "admin" if role in ADMIN_ROLES else "responder"
@@ -323,7 +325,6 @@ def _user(raw: dict[str, Any], names: Names) -> ImportedUser:
                 "email", email, comments=["the login e-mail (no e-mail contact method)"]
             )
         )
-        index_of[""] = 0
     _rules(user, raw.get("notification_rules") or [], index_of)
     return user
 
