@@ -288,3 +288,21 @@ async def test_it_refuses_to_overwrite_a_file(api, tmp_path):
     )
     assert code == 2 and "exists" in err
     assert output.read_text() == "mine\n" and api.requests == []
+
+
+async def test_a_file_the_parser_refuses_is_written_and_its_problems_printed(api, tmp_path):
+    api.empty = {"escalation_policies"}
+    output = tmp_path / "oncall.yaml"
+    code, _, err = await run_app(
+        "import",
+        "pagerduty",
+        "--base-url",
+        api.url,
+        "--output",
+        str(output),
+        env={"PAGERDUTY_API_TOKEN": TOKEN},
+    )
+    assert code == 1
+    assert "the written directory has problems to fix by hand" in err
+    assert "routes: at least one route is required" in err
+    assert "its escalation policy was not carried over" in output.read_text()
