@@ -30,7 +30,15 @@ from oncall import __version__
 from oncall.incidents.actions import MAX_NOTE_BYTES
 from oncall.incidents.lifecycle import STATUSES
 from oncall.ingest.alertmanager import MAX_KEY, MAX_TEXT
-from oncall.ingest.events_v2 import ACTIONS, MAX_BODY, MAX_DEDUP_KEY, MAX_SUMMARY, SEVERITIES
+from oncall.ingest.context import MAX_IMAGES, MAX_LINK_TEXT, MAX_LINKS, MAX_URL
+from oncall.ingest.events_v2 import (
+    ACTIONS,
+    MAX_BODY,
+    MAX_DEDUP_KEY,
+    MAX_SOURCE,
+    MAX_SUMMARY,
+    SEVERITIES,
+)
 from oncall.maintenance.windows import MAX_ITEMS, MAX_NAME
 from oncall.schedules.rotation import DAYS
 from oncall.web.params import MAX_CURSOR, MAX_ID, MAX_LIMIT
@@ -183,6 +191,42 @@ def new_window() -> Schema:
     }
 
 
+def context_properties() -> dict[str, Schema]:
+    """Return the properties of an alert's or a change event's context as answered."""
+    return {
+        "custom_details": {"description": "The sender's details: any JSON; null when none."},
+        "links": {"type": "array", "items": ref("Link")},
+        "images": {"type": "array", "items": ref("Image")},
+    }
+
+
+def sent_context() -> dict[str, Schema]:
+    """Return the Events v2 fields of an event's context (links and images; the details
+    are in the payload)."""
+    text = {"type": "string", "maxLength": MAX_LINK_TEXT}
+    url = {"type": "string", "minLength": 1, "maxLength": MAX_URL}
+    return {
+        "links": {
+            "type": "array",
+            "maxItems": MAX_LINKS,
+            "items": {
+                "type": "object",
+                "properties": {"href": url, "text": text},
+                "required": ["href"],
+            },
+        },
+        "images": {
+            "type": "array",
+            "maxItems": MAX_IMAGES,
+            "items": {
+                "type": "object",
+                "properties": {"src": url, "href": {**url, "minLength": 0}, "alt": text},
+                "required": ["src"],
+            },
+        },
+    }
+
+
 def schemas() -> dict[str, Schema]:
     """Return the named schemas of what requests carry and responses answer."""
     return {
@@ -218,6 +262,12 @@ def schemas() -> dict[str, Schema]:
                 **incident_properties(),
                 "alerts": {"type": "array", "items": ref("Alert")},
                 "timeline": {"type": "array", "items": ref("TimelineEntry")},
+                "changes": {
+                    "type": "array",
+                    "items": ref("Change"),
+                    "description": "Its integration's change events of the 2 hours before "
+                    "it opened, newest first.",
+                },
             }
         ),
         "Alert": obj(
@@ -229,8 +279,20 @@ def schemas() -> dict[str, Schema]:
                 "starts_at": TIME,
                 "ends_at": MAYBE_TIME,
                 "generator_url": STRING,
+                **context_properties(),
             }
         ),
+        "Change": obj(
+            {
+                "summary": STRING,
+                "source": STRING,
+                "timestamp": {**MAYBE_TIME, "description": "The sender's, when it gave one."},
+                "received_at": TIME,
+                **context_properties(),
+            }
+        ),
+        "Link": obj({"href": STRING, "text": STRING}),
+        "Image": obj({"src": STRING, "href": STRING, "alt": STRING}),
         "TimelineEntry": obj(
             {
                 "at": TIME,
@@ -395,9 +457,11 @@ def schemas() -> dict[str, Schema]:
         ),
         "AlertmanagerWebhook": alertmanager_webhook(),
         "EventsV2Event": events_v2_event(),
+        "EventsV2Change": events_v2_change(),
         "EventsV2Accepted": obj(
             {"status": {"const": "success"}, "message": STRING, "dedup_key": STRING}
         ),
+        "EventsV2ChangeAccepted": obj({"status": {"const": "success"}, "message": STRING}),
         "EventsV2Invalid": obj(
             {"status": {"const": "invalid event"}, "message": STRING, "errors": STRINGS}
         ),
@@ -495,6 +559,45 @@ def alertmanager_webhook() -> Schema:
     }
 
 
+def events_v2_change() -> Schema:
+    """Return the schema of a PagerDuty Events API v2 change event; other fields are
+    ignored."""
+    payload = {
+        "type": "object",
+        "properties": {
+            "summary": {"type": "string", "minLength": 1, "maxLength": MAX_SUMMARY},
+            "source": {"type": "string", "maxLength": MAX_SOURCE},
+            "timestamp": TIME,
+            "custom_details": {"description": "Any JSON value."},
+        },
+        "required": ["summary"],
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "routing_key": {
+                "type": "string",
+                "minLength": 1,
+                "description": "The token of an `events_v2` integration: the credential.",
+            },
+            "payload": payload,
+            **sent_context(),
+        },
+        "required": ["routing_key", "payload"],
+        "examples": [
+            {
+                "routing_key": "<an events_v2 integration's token>",
+                "payload": {
+                    "summary": "Deployed api v1.4.2",
+                    "source": "ci",
+                    "timestamp": "2026-11-28T01:20:00Z",
+                },
+                "links": [{"href": "https://ci.example.com/builds/42", "text": "Build 42"}],
+            }
+        ],
+    }
+
+
 def events_v2_event() -> Schema:
     """Return the schema of a PagerDuty Events API v2 event; other fields are ignored."""
     common = {
@@ -504,17 +607,7 @@ def events_v2_event() -> Schema:
             "description": "The token of an `events_v2` integration: the credential.",
         },
         "dedup_key": {"type": "string", "minLength": 1, "maxLength": MAX_DEDUP_KEY},
-        "links": {
-            "type": "array",
-            "items": {"type": "object", "properties": {"href": STRING, "text": STRING}},
-        },
-        "images": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"src": STRING, "href": STRING, "alt": STRING},
-            },
-        },
+        **sent_context(),
         "client": STRING,
         "client_url": STRING,
     }
@@ -720,6 +813,25 @@ def action_body(name: str, schema: Schema, required: bool = True) -> Schema:
     )
 
 
+def events_v2_refusals() -> dict[str, Any]:
+    """Return Events v2's refusals: its own as PagerDuty answers them, then the rest."""
+    return {
+        "400": answer(
+            "Invalid, with every problem; a wrong routing key is one.",
+            ref("EventsV2Invalid"),
+        ),
+        "413": answer(f"Over {MAX_BODY} bytes.", ref("EventsV2Refused")),
+        "429": {
+            **answer(
+                "Too many events for this integration, or wrong routing keys from this address.",
+                ref("EventsV2Refused"),
+            ),
+            "headers": RETRY_AFTER,
+        },
+        **refusals("408", "415", "503"),
+    }
+
+
 def ingest_paths() -> dict[str, Any]:
     events = operation(
         "enqueueEventsV2",
@@ -728,20 +840,7 @@ def ingest_paths() -> dict[str, Any]:
         OPEN,
         {
             "202": answer("Accepted; `dedup_key` is the incident's.", ref("EventsV2Accepted")),
-            "400": answer(
-                "Invalid, with every problem; a wrong routing key is one.",
-                ref("EventsV2Invalid"),
-            ),
-            "413": answer(f"Over {MAX_BODY} bytes.", ref("EventsV2Refused")),
-            "429": {
-                **answer(
-                    "Too many events for this integration, or wrong routing keys from this "
-                    "address.",
-                    ref("EventsV2Refused"),
-                ),
-                "headers": RETRY_AFTER,
-            },
-            **refusals("408", "415", "503"),
+            **events_v2_refusals(),
         },
         body=json_body(ref("EventsV2Event")),
         description="Answers as PagerDuty does, so its clients work unchanged. The "
@@ -798,6 +897,21 @@ def ingest_paths() -> dict[str, Any]:
             )
         },
         "/v2/enqueue": {"post": events},
+        "/v2/change/enqueue": {
+            "post": operation(
+                "enqueueChangeEvent",
+                "An Events API v2 change event: what changed (a deploy, say)",
+                "ingest",
+                OPEN,
+                {
+                    "202": answer("Stored for its integration.", ref("EventsV2ChangeAccepted")),
+                    **events_v2_refusals(),
+                },
+                body=json_body(ref("EventsV2Change")),
+                description="Opens nothing and pages nobody: an incident of the same "
+                "integration shows the change events of the 2 hours before it opened.",
+            )
+        },
         "/api/v1/integrations/events": {"post": {**events, "operationId": "enqueueEvents"}},
     }
 
