@@ -11,6 +11,8 @@ from oncall.ingest.context import MAX_DETAILS_DEPTH
 from tests.ingest.test_context import nested
 from tests.ingest.test_events_v2 import ALICE, DIRECTORY, EV_TOKEN, incidents, send, trigger
 from tests.support.db import snapshot
+from tests.support.ui import log_in
+from tests.web.test_incident_pages import ESCAPED, SCRIPT
 
 DETAILS = {"free": "2%", "disks": [{"name": "sda", "used": 0.98}], "ok": False, "n": None}
 LINKS = [
@@ -27,7 +29,7 @@ IMAGES = [
 
 
 def rich_trigger(**changes: Any) -> dict[str, Any]:
-    body = trigger(links=LINKS, images=IMAGES, **changes)
+    body = trigger(**{"links": LINKS, "images": IMAGES, **changes})
     body["payload"]["custom_details"] = DETAILS
     return body
 
@@ -120,3 +122,33 @@ async def test_an_acknowledge_with_links_changes_no_alert_context(make_client):
     assert (await send(client, {**ack, "links": [{"href": "https://other"}]}))[0] == 202
     [alert] = (await incident_of(client))["alerts"]
     assert alert["links"][0]["href"] == "https://runbooks.example.com/disk"
+
+
+async def test_the_incident_page_shows_links_images_details_and_what_changed(make_client):
+    client = await make_client(directory=DIRECTORY)
+    await log_in(client)
+    change = {
+        "routing_key": EV_TOKEN,
+        "payload": {"summary": f"Deployed {SCRIPT}", "source": "ci"},
+        "links": [{"href": "https://ci.example.com/b/1", "text": "Build 1"}],
+    }
+    assert (await send(client, change, "/v2/change/enqueue"))[0] == 202
+    body = rich_trigger(links=[*LINKS, {"href": "javascript:alert(1)", "text": "Bad"}])
+    body["payload"]["custom_details"] = {"note": SCRIPT}
+    await send(client, body)
+    [listed] = await incidents(client)
+    response = await client.get(f"/incidents/{listed['id']}")
+    page = await response.text()
+    assert response.status == 200, page
+    assert (
+        '<a href="https://runbooks.example.com/disk" rel="noopener noreferrer">Runbook</a>' in page
+    )
+    # An image is a link to the picture (img-src is 'self'), and to its href.
+    src = "https://grafana.example.com/render/disk.png"
+    assert f'<a href="{src}" rel="noopener noreferrer">Image: Disk usage</a>' in page
+    assert "<img" not in page
+    assert "<li>Bad (javascript:alert(1))</li>" in page and 'href="javascript:' not in page
+    assert SCRIPT not in page
+    assert f"&#34;note&#34;: &#34;{ESCAPED}&#34;" in page  # the details, escaped
+    assert f"<strong>Deployed {ESCAPED}</strong> from ci" in page
+    assert '<a href="https://ci.example.com/b/1" rel="noopener noreferrer">Build 1</a>' in page

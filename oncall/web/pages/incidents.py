@@ -22,6 +22,7 @@ from oncall.escalation.policies import USER_POLICY, policy_named
 from oncall.incidents import actions, wakes
 from oncall.incidents.lifecycle import ACKNOWLEDGED, RESOLVED, STATUSES, TRIGGERED
 from oncall.incidents.service import Incidents
+from oncall.ingest.context import AlertContext, stored_context
 from oncall.ingest.text import one_line
 from oncall.notify.messages import web_url
 from oncall.web.keys import CLOCK, RUNTIME
@@ -34,7 +35,8 @@ ALL = "all"
 MAX_SEARCH = 200  # characters
 PAGES_SHOWN = 200  # the newest pages sent for one incident
 SNOOZE_CHOICES = ("15m", "30m", "1h", "2h", "4h", "8h", "24h")
-# Annotations of an Events v2 trigger that carry its `links` and `images` as JSON lists.
+# Annotations of an Events v2 trigger stored before its context had columns of its own,
+# carrying its `links` and `images` as JSON lists.
 EVENT_LINKS = ("links", "images")
 EVENT_WORDS = {
     "incident.triggered": "Triggered",
@@ -199,10 +201,38 @@ def event_links(annotations: Mapping[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def context_links(context: AlertContext) -> list[dict[str, Any]]:
+    """Return an alert's or a change event's links and images as shown, each `{"text",
+    "url", "target"}` (`url` None unless http(s)): an image is a link to the picture (the
+    page's policy loads no picture from elsewhere), and to its href when it has one."""
+    found = [
+        {"text": link["text"] or link["href"], "url": web_url(link["href"]), "target": link["href"]}
+        for link in context.links
+    ]
+    for image in context.images:
+        name = image["alt"] or "image"
+        found.append(
+            {"text": f"Image: {name}", "url": web_url(image["src"]), "target": image["src"]}
+        )
+        if image["href"]:
+            found.append({"text": name, "url": web_url(image["href"]), "target": image["href"]})
+    return found
+
+
+def details_text(details: Any) -> str | None:
+    """Return custom_details as shown: text as it is, any other JSON indented."""
+    if details is None:
+        return None
+    if isinstance(details, str):
+        return details
+    return json.dumps(details, indent=2, sort_keys=True, ensure_ascii=False)
+
+
 def alert_view(row: Any) -> dict[str, Any]:
-    """Return an alert as shown: labels, annotations and links, its source as a link when
-    http(s)."""
+    """Return an alert as shown: labels, annotations, details and links, its source as a
+    link when http(s)."""
     annotations = dict(row.annotations or {})
+    context = stored_context(row.custom_details, row.links, row.images)
     # Links and images read as links are not shown again as JSON text.
     shown = {k: v for k, v in annotations.items() if k not in EVENT_LINKS or _listed(v) is None}
     return {
@@ -212,9 +242,23 @@ def alert_view(row: Any) -> dict[str, Any]:
         "ends_at": row.ends_at,
         "labels": sorted((k, _text(v)) for k, v in (row.labels or {}).items()),
         "annotations": [annotation_view(k, v) for k, v in sorted(shown.items())],
-        "links": event_links(annotations),
+        "details": details_text(context.custom_details),
+        "links": context_links(context) + event_links(annotations),
         "source": row.generator_url,
         "source_url": web_url(row.generator_url),
+    }
+
+
+def change_view(row: Any) -> dict[str, Any]:
+    """Return a change event as shown: its summary, source, times, details and links."""
+    context = stored_context(row.custom_details, row.links, row.images)
+    return {
+        "summary": row.summary,
+        "source": row.source,
+        "timestamp": row.timestamp,
+        "received_at": row.received_at,
+        "details": details_text(context.custom_details),
+        "links": context_links(context),
     }
 
 
@@ -262,6 +306,7 @@ async def incident_page(request: web.Request, _user: User) -> web.StreamResponse
     runtime = request.app[RUNTIME]
     row, alerts, events = await runtime.incidents.details(incident_id)
     sent = await runtime.notifier.list_notifications((), incident_id, PAGES_SHOWN)
+    changes = await runtime.ingest.changes_before(row.integration, row.created_at)
     directory = runtime.incidents.directory()
     policy = policy_named(directory, row.policy)
     context = {
@@ -270,6 +315,7 @@ async def incident_page(request: web.Request, _user: User) -> web.StreamResponse
         "external_url": web_url(row.external_url),
         "alerts": [alert_view(a) for a in alerts],
         "timeline": [event_view(e) for e in events],
+        "changes": [change_view(c) for c in changes],
         "pages": list(reversed(sent)),  # oldest first, as the timeline
         "pages_cut": len(sent) == PAGES_SHOWN,
         "offered": offered_actions(row.status, policy is not None),
