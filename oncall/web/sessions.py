@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from datetime import timedelta
 
@@ -29,6 +30,10 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from oncall.directory.model import User
 from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME, SETTINGS
 
+# aiohttp-session warns of every cookie it cannot decrypt (an expired key, a forged or
+# truncated cookie): anyone could fill the log with them, one line a request. Such a
+# cookie is simply no session.
+logging.getLogger("aiohttp_session").setLevel(logging.ERROR)
 COOKIE = "oncall_session"
 SESSION_LIFETIME = timedelta(days=14)  # a phone stays logged in across a rotation
 CSRF_FIELD = "_csrf"

@@ -209,3 +209,10 @@ async def test_where_a_login_comes_from_is_judged_by_origin_and_sec_fetch_site(
         allow_redirects=False,
     )
     assert response.status == (303 if accepted else 403)
+
+
+async def test_a_forged_cookie_writes_no_log_line(client, caplog):
+    client.session.cookie_jar.update_cookies({COOKIE: "gAAAAAforged"})
+    with caplog.at_level("INFO"):
+        assert (await client.get("/", allow_redirects=False)).status == 303
+    assert not [r for r in caplog.records if r.name.startswith("aiohttp_session")]
