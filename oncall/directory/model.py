@@ -16,7 +16,7 @@ from oncall.maintenance.windows import Window
 from oncall.routing.matchers import Matcher
 from oncall.schedules.rotation import Schedule
 
-INTEGRATION_TYPES = ("alertmanager", "events_v2", "heartbeat")
+INTEGRATION_TYPES = ("alertmanager", "events_v2", "grafana", "heartbeat")
 DEFAULT_RATE_LIMIT = (120, timedelta(minutes=1))  # PagerDuty's per-integration default
 TARGET_KINDS = ("user", "schedule")
 # An incident's urgency: high escalates through every level, low pages level 1 only.

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -42,6 +43,9 @@ _TIMESTAMP = re.compile(
     r"(?:([Zz])|([+-])(\d{2}):(\d{2}))$"
 )
 ZERO_TIME = "0001-01-01T00:00:00Z"
+# A sender's own fields of one alert (its decoded object, its JSON path), as annotations to
+# add: how Grafana's webhook (oncall.ingest.grafana) keeps its links and values.
+AlertExtras = Callable[[dict[str, Any], str], dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -178,7 +182,7 @@ def fallback_fingerprint(labels: dict[str, str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _alert(value: Any, field: str) -> IncomingAlert:
+def _alert(value: Any, field: str, extras: AlertExtras | None = None) -> IncomingAlert:
     if not isinstance(value, dict):
         raise InvalidInput("expected an object", field)
     status = value.get("status")
@@ -198,24 +202,35 @@ def _alert(value: Any, field: str) -> IncomingAlert:
         fingerprint = fallback_fingerprint(labels)
     elif not isinstance(fingerprint, str) or len(fingerprint) > 128:
         raise InvalidInput("expected a string of at most 128 characters", f"{field}.fingerprint")
+    annotations = _labels(value.get("annotations"), f"{field}.annotations", annotations=True)
+    if extras is not None:
+        annotations = {**annotations, **extras(value, field)}
     return IncomingAlert(
         fingerprint=storable(fingerprint),
         status=status,
         labels=labels,
-        annotations=_labels(value.get("annotations"), f"{field}.annotations", annotations=True),
+        annotations=annotations,
         starts_at=starts_at,
         ends_at=ends_at,
         generator_url=_string(value.get("generatorURL"), f"{field}.generatorURL", default=""),
     )
 
 
-def parse_webhook(body: Any) -> AlertGroup:
-    """Return the AlertGroup of a decoded webhook body; raises InvalidInput naming the field."""
+def parse_webhook(
+    body: Any, *, version: str = "4", extras: AlertExtras | None = None
+) -> AlertGroup:
+    """Return the AlertGroup of a decoded webhook body; raises InvalidInput naming the field.
+
+    `version` is the one expected (a body without one is taken as it); `extras` adds a
+    sender's own fields of each alert to its annotations.
+    """
     if not isinstance(body, dict):
         raise InvalidInput("expected a JSON object", "$")
-    version = body.get("version")
-    if version is not None and version != "4":
-        raise InvalidInput(f'unsupported webhook version {version!r}; expected "4"', "version")
+    given = body.get("version")
+    if given is not None and given != version:
+        raise InvalidInput(
+            f'unsupported webhook version {given!r}; expected "{version}"', "version"
+        )
     group_key = body.get("groupKey")
     if not isinstance(group_key, str) or not group_key:
         raise InvalidInput("required: a non-empty string", "groupKey")
@@ -233,7 +248,7 @@ def parse_webhook(body: Any) -> AlertGroup:
     # Alertmanager never repeats an alert in one payload; if a sender does, the last wins.
     alerts: dict[tuple[str, datetime], IncomingAlert] = {}
     for index, raw in enumerate(raw_alerts):
-        alert = _alert(raw, f"alerts[{index}]")
+        alert = _alert(raw, f"alerts[{index}]", extras)
         alerts[(alert.fingerprint, alert.starts_at)] = alert
     return AlertGroup(
         group_key=storable(group_key),

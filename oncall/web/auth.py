@@ -83,9 +83,9 @@ def _checked(request: web.Request, find: Callable[[str], _Found | None]) -> _Fou
     return found
 
 
-def require_integration(request: web.Request, type_: str) -> Integration:
-    """Return the integration of `type_` the request authenticates as; raises Unauthorized,
-    or TooManyRequests for a wrong token from a throttled address.
+def require_integration(request: web.Request, *types: str) -> Integration:
+    """Return the integration of one of `types` the request authenticates as; raises
+    Unauthorized, or TooManyRequests for a wrong token from a throttled address.
 
     Unlike a person's, an alert source's right token is accepted from a throttled address:
     another sender's wrong token on the same host (or behind the same proxy) must never
@@ -93,7 +93,12 @@ def require_integration(request: web.Request, type_: str) -> Integration:
     stays hopeless without the lockout.
     """
     token = presented_token(request)
-    found = request.app[DIRECTORY].current.integration_for_token(type_, token) if token else None
+    found = None
+    if token:
+        directory = request.app[DIRECTORY].current
+        # Every type is looked at, so the time taken does not tell which one matched.
+        matches = [directory.integration_for_token(type_, token) for type_ in types]
+        found = next((match for match in matches if match is not None), None)
     if found is None:
         if token is not None:
             refuse_if_throttled(request)

@@ -1,5 +1,6 @@
-"""Where alerts come in: the Alertmanager webhook, heartbeat pings, and PagerDuty's Events
-API v2 (`POST /v2/enqueue`, also `/api/v1/integrations/events`).
+"""Where alerts come in: the Alertmanager webhook, Grafana's webhook (also taken by the
+Alertmanager one), heartbeat pings, and PagerDuty's Events API v2 (`POST /v2/enqueue`, also
+`/api/v1/integrations/events`).
 
 Events v2 answers as PagerDuty does, so its clients (Alertmanager's pagerduty_configs among
 them) work unchanged: 202 with the dedup_key, 400 with every error, 413, 429 with
@@ -21,7 +22,7 @@ from oncall.clock import isoformat
 from oncall.db import jsoncodec
 from oncall.directory.model import Integration
 from oncall.errors import InvalidInput, PayloadTooLarge, TooManyRequests, Unauthorized
-from oncall.ingest.alertmanager import parse_webhook
+from oncall.ingest.alertmanager import AlertGroup
 from oncall.ingest.events_v2 import (
     MAX_BODY,
     ChangeEvent,
@@ -30,6 +31,7 @@ from oncall.ingest.events_v2 import (
     parse_change_event,
     parse_event,
 )
+from oncall.ingest.grafana import parse_alert_webhook, parse_grafana
 from oncall.web.auth import count_failure, refuse_if_throttled, require_integration
 from oncall.web.bodies import SMALL_BODY, read_body
 from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME, SETTINGS
@@ -37,17 +39,31 @@ from oncall.web.params import read_json
 
 
 async def alertmanager_webhook(request: web.Request) -> web.Response:
-    """The webhook, its token checked before its body (of `[server] max_body_bytes`) is read."""
+    """Alertmanager's webhook (version "4"), and Grafana's (version "1"), for an
+    alertmanager or a grafana integration."""
+    return await _group_webhook(request, ("alertmanager", "grafana"), parse_alert_webhook)
+
+
+async def grafana_webhook(request: web.Request) -> web.Response:
+    """Grafana's webhook contact point (POST, or PUT as it may be set to send)."""
+    return await _group_webhook(request, ("grafana",), parse_grafana)
+
+
+async def _group_webhook(
+    request: web.Request, types: tuple[str, ...], parse: Callable[[Any], AlertGroup]
+) -> web.Response:
+    """A webhook of alert groups, its token checked before its body (of `[server]
+    max_body_bytes`) is read."""
     runtime = request.app[RUNTIME]
     counter = runtime.metrics.alerts
     try:
-        integration = require_integration(request, "alertmanager")
+        integration = require_integration(request, *types)
     except Unauthorized:
         counter.labels("unknown", "unauthorized").inc()
         raise
     try:
         body = await read_json(request, request.app[SETTINGS].server.max_body_bytes)
-        group = parse_webhook(body)
+        group = parse(body)
     except InvalidInput:
         counter.labels(integration.name, "invalid").inc()  # one per rejected request
         raise
@@ -163,6 +179,8 @@ async def change_enqueue(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/integrations/alertmanager", alertmanager_webhook)
+    app.router.add_post("/api/v1/integrations/grafana", grafana_webhook)
+    app.router.add_put("/api/v1/integrations/grafana", grafana_webhook)
     app.router.add_post("/api/v1/heartbeats/{name}", heartbeat_ping)
     app.router.add_post("/v2/enqueue", enqueue)
     app.router.add_post("/v2/change/enqueue", change_enqueue)
