@@ -106,6 +106,36 @@ class _Scheduler(BackgroundScheduler):  # type: ignore[misc]
             super().remove_job(job_id, jobstore)
 
 
+# Drops a run time whose job has no state, only while it still has none (atomic in Redis).
+_DROP_ORPHAN = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
+  return redis.call('ZREM', KEYS[2], ARGV[1])
+end
+return 0
+"""
+
+
+class _JobStore(RedisJobStore):  # type: ignore[misc]
+    """APScheduler's Redis job store, but for a due job whose state is gone.
+
+    `get_due_jobs` reads the due ids, then their states, in two calls, and the writer thread
+    may remove a job in between (its incident resolved). APScheduler would log the id as a
+    job it cannot restore, with a traceback, and delete it by id, which by then may name a
+    job written anew; here it is skipped, and its run time dropped only while it still has
+    no state (a run time left without one would wake the scheduler at once, every time).
+    `_reconstitute_jobs` is APScheduler 3.x's (the version is pinned)."""
+
+    def _reconstitute_jobs(self, job_states: Iterable[tuple[Any, Any]]) -> list[Job]:
+        found = []
+        for job_id, state in job_states:
+            if state is None:
+                self.redis.eval(_DROP_ORPHAN, 2, self.jobs_key, self.run_times_key, job_id)
+            else:
+                found.append((job_id, state))
+        jobs: list[Job] = super()._reconstitute_jobs(found)
+        return jobs
+
+
 class Timers:
     """The scheduler, its stores and the threads that reach Redis; no method called on the
     event loop waits for Redis."""
@@ -134,7 +164,7 @@ class Timers:
         self.stores: dict[str, RedisJobStore] = {}
         for name in STORES:
             jobs_key, run_times_key = store_keys(settings.key_prefix, name)
-            self.stores[name] = RedisJobStore(
+            self.stores[name] = _JobStore(
                 db=settings.db, jobs_key=jobs_key, run_times_key=run_times_key, **connect
             )
         # The writer's and the probe's own clients: a thread never shares a connection

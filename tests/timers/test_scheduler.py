@@ -205,3 +205,27 @@ async def test_a_failing_pass_does_not_end_the_scheduler_thread(
 
     await eventually(looked_again, what="a pass after the failing one")
     assert timers.scheduler._thread.is_alive()
+
+
+def test_a_due_job_removed_between_the_stores_two_reads_is_skipped_quietly(
+    timers: Timers, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What get_due_jobs sees when the writer removes a job between its read of the due ids
+    # and its read of their states: an id without a state. It is no job to restore (nor an
+    # error to log), and its run time goes, or the scheduler would wake for it at once.
+    store = timers.stores[ESCALATION]
+    store.redis.zadd(store.run_times_key, {"incident:1:exhausted": T0.timestamp()})
+    assert store.get_due_jobs(T0 + timedelta(seconds=1)) == []
+    assert "Unable to restore job" not in caplog.text
+    assert store.redis.zscore(store.run_times_key, "incident:1:exhausted") is None
+
+
+def test_a_job_written_anew_after_the_stores_read_is_kept(timers: Timers) -> None:
+    # The read found no state for the id, and by the time the store acts on it the writer
+    # has written the job again: the new job stays whole.
+    spec = step(1)
+    timers.write_many([spec])
+    store = timers.stores[ESCALATION]
+    assert store._reconstitute_jobs([(spec.job_id.encode(), None)]) == []
+    assert written(timers) == {spec.job_id}
+    assert store.redis.zscore(store.run_times_key, spec.job_id) is not None
