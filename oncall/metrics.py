@@ -54,6 +54,12 @@ class Metrics:
             "Jobs written by another deployment that fired from this one's job stores.",
             registry=r,
         )
+        self.pings = Counter(
+            "oncall_pings",
+            "Ticks of [monitoring] ping_url, by outcome (sent, failed, withheld: unhealthy).",
+            ["outcome"],
+            registry=r,
+        )
         self.repairs = Counter(
             "oncall_reconcile_repairs", "Timers the reconciler recreated.", registry=r
         )

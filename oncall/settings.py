@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from oncall import tls
 from oncall.durations import parse_duration
 from oncall.errors import ConfigError
 from oncall.notify.storm import DEFAULT_THRESHOLD, StormThreshold, parse_threshold
@@ -39,6 +40,13 @@ class ServerSettings:
     # Reverse proxies whose X-Forwarded-For names the client (failed logins are counted
     # per client); empty: the connection's peer is the client.
     trusted_proxies: frozenset[str]
+    # PEM files of the HTTPS listener: both set, or neither (plain HTTP).
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert_file)
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,13 @@ class PagingSettings:
 
 
 @dataclass(frozen=True)
+class MonitoringSettings:
+    # A dead-man's switch: GET while the service is healthy; empty: none.
+    ping_url: str
+    ping_interval: timedelta
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings
     database: DatabaseSettings
@@ -105,6 +120,7 @@ class Settings:
     smtp: SmtpSettings
     source: str  # which settings file was read, for messages
     paging: PagingSettings = PagingSettings(DEFAULT_THRESHOLD)
+    monitoring: MonitoringSettings = MonitoringSettings("", timedelta(minutes=1))
 
 
 def _integer(low: int, high: int) -> Callable[[str], int]:
@@ -140,6 +156,22 @@ def _http_url(text: str) -> str:
     if not re.match(r"^https?://[^/\s]+", text):
         raise ValueError(f"expected an http(s) URL, got {text!r}")
     return text.rstrip("/")
+
+
+def _optional_http_url(text: str) -> str:
+    if not text:
+        return text
+    if not re.match(r"^https?://[^/\s?#]+[^\s]*$", text):
+        # Not echoed: the path of a ping URL is its secret.
+        raise ValueError("expected an http(s) URL")
+    return text
+
+
+def _ping_interval(text: str) -> timedelta:
+    value = parse_duration(text)
+    if value < timedelta(seconds=1):
+        raise ValueError("expected a duration of at least 1s")
+    return value
 
 
 def mask_url(url: str) -> str:
@@ -241,6 +273,8 @@ SPEC: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
         "body_timeout": (_positive_duration, "10s"),
         "max_connections_per_address": (_integer(0, 1 << 20), "64"),
         "trusted_proxies": (_ip_addresses, ""),
+        "tls_cert_file": (_text, ""),
+        "tls_key_file": (_text, ""),
     },
     "database": {
         "url": (_database_url, "sqlite+aiosqlite:///data/oncall.db"),
@@ -278,6 +312,10 @@ SPEC: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
     "paging": {
         "storm_threshold": (parse_threshold, str(DEFAULT_THRESHOLD)),
     },
+    "monitoring": {
+        "ping_url": (_optional_http_url, ""),
+        "ping_interval": (_ping_interval, "1m"),
+    },
 }
 
 _SEED_REDIS_ENV = {"REDIS_HOST": "host", "REDIS_PORT": "port", "REDIS_PASSWORD": "password"}
@@ -286,6 +324,7 @@ _SECRET_KEYS = {
     ("security", "secret_key"),
     ("smtp", "password"),
     ("server", "metrics_token"),
+    ("monitoring", "ping_url"),  # its path or query is the switch's secret
 }
 
 
@@ -337,8 +376,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                     shown = repr(mask_url(text))
                 where = origin[(section, key)]
                 problems.append(f"[{section}] {key} (from {where}) = {shown}: {exc}")
+    _check_tls(parsed["server"], origin, problems)
     if problems:
         raise ConfigError(problems, raw["directory"]["path"].strip())
+    if origin[("server", "public_url")] == "default" and parsed["server"]["tls_cert_file"]:
+        parsed["server"]["public_url"] = _https_url(parsed["server"])
     return Settings(
         server=ServerSettings(**parsed["server"]),
         database=DatabaseSettings(**parsed["database"]),
@@ -351,7 +393,44 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         source=path or "defaults",
         paging=PagingSettings(**parsed["paging"]),
+        monitoring=MonitoringSettings(**parsed["monitoring"]),
     )
+
+
+def _check_tls(
+    server: dict[str, Any], origin: dict[tuple[str, str], str], problems: list[str]
+) -> None:
+    """Add the problem of the TLS pair, if any: one set without the other, or files that do
+    not make a certificate and its key (read now, so a bad pair stops start-up and
+    check-config)."""
+    cert, key = server["tls_cert_file"], server["tls_key_file"]
+
+    def named(*keys: str) -> str:
+        return " and ".join(f"{k} (from {origin[('server', k)]}) = {server[k]!r}" for k in keys)
+
+    if not cert and not key:
+        return
+    if not cert or not key:
+        problems.append(
+            f"[server] {named(tls.CERT_KEY, tls.KEY_KEY)}: set both (PEM files) or neither"
+        )
+        return
+    try:
+        tls.load(cert, key)
+    except tls.CertificateError as error:
+        problems.append(f"[server] {named(*error.keys)}: {error.message}")
+
+
+def _https_url(server: dict[str, Any]) -> str:
+    """Return `https://HOST:PORT` of the listener (`localhost` for a wildcard address)."""
+    host = server["host"]
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"https://{host}:{server['port']}"
+    if address.is_unspecified:
+        return f"https://localhost:{server['port']}"
+    return f"https://{'[' + host + ']' if address.version == 6 else host}:{server['port']}"
 
 
 def _read_file(

@@ -68,6 +68,24 @@ class HttpPoster:
             retry_after=parse_retry_after(retry_after, self.clock()),
         )
 
+    async def get(self, url: str, timeout: float) -> None:
+        """GET `url` within `timeout` seconds, its answer discarded; return on 2xx, raise
+        DeliveryError otherwise (a redirect included). Error texts never include the URL."""
+        try:
+            async with self._open().get(
+                url, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as response:
+                status = response.status
+                answer = await response.content.read(MAX_ANSWER)
+        except TimeoutError:
+            raise DeliveryError(f"no answer within {timeout:g}s") from None
+        except (aiohttp.ClientError, OSError) as error:
+            raise DeliveryError(f"connection failed: {type(error).__name__}") from None
+        outcome = classify_http(status)
+        if outcome != DELIVERED:
+            snippet = answer.decode(errors="replace")[:200]
+            raise DeliveryError(f"HTTP {status}: {snippet}".strip(), permanent=outcome == PERMANENT)
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()

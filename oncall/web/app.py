@@ -13,11 +13,13 @@ from aiohttp import web
 
 from oncall.clock import Clock, system_clock
 from oncall.directory.holder import DirectoryHolder
+from oncall.errors import ConfigError
 from oncall.runtime import Runtime
 from oncall.settings import Settings
-from oncall.web import bad_requests, connections, headers, openapi, sessions
+from oncall.tls import CertificateError, Certificates
+from oncall.web import bad_requests, connections, headers, openapi, ping, sessions
 from oncall.web.access_log import AccessLogger
-from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME, SETTINGS
+from oncall.web.keys import CERTIFICATES, CLOCK, DIRECTORY, RUNTIME, SETTINGS
 from oncall.web.middleware import errors, timing
 from oncall.web.pages import routes as pages
 from oncall.web.routes import actions, audit, incidents, ingest, maintenance, ops, schedules
@@ -44,16 +46,27 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
 def create_app(
     settings: Settings, directory: DirectoryHolder, clock: Clock = system_clock
 ) -> web.Application:
-    """Return the application; resources open on startup and close on cleanup."""
+    """Return the application; resources open on startup and close on cleanup.
+
+    Raises ConfigError when the TLS files no longer load (they did when the settings were
+    read)."""
     app = web.Application(
         middlewares=[timing, errors], client_max_size=settings.server.max_body_bytes
     )
     app[SETTINGS] = settings
     app[DIRECTORY] = directory
     app[CLOCK] = clock
+    server = settings.server
+    if server.tls:
+        try:
+            app[CERTIFICATES] = Certificates(server.tls_cert_file, server.tls_key_file)
+        except CertificateError as error:
+            raise ConfigError([error.named()]) from None
     secure = sessions.secure_cookies(settings.server.public_url)
     app.middlewares.append(sessions.middleware(sessions.SessionStorage(app, secure)))
     app.cleanup_ctx.append(_runtime)
+    if settings.monitoring.ping_url:
+        app.cleanup_ctx.append(ping.pinging)  # after the runtime: it pings what that runs
     headers.install(app)
     for routes in (ingest, incidents, schedules, actions, ops, audit, maintenance):
         routes.add_routes(app)
@@ -82,7 +95,7 @@ def run(
     directory: DirectoryHolder,
     early_reloads: Callable[[], int] = lambda: 0,
 ) -> None:
-    """Serve until SIGTERM or SIGINT; SIGHUP reloads the directory.
+    """Serve until SIGTERM or SIGINT; SIGHUP reloads the directory and the TLS certificate.
 
     `early_reloads` returns how many SIGHUPs arrived before this function's own handler
     was installed (the caller's handler counted them); one reload is applied for them once
@@ -95,8 +108,9 @@ def run(
 
 
 class Service:
-    """The listeners of one app: `[server] host:port` and, when set, `metrics_listen`,
-    each connection counted against its client address."""
+    """The listeners of one app: `[server] host:port` (HTTPS when its certificate is set)
+    and, when set, `metrics_listen` (plain HTTP: a local scraper's address, which is what
+    protects it), each connection counted against its client address."""
 
     def __init__(self, app: web.Application) -> None:
         server = app[SETTINGS].server
@@ -124,8 +138,16 @@ class Service:
         server = self.app[SETTINGS].server
         main = self._runner(self.app)
         await main.setup()
+        certificates = self.app.get(CERTIFICATES)
         self.sites.append(
-            connections.LimitedSite(main, server.host, server.port, self.limits, self.refusals)
+            connections.LimitedSite(
+                main,
+                server.host,
+                server.port,
+                self.limits,
+                self.refusals,
+                certificates.listening if certificates is not None else None,
+            )
         )
         if server.metrics_listen:
             host, port = connections.split_listen_address(server.metrics_listen)
@@ -154,10 +176,10 @@ async def serve(app: web.Application, early_reloads: Callable[[], int] = lambda:
         loop.add_signal_handler(signum, stopped.set)
     loop.set_exception_handler(connections.throttled_accept_errors(loop, connections.LogThrottle()))
     bad_requests.install(connections.LogThrottle())
-    reloads: set[asyncio.Task[list[str]]] = set()
+    reloads: set[asyncio.Task[tuple[list[str], str | None]]] = set()
 
     def on_sighup() -> None:
-        task = asyncio.ensure_future(ops.reload_directory(app))
+        task = asyncio.ensure_future(ops.reload_all(app))
         reloads.add(task)  # held until done: the loop keeps only a weak reference
         task.add_done_callback(reloads.discard)
 
@@ -169,7 +191,7 @@ async def serve(app: web.Application, early_reloads: Callable[[], int] = lambda:
         asked = early_reloads()
         if asked:
             log.info("applying a reload asked for during start-up", extra={"sighups": asked})
-            await ops.reload_directory(app)
+            await ops.reload_all(app)
 
     app.on_startup.append(on_startup)
     service = Service(app)
@@ -185,6 +207,7 @@ async def serve(app: web.Application, early_reloads: Callable[[], int] = lambda:
             extra={
                 "host": settings.server.host,
                 "port": settings.server.port,
+                "tls": settings.server.tls,
                 "metrics_listen": settings.server.metrics_listen or None,
                 "settings": settings.source,
                 "directory": settings.directory.path,

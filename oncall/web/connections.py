@@ -3,7 +3,10 @@ file limit, and log lines that a flood of connections cannot multiply.
 
 aiohttp has no per-address limit: `LimitedSite` is its TCP site with a protocol factory
 that counts open connections per peer address and closes, at once, each one over
-`[server] max_connections_per_address`, before aiohttp sees it.
+`[server] max_connections_per_address`, before aiohttp sees it. With TLS the connection is
+counted (or refused) before its handshake, which it then does within HANDSHAKE_TIMEOUT: a
+refused connection costs no handshake, and one that never finishes its handshake still
+holds a place of its address.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import ssl
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -25,6 +29,10 @@ log = logging.getLogger(__name__)
 # How often at most one kind of refusal is logged; the lines between are counted.
 LOG_INTERVAL = 60.0
 ACCEPT_ERROR = "socket.accept() out of system resource"
+# A TLS client must finish its handshake within this long of connecting (asyncio's default
+# is 60 s): a client that only connects holds a descriptor no longer than one that stalls
+# its request (KEEPALIVE_TIMEOUT bounds those).
+HANDSHAKE_TIMEOUT = 10.0
 
 
 class LogThrottle:
@@ -76,22 +84,40 @@ class CountedProtocol(asyncio.Protocol):
     """One connection: counted against its address, then handed to aiohttp's protocol.
 
     Over the limit, the connection is closed in `connection_made` and aiohttp's protocol is
-    never built, so a refused connection costs a file descriptor only until then.
+    never built, so a refused connection costs a file descriptor only until then. With
+    `tls`, an admitted connection does its handshake first (this protocol then receives the
+    decrypted stream) and aiohttp's protocol is built once it succeeded; what the client
+    sent right after its handshake, before that, is kept for it.
     """
 
-    __slots__ = ("_address", "_inner", "_limits", "_make", "_refusals")
+    __slots__ = (
+        "_address",
+        "_early",
+        "_handshake",
+        "_inner",
+        "_limits",
+        "_lost",
+        "_make",
+        "_refusals",
+        "_tls",
+    )
 
     def __init__(
         self,
         make: Callable[[], asyncio.Protocol],
         limits: ConnectionLimit,
         refusals: LogThrottle,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._make = make
         self._limits = limits
         self._refusals = refusals
+        self._tls = tls
         self._address: str | None = None
         self._inner: asyncio.Protocol | None = None
+        self._lost = False
+        self._handshake: asyncio.Task[None] | None = None
+        self._early: list[bytes] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         address = client_block(peer_address(transport))
@@ -105,18 +131,63 @@ class CountedProtocol(asyncio.Protocol):
                 )
             return
         self._address = address
+        if self._tls is None:
+            self._serve(transport)
+            return
+        # Nothing may be read before asyncio's TLS protocol takes the transport over: the
+        # first bytes are the client's hello.
+        assert isinstance(transport, asyncio.Transport)  # a TCP server's
+        transport.pause_reading()
+        self._early = []
+        self._handshake = asyncio.ensure_future(self._start_tls(transport, self._tls))
+
+    async def _start_tls(self, transport: asyncio.Transport, context: ssl.SSLContext) -> None:
+        if self._lost:  # closed before its handshake could begin
+            return
+        try:
+            secured = await asyncio.get_running_loop().start_tls(
+                transport,
+                self,
+                context,
+                server_side=True,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
+            )
+        except Exception:
+            # Plain HTTP on the TLS port, a client that distrusts the certificate, went
+            # away or stalled (ssl.SSLError, ConnectionError): nothing to answer, and
+            # nothing worth a log line per connection.
+            transport.close()
+            self._release()
+            return
+        if self._lost or secured is None:
+            return
+        self._serve(secured)
+        early, self._early = self._early or [], None
+        for data in early:
+            self.data_received(data)
+
+    def _serve(self, transport: asyncio.BaseTransport) -> None:
         self._inner = self._make()
         self._inner.connection_made(transport)
 
+    def _release(self) -> None:
+        if self._address is not None:
+            self._limits.release(self._address)
+            self._address = None
+
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._inner is None or self._address is None:
-            return
-        self._limits.release(self._address)
-        self._inner.connection_lost(exc)
+        # Once per connection, whether it ends before, during or after its handshake.
+        self._lost = True
+        self._release()
+        if self._inner is not None:
+            inner, self._inner = self._inner, None
+            inner.connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._inner is not None:
             self._inner.data_received(data)
+        elif self._early is not None:  # decrypted before aiohttp's protocol was built
+            self._early.append(data)
 
     def eof_received(self) -> bool | None:
         return self._inner.eof_received() if self._inner is not None else None
@@ -142,8 +213,9 @@ class LimitedSite(web.BaseSite):
         port: int,
         limits: ConnectionLimit,
         refusals: LogThrottle,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        super().__init__(runner)
+        super().__init__(runner, ssl_context=ssl_context)
         self._host = host
         self._port = port
         self._limits = limits
@@ -151,7 +223,8 @@ class LimitedSite(web.BaseSite):
 
     @property
     def name(self) -> str:
-        return str(URL.build(scheme="http", host=self._host, port=self.port))
+        scheme = "https" if self._ssl_context is not None else "http"
+        return str(URL.build(scheme=scheme, host=self._host, port=self.port))
 
     @property
     def port(self) -> int:
@@ -165,7 +238,7 @@ class LimitedSite(web.BaseSite):
         server = self._runner.server
         assert server is not None  # BaseSite refuses a runner that was not set up
         self._server = await asyncio.get_running_loop().create_server(
-            lambda: CountedProtocol(server, self._limits, self._refusals),
+            lambda: CountedProtocol(server, self._limits, self._refusals, self._ssl_context),
             self._host,
             self._port,
             backlog=self._backlog,

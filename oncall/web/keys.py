@@ -8,8 +8,11 @@ from oncall.clock import Clock
 from oncall.directory.holder import DirectoryHolder
 from oncall.runtime import Runtime
 from oncall.settings import Settings
+from oncall.tls import Certificates
 
 SETTINGS = web.AppKey("settings", Settings)
 DIRECTORY = web.AppKey("directory", DirectoryHolder)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 RUNTIME = web.AppKey("runtime", Runtime)
+# Only when [server] tls_cert_file is set: what the HTTPS listener presents.
+CERTIFICATES = web.AppKey("certificates", Certificates)

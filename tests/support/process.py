@@ -7,6 +7,7 @@ import os
 import pathlib
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -35,12 +36,18 @@ def own_files(folder: pathlib.Path) -> dict[str, str]:
 
 class ServiceProcess:
     """One oncall process; `env` is added to this process's environment. `root` is the
-    checkout whose app.py runs (another one's, to compare two versions)."""
+    checkout whose app.py runs (another one's, to compare two versions). `tls` is a client
+    context trusting the service's certificate, for a service that serves HTTPS."""
 
     def __init__(
-        self, env: dict[str, str], log_path: pathlib.Path, root: pathlib.Path = ROOT
+        self,
+        env: dict[str, str],
+        log_path: pathlib.Path,
+        root: pathlib.Path = ROOT,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.root = root
+        self.tls = tls
         self.port = free_port()
         self.env = {
             **os.environ,
@@ -57,7 +64,7 @@ class ServiceProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
         """Start the process and return once it answers /-/healthy; raises if it dies."""
@@ -70,7 +77,8 @@ class ServiceProcess:
                 stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + READY_TIMEOUT
-        async with aiohttp.ClientSession() as session:
+        connector = aiohttp.TCPConnector(ssl=self.tls) if self.tls else None
+        async with aiohttp.ClientSession(connector=connector) as session:
             while True:
                 if self.proc.poll() is not None:
                     raise RuntimeError(

@@ -23,9 +23,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from oncall.clock import isoformat
 from oncall.errors import ConfigError, Forbidden, Unauthorized
 from oncall.runtime import Runtime
+from oncall.tls import CertificateError
 from oncall.web.auth import presented_token, require_admin
 from oncall.web.coalesce import SingleFlight
-from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME, SETTINGS
+from oncall.web.keys import CERTIFICATES, CLOCK, DIRECTORY, RUNTIME, SETTINGS
 
 log = logging.getLogger(__name__)
 CHECK_TIMEOUT = 2.0
@@ -220,17 +221,64 @@ async def reload_directory(app: web.Application) -> list[str]:
     return []
 
 
+async def reload_certificates(app: web.Application) -> str | None:
+    """Re-read `[server] tls_cert_file` and `tls_key_file` (when TLS is on); return why
+    they were not taken, None when new connections now get them (or there is no TLS).
+
+    The files are loaded into a new context in a worker thread; only a whole, working one
+    replaces the current, so a broken file leaves the previous certificate served."""
+    if CERTIFICATES not in app:
+        return None
+    certificates = app[CERTIFICATES]
+    async with app[SHARED].reloads:
+        try:
+            loaded = await asyncio.get_running_loop().run_in_executor(None, certificates.read)
+        except CertificateError as error:
+            log.error(
+                "TLS certificate reload rejected; the previous certificate stays",
+                extra={"error": error.named()},
+            )
+            return error.named()
+        certificates.activate(loaded)
+    log.info(
+        "TLS certificate reloaded",
+        extra={
+            "subject": loaded.subject,
+            "serial": f"{loaded.serial:x}",
+            "not_after": isoformat(loaded.not_after),
+        },
+    )
+    return None
+
+
+async def reload_all(app: web.Application) -> tuple[list[str], str | None]:
+    """Reload the directory file and the TLS certificate: what SIGHUP and /-/reload do.
+    Return the directory's problems and the certificate's."""
+    return await reload_directory(app), await reload_certificates(app)
+
+
 async def reload(request: web.Request) -> web.Response:
     admin = require_admin(request)
-    problems = await reload_directory(request.app)
+    problems, certificate = await reload_all(request.app)
     app = request.app
-    detail = {"outcome": "rejected" if problems else "applied", "problems": len(problems)}
+    detail: dict[str, Any] = {
+        "outcome": "rejected" if problems else "applied",
+        "problems": len(problems),
+    }
+    if CERTIFICATES in app:
+        detail["certificate"] = "rejected" if certificate else "reloaded"
     await app[RUNTIME].audit.record(
         admin.name, "directory.reload", app[SETTINGS].directory.path, detail, app[CLOCK]()
     )
+    errors = []
     if problems:
         # The problems quote the file, secrets included: they go to the log only.
-        return web.json_response({"error": "invalid directory file, see the log"}, status=400)
+        errors.append("invalid directory file, see the log")
+    if certificate:
+        # Paths and OpenSSL's reason only: nothing of the files' contents.
+        errors.append(f"TLS certificate not reloaded, the previous one stays: {certificate}")
+    if errors:
+        return web.json_response({"error": "; ".join(errors)}, status=400)
     return web.json_response({"status": "ok"})
 
 
