@@ -39,6 +39,8 @@ from oncall.ingest.events_v2 import (
     MAX_SUMMARY,
     SEVERITIES,
 )
+from oncall.ingest.grafana import ALERTMANAGER_VERSION, MAX_VALUES
+from oncall.ingest.grafana import VERSION as GRAFANA_VERSION
 from oncall.maintenance.windows import MAX_ITEMS, MAX_NAME
 from oncall.schedules.rotation import DAYS
 from oncall.web.params import MAX_CURSOR, MAX_ID, MAX_LIMIT
@@ -456,6 +458,7 @@ def schemas() -> dict[str, Schema]:
             }
         ),
         "AlertmanagerWebhook": alertmanager_webhook(),
+        "GrafanaWebhook": grafana_webhook(),
         "EventsV2Event": events_v2_event(),
         "EventsV2Change": events_v2_change(),
         "EventsV2Accepted": obj(
@@ -489,20 +492,22 @@ def schemas() -> dict[str, Schema]:
     }
 
 
-def alertmanager_webhook() -> Schema:
-    """Return the schema of Alertmanager's webhook body (version 4); other fields are
-    ignored."""
-    labels = {
-        "type": "object",
-        "additionalProperties": {"type": "string", "maxLength": MAX_TEXT},
-        "propertyNames": {"maxLength": MAX_KEY},
-    }
+LABELS: Schema = {
+    "type": "object",
+    "additionalProperties": {"type": "string", "maxLength": MAX_TEXT},
+    "propertyNames": {"maxLength": MAX_KEY},
+}
+
+
+def alert_group(version: str, extras: dict[str, Schema], example: Schema) -> Schema:
+    """Return the schema of a webhook body of one alert group as Alertmanager writes it
+    (`version`), each alert with `extras`; other fields are ignored."""
     alert = {
         "type": "object",
         "properties": {
             "status": {"enum": ["firing", "resolved"]},
-            "labels": {**labels, "minProperties": 1},
-            "annotations": labels,
+            "labels": {**LABELS, "minProperties": 1},
+            "annotations": LABELS,
             "startsAt": TIME,
             "endsAt": {
                 **TIME,
@@ -514,49 +519,109 @@ def alertmanager_webhook() -> Schema:
                 "maxLength": 128,
                 "description": "Computed from the labels when missing.",
             },
+            **extras,
         },
         "required": ["status", "labels", "startsAt"],
     }
     return {
         "type": "object",
         "properties": {
-            "version": {"const": "4"},
+            "version": {"const": version},
             "groupKey": {"type": "string", "minLength": 1, "maxLength": 4096},
             "status": {"enum": ["firing", "resolved"]},
             "receiver": {"type": "string", "maxLength": MAX_TEXT},
             "alerts": {"type": "array", "items": alert},
-            "groupLabels": labels,
-            "commonLabels": labels,
-            "commonAnnotations": labels,
+            "groupLabels": LABELS,
+            "commonLabels": LABELS,
+            "commonAnnotations": LABELS,
             "externalURL": {"type": "string", "maxLength": MAX_TEXT},
             "truncatedAlerts": {"type": "integer", "minimum": 0},
         },
         "required": ["groupKey", "status", "alerts"],
-        "examples": [
+        "examples": [example],
+    }
+
+
+def alertmanager_webhook() -> Schema:
+    """Return the schema of Alertmanager's webhook body (version 4)."""
+    example = {
+        "receiver": "oncall",
+        "status": "firing",
+        "alerts": [
             {
-                "receiver": "oncall",
                 "status": "firing",
-                "alerts": [
-                    {
-                        "status": "firing",
-                        "labels": {"alertname": "DiskFull", "instance": "db1"},
-                        "annotations": {"summary": "Disk full on db1"},
-                        "startsAt": "2026-11-28T01:40:05.123456789Z",
-                        "endsAt": "0001-01-01T00:00:00Z",
-                        "generatorURL": "http://prometheus:9090/graph",
-                        "fingerprint": "1b2c3d4e5f607182",
-                    }
-                ],
-                "groupLabels": {"alertname": "DiskFull"},
-                "commonLabels": {"alertname": "DiskFull"},
-                "commonAnnotations": {},
-                "externalURL": "http://alertmanager:9093",
-                "version": "4",
-                "groupKey": '{}:{alertname="DiskFull"}',
-                "truncatedAlerts": 0,
+                "labels": {"alertname": "DiskFull", "instance": "db1"},
+                "annotations": {"summary": "Disk full on db1"},
+                "startsAt": "2026-11-28T01:40:05.123456789Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://prometheus:9090/graph",
+                "fingerprint": "1b2c3d4e5f607182",
             }
         ],
+        "groupLabels": {"alertname": "DiskFull"},
+        "commonLabels": {"alertname": "DiskFull"},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "version": "4",
+        "groupKey": '{}:{alertname="DiskFull"}',
+        "truncatedAlerts": 0,
     }
+    return alert_group(ALERTMANAGER_VERSION, {}, example)
+
+
+def grafana_webhook() -> Schema:
+    """Return the schema of Grafana's webhook contact point body (version 1): Alertmanager's
+    with links and values of its own on each alert (`title`, `state`, `message`, `orgId`
+    are ignored)."""
+    url = {"type": "string", "maxLength": MAX_TEXT}
+    extras = {
+        "dashboardURL": url,
+        "panelURL": url,
+        "silenceURL": url,
+        "imageURL": url,
+        "values": nullable(
+            {
+                "type": "object",
+                "additionalProperties": {"type": "number"},
+                "propertyNames": {"maxLength": MAX_KEY},
+                "maxProperties": MAX_VALUES,
+                "description": "The rule's query and expression values, by their names.",
+            }
+        ),
+        "valueString": url,
+    }
+    example = {
+        "receiver": "oncall",
+        "status": "firing",
+        "orgId": 1,
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "High memory usage", "team": "blue"},
+                "annotations": {"summary": "Memory above 90%"},
+                "startsAt": "2026-11-28T09:51:03.157076+02:00",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "https://grafana.example.com/alerting/1afz29v7z/edit",
+                "fingerprint": "c6eadffa33fcdf37",
+                "silenceURL": "https://grafana.example.com/alerting/silence/new",
+                "dashboardURL": "https://grafana.example.com/d/mem",
+                "panelURL": "https://grafana.example.com/d/mem?viewPanel=2",
+                "values": {"B": 92.5, "C": 1},
+                "valueString": "[ var='B' labels={} value=92.5 ]",
+            }
+        ],
+        "groupLabels": {},
+        "commonLabels": {"alertname": "High memory usage", "team": "blue"},
+        "commonAnnotations": {},
+        "externalURL": "https://grafana.example.com/",
+        "version": "1",
+        "groupKey": "{}:{}",
+        "truncatedAlerts": 0,
+        "title": "[FIRING:1]  (blue)",
+        "state": "alerting",
+        "message": "**Firing**",
+    }
+    return alert_group(GRAFANA_VERSION, extras, example)
 
 
 def events_v2_change() -> Schema:
@@ -832,6 +897,25 @@ def events_v2_refusals() -> dict[str, Any]:
     }
 
 
+def group_webhook(operation_id: str, summary: str, body: Schema, credential: str) -> Schema:
+    """Return an operation taking one alert group (Alertmanager's or Grafana's webhook)."""
+    return operation(
+        operation_id,
+        summary,
+        "ingest",
+        INTEGRATION,
+        {
+            "200": answer(
+                "Applied; the incidents the group touched.",
+                obj({"status": {"const": "ok"}, "incidents": {"type": "array", "items": ID}}),
+            ),
+            **refusals(*BODY, *AUTH),
+        },
+        body=json_body(body),
+        description=f"{credential} The body is at most `[server] max_body_bytes`.",
+    )
+
+
 def ingest_paths() -> dict[str, Any]:
     events = operation(
         "enqueueEventsV2",
@@ -848,24 +932,29 @@ def ingest_paths() -> dict[str, Any]:
     )
     return {
         "/api/v1/integrations/alertmanager": {
-            "post": operation(
+            "post": group_webhook(
                 "postAlertmanagerWebhook",
-                "Alertmanager's webhook",
-                "ingest",
-                INTEGRATION,
+                "Alertmanager's webhook (Grafana's too)",
                 {
-                    "200": answer(
-                        "Applied; the incidents the group touched.",
-                        obj(
-                            {"status": {"const": "ok"}, "incidents": {"type": "array", "items": ID}}
-                        ),
-                    ),
-                    **refusals(*BODY, *AUTH),
+                    "anyOf": [
+                        ref("AlertmanagerWebhook"),
+                        {"allOf": [ref("GrafanaWebhook")], "required": ["version"]},
+                    ]
                 },
-                body=json_body(ref("AlertmanagerWebhook")),
-                description="The token of an `alertmanager` integration; the body is at "
-                "most `[server] max_body_bytes`.",
+                "The token of an `alertmanager` or a `grafana` integration. A body of "
+                'version "1" is Grafana\'s.',
             )
+        },
+        "/api/v1/integrations/grafana": {
+            method: group_webhook(
+                f"{method}GrafanaWebhook",
+                f"Grafana's webhook contact point ({method.upper()})",
+                ref("GrafanaWebhook"),
+                "The token of a `grafana` integration. Grafana's URL fields, values and "
+                "value string are kept as the alert's annotations (`grafana_dashboard_url`, "
+                "`grafana_values`, ...).",
+            )
+            for method in ("post", "put")
         },
         "/api/v1/heartbeats/{name}": {
             "post": operation(
