@@ -25,6 +25,7 @@ from oncall.incidents.lifecycle import RESOLVED, TRIGGERED, Opened
 from oncall.incidents.timeline import SYSTEM_ACTOR, entry
 from oncall.ingest.alertmanager import AlertGroup
 from oncall.ingest.changes import CHANGES_KEPT, SHOWN, kept_since, shown_window
+from oncall.ingest.context import NO_CONTEXT
 from oncall.ingest.dedup import IncidentChange, KnownAlert, OpenIncident, Refire, plan_delivery
 from oncall.ingest.events_v2 import ChangeEvent, Event, trigger_group
 from oncall.ingest.heartbeats import dedup_key, missed_group
@@ -370,6 +371,7 @@ def _open(
         incident,
         [a.generator_url for a in added[:SOURCE_URLS_READ]],
         first.annotations if first is not None else None,
+        first.context if first is not None else NO_CONTEXT,
     )
     try:
         with savepoint(conn):

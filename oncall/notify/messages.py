@@ -7,6 +7,13 @@ becomes a link or a mention). Only http and https URLs become links (`web_url`);
 headline, labels, URLs) are kept on one line here too, for pages built from rows stored
 before the ingest parsers normalised them.
 
+An alert's own context (an Events v2 trigger's custom_details, links and images; the
+first alert's, in `Page.context`) is shown where each channel can: its links beside the
+incident's (by their text; only http(s) ones become links), its details as lines of
+text, its images as pictures only in e-mail HTML and Slack and only from https URLs
+(PagerDuty requires https for them; a reader's client fetches them, so never over
+plain http), else as links.
+
 Links an alert carries in its annotations are links of the page too (`alert_links`):
 Grafana's dashboard, panel, silence and image URLs (oncall.ingest.grafana) by their names,
 then any other annotation that is one http(s) URL (a `runbook_url`) by its own. Grafana's
@@ -16,17 +23,23 @@ values are a line of text (`alert_facts`).
 from __future__ import annotations
 
 import html
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from oncall.ingest.context import NO_CONTEXT, AlertContext
 from oncall.ingest.grafana import LINK_NAMES, VALUE_STRING, VALUES
 from oncall.ingest.text import one_line
 from oncall.notify.links import label
 from oncall.notify.storm import DigestSummary
 
 MAX_LABELS_SHOWN = 12
+MAX_DETAILS_SHOWN = 12  # custom_details' top-level entries a page lists
+MAX_DETAIL_TEXT = 300  # characters of one of them shown
+MAX_PICTURES = 3  # images shown as pictures (e-mail HTML, Slack); the rest are links
+SLACK_IMAGE_URL = 3000  # Slack's limit on an image block's URL
 MAX_ALERT_LINKS = 8
 # Annotations a page shows as its text, never again as a link.
 _TEXT_ANNOTATIONS = frozenset({"summary", "description"})
@@ -60,6 +73,7 @@ class Page:
     links: dict[str, str] = field(default_factory=dict)  # links.ACTIONS, when offered
     sent_at: str = ""  # when this attempt began (RFC 3339, UTC): its age at the receiver
     incidents: tuple[tuple[int, str], ...] = ()  # a digest's newest incidents: id, title
+    context: AlertContext = NO_CONTEXT  # its first alert's details, links and images
 
     @property
     def summary(self) -> str:
@@ -178,12 +192,62 @@ def alert_facts(annotations: dict[str, Any]) -> list[tuple[str, str]]:
     return []
 
 
+def context_links(context: AlertContext) -> list[tuple[str, str]]:
+    """Return an alert's links and images as (name, URL): a link by its text (else
+    "Link"), an image as "Image: " and its alt text, then its href when it has one."""
+    found = [(link["text"] or "Link", link["href"]) for link in context.links]
+    for image in context.images:
+        name = image["alt"] or "image"
+        found.append((f"Image: {name}", image["src"]))
+        if image["href"]:
+            found.append((name, image["href"]))
+    return [(one_line(name), one_line(url)) for name, url in found]
+
+
+def picture_url(src: str) -> str | None:
+    """Return an image's `src` when a page may show it as a picture (https only)."""
+    url = web_url(src)
+    return url if url is not None and url.lower().startswith("https:") else None
+
+
+def pictures(context: AlertContext) -> list[tuple[str, str, str]]:
+    """Return the images shown as pictures, as (src, alt, href), at most MAX_PICTURES."""
+    shown = [
+        (image["src"], one_line(image["alt"]) or "image", image["href"])
+        for image in context.images
+        if picture_url(image["src"]) is not None
+    ]
+    return shown[:MAX_PICTURES]
+
+
+def detail_lines(details: Any) -> list[tuple[str, str]]:
+    """Return custom_details as (name, text) lines: an object's top-level entries by name
+    (at most MAX_DETAILS_SHOWN, sorted), anything else as one "Details" line; every text
+    on one line, cut at MAX_DETAIL_TEXT."""
+    if details is None:
+        return []
+    if isinstance(details, dict):
+        items = sorted(details.items())[:MAX_DETAILS_SHOWN]
+        return [(one_line(str(key)), _detail_text(value)) for key, value in items]
+    return [("Details", _detail_text(details))]
+
+
+def _detail_text(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = one_line(text)
+    return text if len(text) <= MAX_DETAIL_TEXT else text[: MAX_DETAIL_TEXT - 1] + "…"
+
+
 def _source_lines(page: Page) -> list[tuple[str, str]]:
     lines = [("Incident", page.incident_url)]
     lines += [("Source", url) for url in page.source_urls]
     if page.external_url:
         lines.append(("Alertmanager", page.external_url))
-    return [(name, one_line(url)) for name, url in lines] + alert_links(page.annotations)
+    return (
+        [(name, one_line(url)) for name, url in lines]
+        + alert_links(page.annotations)
+        + context_links(page.context)
+    )
 
 
 def text_body(page: Page) -> str:
@@ -206,6 +270,9 @@ def text_body(page: Page) -> str:
         out.append(f"Escalation level {page.level}, pass {page.repeat + 1}")
     out.append("Labels:")
     out += [_label(k, v) for k, v in sorted(page.labels.items())[:MAX_LABELS_SHOWN]]
+    details = detail_lines(page.context.custom_details)
+    if details:
+        out += ["Details:", *(f"  {name}: {text}" for name, text in details)]
     out.append("")
     out += [f"{name}: {url}" for name, url in _source_lines(page)]
     for action, url in page.links.items():
@@ -229,6 +296,15 @@ def _html_link(url: str, label: str | None = None, style: str = "") -> str:
     return f'<a href="{esc(url)}"{styled}>{esc(shown)}</a>'
 
 
+def _html_picture(src: str, alt: str, href: str) -> str:
+    """Return an image as an HTML picture, a link to its href when that is http(s)."""
+    esc = html.escape
+    picture = f'<img src="{esc(src)}" alt="{esc(alt)}" style="max-width:100%">'
+    if web_url(href) is not None:
+        picture = f'<a href="{esc(href)}">{picture}</a>'
+    return f"<p>{picture}</p>"
+
+
 def html_body(page: Page) -> str:
     """Return the HTML part of the e-mail (every value escaped, only http(s) links)."""
     esc = html.escape
@@ -237,6 +313,13 @@ def html_body(page: Page) -> str:
         for k, v in sorted(page.labels.items())[:MAX_LABELS_SHOWN]
     )
     links = "".join(f"<li>{esc(n)}: {_html_link(u)}</li>" for n, u in _source_lines(page))
+    details = "".join(
+        f"<tr><td>{esc(n)}</td><td>{esc(t)}</td></tr>"
+        for n, t in detail_lines(page.context.custom_details)
+    )
+    if details:
+        details = f"<p>Details:</p><table>{details}</table>"
+    images = "".join(_html_picture(*shown) for shown in pictures(page.context))
     facts = "".join(f"<p>{esc(n)}: {esc(t)}</p>" for n, t in alert_facts(page.annotations))
     buttons = " ".join(
         _html_link(u, label(a), "padding:6px 12px;border:1px solid #333")
@@ -245,7 +328,8 @@ def html_body(page: Page) -> str:
     return (
         f"<html><body><h2>{esc(page.headline)}</h2>"
         f"<p>{esc(page.summary)}</p><p>{esc(page.description)}</p>{facts}"
-        f"<p>Alerts: {page.alert_count}</p><table>{rows}</table><ul>{links}</ul>"
+        f"<p>Alerts: {page.alert_count}</p><table>{rows}</table>{details}"
+        f"<ul>{links}</ul>{images}"
         f"<p>{buttons}</p><p><small>Delivery {page.delivery_id} for {esc(page.user)}"
         f"</small></p></body></html>"
     )
@@ -290,6 +374,10 @@ def webhook_json(page: Page) -> dict[str, Any]:
             "annotations": page.annotations,
             "alert_count": page.alert_count,
             "url": page.incident_url,
+            # Its first alert's context, structured as the API returns it.
+            "custom_details": page.context.custom_details,
+            "links": list(page.context.links),
+            "images": list(page.context.images),
         },
         "level": page.level,
         "repeat": page.repeat,
@@ -339,6 +427,18 @@ def _clip(text: str, limit: int) -> str:
     return cut[:amp] if amp != -1 and ";" not in cut[amp:] else cut
 
 
+def _joined(parts: list[str], separator: str, limit: int) -> str:
+    """Return the whole `parts` that fit in `limit` characters, joined: a Slack link cut
+    in half would show its markup."""
+    text = ""
+    for part in parts:
+        joined = f"{text}{separator}{part}" if text else part
+        if len(joined) > limit:
+            break
+        text = joined
+    return text or (parts[0][:limit] if parts else "")
+
+
 def _mrkdwn(text: str) -> dict[str, Any]:
     # verbatim: Slack does not turn plain words of the text into links or channel names;
     # the links wanted are written out as <url|label> (slack_link).
@@ -356,7 +456,7 @@ def slack_json(page: Page) -> dict[str, Any]:
         f"`{esc(one_line(k))}={esc(one_line(v))}`"
         for k, v in sorted(page.labels.items())[:MAX_LABELS_SHOWN]
     )
-    link_text = " | ".join(slack_link(u, n) for n, u in _source_lines(page))
+    link_text = _joined([slack_link(u, n) for n, u in _source_lines(page)], " | ", 3000)
     facts = "".join(f"\n*{esc(n)}:* {esc(t)}" for n, t in alert_facts(page.annotations))
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(headline, 150)}},
@@ -370,7 +470,17 @@ def slack_json(page: Page) -> dict[str, Any]:
                 )
             ),
         },
-        {"type": "section", "text": _mrkdwn(_clip(link_text, 3000))},
+        {"type": "section", "text": _mrkdwn(link_text)},
+    ]
+    details = "\n".join(
+        f"*{esc(name)}:* {esc(text)}" for name, text in detail_lines(page.context.custom_details)
+    )
+    if details:
+        blocks.append({"type": "section", "text": _mrkdwn(_clip(details, 3000))})
+    blocks += [
+        {"type": "image", "image_url": src, "alt_text": _clip(esc(alt), 2000)}
+        for src, alt, _ in pictures(page.context)
+        if len(src) <= SLACK_IMAGE_URL
     ]
     buttons = [
         {

@@ -215,6 +215,7 @@ class Notifier:
             source_urls=claimed.source_urls,
             links=action_links,
             sent_at=isoformat(now) or "",
+            context=claimed.context,
         )
 
     def contact(self, user_name: str, name: str | None, index: int) -> Contact:

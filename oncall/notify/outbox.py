@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from oncall.directory.model import Contact, User
+from oncall.ingest.context import NO_CONTEXT, AlertContext
 from oncall.notify.retry import NOTIFICATION_ATTEMPTS, PERMANENT, backoff
 from oncall.notify.storm import DigestSummary
 
@@ -25,9 +26,10 @@ SOURCE_URLS_READ = 50  # generator URLs looked at for those 5 (duplicates are co
 @dataclass(frozen=True)
 class Claimed:
     """A claimed delivery attempt with what the page needs: the notification and incident
-    rows, the attempt's number, the incident's source links and annotations, and for a
-    digest what it says. Attempt 0: a page just written for later (a notification rule's
-    `after`, a digest's next minute), nothing claimed yet."""
+    rows, the attempt's number, the incident's source links and annotations, for a digest
+    what it says, and its first alert's context (details, links, images). Attempt 0: a
+    page just written for later (a notification rule's `after`, a digest's next minute),
+    nothing claimed yet."""
 
     notification: Any
     incident: Any
@@ -35,6 +37,7 @@ class Claimed:
     source_urls: tuple[str, ...]
     annotations: dict[str, Any]
     digest: DigestSummary | None = None
+    context: AlertContext = NO_CONTEXT
 
     @property
     def waiting(self) -> bool:

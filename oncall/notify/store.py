@@ -17,6 +17,7 @@ from oncall.db.models import notifications as outbox
 from oncall.directory.model import User
 from oncall.incidents.lifecycle import TRIGGERED, Opened
 from oncall.incidents.timeline import SYSTEM_ACTOR, entry
+from oncall.ingest.context import NO_CONTEXT, AlertContext, stored_context
 from oncall.notify.outbox import (
     LEASE,
     SOURCE_URLS_READ,
@@ -104,8 +105,8 @@ _source_urls = Prepared(
     .order_by(alerts.c.id)
     .limit(SOURCE_URLS_READ)
 )
-_first_annotations = Prepared(
-    select(alerts.c.annotations)
+_first_alert = Prepared(
+    select(alerts.c.annotations, alerts.c.custom_details, alerts.c.links, alerts.c.images)
     .where(alerts.c.incident_id == bindparam("incident_id"))
     .order_by(alerts.c.id)
     .limit(1)
@@ -180,7 +181,7 @@ def _add_pages(
     if not targets:
         return []
     if isinstance(known, Opened):
-        incident, first = known.incident, known.first_annotations
+        incident, first, context = known.incident, known.first_annotations, known.first_context
         urls, annotations = page_sources(known.generator_urls, incident.annotations, lambda: first)
     else:
         incident = (
@@ -188,7 +189,7 @@ def _add_pages(
             if known is not None
             else _find_incident.execute(conn, {"incident_id": incident_id}).one()
         )
-        urls, annotations = _page_sources(conn, incident)
+        urls, annotations, context = _page_sources(conn, incident)
     claims = []
     for user_name, contact_index, contact_type, contact_name, after in targets:
         attempt = 0 if after > timedelta(0) else 1
@@ -210,7 +211,7 @@ def _add_pages(
                 "updated_at": now,
             },
         ).one()
-        claims.append(Claimed(row, incident, attempt, urls, annotations))
+        claims.append(Claimed(row, incident, attempt, urls, annotations, context=context))
     return claims
 
 
@@ -470,9 +471,9 @@ def claim(
     ).rowcount
     if claimed != 1:
         return "claimed by another run"
-    urls, annotations = _page_sources(conn, incident)
+    urls, annotations, context = _page_sources(conn, incident)
     digest = digest_summary(conn, storm, now) if row.kind == DIGEST_KIND else None
-    return Claimed(row, incident, row.attempts + 1, urls, annotations, digest)
+    return Claimed(row, incident, row.attempts + 1, urls, annotations, digest, context)
 
 
 def still_wanted(conn: Connection, notification_ids: Sequence[int]) -> set[int]:
@@ -484,16 +485,23 @@ def still_wanted(conn: Connection, notification_ids: Sequence[int]) -> set[int]:
     return {row.id for row in rows if row.status == "pending" and row.incident_status == TRIGGERED}
 
 
-def _page_sources(conn: Connection, incident: Row[Any]) -> tuple[tuple[str, ...], dict[str, Any]]:
-    """Return a page's source links (the alerts' generator URLs) and its annotations."""
+def _page_sources(
+    conn: Connection, incident: Row[Any]
+) -> tuple[tuple[str, ...], dict[str, Any], AlertContext]:
+    """Return a page's source links (the alerts' generator URLs), its annotations and its
+    first alert's context (details, links, images)."""
     params = {"incident_id": incident.id}
-    # The first alert's annotations are read apart from the links, and only when needed:
-    # decoding every alert's annotations would cost more than the rest of writing the page.
-    return page_sources(
+    # The first alert alone is read whole: decoding every alert's annotations would cost
+    # more than the rest of writing the page.
+    first = _first_alert.execute(conn, params).first()
+    urls, annotations = page_sources(
         _source_urls.execute(conn, params).scalars(),
         incident.annotations,
-        lambda: _first_annotations.execute(conn, params).scalar(),
+        lambda: None if first is None else first.annotations,
     )
+    if first is None:
+        return urls, annotations, NO_CONTEXT
+    return urls, annotations, stored_context(first.custom_details, first.links, first.images)
 
 
 def record_attempts(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from oncall.db.models import escalation_jobs, incidents
 from oncall.directory.parse import parse_directory
 from oncall.ingest import store
 from oncall.ingest.alertmanager import parse_webhook
+from oncall.ingest.context import AlertContext
 from oncall.notify import store as store_notify
 from tests.support.factories import T0, fast_directory, make_alert, make_webhook
 from tests.support.wiring import services
@@ -31,6 +33,12 @@ URLS = [
     "http://p/7",
 ]
 
+CONTEXT = AlertContext(
+    {"free": "2%"},
+    ({"href": "https://r.example.com/disk", "text": "Runbook"},),
+    ({"src": "https://g.example.com/p.png", "href": "", "alt": "Disk"},),
+)
+
 
 @pytest.fixture
 def conn(sqlite_conn: Connection) -> Connection:
@@ -43,7 +51,10 @@ def group(name: str, common: dict[str, str]) -> Any:
         alert["generatorURL"] = url
     body = make_webhook(alerts, alertname=name)
     body["commonAnnotations"] = common
-    return parse_webhook(body)
+    parsed = parse_webhook(body)
+    # The first alert carries a context, as an Events v2 trigger's does.
+    first = dataclasses.replace(parsed.alerts[0], context=CONTEXT)
+    return dataclasses.replace(parsed, alerts=(first, *parsed.alerts[1:]))
 
 
 @pytest.mark.parametrize(
@@ -54,10 +65,11 @@ def group(name: str, common: dict[str, str]) -> Any:
 def test_first_page_equals_the_page_read_back(conn: Connection, common: dict[str, str]) -> None:
     directory = parse_directory(fast_directory(), {})
     runtime = services(directory)
+    group_of = group("DiskFull", common)
     result = store.ingest_group(
         conn,
         "prometheus",
-        group("DiskFull", common),
+        group_of,
         directory,
         T0,
         runtime.incidents,
@@ -67,13 +79,14 @@ def test_first_page_equals_the_page_read_back(conn: Connection, common: dict[str
     [incident_id] = result.opened
 
     stored = conn.execute(select(incidents).where(incidents.c.id == incident_id)).one()
-    urls, annotations = store_notify._page_sources(conn, stored)
+    urls, annotations, context = store_notify._page_sources(conn, stored)
     assert (
         claimed.source_urls
         == urls
         == ("http://p/1", "http://p/2", "http://p/3", "http://p/4", "http://p/5")
     )
     assert claimed.annotations == annotations
+    assert claimed.context == context == group_of.alerts[0].context
     if not common:  # the first alert's annotations stand in for the missing summary
         assert annotations["summary"] == "DiskFull on host-0"
     # The row the page carries is the incident as inserted, which is as stored: the INSERT
