@@ -1443,7 +1443,9 @@ def document() -> dict[str, Any]:
             "description": "Every GET also answers HEAD. Times are RFC 3339; answers give "
             'them in UTC with `Z`. Refusals are `{"error": ..., "field": ...}` '
             "(`field` when one part of the request is at fault), except Events v2's, "
-            "which answer as PagerDuty does.",
+            "which answer as PagerDuty does. 503 (with Retry-After) means the database "
+            'did not answer in time; an unexpected failure would answer 500 `{"error": '
+            '"internal error"}`, which no operation lists: none is expected.',
         },
         "tags": [
             {"name": "ingest", "description": "Where alerts come in."},
