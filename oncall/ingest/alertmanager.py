@@ -43,6 +43,7 @@ _TIMESTAMP = re.compile(
     r"(?:([Zz])|([+-])(\d{2}):(\d{2}))$"
 )
 ZERO_TIME = "0001-01-01T00:00:00Z"
+MAX_COUNT = 2**31 - 1  # the database's integer columns (PostgreSQL's `integer`)
 # A sender's own fields of one alert (its decoded object, its JSON path), as annotations to
 # add: how Grafana's webhook (oncall.ingest.grafana) keeps its links and values.
 AlertExtras = Callable[[dict[str, Any], str], dict[str, str]]
@@ -243,8 +244,10 @@ def parse_webhook(
     if not isinstance(raw_alerts, list):
         raise InvalidInput("required: a list of alerts", "alerts")
     truncated = body.get("truncatedAlerts", 0)
-    if isinstance(truncated, bool) or not isinstance(truncated, int) or truncated < 0:
+    if isinstance(truncated, bool) or not isinstance(truncated, int):
         raise InvalidInput("expected a non-negative integer", "truncatedAlerts")
+    if not 0 <= truncated <= MAX_COUNT:
+        raise InvalidInput(f"expected an integer from 0 to {MAX_COUNT}", "truncatedAlerts")
     # Alertmanager never repeats an alert in one payload; if a sender does, the last wins.
     alerts: dict[tuple[str, datetime], IncomingAlert] = {}
     for index, raw in enumerate(raw_alerts):

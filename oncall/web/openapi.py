@@ -29,7 +29,7 @@ from aiohttp import web
 from oncall import __version__
 from oncall.incidents.actions import MAX_NOTE_BYTES
 from oncall.incidents.lifecycle import STATUSES
-from oncall.ingest.alertmanager import MAX_KEY, MAX_TEXT
+from oncall.ingest.alertmanager import MAX_COUNT, MAX_KEY, MAX_TEXT
 from oncall.ingest.context import MAX_IMAGES, MAX_LINK_TEXT, MAX_LINKS, MAX_URL
 from oncall.ingest.events_v2 import (
     ACTIONS,
@@ -535,7 +535,7 @@ def alert_group(version: str, extras: dict[str, Schema], example: Schema) -> Sch
             "commonLabels": LABELS,
             "commonAnnotations": LABELS,
             "externalURL": {"type": "string", "maxLength": MAX_TEXT},
-            "truncatedAlerts": {"type": "integer", "minimum": 0},
+            "truncatedAlerts": {"type": "integer", "minimum": 0, "maximum": MAX_COUNT},
         },
         "required": ["groupKey", "status", "alerts"],
         "examples": [example],

@@ -50,6 +50,14 @@ CASES = [
         400,
         "truncatedAlerts",
     ),
+    # one more than the database's integer columns hold (PostgreSQL's `integer`)
+    (
+        "truncatedAlerts beyond the database's integers",
+        webhook_with(truncatedAlerts=2**31),
+        AM_AUTH,
+        400,
+        "truncatedAlerts",
+    ),
     ("unsupported version", webhook_with(version="5"), AM_AUTH, 400, "version"),
     ("alert not an object", webhook_with(alerts=[3]), AM_AUTH, 400, "alerts[0]"),
     (
