@@ -220,6 +220,8 @@ async def test_the_link_flow_get_confirms_post_acknowledges(make_client, receive
     client = await start(make_client, webhook_contact(receiver))
     incident_id = await open_incident(client)
     [request] = await eventually(received(receiver, 1), what="the page")
+    # The receiver has the page before the sender records it as sent.
+    await eventually(lambda: _sent(client), what="the page recorded as sent")
     ack = json.loads(request.body)["links"]["acknowledge"]
     path = ack.removeprefix("https://oncall.example.com")
     before = await snapshot(client)
