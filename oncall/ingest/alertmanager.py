@@ -44,9 +44,9 @@ _TIMESTAMP = re.compile(
 )
 ZERO_TIME = "0001-01-01T00:00:00Z"
 MAX_COUNT = 2**31 - 1  # the database's integer columns (PostgreSQL's `integer`)
-# A sender's own fields of one alert (its decoded object, its JSON path), as annotations to
-# add: how Grafana's webhook (oncall.ingest.grafana) keeps its links and values.
-AlertExtras = Callable[[dict[str, Any], str], dict[str, str]]
+# Reads the context of one alert from a sender's own fields (its decoded object, its JSON
+# path): how Grafana's webhook (oncall.ingest.grafana) keeps its links, image and values.
+ContextOf = Callable[[dict[str, Any], str], AlertContext]
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ def fallback_fingerprint(labels: dict[str, str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _alert(value: Any, field: str, extras: AlertExtras | None = None) -> IncomingAlert:
+def _alert(value: Any, field: str, context_of: ContextOf | None = None) -> IncomingAlert:
     if not isinstance(value, dict):
         raise InvalidInput("expected an object", field)
     status = value.get("status")
@@ -203,27 +203,25 @@ def _alert(value: Any, field: str, extras: AlertExtras | None = None) -> Incomin
         fingerprint = fallback_fingerprint(labels)
     elif not isinstance(fingerprint, str) or len(fingerprint) > 128:
         raise InvalidInput("expected a string of at most 128 characters", f"{field}.fingerprint")
-    annotations = _labels(value.get("annotations"), f"{field}.annotations", annotations=True)
-    if extras is not None:
-        annotations = {**annotations, **extras(value, field)}
     return IncomingAlert(
         fingerprint=storable(fingerprint),
         status=status,
         labels=labels,
-        annotations=annotations,
+        annotations=_labels(value.get("annotations"), f"{field}.annotations", annotations=True),
         starts_at=starts_at,
         ends_at=ends_at,
         generator_url=_string(value.get("generatorURL"), f"{field}.generatorURL", default=""),
+        context=NO_CONTEXT if context_of is None else context_of(value, field),
     )
 
 
 def parse_webhook(
-    body: Any, *, version: str = "4", extras: AlertExtras | None = None
+    body: Any, *, version: str = "4", context_of: ContextOf | None = None
 ) -> AlertGroup:
     """Return the AlertGroup of a decoded webhook body; raises InvalidInput naming the field.
 
-    `version` is the one expected (a body without one is taken as it); `extras` adds a
-    sender's own fields of each alert to its annotations.
+    `version` is the one expected (a body without one is taken as it); `context_of` reads
+    each alert's context from a sender's own fields.
     """
     if not isinstance(body, dict):
         raise InvalidInput("expected a JSON object", "$")
@@ -251,7 +249,7 @@ def parse_webhook(
     # Alertmanager never repeats an alert in one payload; if a sender does, the last wins.
     alerts: dict[tuple[str, datetime], IncomingAlert] = {}
     for index, raw in enumerate(raw_alerts):
-        alert = _alert(raw, f"alerts[{index}]", extras)
+        alert = _alert(raw, f"alerts[{index}]", context_of)
         alerts[(alert.fingerprint, alert.starts_at)] = alert
     return AlertGroup(
         group_key=storable(group_key),

@@ -14,10 +14,8 @@ text, its images as pictures only in e-mail HTML and Slack and only from https U
 (PagerDuty requires https for them; a reader's client fetches them, so never over
 plain http), else as links.
 
-Links an alert carries in its annotations are links of the page too (`alert_links`):
-Grafana's dashboard, panel, silence and image URLs (oncall.ingest.grafana) by their names,
-then any other annotation that is one http(s) URL (a `runbook_url`) by its own. Grafana's
-values are a line of text (`alert_facts`).
+An annotation that is one http(s) URL (a `runbook_url`) is a link of the page too, by its
+name (`alert_links`).
 """
 
 from __future__ import annotations
@@ -30,7 +28,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from oncall.ingest.context import NO_CONTEXT, AlertContext
-from oncall.ingest.grafana import LINK_NAMES, VALUE_STRING, VALUES
 from oncall.ingest.text import one_line
 from oncall.notify.links import label
 from oncall.notify.storm import DigestSummary
@@ -163,33 +160,16 @@ def web_url(url: str) -> str | None:
 
 
 def alert_links(annotations: dict[str, Any]) -> list[tuple[str, str]]:
-    """Return the links in a page's annotations as (name, URL), at most MAX_ALERT_LINKS:
-    Grafana's under their names (shown as text when not http(s), as every URL is), then
-    each other annotation that is an http(s) URL under its own name, by name."""
+    """Return the annotations that are an http(s) URL as (name, URL), by name, at most
+    MAX_ALERT_LINKS (the summary and description are the page's text, not links)."""
     found = [
-        (name, annotations[key])
-        for key, name in LINK_NAMES.items()
-        if isinstance(annotations.get(key), str)
-    ]
-    found += [
         (key, value)
         for key, value in sorted(annotations.items())
-        if key not in LINK_NAMES
-        and key not in _TEXT_ANNOTATIONS
+        if key not in _TEXT_ANNOTATIONS
         and isinstance(value, str)
         and web_url(value.strip()) is not None
     ]
     return [(one_line(name), one_line(url.strip())) for name, url in found[:MAX_ALERT_LINKS]]
-
-
-def alert_facts(annotations: dict[str, Any]) -> list[tuple[str, str]]:
-    """Return the lines of text a page adds from its annotations: Grafana's values (its
-    value string when there are none), as (name, text)."""
-    for key, name in ((VALUES, "Values"), (VALUE_STRING, "Value")):
-        value = annotations.get(key)
-        if isinstance(value, str) and value:
-            return [(name, one_line(value))]
-    return []
 
 
 def context_links(context: AlertContext) -> list[tuple[str, str]]:
@@ -264,7 +244,6 @@ def text_body(page: Page) -> str:
         out.append(page.summary)
     if page.description:
         out.append(page.description)
-    out += [f"{name}: {text}" for name, text in alert_facts(page.annotations)]
     out += ["", f"Alerts: {page.alert_count}"]
     if page.event == "incident.triggered":
         out.append(f"Escalation level {page.level}, pass {page.repeat + 1}")
@@ -320,14 +299,13 @@ def html_body(page: Page) -> str:
     if details:
         details = f"<p>Details:</p><table>{details}</table>"
     images = "".join(_html_picture(*shown) for shown in pictures(page.context))
-    facts = "".join(f"<p>{esc(n)}: {esc(t)}</p>" for n, t in alert_facts(page.annotations))
     buttons = " ".join(
         _html_link(u, label(a), "padding:6px 12px;border:1px solid #333")
         for a, u in page.links.items()
     )
     return (
         f"<html><body><h2>{esc(page.headline)}</h2>"
-        f"<p>{esc(page.summary)}</p><p>{esc(page.description)}</p>{facts}"
+        f"<p>{esc(page.summary)}</p><p>{esc(page.description)}</p>"
         f"<p>Alerts: {page.alert_count}</p><table>{rows}</table>{details}"
         f"<ul>{links}</ul>{images}"
         f"<p>{buttons}</p><p><small>Delivery {page.delivery_id} for {esc(page.user)}"
@@ -387,7 +365,7 @@ def webhook_json(page: Page) -> dict[str, Any]:
             "incident": page.incident_url,
             "sources": list(page.source_urls),
             "alertmanager": page.external_url,
-            # The alert's own links (Grafana's, a runbook_url), only http(s) ones.
+            # Its annotations that are http(s) URLs (a runbook_url).
             "alert": [
                 {"text": name, "href": url}
                 for name, url in alert_links(page.annotations)
@@ -457,7 +435,6 @@ def slack_json(page: Page) -> dict[str, Any]:
         for k, v in sorted(page.labels.items())[:MAX_LABELS_SHOWN]
     )
     link_text = _joined([slack_link(u, n) for n, u in _source_lines(page)], " | ", 3000)
-    facts = "".join(f"\n*{esc(n)}:* {esc(t)}" for n, t in alert_facts(page.annotations))
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(headline, 150)}},
         {
@@ -465,7 +442,7 @@ def slack_json(page: Page) -> dict[str, Any]:
             "text": _mrkdwn(
                 _clip(
                     f"*Severity:* {esc(one_line(page.severity))}   *Alerts:* {page.alert_count}\n"
-                    f"{esc(page.summary)}{facts}\n{labels}",
+                    f"{esc(page.summary)}\n{labels}",
                     3000,
                 )
             ),

@@ -1,5 +1,6 @@
-"""Parsing Grafana's webhook: its documented body, its offsets, its own fields kept as
-annotations, unknown fields ignored, and field-named errors. Pure."""
+"""Parsing Grafana's webhook: its documented body, its offsets, its own fields kept as the
+alerts' context (links, image, details), unknown fields ignored, and field-named errors.
+Pure."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from typing import Any
 import pytest
 
 from oncall.errors import InvalidInput
-from oncall.ingest import grafana
 from oncall.ingest.alertmanager import MAX_TEXT
-from oncall.ingest.grafana import format_values, parse_alert_webhook, parse_grafana
+from oncall.ingest.context import NO_CONTEXT
+from oncall.ingest.grafana import parse_alert_webhook, parse_grafana
 from tests.support.factories import load_payload, make_alert, make_webhook
 
 SILENCE_US = (
@@ -47,10 +48,12 @@ def test_the_documented_body_parses_with_both_alerts():
         "description": "The system has high memory usage",
         "runbook_url": "https://myrunbook.com/runbook/1234",
         "summary": "This alert was triggered for zone us-1",
-        "grafana_silence_url": SILENCE_US,
-        "grafana_values": "B=44.23943737541908, C=1",
-    }  # the empty dashboardURL and panelURL are not kept
-    assert cpu.annotations["grafana_silence_url"].endswith("zone%3Deu-1")
+    }
+    # The empty dashboardURL and panelURL are not links; values stay numbers.
+    assert memory.context.links == ({"href": SILENCE_US, "text": "Silence in Grafana"},)
+    assert memory.context.images == ()
+    assert memory.context.custom_details == {"values": {"B": 44.23943737541908, "C": 1}}
+    assert cpu.context.links[0]["href"].endswith("zone%3Deu-1")
 
 
 def test_the_documented_resolved_body_parses_resolved():
@@ -58,7 +61,7 @@ def test_the_documented_resolved_body_parses_resolved():
     assert group.status == "resolved"
     ends = datetime(2021, 10, 12, 8, 6, 3, 157076, tzinfo=UTC)
     assert [(a.status, a.ends_at) for a in group.alerts] == [("resolved", ends)] * 2
-    assert group.alerts[0].annotations["grafana_values"] == "B=21.5, C=0"
+    assert group.alerts[0].context.custom_details == {"values": {"B": 21.5, "C": 0}}
 
 
 @pytest.mark.parametrize(
@@ -102,47 +105,64 @@ def test_unknown_extra_fields_are_ignored():
     alert.update(orgId=1, enrichments={"k": [1]}, embeddedImage="a.png", futureField=[None])
     group = parse_grafana(body)
     assert len(group.alerts) == 2
-    assert not {"orgId", "enrichments", "embeddedImage", "futureField"} & set(
-        group.alerts[0].annotations
-    )
+    context = group.alerts[0].context
+    assert [link["text"] for link in context.links] == ["Silence in Grafana"]
+    assert context.images == () and list(context.custom_details) == ["values"]
+    assert group.alerts[0].annotations == documented()["alerts"][0]["annotations"]
 
 
-def test_grafanas_links_and_values_are_kept_and_those_alike_are_the_groups():
+def test_grafanas_links_image_and_values_are_the_alerts_context():
     body = documented()
-    for alert in body["alerts"]:
-        alert["dashboardURL"] = "https://grafana.example/d/abc?from=1&to=2"
-        alert["imageURL"] = "https://images.example/abc.png"
-    body["alerts"][0]["panelURL"] = "https://grafana.example/d/abc?viewPanel=2"
-    body["alerts"][0]["valueString"] = "[ var='B' labels={zone=us-1} value=44.2 ]"
-    group = parse_grafana(body)
-    first, second = group.alerts
-    assert first.annotations["grafana_dashboard_url"] == "https://grafana.example/d/abc?from=1&to=2"
-    assert first.annotations["grafana_panel_url"] == "https://grafana.example/d/abc?viewPanel=2"
-    assert first.annotations["grafana_image_url"] == "https://images.example/abc.png"
-    assert first.annotations["grafana_value_string"] == "[ var='B' labels={zone=us-1} value=44.2 ]"
-    assert "grafana_panel_url" not in second.annotations
-    # The group's: what every alert has alike (not the silence URL, nor one alert's panel).
-    assert group.common_annotations == {
-        "grafana_dashboard_url": "https://grafana.example/d/abc?from=1&to=2",
-        "grafana_image_url": "https://images.example/abc.png",
-        "grafana_values": "B=44.23943737541908, C=1",
+    alert = body["alerts"][0]
+    alert["dashboardURL"] = "https://grafana.example/d/abc?from=1&to=2"
+    alert["panelURL"] = "https://grafana.example/d/abc?from=1&to=2&viewPanel=4"
+    alert["imageURL"] = "https://images.example/abc.png"
+    alert["valueString"] = "[ var='B' labels={zone=us-1} value=44.2 ]"
+    context = parse_grafana(body).alerts[0].context
+    assert context.links == (
+        {"href": "https://grafana.example/d/abc?from=1&to=2", "text": "Grafana dashboard"},
+        {"href": "https://grafana.example/d/abc?from=1&to=2&viewPanel=4", "text": "Grafana panel"},
+        {"href": SILENCE_US, "text": "Silence in Grafana"},
+    )
+    # The screenshot links to its panel.
+    assert context.images == (
+        {
+            "src": "https://images.example/abc.png",
+            "href": "https://grafana.example/d/abc?from=1&to=2&viewPanel=4",
+            "alt": "Panel image",
+        },
+    )
+    assert context.custom_details == {
+        "values": {"B": 44.23943737541908, "C": 1},
+        "valueString": "[ var='B' labels={zone=us-1} value=44.2 ]",
     }
 
 
-def test_null_values_and_an_empty_value_string_add_nothing():
+def test_an_image_without_a_panel_links_to_the_dashboard_or_nowhere():
+    body = documented()
+    body["alerts"][0].update(imageURL="https://i.example/a.png", dashboardURL="https://g/d/x")
+    body["alerts"][1].update(imageURL="https://i.example/b.png")
+    first, second = parse_grafana(body).alerts
+    assert first.context.images[0]["href"] == "https://g/d/x"
+    assert second.context.images[0]["href"] == ""
+
+
+def test_an_alert_without_grafanas_fields_has_no_context():
     body = documented()
     body["alerts"] = body["alerts"][:1]
     body["alerts"][0].update(values=None, valueString="", silenceURL="")
     [alert] = parse_grafana(body).alerts
-    assert not [k for k in alert.annotations if k.startswith("grafana_")]
+    assert alert.context is NO_CONTEXT
 
 
 def test_grafanas_urls_are_kept_on_one_line():
     body = documented()
-    body["alerts"][0]["dashboardURL"] = "https://grafana.example/d/abc\r\nBcc: eve@example.com"
-    assert parse_grafana(body).alerts[0].annotations["grafana_dashboard_url"] == (
-        "https://grafana.example/d/abc Bcc: eve@example.com"
-    )
+    body["alerts"][0]["dashboardURL"] = " https://grafana.example/d/abc\r\nBcc: eve@example.com"
+    link = parse_grafana(body).alerts[0].context.links[0]
+    assert link == {
+        "href": "https://grafana.example/d/abc Bcc: eve@example.com",
+        "text": "Grafana dashboard",
+    }  # one line; a page shows it as text, since it is no URL
 
 
 @pytest.mark.parametrize(
@@ -192,9 +212,9 @@ def test_a_value_that_is_not_finite_is_refused():
 
 
 def test_the_alertmanager_endpoints_parser_takes_both_versions():
-    assert "grafana_values" in parse_alert_webhook(documented()).alerts[0].annotations
+    assert parse_alert_webhook(documented()).alerts[0].context.links
     plain = make_webhook([make_alert("db1")])
-    assert parse_alert_webhook(plain).alerts[0].annotations == {"summary": "DiskFull on db1"}
+    assert parse_alert_webhook(plain).alerts[0].context is NO_CONTEXT
     del plain["version"]  # a sender that leaves it out is taken as Alertmanager
     assert len(parse_alert_webhook(plain).alerts) == 1
 
@@ -214,27 +234,3 @@ def test_grafanas_endpoint_refuses_an_alertmanager_body():
         parse_grafana(make_webhook([make_alert("db1")]))
     assert refused.value.field == "version"
     assert str(refused.value).startswith("unsupported webhook version '4'; expected \"1\"")
-
-
-@pytest.mark.parametrize(
-    ("values", "shown"),
-    [
-        ({"C": 1, "B": 44.23943737541908}, "B=44.23943737541908, C=1"),  # by name
-        ({"A": 0.0, "B": -3.0}, "A=0, B=-3"),  # whole numbers as Go writes them
-        ({"A": 1e21, "B": 1.5e-7}, "A=1e+21, B=1.5e-07"),
-        ({}, ""),
-    ],
-)
-def test_values_are_shown_by_name(values, shown):
-    assert format_values({k: float(v) for k, v in values.items()}) == shown
-
-
-def test_every_grafana_annotation_has_its_name():
-    assert set(grafana.ANNOTATIONS) == {
-        "grafana_dashboard_url",
-        "grafana_panel_url",
-        "grafana_silence_url",
-        "grafana_image_url",
-        "grafana_values",
-        "grafana_value_string",
-    }

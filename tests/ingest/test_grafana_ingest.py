@@ -79,15 +79,18 @@ async def test_the_documented_body_opens_one_incident_that_the_resolved_body_res
     assert (opened["dedup_key"], opened["title"]) == ("{}:{}", "High memory usage")
     assert opened["external_url"] == "https://play.grafana.org/"
     assert opened["alert_count"] == 2
-    assert opened["annotations"] == {"grafana_values": "B=44.23943737541908, C=1"}
+    assert opened["annotations"] == {}  # Grafana's commonAnnotations
     alerts = {a["fingerprint"]: a for a in opened["alerts"]}
     assert set(alerts) == {"c6eadffa33fcdf37", "bc97ff14869b13e3"}
     memory = alerts["c6eadffa33fcdf37"]
     assert memory["starts_at"] == "2021-10-12T07:51:03.157076Z"  # +02:00 in UTC
     assert memory["status"] == "firing" and memory["ends_at"] is None
     assert memory["generator_url"] == "https://play.grafana.org/alerting/1afz29v7z/edit"
-    assert memory["annotations"]["grafana_silence_url"] == SILENCE_US
-    assert memory["annotations"]["grafana_values"] == "B=44.23943737541908, C=1"
+    assert memory["annotations"]["runbook_url"] == "https://myrunbook.com/runbook/1234"
+    # Grafana's own fields, structured: its links, and its values as numbers.
+    assert memory["links"] == [{"href": SILENCE_US, "text": "Silence in Grafana"}]
+    assert memory["images"] == []
+    assert memory["custom_details"] == {"values": {"B": 44.23943737541908, "C": 1}}
     assert alerts["bc97ff14869b13e3"]["starts_at"] == "2021-10-12T07:56:03.157076Z"
 
     assert await deliver(grafana_client, load_payload("grafana_resolved")) == [incident_id]
@@ -97,6 +100,12 @@ async def test_the_documented_body_opens_one_incident_that_the_resolved_body_res
     assert {(a["status"], a["ends_at"]) for a in resolved["alerts"]} == {
         ("resolved", "2021-10-12T08:06:03.157076Z")
     }
+    # An alert keeps the context it fired with, as it keeps its annotations.
+    assert {a["links"][0]["href"] for a in resolved["alerts"]} == {
+        SILENCE_US,
+        SILENCE_US.replace("T2", "T1").replace("us-1", "eu-1"),
+    }
+    assert {a["custom_details"]["values"]["B"] for a in resolved["alerts"]} == {44.23943737541908}
     assert [e["detail"] for e in resolved["timeline"] if e["type"] == "incident.resolved"] == [
         {"reason": "all alerts resolved"}
     ]
@@ -110,7 +119,7 @@ async def test_the_alertmanager_endpoint_takes_grafanas_body_for_either_type(gra
     assert by_grafana != by_alertmanager  # each integration has its own groups
     opened = await incident(grafana_client, by_grafana)
     assert opened["integration"] == "grafana" and opened["alert_count"] == 2
-    assert opened["alerts"][0]["annotations"]["grafana_values"] == "B=44.23943737541908, C=1"
+    assert opened["alerts"][0]["custom_details"] == {"values": {"B": 44.23943737541908, "C": 1}}
     # ... and still Alertmanager's own body.
     [plain] = await deliver(grafana_client, make_webhook([make_alert("db1")]), AM_URL, AM_AUTH)
     assert plain not in (by_alertmanager, by_grafana)

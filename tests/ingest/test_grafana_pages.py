@@ -1,6 +1,7 @@
-"""Grafana's links and values reach the pages: a real HTTP receiver gets the webhook and
-Slack pages, a real SMTP server the e-mail, and the incident's web page shows them; only
-http(s) URLs become links. On both databases; the renderers' own rules are pure tests."""
+"""Grafana's links, screenshot and values reach the pages: a real HTTP receiver gets the
+webhook and Slack pages, a real SMTP server the e-mail, and the incident's web page shows
+them; only http(s) URLs become links. On both databases; the renderers' own rules for
+what Grafana sends are pure tests."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from email import policy as email_policy
 from typing import Any
 
 from oncall.clock import system_clock
+from oncall.ingest.grafana import parse_grafana
 from oncall.notify.messages import html_body, slack_json, text_body, webhook_json
 from oncall.web.keys import RUNTIME
 from tests.notify.test_retry import make_page
@@ -27,10 +29,13 @@ SILENCE_US = (
     "https://play.grafana.org/alerting/silence/new?alertmanager=grafana"
     "&matchers=alertname%3DT2%2Cteam%3Dblue%2Czone%3Dus-1"
 )
+SILENCE_EU = SILENCE_US.replace("T2", "T1").replace("us-1", "eu-1")
+RUNBOOK = "https://myrunbook.com/runbook/1234"
 # What Grafana fills in when the rule is linked to a panel and takes screenshots.
 DASHBOARD = "https://play.grafana.org/d/abc123?from=1634017863157&orgId=1&to=1634021463157"
 PANEL = DASHBOARD + "&viewPanel=4"
 IMAGE = "https://images.example.com/grafana/abc123.png"
+VALUES = '{"B": 44.23943737541908, "C": 1}'
 
 
 def directory(receiver_url: str) -> str:
@@ -69,7 +74,7 @@ async def settled(client: Any, count: int) -> list[dict[str, Any]] | None:
     return rows
 
 
-async def test_grafanas_links_and_values_reach_every_page(make_client, receiver, smtp_server):
+async def test_grafanas_links_image_and_values_reach_every_page(make_client, receiver, smtp_server):
     sink, port = smtp_server
     client = await make_client(
         directory=directory(receiver.url),
@@ -91,79 +96,83 @@ async def test_grafanas_links_and_values_reach_every_page(make_client, receiver,
     }
     by_path = {request.path: json.loads(request.body) for request in receiver.requests}
 
-    # The webhook: the values among the annotations, the links as links.
-    page = by_path["/hook/webhook"]
-    assert page["incident"]["annotations"]["grafana_values"] == "B=44.23943737541908, C=1"
-    assert page["links"]["alert"] == [
-        {"text": "Grafana dashboard", "href": DASHBOARD},
-        {"text": "Grafana panel", "href": PANEL},
-        {"text": "Silence in Grafana", "href": SILENCE_US},
-        {"text": "Panel image", "href": IMAGE},
-        {"text": "runbook_url", "href": "https://myrunbook.com/runbook/1234"},
+    # The webhook: the first alert's links, screenshot and values, structured.
+    incident = by_path["/hook/webhook"]["incident"]
+    assert incident["links"] == [
+        {"href": DASHBOARD, "text": "Grafana dashboard"},
+        {"href": PANEL, "text": "Grafana panel"},
+        {"href": SILENCE_US, "text": "Silence in Grafana"},
     ]
-    assert page["links"]["sources"][0] == "https://play.grafana.org/alerting/1afz29v7z/edit"
+    assert incident["images"] == [{"src": IMAGE, "href": PANEL, "alt": "Panel image"}]
+    assert incident["custom_details"] == {"values": {"B": 44.23943737541908, "C": 1}}
+    links = by_path["/hook/webhook"]["links"]
+    assert links["sources"][0] == "https://play.grafana.org/alerting/1afz29v7z/edit"
+    assert links["alert"] == [{"text": "runbook_url", "href": RUNBOOK}]  # an annotation
 
-    # Slack: each a link written <url|name>, `&` as Slack's entity; the values as text.
+    # Slack: each a link written <url|text>, `&` as Slack's entity; the screenshot a
+    # picture; the values a line.
     slack = by_path["/hook/slack"]
-    links = slack["blocks"][2]["text"]["text"]
+    texts = json.dumps(slack)
     for url, name in [(DASHBOARD, "Grafana dashboard"), (SILENCE_US, "Silence in Grafana")]:
-        assert f"<{url.replace('&', '&amp;')}|{name}>" in links
-    assert f"<{IMAGE}|Panel image>" in links
-    assert "*Values:* B=44.23943737541908, C=1" in slack["blocks"][1]["text"]["text"]
+        assert json.dumps(f"<{url.replace('&', '&amp;')}|{name}>")[1:-1] in texts, name
+    assert f"<{RUNBOOK}|runbook_url>" in texts
+    assert {"type": "image", "image_url": IMAGE, "alt_text": "Panel image"} in slack["blocks"]
+    assert json.dumps(f"*values:* {VALUES}")[1:-1] in texts
 
-    # E-mail: the text names each URL, the HTML links it.
+    # E-mail: the text names each URL, the HTML links it and shows the screenshot.
     [envelope] = sink.messages
     message = email.message_from_bytes(envelope.content, policy=email_policy.default)
     text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
     assert f"Grafana panel: {PANEL}\n" in text and f"Silence in Grafana: {SILENCE_US}\n" in text
-    assert "Values: B=44.23943737541908, C=1\n" in text
+    assert f"runbook_url: {RUNBOOK}\n" in text
+    assert f"values: {VALUES}\n" in text
     page_html = message.get_body(("html",)).get_content()
-    for url in (DASHBOARD, PANEL, SILENCE_US, IMAGE):
+    for url in (DASHBOARD, PANEL, SILENCE_US, RUNBOOK):
         assert f'<a href="{html.escape(url)}">' in page_html, url
+    assert f'<img src="{html.escape(IMAGE)}" alt="Panel image"' in page_html
 
     # The incident's web page: every alert's links as links, its values as text.
     await log_in(client)
     web = await (await client.get(f"/incidents/{incident_id}")).text()
-    eu = SILENCE_US.replace("T2", "T1").replace("us-1", "eu-1")
-    for url in (DASHBOARD, PANEL, SILENCE_US, eu, IMAGE):
+    for url in (DASHBOARD, PANEL, SILENCE_US, SILENCE_EU, IMAGE, RUNBOOK):
         assert f'<a href="{html.escape(url)}" rel="noopener noreferrer">' in web, url
-    assert "B=44.23943737541908, C=1" in web
+    assert "44.23943737541908" in web
 
 
-def grafana_page(**annotations: str) -> Any:
-    return make_page(annotations={"summary": "High memory usage", **annotations})
+def page_of(**fields: str) -> Any:
+    """Return a page of an incident whose first alert is Grafana's with `fields` set."""
+    body = copy.deepcopy(load_payload("grafana_firing"))
+    body["alerts"][0].update(fields)
+    first = parse_grafana(body).alerts[0]
+    return make_page(annotations={"summary": "High memory usage"}, context=first.context)
 
 
 def test_a_grafana_url_that_is_not_http_is_shown_as_text_on_every_page():
-    page = grafana_page(
-        grafana_dashboard_url="javascript:alert(1)",
-        grafana_silence_url="https://grafana.example/alerting/silence/new?a=1&b=2",
-        grafana_image_url="data:image/png;base64,AAAA",
+    page = page_of(
+        dashboardURL="javascript:alert(1)",
+        silenceURL="https://grafana.example/alerting/silence/new?a=1&b=2",
+        imageURL="data:image/png;base64,AAAA",
     )
     body = html_body(page)
-    assert 'href="javascript:' not in body and 'href="data:' not in body
+    assert 'href="javascript:' not in body and 'src="data:' not in body
     assert "Grafana dashboard: javascript:alert(1)" in body
     assert 'href="https://grafana.example/alerting/silence/new?a=1&amp;b=2"' in body
-    slack = json.dumps(slack_json(page))
-    assert "Grafana dashboard: javascript:alert(1)" in slack and "<javascript:" not in slack
+    slack = slack_json(page)
+    texts = json.dumps(slack)
+    assert "Grafana dashboard: javascript:alert(1)" in texts and "<javascript:" not in texts
+    assert not [block for block in slack["blocks"] if block["type"] == "image"]
     assert "Grafana dashboard: javascript:alert(1)\n" in text_body(page)
-    assert webhook_json(page)["links"]["alert"] == [
-        {
-            "text": "Silence in Grafana",
-            "href": "https://grafana.example/alerting/silence/new?a=1&b=2",
-        }
-    ]
 
 
-def test_the_value_string_is_shown_when_there_are_no_values():
-    with_both = grafana_page(grafana_values="B=1", grafana_value_string="[ var='B' value=1 ]")
-    assert "Values: B=1\n" in text_body(with_both) and "var=" not in text_body(with_both)
-    only_string = grafana_page(grafana_value_string="[ var='B' labels={} value=1 ]")
-    assert "Value: [ var='B' labels={} value=1 ]\n" in text_body(only_string)
-    assert "<p>Value: [ var=&#x27;B&#x27; labels={} value=1 ]</p>" in html_body(only_string)
+def test_a_screenshot_over_plain_http_is_a_link_not_a_picture():
+    # A reader's mail client or Slack fetches a picture: never over plain http.
+    page = page_of(imageURL="http://grafana.internal/render/abc.png")
+    assert "<img" not in html_body(page)
+    assert 'href="http://grafana.internal/render/abc.png"' in html_body(page)
+    assert not [block for block in slack_json(page)["blocks"] if block["type"] == "image"]
 
 
-def test_a_page_without_grafanas_fields_shows_no_more_than_before():
-    page = make_page()
-    assert webhook_json(page)["links"]["alert"] == []
-    assert "Values" not in text_body(page) and "Grafana" not in html_body(page)
+def test_the_value_string_is_a_detail_of_the_page_too():
+    page = page_of(valueString="[ var='B' labels={zone=us-1} value=44.2 ]")
+    assert "valueString: [ var='B' labels={zone=us-1} value=44.2 ]\n" in text_body(page)
+    assert webhook_json(page)["incident"]["custom_details"]["valueString"].startswith("[ var=")
