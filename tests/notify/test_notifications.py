@@ -184,7 +184,8 @@ async def test_an_always_failing_receiver_gives_a_dead_letter_after_5_attempts(
     receiver.default = 500
     client = await start(make_client, webhook_contact(receiver))
     incident_id = await open_incident(client)
-    [row] = await eventually(lambda: _failed(client), what="dead letter")
+    # Four waits from 2 s, doubling: about 30 s of backoff before the fifth attempt fails.
+    [row] = await eventually(lambda: _failed(client), timeout=120, what="dead letter")
     assert row["attempts"] == 5 and len(receiver.requests) == 5
     assert [a["outcome"] for a in row["attempt_log"]] == ["retry"] * 5
     details = await (await client.get(f"/api/v1/incidents/{incident_id}", headers=ALICE)).json()
