@@ -571,8 +571,8 @@ def alertmanager_webhook() -> Schema:
 
 def grafana_webhook() -> Schema:
     """Return the schema of Grafana's webhook contact point body (version 1): Alertmanager's
-    with links and values of its own on each alert (`title`, `state`, `message`, `orgId`
-    are ignored)."""
+    with links, an image and values of its own on each alert (`title`, `state`, `message`,
+    `orgId` are ignored)."""
     url = {"type": "string", "maxLength": MAX_TEXT}
     extras = {
         "dashboardURL": url,
@@ -950,9 +950,9 @@ def ingest_paths() -> dict[str, Any]:
                 f"{method}GrafanaWebhook",
                 f"Grafana's webhook contact point ({method.upper()})",
                 ref("GrafanaWebhook"),
-                "The token of a `grafana` integration. Grafana's URL fields, values and "
-                "value string are kept as the alert's annotations (`grafana_dashboard_url`, "
-                "`grafana_values`, ...).",
+                "The token of a `grafana` integration. Each alert's dashboardURL, panelURL "
+                "and silenceURL become its links, its imageURL an image, its values and "
+                "valueString its custom_details (`alerts` of GET /api/v1/incidents/{id}).",
             )
             for method in ("post", "put")
         },
