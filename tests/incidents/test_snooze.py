@@ -39,6 +39,16 @@ def with_ack_timeout(receiver: Any, timeout: str, on: str = "route") -> str:
     return text.replace("  - name: main\n", f"  - name: main\n    ack_timeout: {timeout}\n")
 
 
+async def timers_become(key_prefix: str, incident_id: int, expected: set[str]) -> None:
+    """Return once the incident's timers in Redis are `expected`: an action's changes are
+    written there after its commit, by the timers' writer thread."""
+
+    async def there() -> bool:
+        return timer_ids(key_prefix, incident_id) == expected
+
+    await eventually(there, what=f"the timers {sorted(expected)}")
+
+
 def types(events: list[dict[str, Any]]) -> list[str]:
     """Return the timeline's acknowledgements, snoozes and wakes, in order."""
     wanted = ("acknowledged", "snoozed", "snooze_ended", "ack_timeout", "resolved")
@@ -56,12 +66,7 @@ async def test_snooze_acknowledges_until_its_end_then_pages_level_1_again(
     assert answer["status"] == "acknowledged" and answer["acknowledged_by"] == "bob"
     assert answer["snoozed_until"] is not None
     assert answer["next_step"] is None
-
-    async def only_the_wake() -> bool:
-        # Written to Redis after the commit, by the timers' writer thread.
-        return timer_ids(key_prefix, incident_id) == {f"incident:{incident_id}:wake"}
-
-    assert await eventually(only_the_wake, what="the wake timer in place of level 2's")
+    await timers_become(key_prefix, incident_id, {f"incident:{incident_id}:wake"})
     [snoozed] = [e for e in await timeline(client, incident_id) if e["type"] == "incident.snoozed"]
     assert snoozed["actor"] == "bob" and snoozed["detail"]["until"] == until.isoformat()
 
@@ -76,7 +81,7 @@ async def test_snooze_acknowledges_until_its_end_then_pages_level_1_again(
     assert fired(events) == [("main", 1, ["alice"]), ("main", 1, ["alice"])]
     row = await runtime.incidents.get(incident_id)
     assert (row.status, row.snoozed_until, row.next_level) == ("triggered", None, 2)
-    assert timer_ids(key_prefix, incident_id) == {f"incident:{incident_id}:level:2:repeat:0"}
+    await timers_become(key_prefix, incident_id, {f"incident:{incident_id}:level:2:repeat:0"})
     assert not await runtime.incidents.run_wake(incident_id)  # a second wake: nothing
 
 
@@ -103,7 +108,7 @@ async def test_a_wake_after_a_resolution_does_nothing(make_client, receiver, key
     incident_id = await open_incident(client)
     await act(client, incident_id, "snooze", {"duration": "1h"})
     await act(client, incident_id, "resolve", headers=ALICE)
-    assert timer_ids(key_prefix, incident_id) == set()
+    await timers_become(key_prefix, incident_id, set())
     before = await settled(client)
     clock.advance(timedelta(hours=2))
     assert not await client.app[RUNTIME].incidents.run_wake(incident_id)
@@ -156,7 +161,7 @@ async def test_an_ack_timeout_triggers_again_and_pages_level_1(
     await eventually(pages_reach(receiver, ["alice"]), what="alice's first page")
     answer = await act(client, incident_id, "acknowledge", headers=ALICE)
     assert answer["ack_timeout_at"] is not None
-    assert timer_ids(key_prefix, incident_id) == {f"incident:{incident_id}:wake"}
+    await timers_become(key_prefix, incident_id, {f"incident:{incident_id}:wake"})
     runtime = client.app[RUNTIME]
     clock.advance(timedelta(minutes=30))
     assert await runtime.incidents.run_wake(incident_id)
@@ -193,7 +198,7 @@ async def test_without_an_ack_timeout_an_acknowledgement_lasts(make_client, rece
     incident_id = await open_incident(client)
     answer = await act(client, incident_id, "acknowledge", headers=ALICE)
     assert answer["ack_timeout_at"] is None
-    assert timer_ids(key_prefix, incident_id) == set()
+    await timers_become(key_prefix, incident_id, set())
 
 
 async def test_the_reconciler_rebuilds_a_lost_wake(make_client, receiver, key_prefix):
