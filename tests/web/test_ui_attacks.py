@@ -497,7 +497,7 @@ MARKUP = (
     '"><img src=x onerror=alert(2)>',
     "'><svg onload=alert(3)>",
     "</title></svg></textarea></code><script>alert(4)</script>",
-    "{{ 7*7 }}{% if true %}ran{% endif %}",
+    "{{ 7919*7907 }}{% if true %}templateran{% endif %}",
 )
 HOSTILE = " ".join(MARKUP)
 NOT_WEB = ("javascript:alert(5)", " JaVaScRiPt:alert(6)", "java\tscript:alert(7)")
@@ -572,7 +572,9 @@ class Injected(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self._script and data.strip():
             self.found.append(f"inline script {data[:40]!r}")
-        if re.search(r"\b(49|ran)\b", data) and "7*7" not in data:
+        # 7919*7907, evaluated: a product no page shows otherwise (unlike 7*7's 49, which
+        # a latency such as "10.49 ms" contains).
+        if re.search(r"\b(62615533|templateran)\b", data) and "7919*7907" not in data:
             self.found.append(f"template output {data[:60]!r}")
 
 
@@ -683,7 +685,12 @@ def test_the_markup_check_finds_each_kind_of_injection():
         '<a href=" JavaScript:alert(4)">x</a>',
         '<a href="data:text/html,x">x</a>',
         '<section hx-get="//evil.example/x"></section>',
-        "<p>49 ran</p>",
+        "<p>62615533 templateran</p>",
+        "<p>templateran</p>",
     ):
         assert injected(page), page
-    assert injected('<script src="/static/htmx.min.js"></script><p>{{ 7*7 }} ran</p>') == []
+    assert (
+        injected('<script src="/static/htmx.min.js"></script><p>{{ 7919*7907 }} templateran</p>')
+        == []
+    )
+    assert injected("<p>Answering (10.49 ms); 49 incidents; it ran</p>") == []
