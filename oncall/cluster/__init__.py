@@ -1,0 +1,1 @@
+"""Which instance runs the timers: the leader on PostgreSQL, the only one on SQLite."""
