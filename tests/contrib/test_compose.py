@@ -165,8 +165,10 @@ def deployment_problems(spec: dict[str, Any], lb_config: str) -> list[str]:
     for name in serving:
         if not re.search(rf"(?<![\w-]){re.escape(name)}:{PORT}\b", lb_config):
             found.append(f"the load balancer's configuration does not name {name}:{PORT}")
-    if not re.search(r"^\s*health_uri\s+/health\s*$", lb_config, re.MULTILINE):
-        found.append("the load balancer does not check /health")
+    # /-/ready: whether this instance accepts alerts. /health fails on all instances at
+    # once while nobody leads, which would take every instance out of the rotation.
+    if not re.search(r"^\s*health_uri\s+/-/ready\s*$", lb_config, re.MULTILINE):
+        found.append("the load balancer does not check /-/ready")
     return found
 
 
@@ -248,6 +250,11 @@ def test_a_load_balancer_that_leaves_out_an_instance_is_found():
     assert problems(compose(), lb_config) == [
         "the load balancer's configuration does not name oncall-b:8080"
     ]
+
+
+def test_a_load_balancer_checking_health_is_found():
+    lb_config = LB_CONFIG.read_text().replace("health_uri /-/ready", "health_uri /health")
+    assert problems(compose(), lb_config) == ["the load balancer does not check /-/ready"]
 
 
 def has_compose() -> bool:
