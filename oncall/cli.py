@@ -1,5 +1,6 @@
 """The commands: `python app.py [serve|init|check-config|migrate|new-token|set-password]`,
-and `python app.py import VENDOR ...` (`oncall.imports.cli`).
+`python app.py import VENDOR ...` (`oncall.imports.cli`), and `python app.py
+move-database|backup ...` (`oncall.db.cli`).
 
 Exit codes: 0 success; 1 `check-config` found problems, `init` left a variable unset, or
 `set-password` refused the user or the password; 2 the settings or the directory file are
@@ -318,6 +319,10 @@ def main(argv: list[str] | None = None) -> int:
         from oncall.imports.cli import main as import_main
 
         return import_main(words[1:])
+    if words[:1] in (["move-database"], ["backup"]):  # their own options too
+        from oncall.db.cli import main as db_main
+
+        return db_main(words)
     parser = argparse.ArgumentParser(prog="app.py", description=__doc__.splitlines()[0])
     parser.add_argument(
         "command",
@@ -331,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
             "new-token",
             "set-password",
             "import",
+            "move-database",
+            "backup",
         ],
     )
     parser.add_argument("user", nargs="?", help="set-password: the user whose password to set")
