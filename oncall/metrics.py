@@ -86,6 +86,29 @@ class Metrics:
             "oncall_notifications_failed", "Dead letters: notifications that failed.", registry=r
         )
 
+        self.cluster_leader = Gauge(
+            "oncall_cluster_leader",
+            "1 while this instance leads (runs the timers), 0 while it follows.",
+            registry=r,
+        )
+        self.cluster_term = Gauge(
+            "oncall_cluster_term", "The leader's lease term this instance last saw.", registry=r
+        )
+        self.leader_since = Gauge(
+            "oncall_cluster_leader_since_seconds",
+            "When the current leader took the lease (Unix time), as this instance last saw.",
+            registry=r,
+        )
+        self.elections = Counter(
+            "oncall_cluster_elections", "Times this instance became the leader.", registry=r
+        )
+        self.step_downs = Counter(
+            "oncall_cluster_step_downs",
+            "Times this instance stopped leading, by reason (lost, released).",
+            ["reason"],
+            registry=r,
+        )
+
     def value(self, counter: str, **labels: str) -> float:
         """Return a counter's total so far (0 before its first increment)."""
         return self.registry.get_sample_value(f"{counter}_total", labels) or 0.0

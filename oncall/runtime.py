@@ -12,6 +12,7 @@ from typing import Any
 from oncall.accounts.service import Accounts
 from oncall.audit.service import Audit
 from oncall.clock import Clock
+from oncall.cluster.leadership import Leadership, SoleLeadership, leadership_of
 from oncall.db.engine import Database, make_engine
 from oncall.db.meta import deployment_id
 from oncall.db.migrate import upgrade
@@ -49,12 +50,15 @@ class Runtime:
         db: Database,
         link_key: bytes,
         deployment: str = "",
+        leadership: Leadership | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.directory = directory
         self.clock = clock
         self.db = db
-        self.metrics = Metrics()
+        self.metrics = metrics or Metrics()
+        self.leadership = leadership or SoleLeadership(settings, self.metrics, None)
         self.background = Background()
         self.deployment = deployment
         self.timers = Timers(settings.redis, clock, deployment)
@@ -102,18 +106,24 @@ class Runtime:
 
     @classmethod
     async def open(cls, settings: Settings, directory: DirectoryHolder, clock: Clock) -> Runtime:
-        """Return the runtime of `settings`, its database migrated to the newest revision."""
+        """Return the runtime of `settings`, its database migrated to the newest revision.
+
+        Raises ConfigError when another process holds the SQLite database."""
+        metrics = Metrics()
+        leadership = leadership_of(settings, metrics)
+        if isinstance(leadership, SoleLeadership):
+            leadership.claim()  # before the migrations: a second process changes nothing
         engine = make_engine(settings.database)
-        await upgrade(engine, settings.database.schema)
-        db = Database(engine)
-        return cls(
-            settings,
-            directory,
-            clock,
-            db,
-            await link_key(db, settings),
-            await db.run(deployment_id),
-        )
+        try:
+            await upgrade(engine, settings.database.schema)
+            db = Database(engine)
+            key = await link_key(db, settings)
+            deployment = await db.run(deployment_id)
+        except BaseException:
+            await engine.dispose()
+            await leadership.stop()
+            raise
+        return cls(settings, directory, clock, db, key, deployment, leadership, metrics)
 
     # Jobs: from APScheduler's thread, or from the sweep.
 
@@ -152,19 +162,32 @@ class Runtime:
                 loop.call_soon_threadsafe(self.reconciler.asked.set)
 
     async def start(self) -> None:
-        """Start the timers: reconcile from the database first, then let jobs fire."""
+        """Start the writer and the probe, then try for leadership: when this instance
+        leads, its timers have started (reconciled first) by the time this returns."""
         jobs.install(self)
         self._loop = asyncio.get_running_loop()
         self.timers.on_change = self._changed
+        await asyncio.to_thread(self.timers.probe)
+        self.timers.start_threads()
+        await self.leadership.start(self)
+
+    async def lead(self) -> None:
+        """Become the one that runs the timers: reconcile from the database first (steps
+        that fell due while nobody led fire at once), then let jobs fire, and reconcile
+        and sweep from now on. Cancelled when leadership is lost meanwhile."""
+        # This pass covers whatever asked for one before it (the start-up probe finding a
+        # new Redis, say); a change it misses asks again through the probe.
+        self.reconciler.asked.clear()
         try:
             await self.reconciler.run_once()
-        except Exception as error:  # Redis down at start-up: alerts are still taken
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # Redis down: alerts are still taken, the sweep fires
             log.warning(
-                "start-up reconcile failed; retrying every reconcile_interval",
+                "reconcile on taking the lead failed; retrying every reconcile_interval",
                 extra={"error": repr(error)},
             )
-        await asyncio.to_thread(self.timers.probe)
-        self.timers.start()
+        self.timers.start_scheduler(self.leadership.holds)
         interval = self.settings.scheduler.reconcile_interval
         self._tasks = [
             asyncio.create_task(self.reconciler.loop(interval)),
@@ -173,16 +196,27 @@ class Runtime:
             ),
         ]
 
-    async def stop(self) -> None:
-        """Stop the timers, let running work finish, then close every connection."""
+    def follow(self) -> None:
+        """Stop running the timers at once: no job starts from here on (jobs under way and
+        pages being sent finish; their claims in the database keep the next leader from
+        doing them again). The scheduler's thread is shut down in the background."""
         for task in self._tasks:
             task.cancel()
-        if self._tasks:  # bounded: a shutdown must end (see Background.drain)
-            await asyncio.wait(self._tasks, timeout=JOB_GRACE)
-        # No new jobs start; running ones get JOB_GRACE to finish, then are cancelled (an
-        # unfinished page is sent again after restart). Shutting APScheduler down first
-        # would cancel them at once.
-        self.timers.pause()
+        self._tasks = []
+        stopped = self.timers.stop_scheduler()
+        if stopped is not None:
+            self.background.spawn(asyncio.to_thread(self.timers.shutdown_scheduler, stopped))
+
+    async def stop(self) -> None:
+        """Stop the timers, hand back the lead, let running work finish, then close every
+        connection."""
+        tasks = self._tasks
+        # Following first: no new jobs start; running ones get JOB_GRACE to finish, then
+        # are cancelled (an unfinished page is sent again after restart). Shutting
+        # APScheduler down first would cancel them at once.
+        await self.leadership.stop()
+        if tasks:  # bounded: a shutdown must end (see Background.drain)
+            await asyncio.wait(tasks, timeout=JOB_GRACE)
         await self.background.drain(JOB_GRACE)  # job runs and pages being sent
         await asyncio.to_thread(self.timers.shutdown)  # may wait for a Redis timeout
         self._loop = None
@@ -190,3 +224,4 @@ class Runtime:
         self.timers.close()
         await self.notifier.close()
         await self.db.close()
+        self.leadership.close()  # last: the next process on this SQLite file may start

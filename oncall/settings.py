@@ -110,6 +110,14 @@ class MonitoringSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    # How long a dead or cut-off leader keeps the lease at most (oncall.cluster.lease).
+    failover: timedelta
+    # This instance's name, shown as the leader's identity; empty: `<hostname>:<port>`.
+    instance: str
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings
     database: DatabaseSettings
@@ -121,6 +129,7 @@ class Settings:
     source: str  # which settings file was read, for messages
     paging: PagingSettings = PagingSettings(DEFAULT_THRESHOLD)
     monitoring: MonitoringSettings = MonitoringSettings("", timedelta(minutes=1))
+    cluster: ClusterSettings = ClusterSettings(timedelta(seconds=10), "")
 
 
 def _integer(low: int, high: int) -> Callable[[str], int]:
@@ -172,6 +181,19 @@ def _ping_interval(text: str) -> timedelta:
     if value < timedelta(seconds=1):
         raise ValueError("expected a duration of at least 1s")
     return value
+
+
+def _failover(text: str) -> timedelta:
+    value = parse_duration(text)
+    if not timedelta(seconds=1) <= value <= timedelta(minutes=10):
+        raise ValueError("expected a duration from 1s to 10m")
+    return value
+
+
+def _instance_name(text: str) -> str:
+    if len(text) > 100 or not all(c.isprintable() and not c.isspace() for c in text):
+        raise ValueError("expected at most 100 printable characters without spaces")
+    return text
 
 
 def mask_url(url: str) -> str:
@@ -316,6 +338,10 @@ SPEC: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
         "ping_url": (_optional_http_url, ""),
         "ping_interval": (_ping_interval, "1m"),
     },
+    "cluster": {
+        "failover": (_failover, "10s"),
+        "instance": (_instance_name, ""),
+    },
 }
 
 _SEED_REDIS_ENV = {"REDIS_HOST": "host", "REDIS_PORT": "port", "REDIS_PASSWORD": "password"}
@@ -377,6 +403,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 where = origin[(section, key)]
                 problems.append(f"[{section}] {key} (from {where}) = {shown}: {exc}")
     _check_tls(parsed["server"], origin, problems)
+    _check_cluster(parsed["database"], origin, problems)
     if problems:
         raise ConfigError(problems, raw["directory"]["path"].strip())
     if origin[("server", "public_url")] == "default" and parsed["server"]["tls_cert_file"]:
@@ -394,7 +421,26 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         source=path or "defaults",
         paging=PagingSettings(**parsed["paging"]),
         monitoring=MonitoringSettings(**parsed["monitoring"]),
+        cluster=ClusterSettings(**parsed["cluster"]),
     )
+
+
+def _check_cluster(
+    database: dict[str, Any], origin: dict[tuple[str, str], str], problems: list[str]
+) -> None:
+    """Add a problem for every `[cluster]` key set while the database is SQLite: SQLite
+    has one writer, so it serves one instance and there is nothing to cluster."""
+    url = database.get("url")
+    if not isinstance(url, str) or not url.startswith("sqlite"):
+        return
+    for key in SPEC["cluster"]:
+        where = origin[("cluster", key)]
+        if where != "default":
+            problems.append(
+                f"[cluster] {key} (from {where}): clustering needs PostgreSQL; SQLite has one "
+                "writer, so one instance serves it (`python app.py move-database` moves "
+                "to PostgreSQL)"
+            )
 
 
 def _check_tls(

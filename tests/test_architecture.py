@@ -40,6 +40,7 @@ DOMAINS = {
     "audit",
     "maintenance",
     "accounts",
+    "cluster",
 }
 IO_PLACES = ("db", "timers", "notify.http", "notify.channels", "web", "imports.http")
 

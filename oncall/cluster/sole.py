@@ -11,7 +11,8 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
-from datetime import UTC, datetime
+
+from oncall.clock import isoformat, system_clock
 
 SUFFIX = ".instance"  # the lock file is the database's path with this added
 
@@ -41,7 +42,7 @@ def lock_path(db_path: str) -> str:
 
 def describe_me() -> str:
     """Return how this process describes itself in the lock file."""
-    started = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    started = isoformat(system_clock().replace(microsecond=0))
     return f"pid {os.getpid()} on {socket.gethostname()}, since {started}"
 
 

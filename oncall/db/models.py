@@ -385,3 +385,16 @@ Index(
     change_events.c.integration,
     change_events.c.received_at,
 )
+
+# Who runs the timers (oncall.cluster): one row, `scheduler`, the lease its holder renews.
+# Times are the database's own clock, so instances' clocks never have to agree.
+leadership = Table(
+    "leadership",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("holder", String(160)),  # the holding process: `<instance>#<random hex>`
+    Column("holder_name", String(128)),  # its [cluster] instance, for people
+    Column("term", Integer, nullable=False, server_default="0"),  # +1 at every take
+    Column("since", UTCDateTime),  # when the holder took it
+    Column("expires_at", UTCDateTime),
+)

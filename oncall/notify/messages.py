@@ -69,6 +69,7 @@ class Page:
     source_urls: tuple[str, ...] = ()
     links: dict[str, str] = field(default_factory=dict)  # links.ACTIONS, when offered
     sent_at: str = ""  # when this attempt began (RFC 3339, UTC): its age at the receiver
+    attempt: int = 1  # which attempt of this delivery (the database counts each it claims)
     incidents: tuple[tuple[int, str], ...] = ()  # a digest's newest incidents: id, title
     context: AlertContext = NO_CONTEXT  # its first alert's details, links and images
 

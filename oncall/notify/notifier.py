@@ -9,6 +9,7 @@ after a crash the reconciler finds it pending and schedules a job for when its l
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -181,13 +182,14 @@ class Notifier:
         """Return the page for a claimed attempt, with action links on trigger pages."""
         row, incident = claimed.notification, claimed.incident
         if claimed.digest is not None:
-            return digest_page(
+            digest = digest_page(
                 row.id,
                 claimed.digest,
                 row.user_name,
                 f"{self.public_url}/api/v1/incidents?status=triggered",
                 isoformat(now) or "",
             )
+            return dataclasses.replace(digest, attempt=claimed.attempt)
         resolved = row.kind == "resolved"
         action_links = (
             {}
@@ -215,6 +217,7 @@ class Notifier:
             source_urls=claimed.source_urls,
             links=action_links,
             sent_at=isoformat(now) or "",
+            attempt=claimed.attempt,
             context=claimed.context,
         )
 

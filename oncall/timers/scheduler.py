@@ -36,6 +36,7 @@ from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.redis import RedisJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.util import datetime_to_utc_timestamp
 from redis.backoff import NoBackoff
@@ -83,14 +84,24 @@ class _Scheduler(BackgroundScheduler):  # type: ignore[misc]
 
     next_look = 0.0  # time.monotonic() of the next look; 0: look at once
 
-    def _process_jobs(self) -> float | None:
-        """Run due jobs; return the seconds until the next look.
+    def __init__(self, gate: Callable[[], bool], **options: Any) -> None:
+        super().__init__(**options)
+        self.gate = gate
 
+    def _process_jobs(self) -> float | None:
+        """Run due jobs while `gate()` says this process leads; return the seconds until
+        the next look.
+
+        The gate is asked on this thread before every pass: a leader paused (SIGSTOP) past
+        its lease, whose event loop has not yet noticed, runs nothing when it resumes.
         An exception here would end the scheduler's thread (APScheduler handles errors of
         `get_due_jobs` only, not of removing a run job or of `get_next_run_time`), so a
         failure is logged and the scheduler looks again after RETRY.
         """
         wait: float | None
+        if not self.gate():
+            self.next_look = time.monotonic() + _RETRY
+            return _RETRY
         try:
             wait = super()._process_jobs()
         except Exception:
@@ -185,8 +196,24 @@ class Timers:
         self.lost = False  # Redis lost its jobs (or some were dropped): reconcile
         self.on_change: Callable[[], None] = lambda: None  # called from a thread on a change
         self.marker_key = f"{settings.key_prefix}:reconciled"
-        self.scheduler = _Scheduler(
-            jobstores=self.stores,
+        # A follower that dropped timer changes asks the leader to reconcile (oncall.cluster).
+        self.asked_key = f"{settings.key_prefix}:reconcile_asked"
+        self.leading = False  # this process's scheduler runs the stores (the leader's)
+        self._store_args = (settings.db, connect)
+        self.scheduler = self._new_scheduler(lambda: True)
+
+    def _new_scheduler(self, gate: Callable[[], bool]) -> _Scheduler:
+        """Return a scheduler over new job store objects: one that was shut down (a leader
+        that stepped down) cannot be started again."""
+        db, connect = self._store_args
+        stores = {
+            name: _JobStore(db=db, jobs_key=store.jobs_key, run_times_key=store.run_times_key,
+                            **connect)
+            for name, store in self.stores.items()
+        }  # fmt: skip
+        return _Scheduler(
+            gate,
+            jobstores=stores,
             timezone=UTC,
             executors={"default": {"type": "threadpool", "max_workers": 2}},
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
@@ -194,9 +221,34 @@ class Timers:
         )
 
     def start(self) -> None:
-        """Start the scheduler thread, then the writer and the probe."""
-        self.scheduler.start()
+        """Start the writer and the probe, then the scheduler (one process alone: tests)."""
         self.start_threads()
+        self.start_scheduler(lambda: True)
+
+    def start_scheduler(self, gate: Callable[[], bool]) -> None:
+        """Start a scheduler that runs due jobs while `gate()` (asked from its thread
+        before every pass) says this process leads; the writer and the probe must run."""
+        self.stop_scheduler()
+        self.scheduler = self._new_scheduler(gate)
+        self.leading = True
+        self.scheduler.start()
+
+    def stop_scheduler(self) -> _Scheduler | None:
+        """Stop starting jobs at once (a pass under way finishes) and return the stopped
+        scheduler for `shutdown_scheduler`, or None when none ran."""
+        self.leading = False
+        scheduler = self.scheduler
+        if not scheduler.running:
+            return None
+        scheduler.pause()
+        return scheduler
+
+    @staticmethod
+    def shutdown_scheduler(scheduler: _Scheduler) -> None:
+        """Shut down a stopped scheduler; blocks (up to a Redis timeout) while its thread
+        finishes a pass: call it from a worker thread."""
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
 
     def start_threads(self) -> None:
         """Start the writer and the probe (without the scheduler: jobs do not fire)."""
@@ -210,23 +262,23 @@ class Timers:
 
     def pause(self) -> None:
         """Stop starting jobs; running ones go on."""
-        if self.scheduler.running:
-            self.scheduler.pause()
+        self.stop_scheduler()
 
     def shutdown(self) -> None:
         """Stop the scheduler and the threads; blocks (up to a Redis timeout): call it from
         a worker thread."""
         self._stopping.set()
         self._wake_writer.set()
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+        self.leading = False
+        self.shutdown_scheduler(self.scheduler)
         for thread in self._threads:
             thread.join()
         self._threads = []
 
     @property
     def running(self) -> bool:
-        return bool(self.scheduler.running)
+        """Return whether this process's scheduler runs due jobs (started, not paused)."""
+        return bool(self.scheduler.state == STATE_RUNNING)
 
     def _wall(self, due: datetime) -> datetime:
         """Return the wall-clock instant at which the service's clock reaches `due`."""
@@ -241,7 +293,7 @@ class Timers:
         (`get_next_run_time` is outside its error handling); the probe calls this every
         time, which restarts it.
         """
-        if self.scheduler.running:
+        if self.running:
             self.scheduler.wakeup()
 
     # Changes from the event loop: queued, never waited for.
@@ -339,12 +391,24 @@ class Timers:
         (`on_change`), and so does a marker Redis lost (a flush, a restart without
         persistence): the reconciler then rebuilds the stores at once.
         """
+        leading = self.leading
         try:
-            with self._probe_redis.pipeline(transaction=False) as pipe:
+            with self._probe_redis.pipeline(transaction=True) as pipe:
                 pipe.get(self.marker_key)
                 for store in self.stores.values():
                     pipe.zcard(store.run_times_key)
+                if leading:
+                    pipe.get(self.asked_key)
+                    pipe.delete(self.asked_key)
                 marker, *counts = pipe.execute()
+            asked = False
+            if leading:
+                *counts, asked_value, _ = counts
+                asked = asked_value is not None
+            elif self.lost and self.health.healthy:
+                # A follower runs no reconciler: what it dropped, the leader's rebuilds.
+                self._probe_redis.set(self.asked_key, b"1")
+                self.lost = False
         except (RedisError, OSError) as error:
             if self.health.healthy:
                 log.warning("Redis is unhealthy", extra={"error": str(error)})
@@ -359,6 +423,8 @@ class Timers:
         if marker != JOBS_LAYOUT and not self.lost:
             log.warning("Redis lost its timers")
             self.lost = True
+        if asked:
+            self.lost = True  # a follower dropped timer changes
         if self.lost:
             self.on_change()
 

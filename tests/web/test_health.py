@@ -45,7 +45,7 @@ async def test_health_is_ok_with_one_entry_per_dependency(client):
     body = await response.json()
     assert response.status == 200
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "redis", "scheduler"}
+    assert set(body["checks"]) == {"database", "redis", "scheduler", "cluster"}
     assert body["checks"]["database"]["latency_ms"] >= 0
     assert body["checks"]["redis"] == {"status": "ok"}
     scheduler = body["checks"]["scheduler"]
@@ -53,6 +53,12 @@ async def test_health_is_ok_with_one_entry_per_dependency(client):
     assert scheduler["pending"] == {"escalation": 0, "notification": 0}
     assert scheduler["overdue_steps"] == 0 and scheduler["failed_steps"] == 0
     assert scheduler["last_reconcile"] is not None
+    # One instance alone leads, on either backend.
+    cluster = body["checks"]["cluster"]
+    assert cluster["status"] == "ok" and cluster["role"] == "leader"
+    assert cluster["leader"] == cluster["instance"] and cluster["term"] >= 1
+    assert cluster["leader_id"] == cluster["instance_id"].split()[0]
+    assert cluster["since"] is not None
 
 
 async def test_anonymous_health_tells_only_the_overall_status(make_client):
@@ -71,7 +77,8 @@ async def test_health_details_need_the_metrics_token_or_an_admins_token(make_cli
     for headers in (OPS, ADMIN):
         response = await client.get("/health", headers=headers)
         assert response.status == 200
-        assert set((await response.json())["checks"]) == {"database", "redis", "scheduler"}
+        checks = set((await response.json())["checks"])
+        assert checks == {"database", "redis", "scheduler", "cluster"}
     # A credential that does not open the details is refused, not quietly ignored.
     assert (await client.get("/health", headers=RESPONDER)).status == 403
     assert (await client.get("/health", headers=WRONG)).status == 401

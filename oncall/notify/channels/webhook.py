@@ -1,7 +1,8 @@
 """Webhook: the incident as JSON, signed with the contact's secret.
 
 Headers: `X-Oncall-Delivery: <notification id>` (an idempotency key: a resend after a
-crash carries the same one) and, when the contact has a secret,
+crash carries the same one), `X-Oncall-Attempt: <n>` (which attempt of it, from 1) and,
+when the contact has a secret,
 `X-Oncall-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
 """
 
@@ -25,7 +26,11 @@ async def send(page: Page, contact: Contact, ctx: ChannelContext) -> None:
     """POST the page; raises DeliveryError."""
     with building("webhook body"):
         body = jsoncodec.dumps_bytes(webhook_json(page))
-    headers = {"Content-Type": "application/json", "X-Oncall-Delivery": str(page.delivery_id)}
+    headers = {
+        "Content-Type": "application/json",
+        "X-Oncall-Delivery": str(page.delivery_id),
+        "X-Oncall-Attempt": str(page.attempt),
+    }
     if contact.secret:
         headers["X-Oncall-Signature"] = signature(
             contact.secret, int(ctx.clock().timestamp()), body

@@ -102,7 +102,10 @@ async def scheduler_check(app: web.Application) -> dict[str, Any]:
         )
     if "counts_error" in check:
         problems.append(f"queue state unreadable: {check.pop('counts_error')}")
-    if not runtime.timers.running:
+    following = runtime.leadership.status().role == "follower"
+    if following:
+        check["following"] = True  # the leader runs the timers (the cluster check says who)
+    elif not runtime.timers.running:
         problems.append("scheduler not running")
     if check.get("overdue_steps"):
         problems.append(f"{check['overdue_steps']} escalation steps overdue")
@@ -112,7 +115,9 @@ async def scheduler_check(app: web.Application) -> dict[str, Any]:
         problems.append(f"{check['overdue_notifications']} notifications overdue")
     # Failed notifications are dead letters kept for inspection: counted, not failing.
     interval = app[SETTINGS].scheduler.reconcile_interval
-    if status.last_run is None or now - status.last_run > 3 * interval:
+    if following:
+        pass  # the leader reconciles
+    elif status.last_run is None or now - status.last_run > 3 * interval:
         problems.append(
             f"no successful reconcile within {3 * interval}"
             + (f": {status.last_error}" if status.last_error else "")
@@ -123,11 +128,38 @@ async def scheduler_check(app: web.Application) -> dict[str, Any]:
     return check
 
 
+def cluster_check(runtime: Runtime) -> dict[str, Any]:
+    """Return this instance's role, who leads and since when, as the last try for the
+    lease saw it: read, never waited for. Fails when nobody leads (as far as this
+    instance can tell)."""
+    status = runtime.leadership.status()
+    check: dict[str, Any] = {
+        "role": status.role,
+        "instance": status.instance,
+        "instance_id": status.instance_id,
+        "leader": status.leader,
+        "leader_id": status.leader_id,
+        "since": isoformat(status.since),
+        "term": status.term,
+    }
+    if status.role == "leader" or status.leader is not None:
+        check["status"] = "ok"
+    else:
+        check["status"] = "fail"
+        check["error"] = "no instance leads" + (f": {status.error}" if status.error else "")
+    return check
+
+
 async def run_checks(app: web.Application) -> dict[str, dict[str, Any]]:
     """Return each dependency's check result, run concurrently, each bounded in time."""
-    names = ["database", "redis", "scheduler"]
-    database, scheduler = await asyncio.gather(_timed(app[RUNTIME].db.ping()), scheduler_check(app))
-    return dict(zip(names, [database, redis_check(app[RUNTIME]), scheduler], strict=True))
+    runtime = app[RUNTIME]
+    database, scheduler = await asyncio.gather(_timed(runtime.db.ping()), scheduler_check(app))
+    return {
+        "database": database,
+        "redis": redis_check(runtime),
+        "scheduler": scheduler,
+        "cluster": cluster_check(runtime),
+    }
 
 
 class Shared:
