@@ -41,6 +41,14 @@ async def migrating(engine: AsyncEngine, schema: str = "") -> AsyncIterator[Asyn
             await raw.execute("PRAGMA foreign_keys=OFF")
         try:
             async with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    # Instances of a cluster starting together migrate one at a time: the
+                    # next one finds the schema current (a lock per schema, held until
+                    # this transaction ends).
+                    await conn.execute(
+                        text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                        {"key": f"oncall migrations {schema}"},
+                    )
                 if schema and conn.dialect.name == "postgresql":
                     await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
                     await conn.execute(text(f'SET search_path TO "{schema}"'))

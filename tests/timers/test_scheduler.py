@@ -229,3 +229,46 @@ def test_a_job_written_anew_after_the_stores_read_is_kept(timers: Timers) -> Non
     assert store._reconstitute_jobs([(spec.job_id.encode(), None)]) == []
     assert written(timers) == {spec.job_id}
     assert store.redis.zscore(store.run_times_key, spec.job_id) is not None
+
+
+async def test_a_scheduler_runs_nothing_while_its_gate_says_another_leads(
+    timers: Timers,
+) -> None:
+    """A leader paused past its lease (SIGSTOP) resumes with its scheduler's thread free
+    to run before its event loop notices: the gate, asked on that thread before every
+    pass, keeps it from running what the new leader runs."""
+    asked: list[bool] = []
+    leads = False
+
+    def gate() -> bool:
+        asked.append(leads)
+        return leads
+
+    timers.start_threads()
+    timers.write_many([step(1, system_clock() - timedelta(seconds=1))])
+    timers.start_scheduler(gate)
+
+    async def asked_thrice() -> bool:
+        timers.wakeup()
+        return len(asked) >= 3
+
+    await eventually(asked_thrice, what="the gate asked on three passes")
+    assert written(timers) == {"incident:1:level:2:repeat:0"}  # due, and not run
+    leads = True
+
+    async def ran() -> bool:
+        timers.wakeup()
+        return not written(timers)
+
+    await eventually(ran, what="the due job run once the gate opens")
+
+
+def test_a_stopped_scheduler_is_replaced_by_a_new_one_at_the_next_lead(timers: Timers) -> None:
+    timers.start_threads()
+    timers.start_scheduler(lambda: True)
+    first = timers.scheduler
+    stopped = timers.stop_scheduler()
+    assert stopped is first and not timers.running and not timers.leading
+    Timers.shutdown_scheduler(stopped)
+    timers.start_scheduler(lambda: True)  # a shut-down APScheduler cannot start again
+    assert timers.scheduler is not first and timers.running and timers.leading
