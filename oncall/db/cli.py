@@ -100,6 +100,10 @@ def _table(copies: list[TableCopy]) -> str:
     return "\n".join(lines)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def backup(path: str, force: bool) -> int:
     """Copy the configured SQLite database to `path`; print its figures; return the exit code."""
     import sqlite3
@@ -128,8 +132,8 @@ def backup(path: str, force: bool) -> int:
         return _fail("backup", f"copying {source} to {path} failed: {error}")
     print(
         f"backed up {source} to {done.path}: {done.size / 2**20:.1f} MiB "
-        f"({done.size} bytes) in {done.seconds:.1f} s, {done.steps} steps, "
-        f"{done.restarts} restarts; integrity_check: {done.integrity}"
+        f"({done.size} bytes) in {done.seconds:.1f} s, {_count(done.steps, 'step')}, "
+        f"{_count(done.restarts, 'restart')}; integrity_check: {done.integrity}"
     )
     return 0
 
