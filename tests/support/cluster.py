@@ -1,0 +1,368 @@
+"""Several `python app.py` instances on one PostgreSQL database of the test's own cluster,
+each connecting as a role of its own (so the test can cut exactly one off from the
+database), a steady stream of new incidents through them, and each instance's cluster role
+read from `/health` and sampled over time."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg  # type: ignore[import-untyped]
+
+from tests.support.factories import AM_AUTH, make_alert, make_webhook
+from tests.support.ops import OPS
+from tests.support.postgres_cluster import PostgresCluster
+from tests.support.process import ServiceProcess
+
+DATABASE = "oncall"
+INGEST = "/api/v1/integrations/alertmanager"
+# Long enough for a /health whose database check waits for its own timeout.
+ASK_TIMEOUT = aiohttp.ClientTimeout(total=5)
+# A sample's request window bounds when its answer was decided; one that takes longer
+# than this is dropped (counted unanswered) rather than kept as a long, vague window: the
+# handover gaps the samples must resolve are longer.
+SAMPLE_TIMEOUT = aiohttp.ClientTimeout(total=2.5)
+
+
+def role_of(name: str) -> str:
+    """Return the PostgreSQL role instance `name` connects as."""
+    return f"oncall_{name}"
+
+
+class ClusterDatabase:
+    """The instances' database in `cluster`, and a LOGIN superuser role per instance."""
+
+    def __init__(self, cluster: PostgresCluster, names: Iterable[str]) -> None:
+        self.cluster = cluster
+        self.names = list(names)
+
+    async def _admin(self, database: str = "postgres") -> asyncpg.Connection:
+        return await asyncpg.connect(
+            host="127.0.0.1", port=self.cluster.port, user="postgres", database=database
+        )
+
+    async def create(self) -> None:
+        """Create the database and the roles."""
+        conn = await self._admin()
+        try:
+            await conn.execute(f"CREATE DATABASE {DATABASE}")
+            for name in self.names:
+                await conn.execute(f"CREATE ROLE {role_of(name)} SUPERUSER LOGIN")
+        finally:
+            await conn.close()
+
+    def url(self, name: str | None = None) -> str:
+        """Return the SQLAlchemy URL for instance `name`, or the test's own (`postgres`)."""
+        user = role_of(name) if name else "postgres"
+        return f"postgresql+asyncpg://{user}@127.0.0.1:{self.cluster.port}/{DATABASE}"
+
+    async def backends(self, name: str) -> int:
+        """Return how many connections instance `name`'s role has open."""
+        conn = await self._admin()
+        try:
+            count = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = $1", role_of(name)
+            )
+        finally:
+            await conn.close()
+        return int(count)
+
+    async def cut_off(self, name: str, timeout: float = 10.0) -> int:
+        """Refuse the role's logins, then terminate its connections until none is left
+        (one being opened as the first batch goes is terminated in a later round).
+        Return how many were terminated; raises TimeoutError when some outlive
+        `timeout` seconds."""
+        conn = await self._admin()
+        terminated = 0
+        try:
+            await conn.execute(f"ALTER ROLE {role_of(name)} NOLOGIN")
+            deadline = time.monotonic() + timeout
+            while True:
+                rows = await conn.fetch(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+                    role_of(name),
+                )
+                if not rows:
+                    return terminated
+                terminated += len(rows)
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{role_of(name)} still has {len(rows)} connections")
+                await asyncio.sleep(0.05)  # polling pg_stat_activity, not synchronising
+        finally:
+            await conn.close()
+
+    async def let_in(self, name: str) -> None:
+        """Accept the role's logins again."""
+        conn = await self._admin()
+        try:
+            await conn.execute(f"ALTER ROLE {role_of(name)} LOGIN")
+        finally:
+            await conn.close()
+
+
+@dataclass
+class Instance:
+    """One named instance; its process is restarted in place (same port, new process)."""
+
+    name: str
+    process: ServiceProcess
+
+
+def instance_env(db: ClusterDatabase, name: str, shared: dict[str, str]) -> dict[str, str]:
+    """Return instance `name`'s settings: `shared` (the same for every instance) plus its
+    own database role and instance name."""
+    return {
+        **shared,
+        "ONCALL_DATABASE_URL": db.url(name),
+        "ONCALL_CLUSTER_INSTANCE": name,
+    }
+
+
+def make_instances(db: ClusterDatabase, shared: dict[str, str], folder: Path) -> list[Instance]:
+    """Return the instances (not started), each logging to `folder`/oncall-NAME.log."""
+    return [
+        Instance(
+            name, ServiceProcess(instance_env(db, name, shared), folder / f"oncall-{name}.log")
+        )
+        for name in db.names
+    ]
+
+
+async def health_checks(
+    session: aiohttp.ClientSession,
+    instance: Instance,
+    timeout: aiohttp.ClientTimeout = ASK_TIMEOUT,
+) -> dict[str, Any] | None:
+    """Return the instance's `/health` checks, or None when it does not answer within
+    `timeout`. A 503 answer carries its checks too."""
+    try:
+        async with session.get(
+            f"{instance.process.url}/health", headers=OPS, timeout=timeout
+        ) as response:
+            body = await response.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+    checks = body.get("checks") if isinstance(body, dict) else None
+    return checks if isinstance(checks, dict) else None
+
+
+async def cluster_state(
+    session: aiohttp.ClientSession, instance: Instance
+) -> dict[str, Any] | None:
+    """Return the instance's `/health` cluster check, or None when it does not answer (or
+    answers without one)."""
+    check = (await health_checks(session, instance) or {}).get("cluster")
+    return check if isinstance(check, dict) else None
+
+
+async def states(
+    session: aiohttp.ClientSession, instances: list[Instance]
+) -> dict[str, dict[str, Any] | None]:
+    """Return every instance's cluster check (None where it did not answer), asked at once."""
+    found = await asyncio.gather(*(cluster_state(session, i) for i in instances))
+    return {i.name: state for i, state in zip(instances, found, strict=True)}
+
+
+async def sole_leader(
+    session: aiohttp.ClientSession, instances: list[Instance], besides: str | None = None
+) -> tuple[Instance, dict[str, Any]] | None:
+    """Return the instance that says it leads and its check, when exactly one does (and
+    it is not `besides`); None otherwise."""
+    found = await states(session, instances)
+    leaders = [
+        (i, found[i.name]) for i in instances if (found[i.name] or {}).get("role") == "leader"
+    ]
+    if len(leaders) != 1 or leaders[0][0].name == besides:
+        return None
+    instance, state = leaders[0]
+    assert state is not None
+    return instance, state
+
+
+def alert_group(name: str) -> dict[str, Any]:
+    """Return an Alertmanager webhook of one new group: one incident per distinct name."""
+    return make_webhook([make_alert("db1", alertname=name)], alertname=name)
+
+
+class IncidentLoad:
+    """Opens incidents at a steady rate through the instances in turn, each a group of its
+    own. An instance that does not take it (down, or cut off from the database) passes it
+    to the next, as a load balancer would; the same group again opens no second incident."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, instances: list[Instance], rate: float
+    ) -> None:
+        self.session = session
+        self.instances = instances
+        self.rate = rate
+        self.opened: dict[str, int] = {}  # group name -> its incident
+        self.refused = 0  # answers other than 200, and no answers
+        self.lost: list[str] = []  # groups no instance took
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._sends: set[asyncio.Task[None]] = set()
+
+    @property
+    def count(self) -> int:
+        return len(self.opened)
+
+    async def _open(self, name: str, first: int) -> None:
+        order = self.instances[first:] + self.instances[:first]
+        for instance in order:
+            try:
+                async with self.session.post(
+                    f"{instance.process.url}{INGEST}",
+                    json=alert_group(name),
+                    headers=AM_AUTH,
+                    timeout=ASK_TIMEOUT,
+                ) as response:
+                    if response.status == 200:
+                        [incident_id] = (await response.json())["incidents"]
+                        self.opened[name] = incident_id
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            self.refused += 1
+        self.lost.append(name)
+
+    async def _run(self) -> None:
+        start = time.monotonic()
+        for n in itertools.count():
+            # Each on its own task, so a slow answer never slows the rate.
+            send = asyncio.ensure_future(self._open(f"Load{n}", n % len(self.instances)))
+            self._sends.add(send)
+            send.add_done_callback(self._sends.discard)
+            # The steady rate itself: this paces the load, it waits for nothing.
+            try:
+                await asyncio.wait_for(
+                    self._stop.wait(), max(0.0, start + (n + 1) / self.rate - time.monotonic())
+                )
+                return
+            except TimeoutError:
+                pass
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        """Stop opening incidents; return once every one sent is answered."""
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+        await asyncio.gather(*list(self._sends))
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One answer to `/health`: when it was asked and answered (monotonic seconds), by
+    which instance (name and process), what it said."""
+
+    sent: float
+    received: float
+    instance: str
+    instance_id: str | None
+    role: str | None
+    term: int | None
+    leader_id: str | None
+    running: bool | None = None  # the scheduler check's: whether its scheduler runs
+
+    @property
+    def leads(self) -> bool:
+        """Whether it says it leads, or runs a scheduler (which only a leader may)."""
+        return self.role == "leader" or self.running is True
+
+
+class RoleSampler:
+    """Asks every instance's role again and again, each as soon as its previous answer
+    is in (and `pace` seconds have passed), recording each answer."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, instances: list[Instance], pace: float = 0.03
+    ) -> None:
+        self.session = session
+        self.instances = instances
+        self.pace = pace
+        self.samples: list[Sample] = []
+        self.unanswered = 0
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _ask(self, instance: Instance) -> None:
+        sent = time.monotonic()
+        checks = await health_checks(self.session, instance, SAMPLE_TIMEOUT)
+        received = time.monotonic()
+        state = (checks or {}).get("cluster")
+        if checks is None or not isinstance(state, dict):
+            self.unanswered += 1
+            return
+        self.samples.append(
+            Sample(
+                sent,
+                received,
+                instance.name,
+                state.get("instance_id"),
+                state.get("role"),
+                state.get("term"),
+                state.get("leader_id"),
+                (checks.get("scheduler") or {}).get("running"),
+            )
+        )
+
+    async def _sample(self, instance: Instance) -> None:
+        while not self._stop.is_set():
+            await self._ask(instance)
+            # Paces the sampling (many a second, not a busy loop); waits for nothing.
+            await asyncio.sleep(self.pace)
+
+    async def _run(self) -> None:
+        # A loop per instance: a slow answer from one delays no other's samples.
+        await asyncio.gather(*(self._sample(i) for i in self.instances))
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+    def leader_claims(self, since: float = float("-inf")) -> list[Sample]:
+        """Return the samples asked from `since` on that show their instance leading."""
+        return [s for s in self.samples if s.leads and s.sent >= since]
+
+
+def overlapping_leaders(samples: Iterable[Sample]) -> list[tuple[Sample, Sample]]:
+    """Return pairs of samples of different processes, each leading (by its role or its
+    running scheduler), whose request windows (sent..received) overlap: two leaders that
+    may have run at the same instant."""
+    claims = sorted((s for s in samples if s.leads), key=lambda s: s.sent)
+    latest: dict[str | None, Sample] = {}  # per process: its claim answered last so far
+    found = []
+    for claim in claims:
+        for process, earlier in latest.items():
+            if process != claim.instance_id and earlier.received >= claim.sent:
+                found.append((earlier, claim))
+        previous = latest.get(claim.instance_id)
+        if previous is None or claim.received > previous.received:
+            latest[claim.instance_id] = claim
+    return found
+
+
+def shared_terms(samples: Iterable[Sample]) -> dict[int | None, set[str | None]]:
+    """Return the terms claimed by more than one process, with the processes: by leaders
+    claiming them, or named as their leader by any instance."""
+    holders: dict[int | None, set[str | None]] = defaultdict(set)
+    for sample in samples:
+        if sample.role == "leader":
+            holders[sample.term].add(sample.instance_id)
+        if sample.leader_id is not None:
+            holders[sample.term].add(sample.leader_id)
+    return {term: ids for term, ids in holders.items() if len(ids) > 1}
