@@ -17,11 +17,13 @@ Standard library only: the move and its tests use it on rows from either backend
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Context, Decimal
+from json.encoder import encode_basestring_ascii
 from typing import Any
+
+_quote = encode_basestring_ascii  # ASCII escapes: one spelling per string
 
 
 def _number(value: int | float | Decimal) -> str:
@@ -38,9 +40,50 @@ def _number(value: int | float | Decimal) -> str:
     return str(exact.normalize(Context(prec=max(digits, 28))))
 
 
+# The common cases without Decimal; each gives what `_number` gives.
+def _int(value: int) -> str:
+    return str(value) if value % 10 else _number(value)  # 10 is 1E+1 there
+
+
+def _float(value: float) -> str:
+    text = repr(value)
+    if "e" in text or "n" in text:  # an exponent, nan, inf
+        return _number(value)
+    if text.endswith(".0"):
+        return _int(int(value))  # below 1e16 (no exponent): exact
+    return text  # a fraction without trailing zeros is its normalised text
+
+
 def _instant(value: datetime) -> str:
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return "@" + aware.astimezone(UTC).isoformat(timespec="microseconds")
+    if value.tzinfo is not UTC:
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        value = aware.astimezone(UTC)
+    return "@" + value.isoformat(timespec="microseconds")
+
+
+def _object(value: dict[Any, Any]) -> str:
+    try:
+        keys = sorted(value)
+    except TypeError:  # keys of several types: not from JSON, but still one order
+        keys = sorted(value, key=str)
+    return "{" + ",".join([_quote(str(k)) + ":" + encode(value[k]) for k in keys]) + "}"
+
+
+def _array(value: list[Any] | tuple[Any, ...]) -> str:
+    return "[" + ",".join([encode(item) for item in value]) + "]"
+
+
+_BY_TYPE: dict[type, Callable[[Any], str]] = {
+    type(None): lambda _: "null",
+    bool: lambda value: "true" if value else "false",
+    int: _int,
+    float: _float,
+    str: _quote,
+    datetime: _instant,
+    dict: _object,
+    list: _array,
+    tuple: _array,
+}
 
 
 def encode(value: Any) -> str:
@@ -48,14 +91,15 @@ def encode(value: Any) -> str:
 
     Raises TypeError for a type it does not know, so that a new kind of column gets a
     decision instead of a checksum that may differ between the backends."""
-    if value is None:
-        return "null"
+    exact = _BY_TYPE.get(type(value))
+    if exact is not None:
+        return exact(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float | Decimal):
         return _number(value)
     if isinstance(value, str):
-        return json.dumps(value)  # ASCII escapes: one spelling per string
+        return _quote(value)
     if isinstance(value, datetime):
         return _instant(value)
     if isinstance(value, date | time):
@@ -63,16 +107,15 @@ def encode(value: Any) -> str:
     if isinstance(value, bytes | bytearray | memoryview):
         return "x" + bytes(value).hex()
     if isinstance(value, dict):
-        keys = sorted(value, key=str)
-        return "{" + ",".join(f"{json.dumps(str(k))}:{encode(value[k])}" for k in keys) + "}"
+        return _object(value)
     if isinstance(value, list | tuple):
-        return "[" + ",".join(encode(item) for item in value) + "]"
+        return _array(value)
     raise TypeError(f"no canonical encoding for a {type(value).__name__} value")
 
 
 def encode_row(row: Sequence[Any]) -> bytes:
     """Return one row's canonical encoding: its values in column order, one line."""
-    return (encode(list(row)) + "\n").encode("ascii")
+    return ("[" + ",".join([encode(value) for value in row]) + "]\n").encode("ascii")
 
 
 class TableChecksum:

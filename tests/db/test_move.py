@@ -276,6 +276,15 @@ def test_equal_values_encode_alike(one, other):
     assert encode(one) == encode(other)
 
 
+def test_the_quick_number_paths_give_the_exact_decimal_text():
+    from oncall.db import checksum
+
+    numbers = [0, 7, 10, -120, 10**20 + 1, 0.0, -0.0, 2.5, 12.0, 1200.0, 0.0001, 1e-5]
+    numbers += [1e15, 1e16, 123456.789, 9007199254740993.0, 1.2345678901234567e19, float("inf")]
+    for n in numbers:
+        assert checksum.encode(n) == checksum._number(n), n
+
+
 def test_an_unknown_type_is_refused_rather_than_guessed():
     with pytest.raises(TypeError, match="set"):
         encode({1, 2})
@@ -353,9 +362,14 @@ async def snapshot_target(target: AsyncEngine) -> dict[str, Any]:
         rows = await conn.run_sync(read_all)
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
         sequences = (
-            await conn.execute(text("SELECT sequencename, last_value FROM pg_sequences"))
+            await conn.execute(
+                text(
+                    "SELECT sequencename, last_value FROM pg_sequences"
+                    " WHERE schemaname = current_schema() ORDER BY sequencename"
+                )
+            )
         ).all()
-    return {"rows": rows, "version": version, "sequences": sorted(sequences)}
+    return {"rows": rows, "version": version, "sequences": sequences}
 
 
 async def test_a_target_with_rows_is_refused_and_nothing_is_written(source, schema, target):
