@@ -78,6 +78,7 @@ class Runtime:
         self.escalation = Escalation(
             db, directory, clock, self.metrics, after_commit, self.schedules, self.notifier
         )
+        self.escalation.leads = self.leadership.holds
         self.incidents = Incidents(db, self.metrics, after_commit, self.escalation, self.notifier)
         self.maintenance = Maintenance(
             db, directory, clock, after_commit, self.audit, self.incidents

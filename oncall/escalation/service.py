@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
 from oncall.clock import Clock
@@ -48,6 +48,9 @@ class Escalation:
         self.rota = rota
         self.pager = pager
         self.retry_base = retry_base
+        # Whether this process still runs the timers (oncall.cluster): a step's retries
+        # stop once it does not, and the leader's reconciler takes the step over.
+        self.leads: Callable[[], bool] = lambda: True
 
     # Inside another domain's transaction.
 
@@ -117,6 +120,12 @@ class Escalation:
                 )
                 if attempt < ATTEMPTS:
                     await asyncio.sleep(backoff(attempt, self.retry_base).total_seconds())
+                if not self.leads():
+                    log.info(
+                        "escalation step left to the leader",
+                        extra={"incident": incident_id, "level": step.level},
+                    )
+                    return False
                 continue
             self.after_commit(result.followups)
             outcome = "fired" if result.fired else "stale"

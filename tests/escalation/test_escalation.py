@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from datetime import timedelta
 from typing import Any
@@ -255,6 +256,36 @@ async def test_a_failing_step_is_retried_then_marked_failed_then_reconciled(
         lambda: _async(counted(client, "oncall_reconcile_repairs") >= 1), what="repair recorded"
     )
     assert (await client.get("/health")).status == 200
+
+
+async def test_a_failing_step_stops_retrying_once_this_process_stops_leading(
+    make_client, monkeypatch, caplog
+):
+    """Cut off from the database, a leader steps down: a step it was retrying is left to
+    the next leader's reconciler rather than retried from a follower."""
+    client = await make_client(directory=fast_directory(levels=("1s", "1h")), clock=system_clock)
+    escalation = client.app[RUNTIME].escalation
+    escalation.retry_base = timedelta(milliseconds=50)
+    leading = [True]
+    escalation.leads = lambda: leading[0]
+    real_fire = store.fire_step
+    calls: list[Step] = []
+
+    def failing_fire(conn: Any, incident_id: int, step: Step, *args: Any) -> Any:
+        if step == Step(2, 0):
+            calls.append(step)
+            leading[0] = False  # the lease was lost meanwhile
+            raise ConnectionError("database went away")
+        return real_fire(conn, incident_id, step, *args)
+
+    monkeypatch.setattr(store, "fire_step", failing_fire)
+    caplog.set_level(logging.INFO, "oncall.escalation.service")
+    await open_incident(client)
+    await eventually(
+        lambda: _async("escalation step left to the leader" in caplog.text), what="left"
+    )
+    assert calls == [Step(2, 0)]  # one attempt, no retry
+    assert counted(client, "oncall_escalation_steps", outcome="failed") == 0
 
 
 async def _failed_recorded(client: Any, incident_id: int) -> Any:

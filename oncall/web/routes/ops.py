@@ -83,13 +83,14 @@ async def scheduler_check(app: web.Application) -> dict[str, Any]:
     status = runtime.reconciler.status
     now = app[CLOCK]()
     check: dict[str, Any] = {
-        "running": runtime.timers.running,
         "last_reconcile": isoformat(status.last_run),
         "reconcile_runs": int(runtime.metrics.value("oncall_reconcile_runs", outcome="ok")),
         "repairs": int(runtime.metrics.value("oncall_reconcile_repairs")),
     }
     problems = []
     check.update(await read_queues(runtime, now))
+    # Read after the awaits, as the cluster check is: one answer, one moment.
+    check["running"] = runtime.timers.running
     if runtime.timers.dropped:
         check["dropped_while_unhealthy"] = runtime.timers.dropped
     if not runtime.timers.health.healthy:
