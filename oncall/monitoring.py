@@ -2,8 +2,9 @@
 of /health. Pure.
 
 A dead-man's switch (healthchecks.io, Dead Man's Snitch, an ntfy topic) pages someone when
-the pings stop, so a ping says "this service can page": its database answers and its
-scheduler check passes (running, reconciling, no escalation step overdue by more than
+the pings stop, so a ping says "this service can page": its database answers, some
+instance leads (this one or another: every instance of a cluster pings while one does),
+and its scheduler check passes (running, reconciling, no escalation step overdue by more than
 OVERDUE_AFTER, 30 s, nor failed, no notification overdue). Redis is not required: while it
 is down the database sweep fires what falls due, and the scheduler check fails once that
 stops working.
@@ -17,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 # The checks of /health (oncall.web.routes.ops.run_checks) a ping needs to pass.
-REQUIRED_CHECKS = ("database", "scheduler")
+REQUIRED_CHECKS = ("database", "scheduler", "cluster")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""The dead-man's switch's decision: a ping only while /health's database and scheduler
-checks pass; and the part of its URL that may be logged."""
+"""The dead-man's switch's decision: a ping only while /health's database, scheduler and
+cluster checks pass; and the part of its URL that may be logged."""
 
 from __future__ import annotations
 
@@ -12,33 +12,45 @@ FAIL_DB = {"status": "fail", "error": "OperationalError: no such table: audit_lo
 OVERDUE = {"status": "fail", "error": "2 escalation steps overdue"}
 STOPPED = {"status": "fail", "error": "scheduler not running"}
 REDIS_DOWN = {"status": "fail", "error": "Connection refused", "for_s": 12.0}
+LEADERLESS = {"status": "fail", "error": "no instance leads"}
 
 
 @pytest.mark.parametrize(
     ("checks", "expected"),
     [
         # all well
-        ({"database": OK, "redis": OK, "scheduler": OK}, PingDecision(True)),
+        ({"database": OK, "redis": OK, "scheduler": OK, "cluster": OK}, PingDecision(True)),
+        # a follower whose cluster has a leader: it pings too
+        ({"database": OK, "scheduler": OK, "cluster": OK}, PingDecision(True)),
+        # nobody leads (a follower's own scheduler check passes: the leader's timers are
+        # not its own): no ping
+        (
+            {"database": OK, "redis": OK, "scheduler": OK, "cluster": LEADERLESS},
+            PingDecision(False, "cluster: no instance leads"),
+        ),
         # Redis down: the database sweep still fires what falls due
-        ({"database": OK, "redis": REDIS_DOWN, "scheduler": OK}, PingDecision(True)),
+        (
+            {"database": OK, "redis": REDIS_DOWN, "scheduler": OK, "cluster": OK},
+            PingDecision(True),
+        ),
         # the database does not answer
         (
-            {"database": FAIL_DB, "redis": OK, "scheduler": OK},
+            {"database": FAIL_DB, "redis": OK, "scheduler": OK, "cluster": OK},
             PingDecision(False, "database: OperationalError: no such table: audit_log"),
         ),
         # a step overdue (by more than OVERDUE_AFTER): pages are late
         (
-            {"database": OK, "redis": OK, "scheduler": OVERDUE},
+            {"database": OK, "redis": OK, "scheduler": OVERDUE, "cluster": OK},
             PingDecision(False, "scheduler: 2 escalation steps overdue"),
         ),
         # the scheduler stopped
         (
-            {"database": OK, "redis": OK, "scheduler": STOPPED},
+            {"database": OK, "redis": OK, "scheduler": STOPPED, "cluster": OK},
             PingDecision(False, "scheduler: scheduler not running"),
         ),
         # both: each named
         (
-            {"database": FAIL_DB, "scheduler": OVERDUE},
+            {"database": FAIL_DB, "scheduler": OVERDUE, "cluster": OK},
             PingDecision(
                 False,
                 "database: OperationalError: no such table: audit_log; "
@@ -46,12 +58,18 @@ REDIS_DOWN = {"status": "fail", "error": "Connection refused", "for_s": 12.0}
             ),
         ),
         # a check missing is no pass
-        ({"database": OK}, PingDecision(False, "scheduler: not checked")),
+        (
+            {"database": OK},
+            PingDecision(False, "scheduler: not checked; cluster: not checked"),
+        ),
         # a failure without its error still says which
-        ({"database": {"status": "fail"}, "scheduler": OK}, PingDecision(False, "database: fail")),
+        (
+            {"database": {"status": "fail"}, "scheduler": OK, "cluster": OK},
+            PingDecision(False, "database: fail"),
+        ),
     ],
 )
-def test_it_pings_only_while_the_database_and_the_scheduler_pass(checks, expected):
+def test_it_pings_only_while_the_database_the_scheduler_and_the_cluster_pass(checks, expected):
     assert should_ping(checks) == expected
 
 
