@@ -150,6 +150,12 @@ async def test_the_service_on_the_moved_database_fires_the_pending_steps_on_time
                 async with session.post(AM_URL, json=body, headers=AM_AUTH) as response:
                     assert response.status == 200, await response.text()
         await eventually(pages_reach(receiver, ["alice"] * INCIDENTS), what="level 1")
+        move_args = ("move-database", "--to", POSTGRES_URL, "--schema", schema)
+        sqlite_env = {**common, "ONCALL_DATABASE_URL": sqlite_url}
+        code, out, err = await app_py(*move_args, env=sqlite_env)
+        assert (code, out) == (1, ""), err
+        pid = on_sqlite.proc.pid if on_sqlite.proc else None
+        assert f"is in use by a running service (pid {pid} on " in err
         assert on_sqlite.stop() == 0
         with sqlite3.connect(f"{tmp_path}/oncall.db") as conn:
             pending = conn.execute(
@@ -159,14 +165,7 @@ async def test_the_service_on_the_moved_database_fires_the_pending_steps_on_time
         delete_keys(key_prefix)  # Redis forgets every timer: only the database knows them
 
         moving = time.monotonic()
-        code, out, err = await app_py(
-            "move-database",
-            "--to",
-            POSTGRES_URL,
-            "--schema",
-            schema,
-            env={**common, "ONCALL_DATABASE_URL": sqlite_url},
-        )
+        code, out, err = await app_py(*move_args, env=sqlite_env)
         moved_in = time.monotonic() - moving
         assert code == 0, err
         assert f"[database]\nurl = {POSTGRES_URL}\nschema = {schema}\n" in out
@@ -195,7 +194,8 @@ async def test_the_service_on_the_moved_database_fires_the_pending_steps_on_time
         jobs = await eventually(all_fired, what="every level-2 job fired")
         lateness = [job.fired_at - job.due_at for job in jobs]
         print(
-            f"\nmove-database took {moved_in:.1f} s; level 2 fired "
+            f"\nmove-database took {moved_in:.1f} s; the service on PostgreSQL was up "
+            f"{(first_due - started).total_seconds():.1f} s before level 2 fell due; it fired "
             f"{min(lateness).total_seconds():.3f}..{max(lateness).total_seconds():.3f} s "
             "after its due time"
         )
