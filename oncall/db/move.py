@@ -35,6 +35,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from oncall.cluster.sole import HeldElsewhere, SoleInstance, sqlite_path
@@ -151,6 +152,11 @@ def _sole(path: str) -> Iterator[None]:
         lock.release()
 
 
+def _reason(error: exc.DBAPIError) -> str:
+    """Return the driver's error, its first line, shortened (no statement, no values)."""
+    return f"{type(error.orig).__name__}: {(str(error.orig).splitlines() or ['?'])[0][:300]}"
+
+
 def _source_revision(conn: Connection) -> str | None:
     try:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
@@ -199,10 +205,8 @@ def _copy_table(source: Connection, target: Connection, table: Table, batch: int
             digest.add(part)
             target.execute(table.insert(), [dict(zip(keys, row, strict=True)) for row in part])
     except exc.DBAPIError as error:
-        reason = (str(error.orig).splitlines() or ["?"])[0][:300]
         raise MoveError(
-            f"copying {table.name} failed: {type(error.orig).__name__}: {reason}; "
-            "nothing was committed"
+            f"copying {table.name} failed: {_reason(error)}; nothing was committed"
         ) from error
     back = _checksum(target, table, batch)
     return TableCopy(table.name, digest.rows, digest.hexdigest(), back.rows, back.hexdigest())
@@ -233,7 +237,7 @@ def _advance_sequence(conn: Connection, table: Table, schema: str) -> int | None
 
 
 def _copy_all(target: Connection, source: Engine, schema: str, batch: int) -> list[TableCopy]:
-    """Copy every table in one read transaction of the source; raises Refused when the
+    """Copy every table in one read transaction of the source; raises MoveError when the
     target filled up meanwhile, Mismatch when a table differs."""
     tables = [t for t in metadata.sorted_tables if t.name not in RUNTIME_TABLES]
     names = ", ".join(f'"{t.name}"' for t in tables)
@@ -253,6 +257,26 @@ def _copy_all(target: Connection, source: Engine, schema: str, batch: int) -> li
     if not all(c.matches for c in copies):
         raise Mismatch(copies)
     return copies
+
+
+async def _move(source: Engine, engine: AsyncEngine, schema: str, batch: int) -> list[TableCopy]:
+    """Check that the target is empty, migrate it and copy; raises as `move_database`."""
+    try:
+        async with engine.connect() as conn:
+            occupied = await conn.run_sync(_occupied, schema)
+    except exc.DBAPIError as error:  # refused, unknown database, wrong password
+        raise Refused(f"cannot use the target: {_reason(error)}") from None
+    if occupied:
+        raise Refused(
+            f"the target is not empty: {', '.join(occupied)} hold rows; "
+            "move-database copies into an empty database or schema only"
+        )
+    try:
+        await upgrade(engine, schema)
+        async with engine.begin() as conn:
+            return await conn.run_sync(_copy_all, source, schema, batch)
+    except exc.DBAPIError as error:
+        raise MoveError(f"the move failed: {_reason(error)}; nothing was committed") from None
 
 
 async def move_database(source_url: str, target: DatabaseSettings, batch: int = BATCH) -> Moved:
@@ -282,16 +306,7 @@ async def move_database(source_url: str, target: DatabaseSettings, batch: int = 
                     f"{path} is at revision {revision or 'none'}, this version's newest is "
                     f"{head}: run `python app.py migrate` first"
                 )
-            async with engine.connect() as conn:
-                occupied = await conn.run_sync(_occupied, target.schema)
-            if occupied:
-                raise Refused(
-                    f"the target is not empty: {', '.join(occupied)} hold rows; "
-                    "move-database copies into an empty database or schema only"
-                )
-            await upgrade(engine, target.schema)
-            async with engine.begin() as conn:
-                copies = await conn.run_sync(_copy_all, source, target.schema, batch)
+            copies = await _move(source, engine, target.schema, batch)
         finally:
             await engine.dispose()
             source.dispose()
