@@ -482,6 +482,25 @@ def schemas() -> dict[str, Schema]:
                             "required": ["status"],
                         }
                         for name in ("database", "redis", "scheduler")
+                    }
+                    | {
+                        "cluster": {
+                            "type": "object",
+                            "description": "This instance's role and who leads, as its last "
+                            "try for the lease saw it.",
+                            "properties": {
+                                "status": {"enum": ["ok", "fail"]},
+                                "error": STRING,
+                                "role": {"enum": ["leader", "follower"]},
+                                "instance": STRING,
+                                "instance_id": STRING,
+                                "leader": {"type": ["string", "null"]},
+                                "leader_id": {"type": ["string", "null"]},
+                                "since": {"type": ["string", "null"], "format": "date-time"},
+                                "term": {"type": "integer", "minimum": 0},
+                            },
+                            "required": ["status", "role", "instance", "leader", "term"],
+                        }
                     },
                     "additionalProperties": False,
                 },
