@@ -229,9 +229,10 @@ class LeaseLeadership(Leadership):
         """Take or renew the lease once, within the time left: a leader's deadline, or one
         interval; a failure or no answer in time makes a leader follow at once."""
         sent = time.monotonic()
-        limit = lease.interval(self.failover)
-        if self._leading:
-            limit = min(limit, self._deadline - sent)
+        # A leader waits for its renewal as long as it may lead anyway: a renewal slowed
+        # by a database stall, or answered while the process was paused (SIGSTOP, a VM
+        # migration) for less than that, keeps the lease instead of handing it over.
+        limit = self._deadline - sent if self._leading else lease.interval(self.failover)
         attempt = asyncio.create_task(self._take())
         done, _ = await asyncio.wait([attempt], timeout=max(limit, 0.0))
         if not done:

@@ -6,7 +6,10 @@ read from `/health` and sampled over time."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import os
+import signal
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -98,6 +101,19 @@ class ClusterDatabase:
                 await asyncio.sleep(0.05)  # polling pg_stat_activity, not synchronising
         finally:
             await conn.close()
+
+    async def leadership_backend(self, name: str) -> tuple[int, int] | None:
+        """Return the server process and the client's port of instance `name`'s
+        leadership connection (oncall.cluster.store names it), or None while it has none."""
+        conn = await self._admin()
+        try:
+            row = await conn.fetchrow(
+                "SELECT pid, client_port FROM pg_stat_activity WHERE application_name = $1",
+                f"oncall leadership {name}",
+            )
+        finally:
+            await conn.close()
+        return (int(row["pid"]), int(row["client_port"])) if row else None
 
     async def let_in(self, name: str) -> None:
         """Accept the role's logins again."""
@@ -198,11 +214,16 @@ class IncidentLoad:
     to the next, as a load balancer would; the same group again opens no second incident."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, instances: list[Instance], rate: float
+        self,
+        session: aiohttp.ClientSession,
+        instances: list[Instance],
+        rate: float,
+        prefix: str = "Load",
     ) -> None:
         self.session = session
         self.instances = instances
         self.rate = rate
+        self.prefix = prefix  # of the group names: two loads of one test need two
         self.opened: dict[str, int] = {}  # group name -> its incident
         self.refused = 0  # answers other than 200, and no answers
         self.lost: list[str] = []  # groups no instance took
@@ -237,7 +258,7 @@ class IncidentLoad:
         start = time.monotonic()
         for n in itertools.count():
             # Each on its own task, so a slow answer never slows the rate.
-            send = asyncio.ensure_future(self._open(f"Load{n}", n % len(self.instances)))
+            send = asyncio.ensure_future(self._open(f"{self.prefix}{n}", n % len(self.instances)))
             self._sends.add(send)
             send.add_done_callback(self._sends.discard)
             # The steady rate itself: this paces the load, it waits for nothing.
@@ -285,11 +306,16 @@ class RoleSampler:
     is in (and `pace` seconds have passed), recording each answer."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, instances: list[Instance], pace: float = 0.03
+        self,
+        session: aiohttp.ClientSession,
+        instances: list[Instance],
+        pace: float = 0.03,
+        timeout: aiohttp.ClientTimeout = SAMPLE_TIMEOUT,
     ) -> None:
         self.session = session
         self.instances = instances
         self.pace = pace
+        self.timeout = timeout  # an answer later than this is dropped (see SAMPLE_TIMEOUT)
         self.samples: list[Sample] = []
         self.unanswered = 0
         self._stop = asyncio.Event()
@@ -297,7 +323,7 @@ class RoleSampler:
 
     async def _ask(self, instance: Instance) -> None:
         sent = time.monotonic()
-        checks = await health_checks(self.session, instance, SAMPLE_TIMEOUT)
+        checks = await health_checks(self.session, instance, self.timeout)
         received = time.monotonic()
         state = (checks or {}).get("cluster")
         if checks is None or not isinstance(state, dict):
@@ -366,3 +392,78 @@ def shared_terms(samples: Iterable[Sample]) -> dict[int | None, set[str | None]]
         if sample.leader_id is not None:
             holders[sample.term].add(sample.leader_id)
     return {term: ids for term, ids in holders.items() if len(ids) > 1}
+
+
+# Processes frozen (SIGSTOP) and thawed (SIGCONT): a paused VM, a stuck or swapping host.
+
+
+def _parent(pid: int) -> int | None:
+    """Return the parent of process `pid`, or None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name, in parentheses, may hold spaces: the fields follow the last ')'.
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def postmaster_pid(cluster: PostgresCluster) -> int:
+    """Return the pid of the cluster's postmaster, from its data directory."""
+    return int((cluster.data / "postmaster.pid").read_text().split()[0])
+
+
+def children(pid: int) -> list[int]:
+    """Return the processes whose parent is `pid` (a postmaster's: backends, the
+    checkpointer, the WAL writer, autovacuum)."""
+    return [
+        int(entry)
+        for entry in os.listdir("/proc")
+        if entry.isdigit() and _parent(int(entry)) == pid
+    ]
+
+
+class Frozen:
+    """Processes stopped with SIGSTOP until `thaw` (or the end of a `with` block) sends them
+    SIGCONT: their sockets stay open and nothing answers."""
+
+    def __init__(self) -> None:
+        self.pids: list[int] = []
+        self.at: float | None = None  # time.monotonic() of the freeze
+        self.thawed_at: float | None = None
+
+    def freeze(self, pids: Iterable[int]) -> None:
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+            self.pids.append(pid)
+        self.at = time.monotonic()
+
+    def freeze_postgres(self, cluster: PostgresCluster) -> None:
+        """Freeze the postmaster first, so that it forks no backend the list misses."""
+        postmaster = postmaster_pid(cluster)
+        self.freeze([postmaster])
+        self.freeze(children(postmaster))
+
+    def thaw(self) -> None:
+        for pid in reversed(self.pids):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        self.pids = []
+        self.thawed_at = time.monotonic()
+
+    def __enter__(self) -> Frozen:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.thaw()
+
+
+def unread(server_port: int, client_port: int) -> int:
+    """Return the bytes waiting unread at the server's end of the loopback TCP connection
+    from `client_port` to `server_port` (a request sent, not yet read), per /proc/net/tcp;
+    0 when there is no such connection."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1].split(":")[1], fields[2].split(":")[1]
+        if int(local, 16) == server_port and int(remote, 16) == client_port:
+            return int(fields[4].split(":")[1], 16)
+    return 0

@@ -1,0 +1,452 @@
+"""A bad night for a three-instance cluster (issue 24): the leader frozen (SIGSTOP) for
+less and for more than the failover, PostgreSQL itself frozen, Redis emptied and Redis
+stopped during a failover, a second process on one SQLite file, and leaders SIGKILLed
+just after they took the lease and at random moments under load.
+
+Real `python app.py` processes on a PostgreSQL cluster of the test's own (each instance its
+own role), a real webhook receiver; the outcome is read from the database as in
+tests/e2e/test_cluster.py: every level-2 step fires once, no step pages twice, every page
+is received, never an attempt twice. Run with `-s` to see the figures."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from oncall.cluster import sole
+from oncall.db.engine import Database, make_engine
+from oncall.settings import load_settings
+from tests.e2e.test_cluster import (
+    Facts,
+    assert_one_leader_at_a_time,
+    deliveries,
+    read_facts,
+    summary,
+    unsettled,
+)
+from tests.support.cluster import (
+    ClusterDatabase,
+    Frozen,
+    IncidentLoad,
+    Instance,
+    RoleSampler,
+    alert_group,
+    health_checks,
+    make_instances,
+    sole_leader,
+    unread,
+)
+from tests.support.factories import AM_AUTH, AM_TOKEN
+from tests.support.ops import OPS
+from tests.support.postgres_cluster import PostgresCluster
+from tests.support.process import ServiceProcess
+from tests.support.receivers import HttpReceiver
+from tests.support.redis_server import REDIS_HOST, REDIS_PORT, RedisServer
+from tests.support.waiting import eventually
+
+NAMES = ("a", "b", "c")
+FAILOVER = 3.0  # seconds: [cluster] failover
+RATE = 3.0  # incidents a second, through the instances in turn
+LEVEL_2_AFTER = 5  # seconds from an incident's opening to its level 2
+WARM_UP = int(RATE * LEVEL_2_AFTER)  # incidents before a fault: level 2s fall due in it
+# A page claimed by a process that died unsent goes again once its claim's lease (30 s,
+# oncall.notify.outbox.LEASE) has run out.
+PAGE_LEASE = 30.0
+
+
+def directory(receiver_url: str) -> str:
+    """One user paged on the receiver: level 1 at once, level 2 LEVEL_2_AFTER later, no
+    repeat; the integration's rate limit (each instance's own) far above the load."""
+    return f"""
+integrations:
+  - {{name: prometheus, type: alertmanager, token: "{AM_TOKEN}", rate_limit: 60000/1m}}
+users:
+  - {{name: alice, contacts: [{{type: webhook, url: "{receiver_url}"}}]}}
+policies:
+  - name: p
+    repeat: 0
+    levels:
+      - {{notify: ["user:alice"], escalate_after: {LEVEL_2_AFTER}s}}
+      - {{notify: ["user:alice"], escalate_after: 1h}}
+routes: [{{policy: p}}]
+"""
+
+
+# The cluster: PostgreSQL, Redis (shared, or the test's own), the instances.
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster()
+    try:
+        cluster.init()
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+async def cluster_db(own_postgres: PostgresCluster) -> ClusterDatabase:
+    db = ClusterDatabase(own_postgres, NAMES)
+    await db.create()
+    return db
+
+
+@pytest.fixture
+async def reader(cluster_db: ClusterDatabase) -> AsyncIterator[Database]:
+    """The test's handle on the instances' database, as the `postgres` superuser."""
+    env = {"ONCALL_SETTINGS": "/dev/null", "ONCALL_DATABASE_URL": cluster_db.url()}
+    db = Database(make_engine(load_settings(env).database))
+    yield db
+    await db.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer | None]:
+    """The test's own Redis when parametrized `"own"` (indirect), else None: the shared one."""
+    if getattr(request, "param", "shared") != "own":
+        yield None
+        return
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def frozen() -> Frozen:
+    """Processes the test freezes; thawed before anything is stopped."""
+    return Frozen()
+
+
+@pytest.fixture
+async def instances(
+    tmp_path: Path,
+    cluster_db: ClusterDatabase,
+    key_prefix: str,
+    receiver: HttpReceiver,
+    redis: RedisServer | None,
+    frozen: Frozen,
+) -> AsyncIterator[list[Instance]]:
+    """The three instances, started; thawed and stopped (SIGTERM) afterwards."""
+    path = tmp_path / "oncall.yaml"
+    path.write_text(directory(receiver.url))
+    shared = {
+        "ONCALL_SETTINGS": "/dev/null",
+        "ONCALL_REDIS_HOST": REDIS_HOST,
+        "ONCALL_REDIS_PORT": str(redis.port if redis else REDIS_PORT),
+        "ONCALL_REDIS_KEY_PREFIX": key_prefix,
+        "ONCALL_DIRECTORY_PATH": str(path),
+        "ONCALL_CLUSTER_FAILOVER": f"{FAILOVER:g}s",
+        "ONCALL_PAGING_STORM_THRESHOLD": "100000/5m",  # every incident pages, no digests
+    }
+    started = make_instances(cluster_db, shared, tmp_path)
+    try:
+        await started[0].process.start()  # migrates and writes the shared key
+        await asyncio.gather(*(i.process.start() for i in started[1:]))
+        yield started
+    finally:
+        frozen.thaw()
+        await asyncio.gather(*(asyncio.to_thread(i.process.stop) for i in started))
+
+
+@pytest.fixture
+async def sampler(
+    http: aiohttp.ClientSession, instances: list[Instance]
+) -> AsyncIterator[RoleSampler]:
+    sampling = RoleSampler(http, instances)
+    sampling.start()
+    yield sampling
+    await sampling.stop()
+
+
+Loads = Callable[..., IncidentLoad]
+
+
+@pytest.fixture
+async def loads(
+    http: aiohttp.ClientSession, instances: list[Instance]
+) -> AsyncIterator[tuple[Loads, list[IncidentLoad]]]:
+    """A function starting an incident load through the instances (a prefix of its own per
+    load), and the loads it started; every one is stopped afterwards."""
+    started: list[IncidentLoad] = []
+
+    def start(
+        prefix: str = "Load", rate: float = RATE, through: list[Instance] | None = None
+    ) -> IncidentLoad:
+        load = IncidentLoad(http, through or instances, rate, prefix)
+        load.start()
+        started.append(load)
+        return load
+
+    yield start, started
+    for load in started:
+        await load.stop()
+
+
+# What the database and the receiver say (the checks of tests/e2e/test_cluster.py).
+
+
+async def settle(db: Database, receiver: HttpReceiver, timeout: float) -> Facts:
+    """Return the facts once every level 2 has fired and every page is received; raises
+    naming what is missing after `timeout` seconds."""
+    last: list[str] = []
+
+    async def done() -> Facts | None:
+        facts = await read_facts(db)
+        last[:] = unsettled(facts, deliveries(receiver.requests))
+        return None if last else facts
+
+    try:
+        facts: Facts = await eventually(done, timeout=timeout, what="every step and page")
+    except AssertionError as error:
+        raise AssertionError(f"{error}: {'; '.join(last)}") from None
+    return facts
+
+
+def assert_each_step_and_page_once(
+    facts: Facts, loads: list[IncidentLoad], receiver: HttpReceiver
+) -> list[float]:
+    """Every group opened one incident; each incident's levels 1 and 2 fired once and paged
+    once; every page was received, each attempt at most once and never one the database
+    did not claim. Return the level-2 gaps (fired_at - due_at, seconds)."""
+    opened: dict[str, int] = {}
+    for load in loads:
+        assert not load.lost, f"groups no instance took: {load.lost[:10]}"
+        opened.update(load.opened)
+    assert facts.incidents == set(opened.values())
+    assert len(opened) == len(set(opened.values()))
+    for incident in facts.incidents:
+        for level in (1, 2):
+            assert facts.fired[(incident, level)] == 1, (incident, level, facts.fired)
+        assert facts.level_2[incident][0] == "fired"
+    per_step = Counter((p.incident_id, p.level, p.user_name, p.contact_index) for p in facts.pages)
+    twice = {key: n for key, n in per_step.items() if n != 1}
+    assert not twice, f"steps paged more than once: {twice}"
+    assert {(i, level) for i, level, _, _ in per_step} == {
+        (i, level) for i in facts.incidents for level in (1, 2)
+    }
+    received = deliveries(receiver.requests)
+    attempts = {p.id: p.attempts for p in facts.pages}
+    assert set(received) == set(attempts), set(received) ^ set(attempts)
+    for delivery, numbers in received.items():
+        assert None not in numbers, f"delivery {delivery} came without X-Oncall-Attempt"
+        assert len(numbers) == len(set(numbers)), f"delivery {delivery} got attempts {numbers}"
+        assert max(n for n in numbers if n is not None) <= attempts[delivery]
+    gaps = []
+    for _state, due, fired_at in facts.level_2.values():
+        assert fired_at is not None
+        gaps.append((fired_at - due).total_seconds())
+    return gaps
+
+
+def figures(facts: Facts, receiver: HttpReceiver, gaps: list[float]) -> str:
+    return (
+        f"{len(facts.incidents)} incidents, {len(facts.pages)} pages, "
+        f"{len(receiver.requests)} deliveries; level-2 gap max {max(gaps):.2f} s, median "
+        f"{statistics.median(gaps):.2f} s"
+    )
+
+
+async def _value(value: Any) -> Any:
+    return value
+
+
+def others(instances: list[Instance], instance: Instance) -> list[Instance]:
+    return [i for i in instances if i is not instance]
+
+
+async def _warmed_up(load: IncidentLoad, count: int = WARM_UP) -> None:
+    await eventually(lambda: _value(load.count >= count), timeout=60, what=f"{count} incidents")
+
+
+# 1. The leader frozen (SIGSTOP): shorter than the failover, then longer.
+
+
+async def _still_leading(
+    http: aiohttp.ClientSession, leader: Instance, state: dict[str, Any]
+) -> None:
+    """Check that `leader`'s /health, asked now, says it leads in the term of `state`."""
+    back = await health_checks(http, leader)
+    assert back is not None, "no answer after a short freeze"
+    cluster = back["cluster"]
+    assert (cluster["role"], cluster["term"], cluster["instance_id"]) == (
+        "leader",
+        state["term"],
+        state["instance_id"],
+    ), cluster
+    assert back["scheduler"]["running"] is True, back["scheduler"]
+
+
+async def test_a_leader_frozen_past_the_failover_follows_at_once_when_it_resumes(
+    instances: list[Instance],
+    http: aiohttp.ClientSession,
+    reader: Database,
+    receiver: HttpReceiver,
+    sampler: RoleSampler,
+    loads: tuple[Loads, list[IncidentLoad]],
+    frozen: Frozen,
+    cluster_db: ClusterDatabase,
+    own_postgres: PostgresCluster,
+) -> None:
+    """Frozen for a third of the failover, the leader keeps its lease and its term and
+    nobody else leads. Frozen past the failover while incidents keep arriving through the
+    others, another instance leads; resumed, its first /health says follower with its
+    scheduler stopped, and it never claims to lead again. Every step fires once."""
+    start_load, started_loads = loads
+    started = time.monotonic()
+    leader, state = await eventually(lambda: sole_leader(http, instances), timeout=30)
+    load = start_load()
+    await _warmed_up(load)
+
+    # Shorter than the failover, twice: nothing changes hands. At a moment of the test's
+    # choosing, then while a renewal of the lease is under way: the leader's leadership
+    # backend is frozen until the renewal waits in its socket, then the leader is frozen
+    # and the backend thawed, so the answer arrives while the leader cannot read it.
+    pid = leader.process.proc.pid
+    frozen.freeze([pid])
+    await asyncio.sleep(FAILOVER / 3)  # the fault's length, not a wait for an event
+    frozen.thaw()
+    short_at = frozen.at
+    assert short_at is not None
+    await _still_leading(http, leader, state)
+    backend = await cluster_db.leadership_backend(leader.name)
+    assert backend is not None
+    with Frozen() as held:
+        held.freeze([backend[0]])
+        await eventually(
+            lambda: _value(unread(own_postgres.port, backend[1]) > 0),
+            timeout=FAILOVER,
+            what="a renewal sent",
+        )
+        frozen.freeze([pid])
+    await asyncio.sleep(FAILOVER / 3)  # the fault's length
+    frozen.thaw()
+    short_end = frozen.thawed_at
+    assert short_end is not None
+    await _still_leading(http, leader, state)
+    assert "stopped leading" not in leader.process.log_path.read_text()
+    mark = load.count
+    await _warmed_up(load, mark + 3)
+
+    # Longer than the failover, incidents opened through the others meanwhile.
+    frozen.freeze([leader.process.proc.pid])
+    frozen_at = frozen.at
+    assert frozen_at is not None
+    rest = others(instances, leader)
+    _, taken = await eventually(
+        lambda: sole_leader(http, rest), timeout=FAILOVER + 10, what="another leader"
+    )
+    taken_after = time.monotonic() - frozen_at
+    assert taken["term"] > state["term"]
+    # Held frozen until a step fell due and fired under the new leader.
+    mark = load.count
+    await _warmed_up(load, mark + 3)
+    frozen.thaw()
+    first = await health_checks(http, leader)
+    thawed_at = frozen.thawed_at
+    assert thawed_at is not None
+    assert first is not None, "no answer after the freeze"
+    assert first["cluster"]["role"] == "follower", first["cluster"]
+    assert first["scheduler"]["running"] is False, first["scheduler"]
+    mark = load.count
+    await _warmed_up(load, mark + 6)
+    for each in started_loads:
+        await each.stop()
+    facts = await settle(reader, receiver, LEVEL_2_AFTER + FAILOVER + PAGE_LEASE + 15)
+    await sampler.stop()
+    gaps = assert_each_step_and_page_once(facts, started_loads, receiver)
+    assert max(gaps) < FAILOVER + 5, f"a level 2 fired {max(gaps):.1f} s late"
+    assert_one_leader_at_a_time(sampler)
+    # Nobody else led during the short freeze; the frozen process never led after it.
+    during_short = [
+        s
+        for s in sampler.leader_claims(since=short_at)
+        if s.sent <= short_end and s.instance_id != state["instance_id"]
+    ]
+    assert not during_short, during_short[:3]
+    after = [s for s in sampler.leader_claims(since=thawed_at) if s.instance == leader.name]
+    assert not after, after[:3]
+    print(
+        f"\nleader frozen: {figures(facts, receiver, gaps)}; another led "
+        f"{taken_after:.2f} s into the freeze, held {thawed_at - frozen_at:.1f} s; "
+        f"{summary(sampler)}; {time.monotonic() - started:.0f} s"
+    )
+
+
+# 5. Two processes on one SQLite file.
+
+
+async def test_a_second_process_on_one_sqlite_file_is_refused_until_the_first_dies(
+    tmp_path: Path, key_prefix: str, receiver: HttpReceiver, http: aiohttp.ClientSession
+) -> None:
+    """The second exits non-zero at start-up naming the first's pid and move-database,
+    while the first keeps serving; SIGKILLed, the first's lock goes with it and the second
+    starts at once."""
+    path = tmp_path / "oncall.yaml"
+    path.write_text(directory(receiver.url))
+    db_path = tmp_path / "oncall.db"
+    env = {
+        "ONCALL_SETTINGS": "/dev/null",
+        "ONCALL_DATABASE_URL": f"sqlite+aiosqlite:///{db_path}",
+        "ONCALL_REDIS_HOST": REDIS_HOST,
+        "ONCALL_REDIS_PORT": str(REDIS_PORT),
+        "ONCALL_REDIS_KEY_PREFIX": key_prefix,
+        "ONCALL_DIRECTORY_PATH": str(path),
+    }
+    first = ServiceProcess(env, tmp_path / "first.log")
+    second = ServiceProcess(env, tmp_path / "second.log")
+    try:
+        await first.start()
+        assert first.proc is not None
+        with pytest.raises(RuntimeError, match="exited with 2"):
+            await second.start()
+        refusal = (tmp_path / "second.log").read_text()
+        assert f"pid {first.proc.pid} " in refusal, refusal
+        assert "move-database" in refusal, refusal
+        # The first is untouched: it serves, takes alerts and runs its timers.
+        async with http.post(
+            f"{first.url}/api/v1/integrations/alertmanager",
+            json=alert_group("Before"),
+            headers=AM_AUTH,
+        ) as response:
+            assert response.status == 200, await response.text()
+        async with http.get(f"{first.url}/health", headers=OPS) as response:
+            body = await response.json()
+            assert response.status == 200, body
+            assert body["checks"]["cluster"]["role"] == "leader"
+            assert body["checks"]["scheduler"]["running"] is True
+        assert f"pid {first.proc.pid} " in (sole.holder(str(db_path)) or "")
+
+        first.kill()
+        assert sole.holder(str(db_path)) is None  # the kernel dropped the lock
+        killed_at = time.monotonic()
+        await second.start()
+        restarted = time.monotonic() - killed_at
+        async with http.get(f"{second.url}/health", headers=OPS) as response:
+            body = await response.json()
+            assert response.status == 200, body
+            assert body["checks"]["cluster"]["role"] == "leader"
+        assert second.proc is not None
+        assert f"pid {second.proc.pid} " in (sole.holder(str(db_path)) or "")
+        print(f"\nsqlite: the second served {restarted:.2f} s after the first was killed")
+    finally:
+        second.stop()
+        first.stop()
