@@ -1,0 +1,232 @@
+"""The real engine run through a case under a fake clock: the app in process, its real
+database and Redis, a real HTTP receiver for the pages.
+
+The driver stands in for APScheduler, whose wake-ups follow the wall clock: it pauses the
+scheduler and, at each instant, asks every timer source what the database says is due
+(`due(now, limit)`, as the sweep of `oncall.timers.reconcile` does), starts those jobs with
+`Runtime.start_job` and awaits the work they start; then it moves the clock to the next
+instant any source expects a timer at (or the acknowledgement), until the case's period
+ends. Nothing is mocked: the jobs, claims, pages and deliveries are the service's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from oncall.db.models import incident_events, incidents, notifications
+from oncall.directory.holder import DirectoryHolder
+from oncall.directory.model import Directory
+from oncall.directory.parse import parse_directory
+from oncall.runtime import Runtime
+from oncall.settings import Settings
+from oncall.timers.reconcile import TimerSource
+from oncall.web.app import create_app
+from oncall.web.keys import RUNTIME
+from tests.conftest import FakeClock
+from tests.simulate.cases import ADMIN_TOKEN, AM_TOKEN, HOOK, Case, Sent
+from tests.support.receivers import HttpReceiver
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+DUE_LIMIT = 1000  # timers started per source and instant
+# Instants one run may step through: far more than any case has; more means a timer that
+# keeps coming due without doing anything.
+MAX_INSTANTS = 2000
+INGEST = {
+    "alertmanager": ("/api/v1/integrations/alertmanager", {"Authorization": f"Bearer {AM_TOKEN}"}),
+    "events_v2": ("/v2/enqueue", {}),
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    """An escalation step as the incident's timeline records it."""
+
+    at: datetime
+    level: int
+    repeat: int
+    paged: tuple[str, ...]
+
+
+@dataclass
+class EngineRun:
+    pages: list[Sent] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    # Every notification row: (id, status, kind, user, contact, level, repeat, sent_at).
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    instants: int = 0  # instants the clock stopped at
+
+
+def hook_directory(case: Case, hook_url: str) -> Directory:
+    """Return the case's directory with its contacts at `hook_url`; raises ConfigError."""
+    return parse_directory(case.directory, {HOOK: hook_url}, "<case>")
+
+
+def sources(runtime: Runtime) -> list[TimerSource]:
+    """Return the timer sources in the order the driver asks them at one instant.
+
+    Timers due at the same instant race in the service (APScheduler starts them in any
+    order); the driver settles the race the way the decisions read the clock: a window
+    that opens or closes at an instant holds or releases first, then wakes, then steps,
+    then the pages those wrote.
+    """
+    order: list[TimerSource] = [
+        runtime.maintenance,
+        runtime.incidents,
+        runtime.escalation,
+        runtime.notifier,
+    ]
+    return [*order, *(s for s in runtime.reconciler.sources if s not in order)]
+
+
+async def settle(runtime: Runtime) -> None:
+    """Return once no background work runs (job runs, pages being sent and recorded)."""
+    running = runtime.background._running
+    while running:
+        await asyncio.wait(list(running))
+
+
+async def start_due(runtime: Runtime, now: datetime) -> int:
+    """Start every job the database says is due by `now`, a source at a time, each
+    source's work finished before the next is asked; return how many were started."""
+    started = 0
+    for source in sources(runtime):
+        due = await source.due(now, DUE_LIMIT)
+        for job in due:
+            runtime.start_job(job.func, job.args)
+        started += len(due)
+        await settle(runtime)
+    return started
+
+
+async def next_due(runtime: Runtime) -> datetime | None:
+    """Return the earliest instant any source expects a timer at, or None."""
+    found = []
+    for source in runtime.reconciler.sources:
+        expected = await source.expected()
+        found += [job.run_date for job in source.jobs(expected.values())]
+    return min(found, default=None)
+
+
+async def run_engine(
+    case: Case, settings: Settings, clock: FakeClock, *, acknowledge_first: bool = False
+) -> EngineRun:
+    """Run `case` through the service and return what it paged.
+
+    `acknowledge_first`: at an instant where timers are due and the acknowledgement is
+    made, it is made before they run (else after).
+    """
+    receiver = HttpReceiver()
+    async with TestServer(receiver.app()) as hook_server:
+        directory = hook_directory(case, str(hook_server.make_url("/hook")))
+        clock.now = case.at
+        app = create_app(settings, DirectoryHolder(directory), clock)
+        async with TestClient(TestServer(app)) as client:
+            runtime = client.app[RUNTIME]
+            runtime.timers.pause()  # the driver decides when timers fire
+            await settle(runtime)
+            for override in case.overrides:
+                response = await client.post(
+                    f"/api/v1/schedules/{override.schedule}/overrides",
+                    json={
+                        "user": override.user,
+                        "start": override.start.isoformat(),
+                        "end": override.end.isoformat(),
+                    },
+                    headers=ADMIN,
+                )
+                assert response.status == 201, await response.text()
+            path, headers = INGEST[case.source]
+            response = await client.post(path, json=dict(case.payload), headers=headers)
+            assert response.status in (200, 202), await response.text()
+            run = EngineRun()
+            run.instants = await _drive(client, case, clock, acknowledge_first)
+            run.pages, run.steps, run.rows = await runtime.db.run(_read_outcome)
+            delivered = sorted(int(r.headers["X-Oncall-Delivery"]) for r in receiver.requests)
+            sent_ids = sorted(row[0] for row in run.rows if row[1] == "sent")
+            assert delivered == sent_ids, "the receiver got other pages than the outbox sent"
+            return run
+
+
+async def _drive(
+    client: TestClient[Any, Any], case: Case, clock: FakeClock, acknowledge_first: bool
+) -> int:
+    """Step the clock through every instant something is due until the case's end;
+    return how many instants it stopped at."""
+    runtime = client.app[RUNTIME]
+    acknowledge_at = case.acknowledge_at
+    pending_ack = acknowledge_at is not None and acknowledge_at <= case.end
+    for instant in range(MAX_INSTANTS):
+        await settle(runtime)
+        acknowledging = pending_ack and clock.now == acknowledge_at
+        if acknowledging and acknowledge_first:
+            await _acknowledge(client)
+            pending_ack = False
+        while await start_due(runtime, clock.now):
+            pass
+        if acknowledging and pending_ack:
+            await _acknowledge(client)
+            pending_ack = False
+            continue  # what the acknowledgement changed at this instant runs now
+        upcoming = [await next_due(runtime)]
+        if pending_ack:
+            upcoming.append(acknowledge_at)
+        later = [t for t in upcoming if t is not None and t > clock.now]
+        following = min(later, default=None)
+        if following is None or following > case.end:
+            return instant + 1
+        clock.now = following
+    raise AssertionError(f"the engine was still busy after {MAX_INSTANTS} instants")
+
+
+async def _acknowledge(client: TestClient[Any, Any]) -> None:
+    """Acknowledge the case's incident through the API, as its admin; an incident that
+    is no longer triggered (resolved) stays as it is."""
+    runtime = client.app[RUNTIME]
+    ids = await runtime.db.run(
+        lambda conn: list(conn.execute(select(incidents.c.id).order_by(incidents.c.id)).scalars())
+    )
+    for incident_id in ids:
+        response = await client.post(f"/api/v1/incidents/{incident_id}/acknowledge", headers=ADMIN)
+        assert response.status in (200, 409), await response.text()
+    await settle(runtime)
+
+
+def _read_outcome(conn: Connection) -> tuple[list[Sent], list[Step], list[tuple[Any, ...]]]:
+    columns = notifications.c
+    rows = [
+        tuple(row)
+        for row in conn.execute(
+            select(
+                columns.id,
+                columns.status,
+                columns.kind,
+                columns.user_name,
+                columns.contact_name,
+                columns.level,
+                columns.repeat,
+                columns.sent_at,
+                columns.contact_type,
+            ).order_by(columns.id)
+        )
+    ]
+    pages = sorted(
+        Sent(sent_at, level, repeat, user, contact, channel)
+        for _, status, kind, user, contact, level, repeat, sent_at, channel in rows
+        if status == "sent" and kind != "resolved"
+    )
+    events = conn.execute(
+        select(incident_events.c.at, incident_events.c.detail)
+        .where(incident_events.c.type == "escalation.level")
+        .order_by(incident_events.c.id)
+    )
+    steps = [
+        Step(at, detail["level"], detail["repeat"], tuple(detail["paged"])) for at, detail in events
+    ]
+    return pages, steps, rows
