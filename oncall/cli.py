@@ -2,9 +2,10 @@
 `python app.py import VENDOR ...` (`oncall.imports.cli`), and `python app.py
 move-database|backup ...` (`oncall.db.cli`).
 
-Exit codes: 0 success; 1 `check-config` found problems, `init` left a variable unset, or
-`set-password` refused the user or the password; 2 the settings or the directory file are
-invalid at start-up (every problem is printed, one per line).
+Exit codes: 0 success; 1 `check-config` found problems (or, with `--strict`, warnings),
+`init` left a variable unset, or `set-password` refused the user or the password; 2 the
+settings or the directory file are invalid at start-up (every problem is printed, one per
+line).
 """
 
 from __future__ import annotations
@@ -65,10 +66,12 @@ def _print_problems(title: str, problems: list[str]) -> None:
         print(f"  - {problem}", file=sys.stderr)
 
 
-def check_config() -> int:
-    """Validate settings and the directory file; return 0, or 1 with every problem printed."""
+def check_config(strict: bool = False) -> int:
+    """Validate settings and the directory file and lint the directory; return 0, or 1 with
+    every problem printed (or, when `strict`, with a warning printed). Warnings (see
+    `oncall.directory.lint`) are printed after the problems, each with its path."""
     from oncall.clock import system_clock
-    from oncall.directory.coverage import schedule_gaps, unreachable_targets
+    from oncall.directory.lint import lint
     from oncall.directory.parse import load_directory
     from oncall.settings import load_settings
 
@@ -82,22 +85,27 @@ def check_config() -> int:
     except ConfigError as error:
         problems += error.problems
         path = error.directory_path or path
+    directory = None
     try:
         directory = load_directory(path, env_file=env_file)
     except ConfigError as error:
         problems += error.problems
     if problems:
         _print_problems("configuration is invalid:", problems)
+    # The file alone: the database's overrides may fill a gap (the /status page reads them).
+    warnings = lint(directory, system_clock()) if directory is not None else []
+    for warning in warnings:
+        print(f"warning: {path}: {warning}")
+    if problems or directory is None:
         return 1
-    for warning in schedule_gaps(directory, system_clock()) + unreachable_targets(directory):
-        print(f"warning: {warning}")
+    many = "" if len(warnings) == 1 else "s"
     print(
         f"settings ({settings.source if settings else '?'}) and directory ({path}) are valid: "
         f"{len(directory.integrations)} integrations, {len(directory.users)} users, "
         f"{len(directory.schedules)} schedules, {len(directory.policies)} policies, "
-        f"{len(directory.routes)} routes"
+        f"{len(directory.routes)} routes; {len(warnings) or 'no'} warning{many}"
     )
-    return 0
+    return 1 if strict and warnings else 0
 
 
 def _cannot_start(problems: list[str]) -> NoReturn:
@@ -344,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--generate", action="store_true", help="set-password: generate one and print it"
     )
+    parser.add_argument(
+        "--strict", action="store_true", help="check-config: exit 1 on warnings too"
+    )
     args = parser.parse_args(argv)
     if args.command == "set-password":
         if not args.user:
@@ -355,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "init":
         return init()
     if args.command == "check-config":
-        return check_config()
+        return check_config(args.strict)
     if args.command == "migrate":
         return migrate_only()
     return serve()

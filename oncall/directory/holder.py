@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from datetime import datetime
 
+from oncall.directory.lint import lint
 from oncall.directory.model import Directory
 from oncall.directory.parse import load_directory
+
+log = logging.getLogger(__name__)
 
 
 class DirectoryHolder:
@@ -25,3 +30,16 @@ class DirectoryHolder:
         """
         self.current = load_directory(self.current.source, environ, self.env_file)
         return self.current
+
+
+def log_warnings(directory: Directory, now: datetime) -> int:
+    """Log each lint warning of `directory` (the file alone, as `check-config` reads it) at
+    warning level, with its path; return how many there were. Warnings never stop anything."""
+    warnings = lint(directory, now)
+    for warning in warnings:
+        log.warning(
+            "directory warning: %s",
+            warning,
+            extra={"directory": directory.source, "path": warning.path},
+        )
+    return len(warnings)

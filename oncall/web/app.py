@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from oncall.clock import Clock, system_clock
-from oncall.directory.holder import DirectoryHolder
+from oncall.directory.holder import DirectoryHolder, log_warnings
 from oncall.errors import ConfigError
 from oncall.runtime import Runtime
 from oncall.settings import Settings
@@ -213,6 +213,8 @@ async def serve(app: web.Application, early_reloads: Callable[[], int] = lambda:
                 "directory": settings.directory.path,
             },
         )
+        # Advice on the file (gaps, shadowed routes...): logged, never a reason not to start.
+        log_warnings(app[DIRECTORY].current, app[CLOCK]())
         # Everything built at start-up (modules, tables, the directory) lives as long as
         # the process: moved out of the collector's generations, it is no longer traversed
         # by every full collection (BENCHMARKS.md).

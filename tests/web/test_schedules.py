@@ -9,8 +9,6 @@ import icalendar
 import pytest
 
 from oncall.clock import isoformat, system_clock
-from oncall.directory.coverage import schedule_gaps, unreachable_targets
-from oncall.directory.parse import parse_directory
 from oncall.web.keys import RUNTIME
 from tests.support.db import snapshot
 from tests.support.factories import (
@@ -235,17 +233,3 @@ async def test_a_schedule_target_pages_the_person_oncall_names(make_client):
 async def _fired(client: Any, incident_id: int) -> Any:
     _, _, events = await client.app[RUNTIME].incidents.details(incident_id)
     return next((e for e in events if e.type == "escalation.level"), None)
-
-
-def test_check_config_warns_about_gaps_and_unreachable_targets():
-    text = directory_text().replace('handoff: "2026-01-01 00:00"', 'handoff: "2026-01-06 00:00"')
-    text = text.replace(
-        "{name: carol, contacts: [{type: email, to: c@example.com}]}", "{name: carol}"
-    )
-    directory = parse_directory(text, {})
-    gaps = schedule_gaps(directory, T0)
-    assert gaps and gaps[0].startswith("schedule primary: nobody on call from 2026-01-05 13:00")
-    assert unreachable_targets(directory) == [
-        "policy fast level 1: schedule:primary pages carol, who have no contact methods"
-    ]
-    assert schedule_gaps(parse_directory(directory_text(), {}), T0) == []
