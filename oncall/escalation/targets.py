@@ -3,11 +3,46 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from oncall.directory.model import Directory, Target
 from oncall.schedules.overrides import Override
-from oncall.schedules.rotation import on_call
+from oncall.schedules.rotation import NOBODY, on_call_via
+
+USER = "user"  # a `user:NAME` target's reason: it names the user
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What one target stands for at an instant: the user (None: nobody) and why: USER,
+    an override, a schedule's layer, or nobody (`rotation.on_call_via`)."""
+
+    target: Target
+    user: str | None
+    via: str
+
+
+def resolve(
+    targets: Sequence[Target],
+    directory: Directory,
+    overrides: Mapping[str, Sequence[Override]],
+    at: datetime,
+) -> list[Resolution]:
+    """Return each of a level's targets resolved at `at`, in order; `overrides` holds each
+    schedule's overrides (a schedule the directory no longer has resolves to nobody)."""
+    found = []
+    for target in targets:
+        if target.kind != "schedule":
+            found.append(Resolution(target, target.name, USER))
+            continue
+        schedule = directory.schedules.get(target.name)
+        if schedule is None:
+            found.append(Resolution(target, None, NOBODY))
+            continue
+        user, via = on_call_via(schedule, overrides.get(target.name, ()), at)
+        found.append(Resolution(target, user, via))
+    return found
 
 
 def recipients(
@@ -22,19 +57,11 @@ def recipients(
     """
     paged: list[str] = []
     nobody: list[str] = []
-    for target in targets:
-        name: str | None = target.name
-        if target.kind == "schedule":
-            schedule = directory.schedules.get(target.name)
-            name = (
-                on_call(schedule, overrides.get(target.name, ()), at)
-                if schedule is not None
-                else None
-            )
-            if name is None:
-                nobody.append(target.name)
-        if name is not None and name in directory.users and name not in paged:
-            paged.append(name)
+    for found in resolve(targets, directory, overrides, at):
+        if found.user is None:
+            nobody.append(found.target.name)
+        elif found.user in directory.users and found.user not in paged:
+            paged.append(found.user)
     return paged, nobody
 
 

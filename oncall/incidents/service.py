@@ -26,6 +26,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def opened_before_in(
+    conn: Connection, since: datetime, until: datetime, limit: int
+) -> list[datetime]:
+    """Inside the caller's transaction: when the newest incidents opened in (since,
+    until] opened, newest first, at most `limit`."""
+    return store.opened_before(conn, since, until, limit)
+
+
 class Incidents:
     job_store = ESCALATION  # the job store of incidents' wakes (for the reconciler)
 

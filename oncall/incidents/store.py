@@ -439,3 +439,15 @@ def opened_since(conn: Connection, since: datetime) -> list[tuple[Any, Any, Any]
         .order_by(incidents.c.id)
     )
     return [tuple(row) for row in conn.execute(query)]
+
+
+def opened_before(conn: Connection, since: datetime, until: datetime, limit: int) -> list[datetime]:
+    """Return when the newest incidents opened after `since` and at or before `until`
+    opened, newest first, at most `limit` of them (what the storm guard reads)."""
+    query = (
+        select(incidents.c.created_at)
+        .where(incidents.c.created_at > since, incidents.c.created_at <= until)
+        .order_by(incidents.c.created_at.desc())
+        .limit(limit)
+    )
+    return list(conn.execute(query).scalars())

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from oncall.db.fastpath import Prepared, savepoint
 from oncall.db.models import alerts, change_events, heartbeats, incident_events, incidents
 from oncall.directory.model import Directory, Integration, Policy
-from oncall.escalation.steps import FIRST_STEP, Step, first_pointer
+from oncall.escalation.steps import FIRST_STEP, Step
 from oncall.incidents.lifecycle import RESOLVED, TRIGGERED, Opened
 from oncall.incidents.timeline import SYSTEM_ACTOR, entry
 from oncall.ingest.alertmanager import AlertGroup
@@ -29,9 +29,8 @@ from oncall.ingest.context import NO_CONTEXT
 from oncall.ingest.dedup import IncidentChange, KnownAlert, OpenIncident, Refire, plan_delivery
 from oncall.ingest.events_v2 import ChangeEvent, Event, trigger_group
 from oncall.ingest.heartbeats import dedup_key, missed_group
+from oncall.ingest.opening import plan_opening
 from oncall.notify.outbox import SOURCE_URLS_READ
-from oncall.routing.routes import choose_route
-from oncall.routing.urgency import incident_urgency
 from oncall.timers.followups import Followups, JobSpec
 
 log = logging.getLogger(__name__)
@@ -305,12 +304,9 @@ def _open(
 
     (A change that opens an incident always has a firing alert: plan_delivery opens none
     for alerts that are already resolved.)"""
-    route = choose_route(directory.routes, group.common_labels)
-    urgency = incident_urgency(route.urgency, group.severity())
-    policy = directory.policies.get(route.policy)
-    next_level, next_repeat, next_due = first_pointer(policy, now, urgency)
-    if held is not None:
-        next_level, next_repeat, next_due = FIRST_STEP.level, FIRST_STEP.repeat, None
+    opening = plan_opening(directory, group, now, held is not None)
+    route, urgency = opening.route, opening.urgency
+    next_level, next_repeat, next_due = opening.pointer
     firing = change.firing_after
     incident = _insert_incident.execute(
         conn,

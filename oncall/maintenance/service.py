@@ -12,7 +12,7 @@ and once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,12 @@ EDGE_JOB_ID = "maintenance:edge"
 def edge_job(due: datetime) -> JobSpec:
     """Return the job that applies the windows at `due`."""
     return JobSpec(ESCALATION, EDGE_JOB_ID, MAINTENANCE_JOB, (), due)
+
+
+def windows_in(conn: Connection, file_windows: Sequence[Window]) -> list[Window]:
+    """Inside the caller's transaction: every window, the directory file's (`file_windows`)
+    first, then the API's, in the order that decides which one holds an incident."""
+    return [*file_windows, *store.stored_windows(conn)]
 
 
 class Maintenance:

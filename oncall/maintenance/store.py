@@ -26,7 +26,15 @@ from oncall.escalation.steps import FIRST_STEP
 from oncall.incidents.actions import Restart
 from oncall.incidents.lifecycle import RESOLVED, TRIGGERED
 from oncall.incidents.timeline import SYSTEM_ACTOR, entry
-from oncall.maintenance.windows import Window, check_window, covering
+from oncall.maintenance.windows import (
+    HOLD,
+    MOVE,
+    RELEASE,
+    Window,
+    check_window,
+    covering,
+    edge_change,
+)
 from oncall.timers.followups import Followups
 
 _APPLIED = "maintenance_applied"  # meta key: when and which windows were last applied
@@ -172,11 +180,14 @@ def apply(
         window = None
         if row.status != RESOLVED:
             window = covering(windows, row.labels, row.integration, now)
-        if window is not None and row.maintenance is None:
+        change = edge_change(None if window is None else window.key, row.maintenance)
+        if change == HOLD:
+            assert window is not None
             _hold(conn, row, window, now, hold, result)
-        elif window is not None and row.maintenance != window.key:
+        elif change == MOVE:
+            assert window is not None
             _claim(conn, row, window.key)  # another window holds it on
-        elif window is None and row.maintenance is not None:
+        elif change == RELEASE:
             name = names.get(row.maintenance, row.maintenance)
             _release(conn, row, name, now, hold, result)
     _mark_applied(conn, now, windows)

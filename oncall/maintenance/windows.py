@@ -135,6 +135,24 @@ def covering(
     return None
 
 
+# What applying the windows does to an open incident (`edge_change`).
+HOLD, MOVE, RELEASE = "hold", "move", "release"
+
+
+def edge_change(covering_key: str | None, held_by: str | None) -> str | None:
+    """Return what applying the windows does to an open incident, from the key of the
+    window covering it now (`covering`; None: none) and of the window holding it (None:
+    none): HOLD it (its pending step and unsent pages stop), MOVE it to another window
+    that holds it on, RELEASE it (a triggered one escalates from level 1), or None."""
+    if covering_key is not None and held_by is None:
+        return HOLD
+    if covering_key is not None and held_by != covering_key:
+        return MOVE
+    if covering_key is None and held_by is not None:
+        return RELEASE
+    return None
+
+
 def next_edge(windows: Iterable[Window], now: datetime) -> datetime | None:
     """Return the first instant after `now` at which any of `windows` opens or closes."""
     return min((e for w in windows if (e := w.next_edge(now)) is not None), default=None)

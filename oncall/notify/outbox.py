@@ -8,7 +8,7 @@ attempt claimed there too, so it is sent without another transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -56,6 +56,18 @@ def rule_pages(user: User, urgency: str) -> list[tuple[Contact, timedelta]]:
         for rule in user.rules(urgency)
         if rule.contact in contacts
     ]
+
+
+def level_pages(
+    users: Sequence[User], urgency: str
+) -> tuple[list[tuple[User, Contact, timedelta]], list[str]]:
+    """Return the pages a level writes for `users` at an incident of `urgency` (each
+    user's `rule_pages`, in order: user, contact, delay) and the users it cannot page at
+    all (no contact methods)."""
+    pages = [
+        (user, contact, after) for user in users for contact, after in rule_pages(user, urgency)
+    ]
+    return pages, [user.name for user in users if not user.contacts]
 
 
 class Attempt(NamedTuple):

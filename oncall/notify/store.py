@@ -23,9 +23,9 @@ from oncall.notify.outbox import (
     SOURCE_URLS_READ,
     Attempt,
     Claimed,
+    level_pages,
     next_attempt,
     page_sources,
-    rule_pages,
 )
 from oncall.notify.retry import DELIVERED
 from oncall.notify.storm import (
@@ -35,8 +35,7 @@ from oncall.notify.storm import (
     FOLDED,
     DigestSummary,
     StormThreshold,
-    digest_due,
-    digest_targets,
+    fold,
     in_storm,
     storm_possible,
 )
@@ -239,25 +238,22 @@ def create_pages(
         if opened is not None
         else _find_incident.execute(conn, {"incident_id": incident_id}).one()
     )
-    targets: list[Target] = []
-    skipped = []
-    for user in users:
-        if not user.contacts:
-            skipped.append(
+    pages, unreachable = level_pages(users, incident.urgency)
+    targets: list[Target] = [(u.name, c.index, c.type, c.name, after) for u, c, after in pages]
+    if unreachable:
+        _insert_event.execute(
+            conn,
+            [
                 entry(
                     incident_id,
                     now,
                     "notification.skipped",
                     SYSTEM_ACTOR,
-                    {"user": user.name, "reason": "no contact methods"},
+                    {"user": name, "reason": "no contact methods"},
                 )
-            )
-        targets += [
-            (user.name, c.index, c.type, c.name, after)
-            for c, after in rule_pages(user, incident.urgency)
-        ]
-    if skipped:
-        _insert_event.execute(conn, skipped)
+                for name in unreachable
+            ],
+        )
     if storm is not None and targets and storm_now(conn, storm, now):
         return _fold_pages(
             conn, incident_id, level, repeat, targets, now, opened or incident, storm
@@ -367,17 +363,16 @@ def _fold_pages(
             for user_name, contact_index, contact_type, contact_name, _ in targets
         ],
     )
-    by_user: dict[str, list[Target]] = {}
-    for target in targets:
-        by_user.setdefault(target[0], []).append(target)
-    digests: list[Target] = []
-    for user_name, pages in by_user.items():
-        if _pending_digest.execute(conn, {"user": user_name}).first() is not None:
-            continue
-        last = _last_digest.execute(conn, {"user": user_name}).first()
-        due = digest_due(None if last is None else last.sent_at or last.updated_at, now)
-        contacts = digest_targets([(page[:4], page[4]) for page in pages])
-        digests += [(*contact, due - now) for contact in contacts]
+
+    def pending(user_name: str) -> bool:
+        return _pending_digest.execute(conn, {"user": user_name}).first() is not None
+
+    def last(user_name: str) -> datetime | None:
+        row = _last_digest.execute(conn, {"user": user_name}).first()
+        return None if row is None else row.sent_at or row.updated_at
+
+    folded, planned = fold([(t[0], t[:4], t[4]) for t in targets], pending, last, now)
+    digests: list[Target] = [(*contact, due - now) for _, contact, due in planned]
     _insert_event.execute(
         conn,
         [
@@ -388,7 +383,7 @@ def _fold_pages(
                 SYSTEM_ACTOR,
                 {"user": user_name, "reason": "storm", "level": level, "repeat": repeat},
             )
-            for user_name in by_user
+            for user_name in folded
         ],
     )
     claims = _add_pages(conn, incident_id, DIGEST_KIND, 0, 0, digests, now, known)

@@ -9,7 +9,7 @@ for a moment does not flood everyone with single pages in between.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -117,6 +117,29 @@ def digest_targets(pages: Sequence[tuple[T, timedelta]]) -> list[T]:
         return []
     first = min(after for _, after in pages)
     return list(dict.fromkeys(contact for contact, after in pages if after == first))
+
+
+def fold(
+    pages: Sequence[tuple[str, T, timedelta]],
+    pending: Callable[[str], bool],
+    last: Callable[[str], datetime | None],
+    now: datetime,
+) -> tuple[list[str], list[tuple[str, T, datetime]]]:
+    """Return what a storm makes of a level's pages (user, contact, delay) at `now`: the
+    users whose pages it folds, in order, and the digests to write (user, contact, due):
+    one to each of `digest_targets` of a user's pages, due `digest_due` after their
+    `last` digest, for each user who has no `pending` digest already (one that has not
+    gone out yet carries this incident too)."""
+    by_user: dict[str, list[tuple[T, timedelta]]] = {}
+    for user, contact, after in pages:
+        by_user.setdefault(user, []).append((contact, after))
+    digests: list[tuple[str, T, datetime]] = []
+    for user, theirs in by_user.items():
+        if pending(user):
+            continue
+        due = digest_due(last(user), now)
+        digests += [(user, contact, due) for contact in digest_targets(theirs)]
+    return list(by_user), digests
 
 
 def digest_title(count: int, window: timedelta) -> str:

@@ -89,6 +89,14 @@ def _unquote(quoted: str) -> str:
     raise ValueError(f"{quoted}: missing closing quote")
 
 
+def first_failing(matchers: tuple[Matcher, ...], labels: Mapping[str, str]) -> Matcher | None:
+    """Return the first matcher that refuses `labels`, or None when every one accepts them."""
+    for matcher in matchers:
+        if not matcher.matches(labels):
+            return matcher
+    return None
+
+
 def matches_all(matchers: tuple[Matcher, ...], labels: Mapping[str, str]) -> bool:
     """Return whether every matcher accepts `labels` (an empty tuple accepts everything)."""
-    return all(m.matches(labels) for m in matchers)
+    return first_failing(matchers, labels) is None

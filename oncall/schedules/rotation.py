@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 from oncall.schedules.overrides import Override
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# Why someone is on call (`on_call_via`): an override, a layer by its index, or nobody.
+OVERRIDE, LAYER, NOBODY = "override", "layer:", "nobody"
 
 
 @dataclass(frozen=True)
@@ -127,18 +129,27 @@ def layer_on_call(layer: Layer, zone: ZoneInfo, at: datetime) -> str | None:
     return None if k is None else layer.members[k % len(layer.members)]
 
 
-def on_call(schedule: Schedule, overrides: Sequence[Override], at: datetime) -> str | None:
-    """Return who is on call at `at`: the latest override covering it, else the last layer
-    that has someone, else None."""
+def on_call_via(
+    schedule: Schedule, overrides: Sequence[Override], at: datetime
+) -> tuple[str | None, str]:
+    """Return who is on call at `at` and why: (user, OVERRIDE) for the latest override
+    covering it, else (user, `layer:<index>`) for the last layer that has someone (its
+    index in the schedule's `layers`, from 0), else (None, NOBODY)."""
     for override in reversed(overrides):
         if override.start <= at < override.end:
-            return override.user
+            return override.user, OVERRIDE
     zone = schedule.zone
-    for layer in reversed(schedule.layers):
-        person = layer_on_call(layer, zone, at)
+    for index in range(len(schedule.layers) - 1, -1, -1):
+        person = layer_on_call(schedule.layers[index], zone, at)
         if person is not None:
-            return person
-    return None
+            return person, f"{LAYER}{index}"
+    return None, NOBODY
+
+
+def on_call(schedule: Schedule, overrides: Sequence[Override], at: datetime) -> str | None:
+    """Return who is on call at `at`: the latest override covering it, else the last layer
+    that has someone, else None (see `on_call_via`)."""
+    return on_call_via(schedule, overrides, at)[0]
 
 
 def _boundaries(

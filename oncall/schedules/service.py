@@ -70,6 +70,14 @@ def next_handoff(found: Sequence[Shift], at: datetime, end: datetime) -> Handoff
     return Handoff(first.end, None)
 
 
+def overrides_within_in(
+    conn: Connection, schedules: Iterable[str], start: datetime, end: datetime
+) -> Mapping[str, Sequence[Override]]:
+    """Inside the caller's transaction: the overrides of each schedule overlapping
+    [start, end), in creation order (later ones win where they overlap)."""
+    return store.overrides_within(conn, schedules, start, end)
+
+
 class Schedules:
     def __init__(self, db: Database, directory: DirectoryHolder, audit: Audit) -> None:
         self.db = db

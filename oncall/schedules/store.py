@@ -74,6 +74,13 @@ def overrides_between(
     return [Override(user, begin, finish) for user, begin, finish in rows]
 
 
+def overrides_within(
+    conn: Connection, schedules: Iterable[str], start: datetime, end: datetime
+) -> dict[str, list[Override]]:
+    """Return the overrides overlapping [start, end) of each named schedule."""
+    return {name: overrides_between(conn, name, start, end) for name in schedules}
+
+
 def overrides_at(
     conn: Connection, schedules: Iterable[str], at: datetime
 ) -> dict[str, list[Override]]:
