@@ -336,7 +336,8 @@ def leadership_of(settings: Settings, metrics: Metrics) -> Leadership:
         return SoleLeadership(settings, metrics, sole.sqlite_path(url))
     name = instance_name(settings)
     schema = settings.database.schema
-    return LeaseLeadership(settings, metrics, lambda: store.LeaseStore(url, schema, name))
+    failover = settings.cluster.failover
+    return LeaseLeadership(settings, metrics, lambda: store.LeaseStore(url, schema, name, failover))
 
 
 __all__ = ["Leadership", "LeaseLeadership", "Role", "SoleLeadership", "Status", "leadership_of"]

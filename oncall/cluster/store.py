@@ -15,14 +15,29 @@ from oncall.db.models import leadership
 
 NAME = "scheduler"  # the one lease there is: who runs the timers
 DISPOSE_TIMEOUT = 2.0  # seconds closing a connection may take before it is left
+# A transaction on the lease row whose client goes quiet for this share of the failover
+# is ended by the database itself, its row lock released: see LeaseStore.
+IDLE_SHARE = 0.5
 
 
 class LeaseStore:
     """The leadership's own engine: one connection, its statements bounded so a hung
-    database fails a try rather than holding it."""
+    database fails a try rather than holding it.
 
-    def __init__(self, url: str, schema: str, name: str) -> None:
-        server_settings = {"application_name": f"oncall leadership {name}"[:63]}
+    A process frozen (SIGSTOP, a paused VM) or cut off by the network in the middle of a
+    try keeps the lease row locked for as long as the database keeps its session, which
+    for a silent client is until TCP gives up: no other instance could take the lease,
+    expired or not. The session's `idle_in_transaction_session_timeout` ends such a
+    transaction after IDLE_SHARE of the failover: a renewal starts an interval after the
+    last one, so the row is free again about when the lease it would have renewed
+    expires, and the lease changes hands as if the process had died."""
+
+    def __init__(self, url: str, schema: str, name: str, failover: timedelta) -> None:
+        idle_ms = int(failover.total_seconds() * IDLE_SHARE * 1000)
+        server_settings = {
+            "application_name": f"oncall leadership {name}"[:63],
+            "idle_in_transaction_session_timeout": str(idle_ms),
+        }
         if schema:
             server_settings["search_path"] = schema
         self.engine = create_async_engine(

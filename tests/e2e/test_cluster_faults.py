@@ -11,18 +11,24 @@ is received, never an attempt twice. Run with `-s` to see the figures."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import statistics
 import time
+import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import select
 
+from oncall.clock import system_clock
 from oncall.cluster import sole
 from oncall.db.engine import Database, make_engine
+from oncall.db.models import escalation_jobs
 from oncall.settings import load_settings
 from tests.e2e.test_cluster import (
     Facts,
@@ -40,9 +46,9 @@ from tests.support.cluster import (
     RoleSampler,
     alert_group,
     health_checks,
+    lease_locked,
     make_instances,
     sole_leader,
-    unread,
 )
 from tests.support.factories import AM_AUTH, AM_TOKEN
 from tests.support.ops import OPS
@@ -83,8 +89,9 @@ routes: [{{policy: p}}]
 # The cluster: PostgreSQL, Redis (shared, or the test's own), the instances.
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def own_postgres() -> Iterator[PostgresCluster]:
+    """One cluster for the module (a database per test): initdb costs seconds."""
     cluster = PostgresCluster()
     try:
         cluster.init()
@@ -96,7 +103,7 @@ def own_postgres() -> Iterator[PostgresCluster]:
 
 @pytest.fixture
 async def cluster_db(own_postgres: PostgresCluster) -> ClusterDatabase:
-    db = ClusterDatabase(own_postgres, NAMES)
+    db = ClusterDatabase(own_postgres, NAMES, f"oncall_{uuid.uuid4().hex[:12]}")
     await db.create()
     return db
 
@@ -156,11 +163,13 @@ async def instances(
         "ONCALL_DIRECTORY_PATH": str(path),
         "ONCALL_CLUSTER_FAILOVER": f"{FAILOVER:g}s",
         "ONCALL_PAGING_STORM_THRESHOLD": "100000/5m",  # every incident pages, no digests
+        # One key given to all, so that they may start together (the migrations take
+        # turns under their own lock).
+        "ONCALL_SECURITY_SECRET_KEY": secrets.token_hex(16),
     }
     started = make_instances(cluster_db, shared, tmp_path)
     try:
-        await started[0].process.start()  # migrates and writes the shared key
-        await asyncio.gather(*(i.process.start() for i in started[1:]))
+        await asyncio.gather(*(i.process.start() for i in started))
         yield started
     finally:
         frozen.thaw()
@@ -188,10 +197,8 @@ async def loads(
     load), and the loads it started; every one is stopped afterwards."""
     started: list[IncidentLoad] = []
 
-    def start(
-        prefix: str = "Load", rate: float = RATE, through: list[Instance] | None = None
-    ) -> IncidentLoad:
-        load = IncidentLoad(http, through or instances, rate, prefix)
+    def start(prefix: str = "Load", rate: float = RATE, retries: int = 0) -> IncidentLoad:
+        load = IncidentLoad(http, instances, rate, prefix, retries)
         load.start()
         started.append(load)
         return load
@@ -295,6 +302,42 @@ async def _still_leading(
     assert back["scheduler"]["running"] is True, back["scheduler"]
 
 
+async def _freeze_renewing(leader: Instance, db: ClusterDatabase, frozen: Frozen) -> int:
+    """Freeze `leader` in the middle of a renewal of its lease, the lease row locked by a
+    transaction the frozen leader cannot go on with; return the tries it took.
+
+    Its leadership backend's locks are watched (each renewal holds the row for a few
+    round trips) and the leader frozen as soon as one shows; a freeze that came too late
+    (the renewal had ended) is thawed and tried again."""
+    assert leader.process.proc is not None
+    backend = await db.leadership_backend(leader.name)
+    assert backend is not None
+    pid = backend[0]
+    conn = await db.connect()
+    try:
+        for tries in range(1, 51):
+            until = time.monotonic() + FAILOVER
+            # As fast as it answers: the window is milliseconds wide.
+            while not await lease_locked(conn, pid):
+                assert time.monotonic() < until, "no renewal locked the lease row"
+            frozen.freeze([leader.process.proc.pid])
+            if await lease_locked(conn, pid):
+                await eventually(
+                    lambda: _value_of(db.backend_state(pid), "idle in transaction"),
+                    timeout=FAILOVER,
+                    what="the renewal waiting for its frozen leader",
+                )
+                return tries
+            frozen.thaw()
+    finally:
+        await conn.close()
+    raise AssertionError("never froze the leader in the middle of a renewal")
+
+
+async def _value_of(value: Awaitable[Any], wanted: Any) -> bool:
+    return await value == wanted
+
+
 async def test_a_leader_frozen_past_the_failover_follows_at_once_when_it_resumes(
     instances: list[Instance],
     http: aiohttp.ClientSession,
@@ -306,10 +349,12 @@ async def test_a_leader_frozen_past_the_failover_follows_at_once_when_it_resumes
     cluster_db: ClusterDatabase,
     own_postgres: PostgresCluster,
 ) -> None:
-    """Frozen for a third of the failover, the leader keeps its lease and its term and
-    nobody else leads. Frozen past the failover while incidents keep arriving through the
-    others, another instance leads; resumed, its first /health says follower with its
-    scheduler stopped, and it never claims to lead again. Every step fires once."""
+    """Frozen for a third of the failover, at any moment and in the middle of a renewal
+    of its lease, the leader keeps its lease and its term and nobody else leads. Frozen
+    past the failover in the middle of a renewal (the lease row locked) while incidents
+    keep arriving through the others, another instance leads within the failover;
+    resumed, its first /health says follower with its scheduler stopped, and it never
+    claims to lead again. Every step fires once."""
     start_load, started_loads = loads
     started = time.monotonic()
     leader, state = await eventually(lambda: sole_leader(http, instances), timeout=30)
@@ -317,9 +362,7 @@ async def test_a_leader_frozen_past_the_failover_follows_at_once_when_it_resumes
     await _warmed_up(load)
 
     # Shorter than the failover, twice: nothing changes hands. At a moment of the test's
-    # choosing, then while a renewal of the lease is under way: the leader's leadership
-    # backend is frozen until the renewal waits in its socket, then the leader is frozen
-    # and the backend thawed, so the answer arrives while the leader cannot read it.
+    # choosing, then in the middle of a renewal of the lease, its row locked.
     pid = leader.process.proc.pid
     frozen.freeze([pid])
     await asyncio.sleep(FAILOVER / 3)  # the fault's length, not a wait for an event
@@ -327,16 +370,7 @@ async def test_a_leader_frozen_past_the_failover_follows_at_once_when_it_resumes
     short_at = frozen.at
     assert short_at is not None
     await _still_leading(http, leader, state)
-    backend = await cluster_db.leadership_backend(leader.name)
-    assert backend is not None
-    with Frozen() as held:
-        held.freeze([backend[0]])
-        await eventually(
-            lambda: _value(unread(own_postgres.port, backend[1]) > 0),
-            timeout=FAILOVER,
-            what="a renewal sent",
-        )
-        frozen.freeze([pid])
+    await _freeze_renewing(leader, cluster_db, frozen)
     await asyncio.sleep(FAILOVER / 3)  # the fault's length
     frozen.thaw()
     short_end = frozen.thawed_at
@@ -346,8 +380,9 @@ async def test_a_leader_frozen_past_the_failover_follows_at_once_when_it_resumes
     mark = load.count
     await _warmed_up(load, mark + 3)
 
-    # Longer than the failover, incidents opened through the others meanwhile.
-    frozen.freeze([leader.process.proc.pid])
+    # Longer than the failover, in the middle of a renewal again, while incidents are
+    # opened through the others.
+    await _freeze_renewing(leader, cluster_db, frozen)
     frozen_at = frozen.at
     assert frozen_at is not None
     rest = others(instances, leader)
@@ -356,6 +391,7 @@ async def test_a_leader_frozen_past_the_failover_follows_at_once_when_it_resumes
     )
     taken_after = time.monotonic() - frozen_at
     assert taken["term"] > state["term"]
+    assert taken_after < FAILOVER + 2, f"another led only {taken_after:.1f} s into the freeze"
     # Held frozen until a step fell due and fired under the new leader.
     mark = load.count
     await _warmed_up(load, mark + 3)
@@ -450,3 +486,220 @@ async def test_a_second_process_on_one_sqlite_file_is_refused_until_the_first_di
     finally:
         second.stop()
         first.stop()
+
+
+# 2. PostgreSQL itself frozen.
+
+
+async def test_postgresql_frozen_past_the_failover_stops_every_leader_until_it_resumes(
+    instances: list[Instance],
+    http: aiohttp.ClientSession,
+    reader: Database,
+    receiver: HttpReceiver,
+    own_postgres: PostgresCluster,
+    loads: tuple[Loads, list[IncidentLoad]],
+    frozen: Frozen,
+) -> None:
+    """The postmaster and every backend SIGSTOPped for the failover and more: within the
+    failover every instance says follower with its scheduler stopped, and none claims to
+    lead until PostgreSQL resumes; then exactly one leads, and every step due meanwhile
+    fires once."""
+    start_load, started_loads = loads
+    started = time.monotonic()
+    sampler = RoleSampler(http, instances, timeout=aiohttp.ClientTimeout(total=6))
+    sampler.start()
+    try:
+        leader, state = await eventually(lambda: sole_leader(http, instances), timeout=30)
+        before = start_load("Before")
+        await _warmed_up(before)
+        await before.stop()  # every answer in: nothing is under way when it freezes
+        frozen.freeze_postgres(own_postgres)
+        frozen_at = frozen.at
+        assert frozen_at is not None
+        # Asked as it freezes: its checks wait for the database's timeouts, across the
+        # step-down, and still tell one moment's role and scheduler.
+        across = asyncio.ensure_future(health_checks(http, leader, aiohttp.ClientTimeout(15)))
+        await eventually(
+            lambda: _nobody_leads(http, instances), timeout=FAILOVER + 10, what="no leader"
+        )
+        nobody_after = time.monotonic() - frozen_at
+        # Held past the failover, then some more: nobody takes the lease meanwhile.
+        await asyncio.sleep(FAILOVER + 3 - nobody_after)  # the fault's length
+        await _nobody_leads(http, instances, must=True)
+        answer = await across
+        assert answer is not None
+        said = (answer["cluster"]["role"], answer["scheduler"]["running"])
+        assert said in {("leader", True), ("follower", False)}, said
+        frozen.thaw()
+        thawed_at = frozen.thawed_at
+        assert thawed_at is not None
+        _, taken = await eventually(
+            lambda: sole_leader(http, instances), timeout=FAILOVER + 15, what="a leader again"
+        )
+        led_after = time.monotonic() - thawed_at
+        assert taken["term"] > state["term"]
+        after = start_load("After")
+        await _warmed_up(after, 6)
+    finally:
+        for each in started_loads:
+            await each.stop()
+        await sampler.stop()
+    facts = await settle(reader, receiver, LEVEL_2_AFTER + FAILOVER + PAGE_LEASE + 15)
+    gaps = assert_each_step_and_page_once(facts, started_loads, receiver)
+    held = thawed_at - frozen_at
+    assert max(gaps) < held + FAILOVER + 5, f"a level 2 fired {max(gaps):.1f} s late"
+    assert_one_leader_at_a_time(sampler)
+    # While frozen, nobody claimed to lead in a request asked after the failover.
+    claims = [s for s in sampler.leader_claims(since=frozen_at + FAILOVER) if s.sent < thawed_at]
+    assert not claims, claims[:3]
+    answered = {s.instance for s in sampler.samples if frozen_at + FAILOVER <= s.sent < thawed_at}
+    mixed = [s for s in sampler.samples if s.role == "follower" and s.running]
+    assert not mixed, f"answers saying follower with a running scheduler: {mixed[:3]}"
+    print(
+        f"\npostgresql frozen: {figures(facts, receiver, gaps)}; nobody led "
+        f"{nobody_after:.2f} s into the freeze, held {held:.1f} s, a leader "
+        f"{led_after:.2f} s after the thaw; answered while frozen: {sorted(answered)}; "
+        f"{summary(sampler)}; {time.monotonic() - started:.0f} s"
+    )
+
+
+async def _nobody_leads(
+    http: aiohttp.ClientSession, instances: list[Instance], must: bool = False
+) -> bool:
+    """Return whether every instance answers /health as a follower with its scheduler
+    stopped; with `must`, assert it."""
+    found = await asyncio.gather(*(health_checks(http, i) for i in instances))
+    roles = [
+        ((c or {}).get("cluster", {}).get("role"), (c or {}).get("scheduler", {}).get("running"))
+        for c in found
+    ]
+    following = all(role == ("follower", False) for role in roles)
+    assert following or not must, roles
+    return following
+
+
+# 3 and 4. Redis emptied, then stopped, each during a failover.
+
+
+async def _fired_through(db: Database, moment: datetime) -> bool:
+    """Return whether every level 2 due before `moment` has fired, and one due after it:
+    the cluster has run its timers until at least `moment`."""
+    facts = await read_facts(db)
+    due = [(d, state) for state, d, _ in facts.level_2.values()]
+    return all(s == "fired" for d, s in due if d < moment) and any(
+        s == "fired" for d, s in due if d >= moment
+    )
+
+
+async def _scheduled_steps(db: Database) -> set[str]:
+    def read(conn: Any) -> set[str]:
+        rows = conn.execute(
+            select(escalation_jobs.c.id).where(escalation_jobs.c.state == "scheduled")
+        )
+        return set(rows.scalars())
+
+    return set(await db.run(read))
+
+
+async def _rebuilt(db: Database, redis: RedisServer, key_prefix: str) -> set[str] | None:
+    """Return the steps the database has pending, once Redis holds a job for each."""
+    pending = await _scheduled_steps(db)
+    held = await asyncio.to_thread(redis.job_ids, key_prefix)
+    return pending if pending and pending <= held else None
+
+
+async def _sweeping(http: aiohttp.ClientSession, instance: Instance) -> dict[str, Any] | None:
+    checks = await health_checks(http, instance)
+    scheduler = (checks or {}).get("scheduler") or {}
+    return (
+        checks
+        if scheduler.get("sweeping") and (checks or {})["cluster"]["role"] == "leader"
+        else None
+    )
+
+
+async def _kill_leader(
+    http: aiohttp.ClientSession, instances: list[Instance]
+) -> tuple[Instance, dict[str, Any], float]:
+    """SIGKILL the one leader; return it, its last cluster check and when it died."""
+    leader, state = await eventually(lambda: sole_leader(http, instances), what="one leader")
+    leader.process.kill()
+    return leader, state, time.monotonic()
+
+
+@pytest.mark.parametrize("redis", ["own"], indirect=True)
+async def test_redis_emptied_then_stopped_during_failovers_fires_every_step_once(
+    instances: list[Instance],
+    http: aiohttp.ClientSession,
+    reader: Database,
+    receiver: HttpReceiver,
+    sampler: RoleSampler,
+    loads: tuple[Loads, list[IncidentLoad]],
+    redis: RedisServer,
+    key_prefix: str,
+) -> None:
+    """The leader SIGKILLed and Redis emptied (FLUSHALL) before another takes over: the
+    new leader's reconcile writes every pending step back. Then the leader SIGKILLed and
+    Redis stopped: the next leader fires what falls due from the database sweep, and
+    once Redis is back (empty) rebuilds it. Every step fires once and within the
+    failover + 5 s (+ the rebuild) of its due time."""
+    start_load, started_loads = loads
+    started = time.monotonic()
+    load = start_load()
+    await _warmed_up(load)
+
+    # Emptied: nobody leads when it happens.
+    first, state, killed_at = await _kill_leader(http, instances)
+    await asyncio.to_thread(redis.flushall)
+    rest = others(instances, first)
+    _, taken = await eventually(
+        lambda: sole_leader(http, rest), timeout=FAILOVER + 10, what="a leader after the flush"
+    )
+    assert taken["term"] > state["term"]
+    pending = await eventually(
+        lambda: _rebuilt(reader, redis, key_prefix), timeout=10, what="Redis rebuilt"
+    )
+    rebuilt_after = time.monotonic() - killed_at
+    await first.process.start()
+    mark = load.count
+    await _warmed_up(load, mark + WARM_UP)
+
+    # Stopped: the next leader finds no Redis.
+    second, state, killed_at = await _kill_leader(http, instances)
+    await asyncio.to_thread(redis.stop)
+    stopped_wall = system_clock()
+    rest = others(instances, second)
+    successor, taken = await eventually(
+        lambda: sole_leader(http, rest), timeout=FAILOVER + 10, what="a leader without Redis"
+    )
+    assert taken["term"] > state["term"]
+    await eventually(lambda: _sweeping(http, successor), timeout=10, what="the sweep")
+    await second.process.start()
+    # Down until the steps due in the failover and some after it have fired.
+    await eventually(
+        lambda: _fired_through(reader, stopped_wall + timedelta(seconds=FAILOVER + 2)),
+        timeout=LEVEL_2_AFTER + FAILOVER + 10,
+        what="steps fired from the sweep",
+    )
+    down = time.monotonic() - killed_at
+    await asyncio.to_thread(redis.start)
+    back = time.monotonic()
+    await eventually(
+        lambda: _rebuilt(reader, redis, key_prefix), timeout=10, what="Redis rebuilt again"
+    )
+    rebuilt_again = time.monotonic() - back
+    mark = load.count
+    await _warmed_up(load, mark + 6)
+    for each in started_loads:
+        await each.stop()
+    facts = await settle(reader, receiver, LEVEL_2_AFTER + FAILOVER + PAGE_LEASE + 15)
+    await sampler.stop()
+    gaps = assert_each_step_and_page_once(facts, started_loads, receiver)
+    assert max(gaps) < FAILOVER + 5 + 2, f"a level 2 fired {max(gaps):.1f} s late"
+    assert_one_leader_at_a_time(sampler)
+    print(
+        f"\nredis faults: {figures(facts, receiver, gaps)}; flushed: {len(pending)} pending "
+        f"steps back in Redis {rebuilt_after:.2f} s after the kill; stopped {down:.1f} s, "
+        f"rebuilt {rebuilt_again:.2f} s after its restart; {summary(sampler)}; "
+        f"{time.monotonic() - started:.0f} s"
+    )

@@ -33,6 +33,7 @@ ASK_TIMEOUT = aiohttp.ClientTimeout(total=5)
 # than this is dropped (counted unanswered) rather than kept as a long, vague window: the
 # handover gaps the samples must resolve are longer.
 SAMPLE_TIMEOUT = aiohttp.ClientTimeout(total=2.5)
+RETRY_AFTER = 1.0  # seconds between an IncidentLoad's rounds through the instances
 
 
 def role_of(name: str) -> str:
@@ -43,9 +44,12 @@ def role_of(name: str) -> str:
 class ClusterDatabase:
     """The instances' database in `cluster`, and a LOGIN superuser role per instance."""
 
-    def __init__(self, cluster: PostgresCluster, names: Iterable[str]) -> None:
+    def __init__(
+        self, cluster: PostgresCluster, names: Iterable[str], database: str = DATABASE
+    ) -> None:
         self.cluster = cluster
         self.names = list(names)
+        self.database = database  # another per test, when tests share the cluster
 
     async def _admin(self, database: str = "postgres") -> asyncpg.Connection:
         return await asyncpg.connect(
@@ -53,19 +57,22 @@ class ClusterDatabase:
         )
 
     async def create(self) -> None:
-        """Create the database and the roles."""
+        """Create the database and the roles (those an earlier test left are kept)."""
         conn = await self._admin()
         try:
-            await conn.execute(f"CREATE DATABASE {DATABASE}")
+            await conn.execute(f"CREATE DATABASE {self.database}")
             for name in self.names:
-                await conn.execute(f"CREATE ROLE {role_of(name)} SUPERUSER LOGIN")
+                if not await conn.fetchval(
+                    "SELECT 1 FROM pg_roles WHERE rolname = $1", role_of(name)
+                ):
+                    await conn.execute(f"CREATE ROLE {role_of(name)} SUPERUSER LOGIN")
         finally:
             await conn.close()
 
     def url(self, name: str | None = None) -> str:
         """Return the SQLAlchemy URL for instance `name`, or the test's own (`postgres`)."""
         user = role_of(name) if name else "postgres"
-        return f"postgresql+asyncpg://{user}@127.0.0.1:{self.cluster.port}/{DATABASE}"
+        return f"postgresql+asyncpg://{user}@127.0.0.1:{self.cluster.port}/{self.database}"
 
     async def backends(self, name: str) -> int:
         """Return how many connections instance `name`'s role has open."""
@@ -114,6 +121,21 @@ class ClusterDatabase:
         finally:
             await conn.close()
         return (int(row["pid"]), int(row["client_port"])) if row else None
+
+    async def connect(self) -> asyncpg.Connection:
+        """Return a connection to the instances' database as `postgres`; the caller closes
+        it."""
+        return await self._admin(self.database)
+
+    async def backend_state(self, pid: int) -> str | None:
+        """Return the state of server process `pid` (`idle in transaction`: it holds its
+        transaction's locks, waiting for its client), None when it is gone."""
+        conn = await self._admin()
+        try:
+            state = await conn.fetchval("SELECT state FROM pg_stat_activity WHERE pid = $1", pid)
+        finally:
+            await conn.close()
+        return str(state) if state is not None else None
 
     async def let_in(self, name: str) -> None:
         """Accept the role's logins again."""
@@ -219,11 +241,15 @@ class IncidentLoad:
         instances: list[Instance],
         rate: float,
         prefix: str = "Load",
+        retries: int = 0,
     ) -> None:
         self.session = session
         self.instances = instances
         self.rate = rate
         self.prefix = prefix  # of the group names: two loads of one test need two
+        # Rounds through every instance after the first, RETRY_AFTER apart, before a
+        # group counts as lost (Alertmanager sends a webhook again until it is taken).
+        self.retries = retries
         self.opened: dict[str, int] = {}  # group name -> its incident
         self.refused = 0  # answers other than 200, and no answers
         self.lost: list[str] = []  # groups no instance took
@@ -237,6 +263,16 @@ class IncidentLoad:
 
     async def _open(self, name: str, first: int) -> None:
         order = self.instances[first:] + self.instances[:first]
+        for retry in range(self.retries + 1):
+            if retry:
+                await asyncio.sleep(RETRY_AFTER)  # the sender's back-off, not a wait
+            if await self._try(name, order):
+                return
+        self.lost.append(name)
+
+    async def _try(self, name: str, order: list[Instance]) -> bool:
+        """Send the group to each instance in `order` until one takes it; return whether
+        one did."""
         for instance in order:
             try:
                 async with self.session.post(
@@ -248,11 +284,11 @@ class IncidentLoad:
                     if response.status == 200:
                         [incident_id] = (await response.json())["incidents"]
                         self.opened[name] = incident_id
-                        return
+                        return True
             except (aiohttp.ClientError, TimeoutError):
                 pass
             self.refused += 1
-        self.lost.append(name)
+        return False
 
     async def _run(self) -> None:
         start = time.monotonic()
@@ -467,3 +503,17 @@ def unread(server_port: int, client_port: int) -> int:
         if int(local, 16) == server_port and int(remote, 16) == client_port:
             return int(fields[4].split(":")[1], 16)
     return 0
+
+
+LEASE_LOCKED = """
+SELECT 1 FROM pg_locks
+WHERE pid = $1 AND granted AND relation = (SELECT oid FROM pg_class WHERE relname = 'leadership')
+"""
+
+
+async def lease_locked(conn: asyncpg.Connection, pid: int) -> bool:
+    """Return whether server process `pid` is in a transaction that locked the lease row
+    (a renewal or a take under way: `SELECT ... FOR UPDATE` locks the table too, and
+    pg_locks, in shared memory, answers while `pid` itself is frozen). `conn` is a
+    connection to the instances' database."""
+    return bool(await conn.fetchval(LEASE_LOCKED, pid))

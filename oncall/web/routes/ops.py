@@ -72,25 +72,28 @@ async def read_queues(runtime: Runtime, now: datetime) -> dict[str, Any]:
     return state
 
 
-async def scheduler_check(app: web.Application) -> dict[str, Any]:
-    """Return the timers' state: pending jobs per store, overdue and failed steps, overdue
-    and failed notifications, reconciles.
+def scheduler_verdict(
+    app: web.Application, queues: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """Return the timers' state: `queues` (see `read_queues`, read at `now`), whether the
+    scheduler runs, reconciles. Awaits nothing, so that read next to `cluster_check` it
+    tells the same moment's role.
 
     Fails when the scheduler is not running, a step is overdue or failed, a notification is
     overdue, or the reconciler has not succeeded within three intervals.
     """
     runtime = app[RUNTIME]
     status = runtime.reconciler.status
-    now = app[CLOCK]()
     check: dict[str, Any] = {
         "last_reconcile": isoformat(status.last_run),
         "reconcile_runs": int(runtime.metrics.value("oncall_reconcile_runs", outcome="ok")),
         "repairs": int(runtime.metrics.value("oncall_reconcile_repairs")),
     }
     problems = []
-    check.update(await read_queues(runtime, now))
-    # Read after the awaits, as the cluster check is: one answer, one moment.
-    check["running"] = runtime.timers.running
+    check.update(queues)
+    # Runs due jobs: started, and its gate open (a leader past its deadline runs nothing,
+    # though its scheduler is stopped only when its renewal's wait ends, a moment later).
+    check["running"] = runtime.timers.running and runtime.leadership.holds()
     if runtime.timers.dropped:
         check["dropped_while_unhealthy"] = runtime.timers.dropped
     if not runtime.timers.health.healthy:
@@ -106,7 +109,7 @@ async def scheduler_check(app: web.Application) -> dict[str, Any]:
     following = runtime.leadership.status().role == "follower"
     if following:
         check["following"] = True  # the leader runs the timers (the cluster check says who)
-    elif not runtime.timers.running:
+    elif not check["running"]:
         problems.append("scheduler not running")
     if check.get("overdue_steps"):
         problems.append(f"{check['overdue_steps']} escalation steps overdue")
@@ -154,11 +157,14 @@ def cluster_check(runtime: Runtime) -> dict[str, Any]:
 async def run_checks(app: web.Application) -> dict[str, dict[str, Any]]:
     """Return each dependency's check result, run concurrently, each bounded in time."""
     runtime = app[RUNTIME]
-    database, scheduler = await asyncio.gather(_timed(runtime.db.ping()), scheduler_check(app))
+    now = app[CLOCK]()
+    database, queues = await asyncio.gather(_timed(runtime.db.ping()), read_queues(runtime, now))
+    # Both read here, after every await: whether the scheduler runs and the role are one
+    # moment's (the awaits may take the database's timeouts, across a step-down).
     return {
         "database": database,
         "redis": redis_check(runtime),
-        "scheduler": scheduler,
+        "scheduler": scheduler_verdict(app, queues, now),
         "cluster": cluster_check(runtime),
     }
 
