@@ -71,12 +71,14 @@ def _gaps(
     end = now + LOOKAHEAD
     return {
         name: schedule_gaps(directory.schedules[name], overrides.get(name, ()), now, end)
-        for name in _used_schedules(directory)
+        for name in used_schedules(directory)
         if name in directory.schedules
     }
 
 
-def _used_schedules(directory: Directory) -> set[str]:
+def used_schedules(directory: Directory) -> set[str]:
+    """Return the names of the schedules some policy level notifies (the ones whose
+    overrides `lint` reads)."""
     return {
         target.name
         for policy in directory.policies.values()

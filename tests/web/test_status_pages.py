@@ -9,7 +9,9 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
+from markupsafe import escape
 
+from oncall.clock import isoformat
 from oncall.web.keys import RUNTIME
 from oncall.web.pages.status import check_words
 from tests.support.factories import (
@@ -17,6 +19,8 @@ from tests.support.factories import (
     AM_AUTH,
     AM_TOKEN,
     BOB_TOKEN,
+    DIRECTORY_YAML,
+    T0,
     make_alert,
     make_webhook,
 )
@@ -193,3 +197,66 @@ async def test_the_chart_counts_incidents_per_local_day_with_the_medians(
         "Sun 4 Jan": 1,
         "Mon 5 Jan": 1,
     }
+
+
+def configuration(text: str) -> str:
+    """Return the page's Configuration section."""
+    return text.split('id="configuration"')[1].split("</section>")[0]
+
+
+async def test_the_configuration_section_says_when_there_are_no_warnings(client: Any) -> None:
+    await log_in(client)
+    section = configuration(await (await client.get("/status")).text())
+    assert "<h2" in section and "Configuration" in section
+    assert "No warnings about the directory file over the next 30 days." in section
+    assert "<li>" not in section
+
+
+async def test_the_configuration_section_lists_each_warning_with_its_path_escaped(
+    make_client: Any,
+) -> None:
+    shadowing = f"  - {{match: ['team=\"{EVIL}\"'], policy: default}}\n"
+    shadowed = f"  - {{match: ['team=\"{EVIL}\"', 'env=\"prod\"'], policy: default}}\n"
+    client = await make_client(
+        directory=DIRECTORY_YAML.replace("routes:\n", f"routes:\n{shadowing}{shadowed}")
+    )
+    await log_in(client)
+    text = await (await client.get("/status")).text()
+    section = configuration(text)
+    message = f'can never match: routes[0] {{team="{EVIL}"}} matches every alert it matches'
+    assert f'<li><code class="path">routes[1]</code>: {escape(message)}</li>' in section
+    assert "1 warning about the directory file" in section
+    assert EVIL not in text
+
+
+OFFICE_HOURS = """schedules:
+  - name: primary
+    time_zone: Europe/Berlin
+    layers:
+      - members: [alice, bob]
+        rotation: 1w
+        handoff: "2026-01-05 09:00"
+        restrict: {days: [mon, tue, wed, thu, fri], from: "09:00", to: "17:00"}
+policies:"""
+
+
+async def test_a_gap_an_override_fills_is_not_warned_on_the_status_page(make_client: Any) -> None:
+    directory = DIRECTORY_YAML.replace("policies:", OFFICE_HOURS).replace(
+        '"user:alice"', '"schedule:primary"'
+    )
+    client = await make_client(directory=directory)
+    await log_in(client)
+    monday = "from 2026-01-05 17:00 CET to 2026-01-06 09:00 CET"
+    tuesday = "from 2026-01-06 17:00 CET to 2026-01-07 09:00 CET"
+    section = configuration(await (await client.get("/status")).text())
+    assert f'<code class="path">schedules.primary</code>: nobody on call {monday}' in section
+    assert f'<code class="path">policies.default.levels[0]</code>: pages nobody {monday}' in section
+
+    # T0 is Monday 13:00 in Berlin: alice takes Monday night.
+    night = {"user": "alice", "start": isoformat(T0 + timedelta(hours=4))}
+    night["end"] = isoformat(T0 + timedelta(hours=20))
+    response = await client.post("/api/v1/schedules/primary/overrides", json=night, headers=ALICE)
+    assert response.status == 201, await response.text()
+    section = configuration(await (await client.get("/status")).text())
+    assert monday not in section
+    assert f'<code class="path">schedules.primary</code>: nobody on call {tuesday}' in section

@@ -2,6 +2,10 @@
 (dead letters) with their last error, and incidents opened per day over the last 30 days
 with the median times to acknowledge and to resolve, as a chart drawn on the server.
 
+The "Configuration" section lists the directory's lint warnings (`oncall.directory.lint`),
+counting the stored overrides: a gap an override fills is not warned about here (the log and
+`check-config` read the file alone).
+
 The checks are /health's own (its shared, single-flight run). As /health shows the checks'
 error texts (which can name hosts) only to admins and the metrics token, this page words
 every check for everybody and adds the error texts for admins.
@@ -9,15 +13,19 @@ every check for everybody and adds the error texts for admins.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from oncall.directory.model import User
+from oncall.directory.lint import LOOKAHEAD, Warning, lint, used_schedules
+from oncall.directory.model import Directory, User
 from oncall.incidents import stats
-from oncall.web.keys import CLOCK, RUNTIME
+from oncall.runtime import Runtime
+from oncall.schedules.overrides import Override
+from oncall.web.keys import CLOCK, DIRECTORY, RUNTIME
 from oncall.web.pages.base import local_time, page, render
 from oncall.web.routes.ops import SHARED
 
@@ -121,6 +129,18 @@ def dead_letter(row: Any, attempts: list[Any]) -> DeadLetter:
     )
 
 
+async def configuration_warnings(
+    runtime: Runtime, directory: Directory, now: datetime
+) -> list[Warning]:
+    """Return the directory's lint warnings at `now`, counting the stored overrides of the
+    schedules the policies notify."""
+    overrides: dict[str, Sequence[Override]] = {}
+    for name in sorted(used_schedules(directory) & set(directory.schedules)):
+        timeline = await runtime.schedules.timeline(name, now, now + LOOKAHEAD)
+        overrides[name] = timeline.overrides
+    return lint(directory, now, overrides=overrides)
+
+
 @page
 async def status_page(request: web.Request, user: User) -> web.StreamResponse:
     runtime = request.app[RUNTIME]
@@ -132,6 +152,7 @@ async def status_page(request: web.Request, user: User) -> web.StreamResponse:
     rows = await runtime.incidents.opened_since(stats.window_start(now, zone))
     summary = stats.summarize(rows, now, zone)
     chart = stats.chart(summary)
+    warnings = await configuration_warnings(runtime, request.app[DIRECTORY].current, now)
     context = {
         "checks": words,
         "healthy": all(w.ok for w in words),
@@ -144,6 +165,8 @@ async def status_page(request: web.Request, user: User) -> web.StreamResponse:
         "median_ack": stats.duration_words(summary.median_ack),
         "median_resolve": stats.duration_words(summary.median_resolve),
         "days": stats.DAYS,
+        "warnings": warnings,
+        "lint_days": LOOKAHEAD.days,
     }
     return await render(request, "status.html", context)
 
