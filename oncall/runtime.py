@@ -27,6 +27,7 @@ from oncall.metrics import Metrics
 from oncall.notify.notifier import Notifier, link_key
 from oncall.schedules.service import Schedules
 from oncall.settings import Settings
+from oncall.simulate.service import Simulator
 from oncall.timers import jobs
 from oncall.timers.background import Background
 from oncall.timers.effects import AfterCommit
@@ -87,6 +88,7 @@ class Runtime:
         self.ingest = Ingest(
             db, directory, clock, self.metrics, after_commit, self.incidents, self.escalation
         )
+        self.simulator = Simulator(db, directory, settings.paging.storm_threshold)
         self.reconciler = Reconciler(
             self.timers,
             [self.escalation, self.ingest, self.notifier, self.incidents, self.maintenance],
