@@ -3,10 +3,12 @@ on them), the log at start-up and on reload. Warnings never fail anything else."
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -100,3 +102,16 @@ async def test_the_service_logs_the_warnings_at_start_up_and_starts(
     assert service.stop() == 0
     log = (tmp_path / "oncall.log").read_text()
     assert f"directory warning: {CAROL}" in log and f"directory warning: {SPARE}" in log
+
+
+async def test_a_reload_logs_the_new_files_warnings(
+    make_client: Any, directory_file: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await make_client(directory=ADMIN_DIRECTORY)
+    directory_file.write_text(WARNED)
+    with caplog.at_level(logging.WARNING, logger="oncall.directory"):
+        response = await client.post("/-/reload", headers=ADMIN)
+    assert response.status == 200  # warnings never refuse a file
+    warned = [(r.levelname, r.getMessage(), r.__dict__.get("path")) for r in caplog.records]
+    assert ("WARNING", f"directory warning: {CAROL}", "users.carol.contacts") in warned
+    assert ("WARNING", f"directory warning: {SPARE}", "policies.spare") in warned

@@ -21,6 +21,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from oncall.clock import isoformat
+from oncall.directory.holder import log_warnings
 from oncall.errors import ConfigError, Forbidden, Unauthorized
 from oncall.runtime import Runtime
 from oncall.tls import CertificateError
@@ -253,6 +254,7 @@ async def reload_directory(app: web.Application) -> list[str]:
     log.info(
         "directory reloaded", extra={"source": directory.source, "users": len(directory.users)}
     )
+    log_warnings(directory, app[CLOCK]())  # advice on the new file; it is active regardless
     if RUNTIME in app:
         # The file's maintenance windows hold or release incidents now, not at the next
         # reconcile (a failure is logged; the reconciler applies them then).
