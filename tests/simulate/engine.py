@@ -12,6 +12,7 @@ ends. Nothing is mocked: the jobs, claims, pages and deliveries are the service'
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -68,21 +69,19 @@ def hook_directory(case: Case, hook_url: str) -> Directory:
     return parse_directory(case.directory, {HOOK: hook_url}, "<case>")
 
 
-def sources(runtime: Runtime) -> list[TimerSource]:
-    """Return the timer sources in the order the driver asks them at one instant.
+def sources(runtime: Runtime) -> tuple[list[TimerSource], list[TimerSource]]:
+    """Return the timer sources asked at one instant: those before the acknowledgement
+    and those after it.
 
     Timers due at the same instant race in the service (APScheduler starts them in any
-    order); the driver settles the race the way the decisions read the clock: a window
-    that opens or closes at an instant holds or releases first, then wakes, then steps,
-    then the pages those wrote.
+    order); the driver settles the race as the simulator does (`oncall.simulate.life`):
+    a window's edge, the acknowledgement, its timeout (a wake), the escalation step, then
+    the pages those wrote.
     """
-    order: list[TimerSource] = [
-        runtime.maintenance,
-        runtime.incidents,
-        runtime.escalation,
-        runtime.notifier,
-    ]
-    return [*order, *(s for s in runtime.reconciler.sources if s not in order)]
+    after: list[TimerSource] = [runtime.incidents, runtime.escalation, runtime.notifier]
+    before: list[TimerSource] = [runtime.maintenance]
+    rest = [s for s in runtime.reconciler.sources if s not in before and s not in after]
+    return before, [*after, *rest]
 
 
 async def settle(runtime: Runtime) -> None:
@@ -92,11 +91,11 @@ async def settle(runtime: Runtime) -> None:
         await asyncio.wait(list(running))
 
 
-async def start_due(runtime: Runtime, now: datetime) -> int:
-    """Start every job the database says is due by `now`, a source at a time, each
-    source's work finished before the next is asked; return how many were started."""
+async def start_due(runtime: Runtime, now: datetime, asked: Sequence[TimerSource]) -> int:
+    """Start every job of `asked` the database says is due by `now`, a source at a time,
+    each source's work finished before the next is asked; return how many were started."""
     started = 0
-    for source in sources(runtime):
+    for source in asked:
         due = await source.due(now, DUE_LIMIT)
         for job in due:
             runtime.start_job(job.func, job.args)
@@ -114,14 +113,8 @@ async def next_due(runtime: Runtime) -> datetime | None:
     return min(found, default=None)
 
 
-async def run_engine(
-    case: Case, settings: Settings, clock: FakeClock, *, acknowledge_first: bool = False
-) -> EngineRun:
-    """Run `case` through the service and return what it paged.
-
-    `acknowledge_first`: at an instant where timers are due and the acknowledgement is
-    made, it is made before they run (else after).
-    """
+async def run_engine(case: Case, settings: Settings, clock: FakeClock) -> EngineRun:
+    """Run `case` through the service and return what it paged and the steps it fired."""
     receiver = HttpReceiver()
     async with TestServer(receiver.app()) as hook_server:
         directory = hook_directory(case, str(hook_server.make_url("/hook")))
@@ -146,7 +139,7 @@ async def run_engine(
             response = await client.post(path, json=dict(case.payload), headers=headers)
             assert response.status in (200, 202), await response.text()
             run = EngineRun()
-            run.instants = await _drive(client, case, clock, acknowledge_first)
+            run.instants = await _drive(client, case, clock)
             run.pages, run.steps, run.rows = await runtime.db.run(_read_outcome)
             delivered = sorted(int(r.headers["X-Oncall-Delivery"]) for r in receiver.requests)
             sent_ids = sorted(row[0] for row in run.rows if row[1] == "sent")
@@ -154,26 +147,23 @@ async def run_engine(
             return run
 
 
-async def _drive(
-    client: TestClient[Any, Any], case: Case, clock: FakeClock, acknowledge_first: bool
-) -> int:
-    """Step the clock through every instant something is due until the case's end;
-    return how many instants it stopped at."""
+async def _drive(client: TestClient[Any, Any], case: Case, clock: FakeClock) -> int:
+    """Step the clock through every instant something is due, up to and including the
+    case's end; return how many instants it stopped at."""
     runtime = client.app[RUNTIME]
+    before, after = sources(runtime)
     acknowledge_at = case.acknowledge_at
     pending_ack = acknowledge_at is not None and acknowledge_at <= case.end
     for instant in range(MAX_INSTANTS):
-        await settle(runtime)
-        acknowledging = pending_ack and clock.now == acknowledge_at
-        if acknowledging and acknowledge_first:
-            await _acknowledge(client)
-            pending_ack = False
-        while await start_due(runtime, clock.now):
-            pass
-        if acknowledging and pending_ack:
-            await _acknowledge(client)
-            pending_ack = False
-            continue  # what the acknowledgement changed at this instant runs now
+        while True:  # until nothing more is due now: one job's work may make another due
+            await settle(runtime)
+            started = await start_due(runtime, clock.now, before)
+            if pending_ack and clock.now == acknowledge_at:
+                await _acknowledge(client)
+                pending_ack = False
+            started += await start_due(runtime, clock.now, after)
+            if not started:
+                break
         upcoming = [await next_due(runtime)]
         if pending_ack:
             upcoming.append(acknowledge_at)
