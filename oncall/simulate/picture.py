@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-WIDTH = 1000.0  # the viewBox's width: the whole simulated span
+WIDTH = 1000.0  # the width of the whole simulated span
+MARGIN = 8.0  # the viewBox reaches this far past each end: a mark at an edge is whole
 AXIS_HEIGHT = 44.0  # tick labels, and the day under a tick where the date changes
 ROW_TITLE = 20.0  # each row's title sits above its marks
 TRACK = 24.0  # one line of marks and labels; a busy row stacks several
@@ -112,6 +113,8 @@ class Timeline:
     time_zone: str
     width: float
     height: float
+    view_x: float  # the viewBox's left edge and width: the span and a margin each side
+    view_width: float
     ticks: tuple[Tick, ...]
     changes: tuple[Change, ...]
     rows: tuple[Row, ...]  # the steps' row first, then one per paged user
@@ -192,6 +195,8 @@ def draw(
         time_zone=time_zone,
         width=WIDTH,
         height=height,
+        view_x=-MARGIN,
+        view_width=WIDTH + 2 * MARGIN,
         ticks=ticks,
         changes=changes,
         rows=tuple(rows),

@@ -653,6 +653,8 @@ async def test_markup_and_links_from_outside_are_shown_as_text_on_every_page(mak
         "/schedules/primary": True,
         "/me": True,
         "/maintenance": True,
+        "/simulate": False,
+        f"/simulate?sample={quote(MARKUP[1])}": False,  # the picker says there is none
         "/status": False,
         f"/?status={quote(MARKUP[1])}": False,  # an error page naming the bad value
         f"/login?next={quote(MARKUP[1])}": False,
@@ -671,10 +673,28 @@ async def test_markup_and_links_from_outside_are_shown_as_text_on_every_page(mak
             "/maintenance",
             {"name": "w", "start": "2026-01-06T14:00", "end": "2026-01-06T15:00", "match": HOSTILE},
         ),
+        ("/simulate", {"payload": HOSTILE, "source": MARKUP[1], "at": MARKUP[0]}),
+        ("/simulate", {"payload": "{}", "at": "2026-01-05T13:00", "hours": MARKUP[1]}),
+        ("/simulate", {"payload": "{}", "at": "2026-01-05T13:00", "acknowledge_after": HOSTILE}),
     ):
         response = await post_form(client, path, token, **fields)
         assert response.status == 400, path
         assert injected(await response.text()) == [], (path, fields)
+    # A simulation of an alert full of markup: its page shows alice's name, as text.
+    alert = make_alert("db1", alertname="Markup")
+    alert["labels"]["team"] = MARKUP[3]  # a label's value is at most 128 characters
+    response = await post_form(
+        client,
+        "/simulate",
+        token,
+        payload=json.dumps(make_webhook([alert], alertname="Markup")),
+        source="alertmanager",
+        at="2026-01-05T13:00",
+        hours="2",
+    )
+    assert response.status == 200, await response.text()
+    page = await response.text()
+    assert injected(page) == [] and SHOWN in page
 
 
 def test_the_markup_check_finds_each_kind_of_injection():

@@ -14,6 +14,7 @@ from oncall.web.pages import (
     me,
     oncall,
     schedules,
+    simulate,
     status,
 )
 
@@ -24,5 +25,5 @@ def add_routes(app: web.Application) -> None:
     """Add the template environment, the static files and every page to `app`."""
     base.setup(app)
     app.router.add_static("/static", STATIC, append_version=False)
-    for module in (login, incidents, oncall, schedules, me, maintenance, status):
+    for module in (login, incidents, oncall, schedules, me, maintenance, simulate, status):
         module.add_routes(app)
