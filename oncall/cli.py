@@ -1,6 +1,7 @@
 """The commands: `python app.py [serve|init|check-config|migrate|new-token|set-password]`,
-`python app.py import VENDOR ...` (`oncall.imports.cli`), and `python app.py
-move-database|backup ...` (`oncall.db.cli`).
+`python app.py import VENDOR ...` (`oncall.imports.cli`), `python app.py
+move-database|backup ...` (`oncall.db.cli`), and `python app.py simulate FILE --at TIME
+...` (`oncall.simulate.cli`).
 
 Exit codes: 0 success; 1 `check-config` found problems (or, with `--strict`, warnings),
 `init` left a variable unset, or `set-password` refused the user or the password; 2 the
@@ -331,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
         from oncall.db.cli import main as db_main
 
         return db_main(words)
+    if words[:1] == ["simulate"]:  # `simulate FILE --at TIME ...`
+        from oncall.simulate.cli import main as simulate_main
+
+        return simulate_main(words[1:])
     parser = argparse.ArgumentParser(prog="app.py", description=__doc__.splitlines()[0])
     parser.add_argument(
         "command",
@@ -346,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
             "import",
             "move-database",
             "backup",
+            "simulate",
         ],
     )
     parser.add_argument("user", nargs="?", help="set-password: the user whose password to set")

@@ -10,6 +10,7 @@ from typing import Any
 
 from oncall.db.engine import Connection, Database
 from oncall.directory.holder import DirectoryHolder
+from oncall.directory.model import Directory
 from oncall.durations import parse_duration
 from oncall.errors import InvalidInput
 from oncall.incidents.service import opened_before_in
@@ -63,6 +64,12 @@ class Simulator:
 
         state = await self.db.run(read)
         return simulate(directory, scenario, state)
+
+
+def state_without_database(directory: Directory, storm: StormThreshold) -> State:
+    """Return the state when there is no database to read: the directory file's windows
+    only, no overrides, no recent incidents."""
+    return State(windows=directory.maintenance, storm=storm)
 
 
 def scenario_of(body: Any) -> Scenario:

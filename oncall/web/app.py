@@ -22,7 +22,16 @@ from oncall.web.access_log import AccessLogger
 from oncall.web.keys import CERTIFICATES, CLOCK, DIRECTORY, RUNTIME, SETTINGS
 from oncall.web.middleware import errors, timing
 from oncall.web.pages import routes as pages
-from oncall.web.routes import actions, audit, incidents, ingest, maintenance, ops, schedules
+from oncall.web.routes import (
+    actions,
+    audit,
+    incidents,
+    ingest,
+    maintenance,
+    ops,
+    schedules,
+    simulate,
+)
 from oncall.web.routes import users as user_routes
 
 log = logging.getLogger("oncall")
@@ -68,7 +77,7 @@ def create_app(
     if settings.monitoring.ping_url:
         app.cleanup_ctx.append(ping.pinging)  # after the runtime: it pings what that runs
     headers.install(app)
-    for routes in (ingest, incidents, schedules, actions, ops, audit, maintenance):
+    for routes in (ingest, incidents, schedules, actions, ops, audit, maintenance, simulate):
         routes.add_routes(app)
     user_routes.add_routes(app)
     openapi.add_routes(app)

@@ -43,6 +43,8 @@ from oncall.ingest.grafana import ALERTMANAGER_VERSION, MAX_VALUES
 from oncall.ingest.grafana import VERSION as GRAFANA_VERSION
 from oncall.maintenance.windows import MAX_ITEMS, MAX_NAME
 from oncall.schedules.rotation import DAYS
+from oncall.simulate.payload import SOURCES
+from oncall.simulate.scenario import DEFAULT_HOURS, MAX_HOURS
 from oncall.web.params import MAX_CURSOR, MAX_ID, MAX_LIMIT
 
 PATH = "/api/v1/openapi.json"
@@ -249,6 +251,8 @@ def schemas() -> dict[str, Schema]:
             "additionalProperties": False,
         },
         "Incident": obj(incident_properties()),
+        "Simulation": simulation_schema(),
+        "SimulateRequest": simulate_request(),
         "IncidentWithPaged": obj(
             {
                 **incident_properties(),
@@ -1447,11 +1451,179 @@ def ops_paths() -> dict[str, Any]:
     }
 
 
+def simulation_schema() -> Schema:
+    """Return the schema of a simulation's answer (oncall.simulate.answer.Simulation)."""
+    count: Schema = {"type": "integer", "minimum": 0}
+    target = obj(
+        {
+            "target": {"type": "string", "examples": ["schedule:primary", "user:bob"]},
+            "resolved_to": {**MAYBE_STRING, "description": "The user paged; null: nobody."},
+            "via": {
+                "type": "string",
+                "examples": ["user", "layer:0", "override", "nobody"],
+                "description": "Why: a user target, a schedule's layer (its index from 0), an "
+                "override, or nobody on call.",
+            },
+        }
+    )
+    step = obj(
+        {
+            "at": TIME,
+            "level": {"type": "integer", "minimum": 1},
+            "repeat": count,
+            "targets": {"type": "array", "items": target},
+        }
+    )
+    page = obj(
+        {
+            "at": TIME,
+            "user": STRING,
+            "contact": {
+                "type": "string",
+                "description": "The contact's name.",
+                "examples": ["email"],
+            },
+            "channel": {
+                "type": "string",
+                "description": "The contact's type.",
+                "examples": ["email"],
+            },
+            "level": {"type": "integer", "minimum": 1},
+            "repeat": count,
+            "digest": {"const": True, "description": "A storm's digest (only when it is one)."},
+        },
+        ["at", "user", "contact", "channel", "level", "repeat"],
+    )
+    return obj(
+        {
+            "route": obj(
+                {
+                    "index": count,
+                    "matchers": STRINGS,
+                    "skipped": {
+                        "type": "array",
+                        "description": "Each earlier route, with the matcher that refused.",
+                        "items": obj({"index": count, "failed": STRING}),
+                    },
+                }
+            ),
+            "policy": STRING,
+            "urgency": {"enum": ["high", "low"]},
+            "maintenance": nullable(
+                obj(
+                    {
+                        "window": STRING,
+                        "until": {
+                            **MAYBE_TIME,
+                            "description": "When it lets go (null: not within a year).",
+                        },
+                    }
+                )
+            ),
+            "steps": {"type": "array", "items": step},
+            "pages": {"type": "array", "items": page},
+        }
+    )
+
+
+def simulate_request() -> Schema:
+    """Return the schema of `POST /api/v1/simulate`'s body (oncall.simulate.service)."""
+    alert = {
+        "status": "firing",
+        "labels": {"alertname": "DiskFull", "instance": "db1", "severity": "critical"},
+        "annotations": {"summary": "Disk full on db1"},
+        "startsAt": "2027-03-28T00:30:00Z",
+    }
+    webhook = {
+        "version": ALERTMANAGER_VERSION,
+        "status": "firing",
+        "groupKey": '{}:{alertname="DiskFull"}',
+        "alerts": [alert],
+        "commonLabels": alert["labels"],
+    }
+    event = {
+        "routing_key": "the-integration-s-routing-key",
+        "event_action": "trigger",
+        "payload": {"summary": "Disk full on db1", "source": "db1", "severity": "warning"},
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "source": {"enum": list(SOURCES)},
+            "payload": {
+                "type": "object",
+                "description": "The body the integration would receive: an Alertmanager or "
+                "Grafana webhook, or an Events v2 event (its routing_key is not looked at). "
+                "It is parsed as the integration parses it.",
+            },
+            "at": {**TIME, "description": "When it fires; an ISO 8601 time with its offset."},
+            "hours": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": MAX_HOURS,
+                "default": DEFAULT_HOURS,
+                "description": "The span to simulate.",
+            },
+            "acknowledge_after": {
+                "type": "string",
+                "examples": ["10m"],
+                "description": "Someone acknowledges this long after it opens (a duration "
+                f"above 0 and up to {MAX_HOURS:g}h); by default nobody does.",
+            },
+            "integration": {
+                "type": "string",
+                "examples": ["prometheus"],
+                "description": "The integration that receives it; by default the first of "
+                "the source's type.",
+            },
+        },
+        "required": ["source", "payload", "at"],
+        "additionalProperties": False,
+        "examples": [
+            {
+                "source": "alertmanager",
+                "payload": webhook,
+                "at": "2027-03-28T01:30:00+01:00",
+                "hours": 2,
+                "acknowledge_after": "20m",
+            },
+            {"source": "events_v2", "payload": event, "at": "2027-03-28T01:30:00+01:00"},
+        ],
+    }
+
+
+def simulate_paths() -> dict[str, Any]:
+    return {
+        "/api/v1/simulate": {
+            "post": operation(
+                "simulate",
+                "Who would be paged, when and how, if this alert fired at this moment",
+                "simulate",
+                API,
+                {
+                    "200": answer(
+                        "The route, policy, urgency, maintenance, and every step and page "
+                        "within the span (its end included), times in UTC.",
+                        ref("Simulation"),
+                    ),
+                    **refusals(*BODY, *AUTH),
+                },
+                body=json_body(ref("SimulateRequest")),
+                description="Any user's API token. Computed with the engine's own decisions "
+                "on the directory and the database's overrides, maintenance windows and "
+                "recent incidents; it writes nothing and pages nobody. A payload the "
+                "integration would refuse, or one that opens no incident, is a 400 naming "
+                "`payload.<field>`.",
+            )
+        }
+    }
+
+
 @functools.cache
 def document() -> dict[str, Any]:
     """Return the OpenAPI 3.1 document (built once)."""
     paths = {**ingest_paths(), **incident_paths(), **schedule_paths()}
-    paths |= other_api_paths() | ops_paths()
+    paths |= other_api_paths() | simulate_paths() | ops_paths()
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
@@ -1472,6 +1644,7 @@ def document() -> dict[str, Any]:
             {"name": "schedules", "description": "Who is on call, overrides, feeds."},
             {"name": "users", "description": "Checking a user's contacts."},
             {"name": "maintenance", "description": "Windows that hold paging."},
+            {"name": "simulate", "description": "What an alert would page, before it fires."},
             {"name": "audit", "description": "Who changed what."},
             {"name": "ops", "description": "Probes, metrics, reload, this document."},
         ],
