@@ -226,13 +226,16 @@ class LeaseLeadership(Leadership):
         return await self._store_now().try_take(self.id, self.name, self.failover)
 
     async def _attempt(self) -> None:
-        """Take or renew the lease once, within the time left: a leader's deadline, or one
-        interval; a failure or no answer in time makes a leader follow at once."""
+        """Take or renew the lease once, within the time left: a leader's deadline, or the
+        failover; a failure or no answer in time makes a leader follow at once."""
         sent = time.monotonic()
         # A leader waits for its renewal as long as it may lead anyway: a renewal slowed
         # by a database stall, or answered while the process was paused (SIGSTOP, a VM
         # migration) for less than that, keeps the lease instead of handing it over.
-        limit = self._deadline - sent if self._leading else lease.interval(self.failover)
+        # A follower's try may be slow to no one's harm; cut at one interval, a try
+        # after one given up on (which starts on a new connection) could never succeed
+        # where connecting takes longer than that, and nobody would lead again.
+        limit = self._deadline - sent if self._leading else self.failover.total_seconds()
         attempt = asyncio.create_task(self._take())
         done, _ = await asyncio.wait([attempt], timeout=max(limit, 0.0))
         if not done:
@@ -252,6 +255,8 @@ class LeaseLeadership(Leadership):
         if not won:
             self._step_down("lost")  # cannot happen while we renew in time; said if it does
             return
+        if lease.deadline(sent, self.failover) <= time.monotonic():
+            return  # won too slowly to lead on it: the next try renews and leads
         self._deadline = lease.deadline(sent, self.failover)
         if not self._leading:
             log.info("leading: this instance runs the timers", extra={"term": current.term})

@@ -11,6 +11,7 @@ is received, never an attempt twice. Run with `-s` to see the figures."""
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
 import statistics
 import time
@@ -44,11 +45,13 @@ from tests.support.cluster import (
     IncidentLoad,
     Instance,
     RoleSampler,
+    SlowConnects,
     alert_group,
     health_checks,
     lease_locked,
     make_instances,
     sole_leader,
+    states,
 )
 from tests.support.factories import AM_AUTH, AM_TOKEN
 from tests.support.ops import OPS
@@ -66,6 +69,12 @@ WARM_UP = int(RATE * LEVEL_2_AFTER)  # incidents before a fault: level 2s fall d
 # A page claimed by a process that died unsent goes again once its claim's lease (30 s,
 # oncall.notify.outbox.LEASE) has run out.
 PAGE_LEASE = 30.0
+# Seconds a new connection to PostgreSQL takes where the test says it is slow: longer
+# than a follower's interval between tries (failover / 5), shorter than the failover.
+SLOW_CONNECT = 1.0
+# Seconds between one instance's role samples: several a second, each a /health with its
+# database queries, on two cores shared with the three instances and PostgreSQL.
+SAMPLE_PACE = 0.15
 
 
 def directory(receiver_url: str) -> str:
@@ -138,6 +147,23 @@ def redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServe
 
 
 @pytest.fixture
+async def postgres_port(
+    request: pytest.FixtureRequest, own_postgres: PostgresCluster
+) -> AsyncIterator[int]:
+    """The port the instances reach PostgreSQL on: its own, or with the parameter
+    `"slow"` (indirect) a proxy that holds each new connection SLOW_CONNECT seconds."""
+    if getattr(request, "param", "direct") != "slow":
+        yield own_postgres.port
+        return
+    proxy = SlowConnects(own_postgres.port, SLOW_CONNECT)
+    await proxy.start()
+    try:
+        yield proxy.port
+    finally:
+        await proxy.stop()
+
+
+@pytest.fixture
 def frozen() -> Frozen:
     """Processes the test freezes; thawed before anything is stopped."""
     return Frozen()
@@ -151,6 +177,7 @@ async def instances(
     receiver: HttpReceiver,
     redis: RedisServer | None,
     frozen: Frozen,
+    postgres_port: int,
 ) -> AsyncIterator[list[Instance]]:
     """The three instances, started; thawed and stopped (SIGTERM) afterwards."""
     path = tmp_path / "oncall.yaml"
@@ -168,6 +195,8 @@ async def instances(
         "ONCALL_SECURITY_SECRET_KEY": secrets.token_hex(16),
     }
     started = make_instances(cluster_db, shared, tmp_path)
+    for instance in started:
+        instance.process.env["ONCALL_DATABASE_URL"] = cluster_db.url(instance.name, postgres_port)
     try:
         await asyncio.gather(*(i.process.start() for i in started))
         yield started
@@ -180,7 +209,7 @@ async def instances(
 async def sampler(
     http: aiohttp.ClientSession, instances: list[Instance]
 ) -> AsyncIterator[RoleSampler]:
-    sampling = RoleSampler(http, instances)
+    sampling = RoleSampler(http, instances, pace=SAMPLE_PACE)
     sampling.start()
     yield sampling
     await sampling.stop()
@@ -491,6 +520,7 @@ async def test_a_second_process_on_one_sqlite_file_is_refused_until_the_first_di
 # 2. PostgreSQL itself frozen.
 
 
+@pytest.mark.parametrize("postgres_port", ["slow"], indirect=True)
 async def test_postgresql_frozen_past_the_failover_stops_every_leader_until_it_resumes(
     instances: list[Instance],
     http: aiohttp.ClientSession,
@@ -502,11 +532,12 @@ async def test_postgresql_frozen_past_the_failover_stops_every_leader_until_it_r
 ) -> None:
     """The postmaster and every backend SIGSTOPped for the failover and more: within the
     failover every instance says follower with its scheduler stopped, and none claims to
-    lead until PostgreSQL resumes; then exactly one leads, and every step due meanwhile
-    fires once."""
+    lead until PostgreSQL resumes; then exactly one leads, though every new connection
+    takes SLOW_CONNECT (the tries during the freeze left none open), and every step due
+    meanwhile fires once."""
     start_load, started_loads = loads
     started = time.monotonic()
-    sampler = RoleSampler(http, instances, timeout=aiohttp.ClientTimeout(total=6))
+    sampler = RoleSampler(http, instances, SAMPLE_PACE, aiohttp.ClientTimeout(total=6))
     sampler.start()
     try:
         leader, state = await eventually(lambda: sole_leader(http, instances), timeout=30)
@@ -657,7 +688,7 @@ async def test_redis_emptied_then_stopped_during_failovers_fires_every_step_once
     )
     assert taken["term"] > state["term"]
     pending = await eventually(
-        lambda: _rebuilt(reader, redis, key_prefix), timeout=10, what="Redis rebuilt"
+        lambda: _rebuilt(reader, redis, key_prefix), timeout=FAILOVER + 10, what="Redis rebuilt"
     )
     rebuilt_after = time.monotonic() - killed_at
     await first.process.start()
@@ -685,7 +716,9 @@ async def test_redis_emptied_then_stopped_during_failovers_fires_every_step_once
     await asyncio.to_thread(redis.start)
     back = time.monotonic()
     await eventually(
-        lambda: _rebuilt(reader, redis, key_prefix), timeout=10, what="Redis rebuilt again"
+        lambda: _rebuilt(reader, redis, key_prefix),
+        timeout=FAILOVER + 10,
+        what="Redis rebuilt again",
     )
     rebuilt_again = time.monotonic() - back
     mark = load.count
@@ -702,4 +735,81 @@ async def test_redis_emptied_then_stopped_during_failovers_fires_every_step_once
         f"steps back in Redis {rebuilt_after:.2f} s after the kill; stopped {down:.1f} s, "
         f"rebuilt {rebuilt_again:.2f} s after its restart; {summary(sampler)}; "
         f"{time.monotonic() - started:.0f} s"
+    )
+
+
+# 6. Leaders SIGKILLed as they take over, then at random moments.
+
+BURST = 30  # incidents opened at once before the first kill: their level 2s fall due together
+BURST_RATE = 30.0
+LOOP = 10.0  # seconds of kills at random moments
+
+
+async def test_leaders_killed_as_they_take_over_and_at_random_fire_every_step_once(
+    instances: list[Instance],
+    http: aiohttp.ClientSession,
+    reader: Database,
+    receiver: HttpReceiver,
+    sampler: RoleSampler,
+    loads: tuple[Loads, list[IncidentLoad]],
+) -> None:
+    """A burst of incidents whose level 2s fall due together; the leader SIGKILLed as
+    they do, and its successor SIGKILLed as soon as its /health says it leads (taking
+    over that backlog); then, under load, an instance (the leader when one is seen)
+    SIGKILLed at a random moment a few seconds apart and restarted, again and again.
+    Every step fires exactly once and every page is received."""
+    start_load, started_loads = loads
+    started = time.monotonic()
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    # Two instances may be down at once here (one killed as it takes over while the one
+    # killed before it restarts), and the survivor fires the backlog: a webhook it does
+    # not take in time goes again, as Alertmanager sends it again.
+    load = start_load(retries=3)
+    await _warmed_up(load)
+    burst_at = time.monotonic()
+    burst = start_load("Burst", rate=BURST_RATE, retries=3)
+    await _warmed_up(burst, BURST)
+    await burst.stop()
+    # As the burst's first level 2s fall due, so that they are overdue at the takeover.
+    await asyncio.sleep(max(0.0, burst_at + LEVEL_2_AFTER - time.monotonic()))
+    first, state, _ = await _kill_leader(http, instances)
+    restarts = [asyncio.ensure_future(first.process.start())]
+    rest = others(instances, first)
+    second, taken = await eventually(
+        lambda: sole_leader(http, rest), timeout=FAILOVER + 10, what="a leader after the kill"
+    )
+    second.process.kill()  # as soon as it said it leads: in its start-up reconcile
+    assert taken["term"] > state["term"]
+    backlog = await _scheduled_steps(reader)
+    restarts.append(asyncio.ensure_future(second.process.start()))
+    # The one left, or the first one back (a restarted process may take it at start).
+    third, _ = await eventually(
+        lambda: sole_leader(http, others(instances, second)),
+        timeout=FAILOVER + 10,
+        what="a leader after the second kill",
+    )
+    await asyncio.gather(*restarts)
+
+    kills: list[str] = [f"{first.name} (leader)", f"{second.name} (taking over)"]
+    loop_end = time.monotonic() + LOOP
+    while time.monotonic() < loop_end:
+        await asyncio.sleep(rng.uniform(0.5, 3.0))  # a random moment: the fault's timing
+        found = await states(http, instances)
+        leaders = [i for i in instances if (found[i.name] or {}).get("role") == "leader"]
+        victim = leaders[0] if leaders else rng.choice(instances)
+        victim.process.kill()
+        kills.append(f"{victim.name} ({'leader' if leaders else 'nobody leading'})")
+        await victim.process.start()
+    for each in started_loads:
+        await each.stop()
+    facts = await settle(reader, receiver, LEVEL_2_AFTER + FAILOVER + PAGE_LEASE + 30)
+    await sampler.stop()
+    gaps = assert_each_step_and_page_once(facts, started_loads, receiver)
+    assert_one_leader_at_a_time(sampler)
+    print(
+        f"\nkills (seed {seed}): {figures(facts, receiver, gaps)}; {len(backlog)} steps "
+        f"pending when {second.name} was killed taking over, then {third.name} led; "
+        f"kills: {', '.join(kills)}; {load.refused + burst.refused} ingest answers passed "
+        f"on; {summary(sampler)}; {time.monotonic() - started:.0f} s"
     )

@@ -69,10 +69,12 @@ class ClusterDatabase:
         finally:
             await conn.close()
 
-    def url(self, name: str | None = None) -> str:
-        """Return the SQLAlchemy URL for instance `name`, or the test's own (`postgres`)."""
+    def url(self, name: str | None = None, port: int | None = None) -> str:
+        """Return the SQLAlchemy URL for instance `name`, or the test's own (`postgres`),
+        reaching the cluster on `port` (a proxy's) or its own."""
         user = role_of(name) if name else "postgres"
-        return f"postgresql+asyncpg://{user}@127.0.0.1:{self.cluster.port}/{self.database}"
+        port = port or self.cluster.port
+        return f"postgresql+asyncpg://{user}@127.0.0.1:{port}/{self.database}"
 
     async def backends(self, name: str) -> int:
         """Return how many connections instance `name`'s role has open."""
@@ -517,3 +519,54 @@ async def lease_locked(conn: asyncpg.Connection, pid: int) -> bool:
     pg_locks, in shared memory, answers while `pid` itself is frozen). `conn` is a
     connection to the instances' database."""
     return bool(await conn.fetchval(LEASE_LOCKED, pid))
+
+
+class SlowConnects:
+    """A TCP proxy in front of PostgreSQL that holds each new connection `delay` seconds
+    before relaying it, as a loaded server forking backends or a slow network's
+    handshakes do; established connections relay at full speed."""
+
+    def __init__(self, upstream_port: int, delay: float) -> None:
+        self.upstream_port = upstream_port
+        self.delay = delay
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._relays: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for relay in list(self._relays):
+            relay.cancel()
+        await asyncio.gather(*self._relays, return_exceptions=True)
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        relay = asyncio.ensure_future(self._relay(reader, writer))
+        self._relays.add(relay)
+        relay.add_done_callback(self._relays.discard)
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await asyncio.sleep(self.delay)  # the slowness itself
+            upstream = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+            await asyncio.gather(_pipe(reader, upstream[1]), _pipe(upstream[0], writer))
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+
+async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    """Copy `source` to `sink` until either end closes, then close `sink`."""
+    try:
+        while data := await source.read(65536):
+            sink.write(data)
+            await sink.drain()
+    except OSError:
+        pass
+    finally:
+        sink.close()
