@@ -342,8 +342,9 @@ BAD = [  # (fields, the field whose error is shown, words in it)
     ({"payload": "[1, 2]"}, "payload", "expected a JSON object"),
     # JSON the integration refuses
     ({"payload": '{"alerts": "none"}'}, "payload", ""),
-    # a source there is none of
+    # a source there is none of, one this directory has no integration for
     ({"source": "nagios"}, "source", "expected one of"),
+    ({"source": "grafana"}, "source", ""),
     # no time, not a time, a time the clocks skip in Berlin
     ({"at": ""}, "at", "a date and time is required"),
     ({"at": "tomorrow"}, "at", "expected a date and time"),

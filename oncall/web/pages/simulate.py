@@ -29,7 +29,11 @@ from oncall.web.pages.oncall import people
 from oncall.web.pages.schedules import read_local
 
 LOCAL_INPUT = "%Y-%m-%dT%H:%M"  # an <input type="datetime-local"> value
-SOURCES = {"alertmanager": "Alertmanager webhook", "events_v2": "Events API v2 event"}
+SOURCES = {
+    "alertmanager": "Alertmanager webhook",
+    "events_v2": "Events API v2 event",
+    "grafana": "Grafana webhook",
+}
 FIELDS = ("payload", "source", "at", "hours", "acknowledge_after")
 DEFAULT_HOURS = "2"
 MAX_HOURS_TEXT = 16  # characters: a number of hours, with room for a fraction
@@ -98,6 +102,8 @@ def form_field(field: str | None) -> str | None:
     if not field or field == "$":
         return None
     head = field.split(".", 1)[0].split("[", 1)[0]
+    if head == "integration":  # the integration of the source's type it would arrive at
+        return "source"
     return head if head in FIELDS else None
 
 
