@@ -109,5 +109,6 @@ def render(simulation: Simulation, directory: Directory) -> list[str]:
         lines.append("  nobody is paged")
     if sim.notes:
         lines += ["", "also:"]
-        lines += ["  " + line for line in columns([[clock(n.at), n.text] for n in sim.notes])]
+        rows = [["TIME (UTC)", "WHAT"], *([clock(n.at), n.text] for n in sim.notes)]
+        lines += ["  " + line for line in columns(rows)]
     return lines
