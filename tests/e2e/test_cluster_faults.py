@@ -1,6 +1,7 @@
 """A bad night for a three-instance cluster (issue 24): the leader frozen (SIGSTOP) for
-less and for more than the failover, PostgreSQL itself frozen, Redis emptied and Redis
-stopped during a failover, a second process on one SQLite file, and leaders SIGKILLed
+less and for more than the failover, at random and in the middle of a renewal of its
+lease; PostgreSQL itself frozen, then slow to accept connections; Redis emptied and Redis
+stopped during a failover; a second process on one SQLite file; and leaders SIGKILLed
 just after they took the lease and at random moments under load.
 
 Real `python app.py` processes on a PostgreSQL cluster of the test's own (each instance its
@@ -580,10 +581,16 @@ async def test_postgresql_frozen_past_the_failover_stops_every_leader_until_it_r
     held = thawed_at - frozen_at
     assert max(gaps) < held + FAILOVER + 5, f"a level 2 fired {max(gaps):.1f} s late"
     assert_one_leader_at_a_time(sampler)
-    # While frozen, nobody claimed to lead in a request asked after the failover.
-    claims = [s for s in sampler.leader_claims(since=frozen_at + FAILOVER) if s.sent < thawed_at]
+    # While frozen, nobody claimed to lead in a request asked after the failover and
+    # answered before the thaw (the role is read as the answer is made, so one answered
+    # after the thaw may name the new leader).
+    frozen_answers = [
+        s for s in sampler.samples if s.sent >= frozen_at + FAILOVER and s.received < thawed_at
+    ]
+    claims = [s for s in frozen_answers if s.leads]
     assert not claims, claims[:3]
-    answered = {s.instance for s in sampler.samples if frozen_at + FAILOVER <= s.sent < thawed_at}
+    answered = {s.instance for s in frozen_answers}
+    assert answered == set(NAMES), f"answered while frozen: {sorted(answered)}"
     mixed = [s for s in sampler.samples if s.role == "follower" and s.running]
     assert not mixed, f"answers saying follower with a running scheduler: {mixed[:3]}"
     print(
@@ -691,9 +698,8 @@ async def test_redis_emptied_then_stopped_during_failovers_fires_every_step_once
         lambda: _rebuilt(reader, redis, key_prefix), timeout=FAILOVER + 10, what="Redis rebuilt"
     )
     rebuilt_after = time.monotonic() - killed_at
-    await first.process.start()
     mark = load.count
-    await _warmed_up(load, mark + WARM_UP)
+    await asyncio.gather(first.process.start(), _warmed_up(load, mark + WARM_UP))
 
     # Stopped: the next leader finds no Redis.
     second, state, killed_at = await _kill_leader(http, instances)
@@ -705,7 +711,7 @@ async def test_redis_emptied_then_stopped_during_failovers_fires_every_step_once
     )
     assert taken["term"] > state["term"]
     await eventually(lambda: _sweeping(http, successor), timeout=10, what="the sweep")
-    await second.process.start()
+    restart = asyncio.ensure_future(second.process.start())
     # Down until the steps due in the failover and some after it have fired.
     await eventually(
         lambda: _fired_through(reader, stopped_wall + timedelta(seconds=FAILOVER + 2)),
@@ -722,7 +728,7 @@ async def test_redis_emptied_then_stopped_during_failovers_fires_every_step_once
     )
     rebuilt_again = time.monotonic() - back
     mark = load.count
-    await _warmed_up(load, mark + 6)
+    await asyncio.gather(restart, _warmed_up(load, mark + 6))
     for each in started_loads:
         await each.stop()
     facts = await settle(reader, receiver, LEVEL_2_AFTER + FAILOVER + PAGE_LEASE + 15)
@@ -740,8 +746,12 @@ async def test_redis_emptied_then_stopped_during_failovers_fires_every_step_once
 
 # 6. Leaders SIGKILLed as they take over, then at random moments.
 
-BURST = 30  # incidents opened at once before the first kill: their level 2s fall due together
+BURST = 20  # incidents opened at once before the first kill: their level 2s fall due together
 BURST_RATE = 30.0
+# The load under the kills: lighter than RATE, since a leader firing a big backlog on two
+# busy cores may lose its lease to slow renewals, and the next does the same
+# (/tmp/notes/cluster-bugs.md, 3), which stretches the run without changing its outcome.
+KILLS_RATE = 2.0
 LOOP = 10.0  # seconds of kills at random moments
 
 
@@ -765,8 +775,8 @@ async def test_leaders_killed_as_they_take_over_and_at_random_fire_every_step_on
     # Two instances may be down at once here (one killed as it takes over while the one
     # killed before it restarts), and the survivor fires the backlog: a webhook it does
     # not take in time goes again, as Alertmanager sends it again.
-    load = start_load(retries=3)
-    await _warmed_up(load)
+    load = start_load(rate=KILLS_RATE, retries=3)
+    await _warmed_up(load, int(KILLS_RATE * LEVEL_2_AFTER))
     burst_at = time.monotonic()
     burst = start_load("Burst", rate=BURST_RATE, retries=3)
     await _warmed_up(burst, BURST)
