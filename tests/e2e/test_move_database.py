@@ -42,7 +42,7 @@ AM_URL = "/api/v1/integrations/alertmanager"
 INCIDENTS = 4
 # Level 1's wait: long enough to stop the service, move the database and start the service
 # on PostgreSQL before level 2 falls due.
-LEVEL_2_AFTER = 15
+LEVEL_2_AFTER = 40
 LATE = timedelta(seconds=1)  # the most a step may fire after its due time
 
 
