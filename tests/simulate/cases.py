@@ -15,6 +15,17 @@ AM_TOKEN = "sim-am-token-0123456789abcdefghijklmnopqr"
 EV_TOKEN = "sim-ev-token-0123456789abcdefghijklmnopqr"
 ADMIN_TOKEN = "sim-admin-token-0123456789abcdefghijklmno"
 INTEGRATION = {"alertmanager": "am", "events_v2": "ev"}
+PRIOR_SOURCE = "prior"  # the Events v2 source of the incidents opened before a storm
+
+
+def prior_event(index: int) -> dict[str, Any]:
+    """Return the trigger of the `index`-th incident opened before the case's."""
+    return {
+        "routing_key": EV_TOKEN,
+        "event_action": "trigger",
+        "dedup_key": f"prior-{index}",
+        "payload": {"summary": "Earlier", "source": PRIOR_SOURCE, "severity": "error"},
+    }
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,11 @@ class Case:
     hours: float  # how long both run after `at`
     acknowledge_after: timedelta | None  # someone acknowledges this long after `at`
     overrides: tuple[OverrideSpec, ...] = ()
+    # A storm: `[paging] storm_threshold`, and when the incidents opened before `at` opened
+    # (Events v2 triggers from `source: prior`, which the directory's first route sends to
+    # a user with no contacts, so they page nobody).
+    storm: str | None = None
+    prior: tuple[datetime, ...] = ()
 
     @property
     def end(self) -> datetime:
@@ -46,7 +62,8 @@ class Case:
 
 @dataclass(frozen=True, order=True)
 class Sent:
-    """One page as both sides describe it; `at` is when it went out (aware UTC)."""
+    """One page as both sides describe it; `at` is when it went out (aware UTC). A storm's
+    digest says level 0, repeat 0, as its row in the outbox does."""
 
     at: datetime
     level: int
@@ -54,9 +71,10 @@ class Sent:
     user: str
     contact: str
     channel: str
+    digest: bool = False
 
     def __str__(self) -> str:
         return (
             f"{self.at:%Y-%m-%d %H:%M:%S}Z L{self.level}/R{self.repeat} "
-            f"{self.user}/{self.contact} ({self.channel})"
+            f"{self.user}/{self.contact} ({self.channel}){' digest' if self.digest else ''}"
         )

@@ -12,26 +12,27 @@ ends. Nothing is mocked: the jobs, claims, pages and deliveries are the service'
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from oncall.db.models import incident_events, incidents, notifications
 from oncall.directory.holder import DirectoryHolder
 from oncall.directory.model import Directory
 from oncall.directory.parse import parse_directory
+from oncall.notify.storm import DIGEST_KIND
 from oncall.runtime import Runtime
 from oncall.settings import Settings
 from oncall.timers.reconcile import TimerSource
 from oncall.web.app import create_app
 from oncall.web.keys import RUNTIME
 from tests.conftest import FakeClock
-from tests.simulate.cases import ADMIN_TOKEN, AM_TOKEN, HOOK, Case, Sent
+from tests.simulate.cases import ADMIN_TOKEN, AM_TOKEN, HOOK, Case, Sent, prior_event
 from tests.support.receivers import HttpReceiver
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -114,11 +115,15 @@ async def next_due(runtime: Runtime) -> datetime | None:
 
 
 async def run_engine(case: Case, settings: Settings, clock: FakeClock) -> EngineRun:
-    """Run `case` through the service and return what it paged and the steps it fired."""
+    """Run `case` through the service and return what it paged and the steps it fired.
+
+    `settings` carry the case's storm threshold (`[paging] storm_threshold`) when it has
+    one; the incidents opened before the case's are opened at their instants first.
+    """
     receiver = HttpReceiver()
     async with TestServer(receiver.app()) as hook_server:
         directory = hook_directory(case, str(hook_server.make_url("/hook")))
-        clock.now = case.at
+        clock.now = min((*case.prior, case.at))
         app = create_app(settings, DirectoryHolder(directory), clock)
         async with TestClient(TestServer(app)) as client:
             runtime = client.app[RUNTIME]
@@ -135,60 +140,81 @@ async def run_engine(case: Case, settings: Settings, clock: FakeClock) -> Engine
                     headers=ADMIN,
                 )
                 assert response.status == 201, await response.text()
-            path, headers = INGEST[case.source]
-            response = await client.post(path, json=dict(case.payload), headers=headers)
-            assert response.status in (200, 202), await response.text()
             run = EngineRun()
-            run.instants = await _drive(client, case, clock)
-            run.pages, run.steps, run.rows = await runtime.db.run(_read_outcome)
+            if case.prior:
+                earlier = [
+                    (at, lambda i=index: _post(client, "events_v2", prior_event(i)))
+                    for index, at in enumerate(sorted(case.prior))
+                ]
+                run.instants += await _drive(client, clock, case.at, earlier)
+            clock.now = case.at
+            await _post(client, case.source, case.payload)
+            incident_id = await runtime.db.run(_newest_incident)
+            actions = []
+            if case.acknowledge_at is not None:
+                actions.append((case.acknowledge_at, lambda: _acknowledge(client, incident_id)))
+            run.instants += await _drive(client, clock, case.end, actions)
+            run.pages, run.steps, run.rows = await runtime.db.run(_read_outcome, incident_id)
             delivered = sorted(int(r.headers["X-Oncall-Delivery"]) for r in receiver.requests)
             sent_ids = sorted(row[0] for row in run.rows if row[1] == "sent")
             assert delivered == sent_ids, "the receiver got other pages than the outbox sent"
             return run
 
 
-async def _drive(client: TestClient[Any, Any], case: Case, clock: FakeClock) -> int:
-    """Step the clock through every instant something is due, up to and including the
-    case's end; return how many instants it stopped at."""
+Action = tuple[datetime, Callable[[], Awaitable[None]]]
+
+
+async def _drive(
+    client: TestClient[Any, Any], clock: FakeClock, end: datetime, actions: Sequence[Action]
+) -> int:
+    """Step the clock through every instant something is due, up to and including `end`,
+    making each action at its instant (after windows' edges, before wakes, steps and
+    pages, as the acknowledgement is made); return how many instants it stopped at."""
     runtime = client.app[RUNTIME]
     before, after = sources(runtime)
-    acknowledge_at = case.acknowledge_at
-    pending_ack = acknowledge_at is not None and acknowledge_at <= case.end
+    pending = sorted((a for a in actions if a[0] <= end), key=lambda a: a[0])
     for instant in range(MAX_INSTANTS):
         while True:  # until nothing more is due now: one job's work may make another due
             await settle(runtime)
             started = await start_due(runtime, clock.now, before)
-            if pending_ack and clock.now == acknowledge_at:
-                await _acknowledge(client)
-                pending_ack = False
+            while pending and pending[0][0] == clock.now:
+                await pending.pop(0)[1]()
+                await settle(runtime)
             started += await start_due(runtime, clock.now, after)
             if not started:
                 break
-        upcoming = [await next_due(runtime)]
-        if pending_ack:
-            upcoming.append(acknowledge_at)
+        upcoming = [await next_due(runtime), *(at for at, _ in pending[:1])]
         later = [t for t in upcoming if t is not None and t > clock.now]
         following = min(later, default=None)
-        if following is None or following > case.end:
+        if following is None or following > end:
             return instant + 1
         clock.now = following
     raise AssertionError(f"the engine was still busy after {MAX_INSTANTS} instants")
 
 
-async def _acknowledge(client: TestClient[Any, Any]) -> None:
-    """Acknowledge the case's incident through the API, as its admin; an incident that
-    is no longer triggered (resolved) stays as it is."""
-    runtime = client.app[RUNTIME]
-    ids = await runtime.db.run(
-        lambda conn: list(conn.execute(select(incidents.c.id).order_by(incidents.c.id)).scalars())
-    )
-    for incident_id in ids:
-        response = await client.post(f"/api/v1/incidents/{incident_id}/acknowledge", headers=ADMIN)
-        assert response.status in (200, 409), await response.text()
-    await settle(runtime)
+async def _post(client: TestClient[Any, Any], source: str, payload: Mapping[str, Any]) -> None:
+    path, headers = INGEST[source]
+    response = await client.post(path, json=dict(payload), headers=headers)
+    assert response.status in (200, 202), await response.text()
+    await settle(client.app[RUNTIME])
 
 
-def _read_outcome(conn: Connection) -> tuple[list[Sent], list[Step], list[tuple[Any, ...]]]:
+def _newest_incident(conn: Connection) -> int:
+    found: int = conn.execute(select(func.max(incidents.c.id))).scalar_one()
+    return found
+
+
+async def _acknowledge(client: TestClient[Any, Any], incident_id: int) -> None:
+    """Acknowledge the case's incident through the API, as its admin."""
+    response = await client.post(f"/api/v1/incidents/{incident_id}/acknowledge", headers=ADMIN)
+    assert response.status == 200, await response.text()
+
+
+def _read_outcome(
+    conn: Connection, incident_id: int
+) -> tuple[list[Sent], list[Step], list[tuple[Any, ...]]]:
+    """Return the pages sent (every incident's: those opened before page nobody), the
+    steps `incident_id` fired and every notification row."""
     columns = notifications.c
     rows = [
         tuple(row)
@@ -207,13 +233,16 @@ def _read_outcome(conn: Connection) -> tuple[list[Sent], list[Step], list[tuple[
         )
     ]
     pages = sorted(
-        Sent(sent_at, level, repeat, user, contact, channel)
+        Sent(sent_at, level, repeat, user, contact, channel, kind == DIGEST_KIND)
         for _, status, kind, user, contact, level, repeat, sent_at, channel in rows
         if status == "sent" and kind != "resolved"
     )
     events = conn.execute(
         select(incident_events.c.at, incident_events.c.detail)
-        .where(incident_events.c.type == "escalation.level")
+        .where(
+            incident_events.c.type == "escalation.level",
+            incident_events.c.incident_id == incident_id,
+        )
         .order_by(incident_events.c.id)
     )
     steps = [

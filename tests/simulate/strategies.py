@@ -18,7 +18,16 @@ from zoneinfo import ZoneInfo
 import yaml
 from hypothesis import strategies as st
 
-from tests.simulate.cases import ADMIN_TOKEN, AM_TOKEN, EV_TOKEN, INTEGRATION, Case, OverrideSpec
+from oncall.durations import parse_duration
+from tests.simulate.cases import (
+    ADMIN_TOKEN,
+    AM_TOKEN,
+    EV_TOKEN,
+    INTEGRATION,
+    PRIOR_SOURCE,
+    Case,
+    OverrideSpec,
+)
 
 ZONES = ("Europe/Berlin", "America/New_York", "UTC")
 # 2027's daylight-saving changes as instants (tests/simulate/test_strategies.py checks them).
@@ -38,7 +47,12 @@ ROTATIONS = ("1h", "90m", "8h", "12h", "1d", "2d", "1w")
 ESCALATE_AFTER = ("1m", "2m", "5m", "10m", "15m", "30m", "1h")
 RULE_DELAYS = ("0m", "0m", "1m", "2m", "5m", "10m", "30m")
 ACK_TIMEOUTS = ("5m", "20m", "1h")
-HOURS = (0.5, 1.0, 2.0, 3.0)
+# Acknowledgements at the instants steps and pages are often due (the API takes no 0).
+TIES = tuple(d for d in dict.fromkeys(ESCALATE_AFTER + RULE_DELAYS) if d != "0m")
+# Storm thresholds one to three earlier openings (and the case's) may pass, or not.
+STORMS = ("1/5m", "1/30m", "2/10m", "3/1h")
+QUIET = "quiet"  # the user and the policy of the incidents opened before a storm
+HOURS = (0.5, 1.0, 2.0, 3.0, 8.0, 24.0)
 # Label values, shared by payloads, route matchers and window matchers.
 VALUES = {
     "alertname": ("DiskFull", "HighLatency"),
@@ -94,11 +108,17 @@ MATCHERS = matchers(tuple(VALUES))
 @st.composite
 def users(draw: st.DrawFn) -> list[dict[str, Any]]:
     """2-4 users, the first an admin (it makes the overrides and acknowledges), each with
-    1-2 contacts on the receiver and, sometimes, rules per urgency."""
+    0-2 contacts on the receiver and, sometimes, rules per urgency."""
     count = draw(st.integers(2, len(USERS)))
     found = []
     for index, name in enumerate(USERS[:count]):
-        kinds = draw(st.lists(st.sampled_from(("webhook", "slack")), min_size=1, max_size=2))
+        # Now and then a user with no contact at all: paged, but reached on nothing.
+        reached_on = draw(st.sampled_from((0, 1, 1, 1, 2, 2)))
+        kinds = draw(
+            st.lists(
+                st.sampled_from(("webhook", "slack")), min_size=reached_on, max_size=reached_on
+            )
+        )
         contacts = [
             {"type": kind, "url": f"${{HOOK}}/{name}/{position}"}
             for position, kind in enumerate(kinds)
@@ -115,7 +135,7 @@ def users(draw: st.DrawFn) -> list[dict[str, Any]]:
             user.update(role="admin", api_token=ADMIN_TOKEN)
         rules = {}
         for urgency in ("high", "low"):
-            if draw(st.booleans()):
+            if names and draw(st.booleans()):
                 chosen = draw(st.lists(st.sampled_from(names), min_size=1, unique=True))
                 rules[urgency] = [
                     {"contact": contact, "after": draw(st.sampled_from(RULE_DELAYS))}
@@ -243,8 +263,12 @@ def windows(draw: st.DrawFn, at: datetime) -> list[dict[str, Any]]:
 
 
 @st.composite
-def directories(draw: st.DrawFn, at: datetime) -> tuple[str, list[str], list[str]]:
-    """Return a directory file's YAML, its user names and its schedule names."""
+def directories(
+    draw: st.DrawFn, at: datetime, storm: bool = False
+) -> tuple[str, list[str], list[str]]:
+    """Return a directory file's YAML, its user names and its schedule names. `storm`: a
+    first route sends the incidents opened before the case's to a user with no contacts,
+    so they count towards the storm and page nobody."""
     people = draw(users())
     names = [user["name"] for user in people]
     rotas = draw(schedules(names, at))
@@ -261,6 +285,12 @@ def directories(draw: st.DrawFn, at: datetime) -> tuple[str, list[str], list[str
         "routes": draw(routes([p["name"] for p in plans])),
         "maintenance": draw(windows(at)),
     }
+    if storm:
+        document["users"].append({"name": QUIET, "contacts": []})
+        document["policies"].append(
+            {"name": QUIET, "levels": [{"notify": [f"user:{QUIET}"], "escalate_after": "1h"}]}
+        )
+        document["routes"].insert(0, {"match": [f'source="{PRIOR_SOURCE}"'], "policy": QUIET})
     # libyaml's dumper where it is built in: the pure-Python one costs more than the case.
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     return yaml.dump(document, Dumper=dumper, sort_keys=False), names, rota_names
@@ -338,15 +368,23 @@ def overrides(
 
 @st.composite
 def cases(draw: st.DrawFn) -> Case:
-    """A whole case: directory, overrides, payload, instant, period, acknowledgement."""
+    """A whole case: directory, overrides, payload, instant, period, acknowledgement and,
+    for a quarter of them, a storm threshold with 1-3 incidents opened before."""
     at = draw(instants())
-    directory, names, rotas = draw(directories(at))
+    storm = draw(st.sampled_from((None, None, None, *STORMS)))
+    prior: tuple[datetime, ...] = ()
+    if storm is not None:
+        minutes = draw(st.lists(st.integers(1, 40), min_size=1, max_size=3, unique=True))
+        prior = tuple(sorted(at - timedelta(minutes=m) for m in minutes))
+    directory, names, rotas = draw(directories(at, storm is not None))
     source = draw(st.sampled_from(("alertmanager", "events_v2")))
     payload = draw(alertmanager_payloads(at) if source == "alertmanager" else events_v2_payloads())
     acknowledge_after = None
     if draw(st.booleans()):
         seconds = draw(st.integers(1, 90)) * 60 + draw(st.sampled_from((0, 0, 30)))
         acknowledge_after = timedelta(seconds=seconds)
+    elif draw(st.booleans()):  # at the instant a step or a page may be due: a tie
+        acknowledge_after = parse_duration(draw(st.sampled_from(TIES)))
     return Case(
         directory=directory,
         source=source,
@@ -355,4 +393,6 @@ def cases(draw: st.DrawFn) -> Case:
         hours=draw(st.sampled_from(HOURS)),
         acknowledge_after=acknowledge_after,
         overrides=draw(overrides(at, names, rotas)),
+        storm=storm,
+        prior=prior,
     )
