@@ -45,6 +45,8 @@ class Case:
     hours: float  # how long both run after `at`
     acknowledge_after: timedelta | None  # someone acknowledges this long after `at`
     overrides: tuple[OverrideSpec, ...] = ()
+    # Maintenance windows added through the API before the alert (as its JSON bodies).
+    api_windows: tuple[Mapping[str, Any], ...] = ()
     # A storm: `[paging] storm_threshold`, and when the incidents opened before `at` opened
     # (Events v2 triggers from `source: prior`, which the directory's first route sends to
     # a user with no contacts, so they page nobody).

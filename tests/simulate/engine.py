@@ -25,6 +25,7 @@ from oncall.db.models import incident_events, incidents, notifications
 from oncall.directory.holder import DirectoryHolder
 from oncall.directory.model import Directory
 from oncall.directory.parse import parse_directory
+from oncall.durations import format_duration
 from oncall.notify.storm import DIGEST_KIND
 from oncall.runtime import Runtime
 from oncall.settings import Settings
@@ -63,6 +64,9 @@ class EngineRun:
     # Every notification row: (id, status, kind, user, contact, level, repeat, sent_at).
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     instants: int = 0  # instants the clock stopped at
+    # POST /api/v1/simulate's answer, asked just before the alert came: the service read
+    # the overrides, windows and earlier openings from this run's database.
+    answer: dict[str, Any] = field(default_factory=dict)
 
 
 def hook_directory(case: Case, hook_url: str) -> Directory:
@@ -129,6 +133,9 @@ async def run_engine(case: Case, settings: Settings, clock: FakeClock) -> Engine
             runtime = client.app[RUNTIME]
             runtime.timers.pause()  # the driver decides when timers fire
             await settle(runtime)
+            for window in case.api_windows:
+                response = await client.post("/api/v1/maintenance", json=window, headers=ADMIN)
+                assert response.status == 201, await response.text()
             for override in case.overrides:
                 response = await client.post(
                     f"/api/v1/schedules/{override.schedule}/overrides",
@@ -148,6 +155,7 @@ async def run_engine(case: Case, settings: Settings, clock: FakeClock) -> Engine
                 ]
                 run.instants += await _drive(client, clock, case.at, earlier)
             clock.now = case.at
+            run.answer = await _simulate_through_api(client, case)
             await _post(client, case.source, case.payload)
             incident_id = await runtime.db.run(_newest_incident)
             actions = []
@@ -197,6 +205,21 @@ async def _post(client: TestClient[Any, Any], source: str, payload: Mapping[str,
     response = await client.post(path, json=dict(payload), headers=headers)
     assert response.status in (200, 202), await response.text()
     await settle(client.app[RUNTIME])
+
+
+async def _simulate_through_api(client: TestClient[Any, Any], case: Case) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "source": case.source,
+        "payload": dict(case.payload),
+        "at": case.at.isoformat(),
+        "hours": case.hours,
+    }
+    if case.acknowledge_after is not None:
+        body["acknowledge_after"] = format_duration(case.acknowledge_after)
+    response = await client.post("/api/v1/simulate", json=body, headers=ADMIN)
+    assert response.status == 200, await response.text()
+    answer: dict[str, Any] = await response.json()
+    return answer
 
 
 def _newest_incident(conn: Connection) -> int:

@@ -123,7 +123,7 @@ def users(draw: st.DrawFn) -> list[dict[str, Any]]:
             {"type": kind, "url": f"${{HOOK}}/{name}/{position}"}
             for position, kind in enumerate(kinds)
         ]
-        names = []
+        names: list[str] = []
         for kind in kinds:  # the names the directory gives them
             names.append(kind if kind not in names else f"{kind}-{names.count(kind) + 1}")
         user: dict[str, Any] = {
@@ -135,7 +135,8 @@ def users(draw: st.DrawFn) -> list[dict[str, Any]]:
             user.update(role="admin", api_token=ADMIN_TOKEN)
         rules = {}
         for urgency in ("high", "low"):
-            if names and draw(st.booleans()):
+            wanted: bool = draw(st.booleans())
+            if names and wanted:
                 chosen = draw(st.lists(st.sampled_from(names), min_size=1, unique=True))
                 rules[urgency] = [
                     {"contact": contact, "after": draw(st.sampled_from(RULE_DELAYS))}
@@ -265,8 +266,9 @@ def windows(draw: st.DrawFn, at: datetime) -> list[dict[str, Any]]:
 @st.composite
 def directories(
     draw: st.DrawFn, at: datetime, storm: bool = False
-) -> tuple[str, list[str], list[str]]:
-    """Return a directory file's YAML, its user names and its schedule names. `storm`: a
+) -> tuple[str, list[str], list[str], tuple[dict[str, Any], ...]]:
+    """Return a directory file's YAML, its user names, its schedule names and the
+    maintenance windows to add through the API (the others are in the file). `storm`: a
     first route sends the incidents opened before the case's to a user with no contacts,
     so they count towards the storm and page nobody."""
     people = draw(users())
@@ -283,8 +285,14 @@ def directories(
         "schedules": rotas,
         "policies": plans,
         "routes": draw(routes([p["name"] for p in plans])),
-        "maintenance": draw(windows(at)),
+        "maintenance": [],
     }
+    through_api = []
+    for window in draw(windows(at)):
+        if draw(st.booleans()):
+            through_api.append(window)
+        else:
+            document["maintenance"].append(window)
     if storm:
         document["users"].append({"name": QUIET, "contacts": []})
         document["policies"].append(
@@ -293,7 +301,8 @@ def directories(
         document["routes"].insert(0, {"match": [f'source="{PRIOR_SOURCE}"'], "policy": QUIET})
     # libyaml's dumper where it is built in: the pure-Python one costs more than the case.
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return yaml.dump(document, Dumper=dumper, sort_keys=False), names, rota_names
+    text = yaml.dump(document, Dumper=dumper, sort_keys=False)
+    return text, names, rota_names, tuple(through_api)
 
 
 def rfc3339(at: datetime) -> str:
@@ -307,7 +316,12 @@ def alertmanager_payloads(draw: st.DrawFn, at: datetime) -> dict[str, Any]:
     for key in AM_OPTIONAL:
         if draw(st.booleans()):
             labels[key] = draw(st.sampled_from(VALUES[key]))
-    alert = {
+    # Routes and windows read the group's common labels; the severity falls back to the
+    # first alert's labels when the common ones have none.
+    common = dict(labels)
+    if len(labels) > 1 and draw(st.integers(0, 3)) == 0:
+        del common[draw(st.sampled_from(sorted(set(labels) - {"alertname"})))]
+    alert: dict[str, Any] = {
         "status": "firing",
         "labels": labels,
         "annotations": {"summary": f"{labels['alertname']} on db1"},
@@ -321,7 +335,7 @@ def alertmanager_payloads(draw: st.DrawFn, at: datetime) -> dict[str, Any]:
         "status": "firing",
         "alerts": [alert],
         "groupLabels": {"alertname": labels["alertname"]},
-        "commonLabels": dict(labels),
+        "commonLabels": common,
         "commonAnnotations": dict(alert["annotations"]),
         "externalURL": "http://alertmanager:9093",
         "version": "4",
@@ -376,7 +390,7 @@ def cases(draw: st.DrawFn) -> Case:
     if storm is not None:
         minutes = draw(st.lists(st.integers(1, 40), min_size=1, max_size=3, unique=True))
         prior = tuple(sorted(at - timedelta(minutes=m) for m in minutes))
-    directory, names, rotas = draw(directories(at, storm is not None))
+    directory, names, rotas, api_windows = draw(directories(at, storm is not None))
     source = draw(st.sampled_from(("alertmanager", "events_v2")))
     payload = draw(alertmanager_payloads(at) if source == "alertmanager" else events_v2_payloads())
     acknowledge_after = None
@@ -393,6 +407,7 @@ def cases(draw: st.DrawFn) -> Case:
         hours=draw(st.sampled_from(HOURS)),
         acknowledge_after=acknowledge_after,
         overrides=draw(overrides(at, names, rotas)),
+        api_windows=api_windows,
         storm=storm,
         prior=prior,
     )

@@ -16,11 +16,14 @@ import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
 
 from oncall.directory.model import Directory
+from oncall.maintenance.windows import check_window
 from oncall.notify.storm import DEFAULT_THRESHOLD, parse_threshold
 from oncall.schedules.overrides import Override
 from oncall.settings import Settings
@@ -73,8 +76,13 @@ def simulated(case: Case) -> tuple[Directory, Simulation]:
     for spec in case.overrides:
         overrides.setdefault(spec.schedule, []).append(Override(spec.user, spec.start, spec.end))
     scenario = Scenario(case.source, case.payload, case.at, case.hours, case.acknowledge_after)
+    windows = list(directory.maintenance)
+    for number, data in enumerate(case.api_windows, start=1):  # ids of a fresh database
+        window, problems = check_window(data, f"api:{number}", set(directory.integrations))
+        assert window is not None, problems
+        windows.append(window)
     storm = DEFAULT_THRESHOLD if case.storm is None else parse_threshold(case.storm)
-    state = State(overrides, directory.maintenance, case.prior, storm)
+    state = State(overrides, windows, case.prior, storm)
     return directory, simulate(directory, scenario, state)
 
 
@@ -87,6 +95,27 @@ def simulated_pages(simulation: Simulation) -> list[Sent]:
         else Sent(p.at, p.level, p.repeat, p.user, p.contact, p.channel)
         for p in simulation.pages
     )
+
+
+def answered_pages(answer: dict[str, Any]) -> list[Sent]:
+    """Return the pages of POST /api/v1/simulate's answer as `simulated_pages` does."""
+    found = []
+    for page in answer["pages"]:
+        at = datetime.fromisoformat(page["at"])
+        if page.get("digest"):
+            found.append(Sent(at, 0, 0, page["user"], page["contact"], page["channel"], True))
+        else:
+            found.append(
+                Sent(
+                    at,
+                    page["level"],
+                    page["repeat"],
+                    page["user"],
+                    page["contact"],
+                    page["channel"],
+                )
+            )
+    return sorted(found)
 
 
 def simulated_steps(simulation: Simulation, directory: Directory) -> list[Step]:
@@ -105,6 +134,7 @@ def describe(case: Case, simulation: Simulation, run: EngineRun) -> str:
         f"at {case.at.isoformat()} for {case.hours}h, {case.source}, "
         f"acknowledged after {case.acknowledge_after}, storm {case.storm} after {case.prior}",
         f"overrides: {case.overrides}",
+        f"windows through the API: {case.api_windows}",
         f"route {simulation.route.describe()}, policy {simulation.policy}, "
         f"urgency {simulation.urgency}, held {simulation.maintenance}",
         "directory:",
@@ -154,3 +184,5 @@ def test_the_simulator_pages_whom_the_engine_pages_when_it_does(
     shown = describe(case, simulation, run)
     assert simulated_pages(simulation) == run.pages, shown
     assert simulated_steps(simulation, directory) == run.steps, shown
+    # The service's own answer, from the state it read in the engine's database.
+    assert answered_pages(run.answer) == run.pages, shown
