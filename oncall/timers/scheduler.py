@@ -196,6 +196,9 @@ class Timers:
         self.lost = False  # Redis lost its jobs (or some were dropped): reconcile
         self.on_change: Callable[[], None] = lambda: None  # called from a thread on a change
         self.marker_key = f"{settings.key_prefix}:reconciled"
+        # The marker is missed only once this process wrote it: before its first reconcile
+        # (at start-up, or a follower that never led) there is nothing Redis could lose.
+        self.marked = False
         # A follower that dropped timer changes asks the leader to reconcile (oncall.cluster).
         self.asked_key = f"{settings.key_prefix}:reconcile_asked"
         self.leading = False  # this process's scheduler runs the stores (the leader's)
@@ -420,7 +423,7 @@ class Timers:
             log.info("Redis answers again")
             self.health.reset()
             self.lost = True  # what was dropped meanwhile
-        if marker != JOBS_LAYOUT and not self.lost:
+        if marker != JOBS_LAYOUT and self.marked and not self.lost:
             log.warning("Redis lost its timers")
             self.lost = True
         if asked:
@@ -528,6 +531,7 @@ class Timers:
         """Leave a key saying the stores were reconciled, under this jobs layout; raises
         RedisError."""
         self._writer_redis.set(self.marker_key, JOBS_LAYOUT)
+        self.marked = True
 
     def lost_since_reconcile(self) -> bool:
         """Return whether Redis lost what it held since the last mark (flushed, or restarted

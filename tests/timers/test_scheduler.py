@@ -176,6 +176,24 @@ def test_a_marker_of_another_jobs_layout_counts_as_lost(timers: Timers) -> None:
     assert timers.lost_since_reconcile()
 
 
+def test_the_probe_misses_the_marker_only_once_this_process_wrote_it(
+    timers: Timers, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before the first reconcile (a process starting, a follower that never led) no marker
+    is no loss: saying so made the reconciler run again at once, racing what a test or a
+    person did meanwhile. Once written, a missing marker is a flush."""
+    timers.probe()
+    assert not timers.lost
+    assert "Redis lost its timers" not in caplog.text
+    timers.mark_reconciled()
+    timers.probe()
+    assert not timers.lost
+    timers.stores[ESCALATION].redis.delete(timers.marker_key)  # a flush
+    timers.probe()
+    assert timers.lost
+    assert "Redis lost its timers" in caplog.text
+
+
 def test_a_job_removed_under_the_scheduler_does_not_stop_it(timers: Timers) -> None:
     """The writer thread may remove a job (its incident closed) between the scheduler's
     read of due jobs and its own removal of the run job: that must not end its thread."""
