@@ -23,7 +23,13 @@ from oncall.directory.holder import DirectoryHolder
 from oncall.directory.parse import parse_directory
 from oncall.settings import Settings, load_settings
 from oncall.web.app import create_app
-from tests.support.db import BACKENDS, POSTGRES_URL, drop_schema, sqlite_connection
+from tests.support.db import (
+    BACKENDS,
+    MIGRATED,
+    POSTGRES_URL,
+    drop_schema,
+    sqlite_connection,
+)
 from tests.support.factories import DIRECTORY_YAML, T0
 from tests.support.ops import OPS_ENV
 from tests.support.redis_server import REDIS_HOST, REDIS_PORT, delete_keys
@@ -68,14 +74,24 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def database_env(tmp_path: Path, backend: str) -> Iterator[dict[str, str]]:
-    """Settings variables naming this test's own database."""
+def database_env(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> Iterator[dict[str, str]]:
+    """Settings variables naming this test's own database, already at the newest migration
+    (a copy of one migrated once per test process); empty for a test marked
+    `empty_database`."""
+    migrated = request.node.get_closest_marker("empty_database") is None
     if backend == "postgresql":
         schema = f"t_{uuid.uuid4().hex[:16]}"
+        if migrated:
+            MIGRATED.postgresql(schema)
         yield {"ONCALL_DATABASE_URL": POSTGRES_URL, "ONCALL_DATABASE_SCHEMA": schema}
         drop_schema(schema)
     else:
-        yield {"ONCALL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/oncall.db"}
+        path = tmp_path / "oncall.db"
+        if migrated:
+            MIGRATED.sqlite(path)
+        yield {"ONCALL_DATABASE_URL": f"sqlite+aiosqlite:///{path}"}
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select
@@ -11,6 +12,9 @@ from sqlalchemy.engine import Connection
 
 from oncall.db.models import incidents, metadata
 from tests.db.test_migrations import _add_incident, downgrade_to, engine, upgrade_to
+
+# Each starts from an empty database and migrates it step by step.
+pytestmark = pytest.mark.empty_database
 
 __all__ = ["engine"]  # the fixture, shared with the other migration tests
 

@@ -15,6 +15,9 @@ from oncall.db.models import metadata, notifications
 from tests.db.test_migrations import _add_incident, downgrade_to, engine, upgrade_to
 from tests.support.factories import T0
 
+# Each starts from an empty database and migrates it step by step.
+pytestmark = pytest.mark.empty_database
+
 __all__ = ["engine"]  # the fixture, shared with the other migration tests
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, inspect, select, update
@@ -15,6 +16,9 @@ from oncall.db.models import incidents, metadata, notifications
 from tests.db.test_migration_0010 import _page
 from tests.db.test_migrations import _add_incident, downgrade_to, engine, upgrade_to
 from tests.support.factories import T0
+
+# Each starts from an empty database and migrates it step by step.
+pytestmark = pytest.mark.empty_database
 
 _TIMERS = {"snoozed_until", "ack_timeout_at"}
 

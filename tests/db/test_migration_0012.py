@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import insert, inspect, select
 
 from oncall.db.models import notifications
 from tests.db.test_migration_0010 import _page
 from tests.db.test_migration_0011 import _incident_differences
 from tests.db.test_migrations import _add_incident, downgrade_to, engine, upgrade_to
+
+# Each starts from an empty database and migrates it step by step.
+pytestmark = pytest.mark.empty_database
 
 __all__ = ["engine"]  # the fixture, shared with the other migration tests
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select
@@ -13,6 +14,9 @@ from sqlalchemy.engine import Connection
 from oncall.db.models import metadata, passwords
 from tests.db.test_migrations import downgrade_to, engine, upgrade_to
 from tests.support.factories import T0
+
+# Each starts from an empty database and migrates it step by step.
+pytestmark = pytest.mark.empty_database
 
 __all__ = ["engine"]  # the fixture, shared with the other migration tests
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, inspect, select
@@ -15,6 +16,9 @@ from sqlalchemy.engine import Connection
 from oncall.db.models import alerts, change_events, metadata
 from tests.db.test_migrations import _add_incident, _alert, downgrade_to, engine, upgrade_to
 from tests.support.factories import T0
+
+# Each starts from an empty database and migrates it step by step.
+pytestmark = pytest.mark.empty_database
 
 __all__ = ["engine"]  # the fixture, shared with the other migration tests
 OLD = {"summary": "Disk full", "links": '[{"href": "https://r.example.com"}]'}

@@ -20,6 +20,9 @@ from oncall.db.models import alerts, audit_log, calendar_feeds, incidents, metad
 from oncall.settings import Settings
 from tests.support.factories import T0
 
+# Each starts from an empty database and migrates it step by step.
+pytestmark = pytest.mark.empty_database
+
 
 def _upgrade_to(connection: Connection, revision: str) -> None:
     config = Config()

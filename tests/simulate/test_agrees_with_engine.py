@@ -33,7 +33,7 @@ from tests.conftest import FakeClock
 from tests.simulate.cases import Case, Sent
 from tests.simulate.engine import EngineRun, Step, hook_directory, run_engine
 from tests.simulate.strategies import cases
-from tests.support.db import drop_schema
+from tests.support.db import MIGRATED, drop_schema
 from tests.support.redis_server import delete_keys
 
 # Per backend, the same ones every run (CI). ONCALL_SIMULATE_EXAMPLES=500 searches
@@ -46,8 +46,8 @@ EXAMPLES = int(SEARCH or "40")
 def example_settings(
     make_settings: Callable[..., Settings], backend: str, folder: Path, case: Case
 ) -> Iterator[Settings]:
-    """Yield settings naming a database and a Redis key prefix for one example, both
-    removed afterwards, and the case's storm threshold."""
+    """Yield settings naming a database (at the newest migration) and a Redis key prefix
+    for one example, both removed afterwards, and the case's storm threshold."""
     tag = uuid.uuid4().hex[:12]
     prefix = f"oncall-sim-{tag}"
     given = {"redis_key_prefix": prefix}
@@ -55,9 +55,11 @@ def example_settings(
         given["paging_storm_threshold"] = case.storm
     if backend == "postgresql":
         schema = f"t_sim_{tag}"
+        MIGRATED.postgresql(schema)
         found = make_settings(database_schema=schema, **given)
     else:
         path = folder / f"{tag}.db"
+        MIGRATED.sqlite(path)
         found = make_settings(database_url=f"sqlite+aiosqlite:///{path}", **given)
     try:
         yield found
