@@ -6,7 +6,7 @@ the escalation steps, with whom each paged.
 
 Each example runs the service on a database and a Redis key prefix of its own, on both
 backends. Examples are derandomized so CI runs the same ones every time.
-A disagreement found is kept as a plain test in test_disagreements.py.
+A disagreement found here belongs in tests/simulate/test_scenario.py as a plain test too.
 """
 
 from __future__ import annotations
