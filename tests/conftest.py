@@ -58,8 +58,8 @@ class FakeClock:
 @pytest.fixture(autouse=True)
 def cheap_password_hashes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Hash web UI passwords in this process with argon2's cheapest parameters: the
-    service's own (tens of MiB and a fifth of a CPU-second a hash, on purpose) made every
-    log-in of a test cost half a CPU-second. A test marked `argon2_defaults` (one that
+    service's own are slow and memory-hungry on purpose, and a test's log-in hashes twice.
+    A test marked `argon2_defaults` (one that
     needs hashes to take their time) and every service a test starts as a process hash
     as the service does."""
     if request.node.get_closest_marker("argon2_defaults") is None:

@@ -28,6 +28,7 @@ BACKENDS = os.environ.get("ONCALL_TEST_DATABASES", "sqlite,postgresql").split(",
 POSTGRES_URL = os.environ.get(
     "ONCALL_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
+_LIBPQ_URL = POSTGRES_URL.replace("postgresql+asyncpg", "postgresql")  # asyncpg, pg_dump
 
 
 @contextmanager
@@ -49,7 +50,7 @@ def _execute(sql: str) -> None:
     import asyncpg
 
     async def run() -> None:
-        conn = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg", "postgresql"))
+        conn = await asyncpg.connect(_LIBPQ_URL)
         try:
             await conn.execute(sql)
         finally:
@@ -65,9 +66,9 @@ def drop_schema(schema: str) -> None:
 
 class _Migrated:
     """A database at the newest migration, made once per test process (by the service's
-    own `upgrade`) and copied into each test's database: applying every migration for
-    every test was half the time of a test that starts the app. Tests of the migrations
-    themselves start from empty databases of their own."""
+    own `upgrade`) and copied into each test's database, so that a test pays for a copy
+    rather than for every migration. Tests of the migrations themselves start from empty
+    databases of their own."""
 
     def __init__(self) -> None:
         self._sqlite: Path | None = None
@@ -96,7 +97,7 @@ class _Migrated:
                         "--inserts",
                         "--no-owner",
                         "--no-privileges",
-                        POSTGRES_URL.replace("postgresql+asyncpg", "postgresql"),
+                        _LIBPQ_URL,
                     ],
                     check=True,
                     capture_output=True,
